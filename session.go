@@ -1,0 +1,46 @@
+package latch
+
+import "time"
+
+// Session is the server-side record of a browser's login session
+// (DESIGN.md invariant 6).
+//
+// The cookie __Host-latch_session holds 256 bits from crypto/rand; the
+// store keeps only IDHash, its SHA-256, so a copy of the database yields no
+// cookie that logs anyone in. The raw ID is regenerated (a new Session
+// created, the old one deleted) on login, logout and any privilege change.
+//
+// # CSRF
+//
+// The session carries no CSRF field on purpose. Its synchronizer token
+// (OWASP CSRF Prevention Cheat Sheet, "Synchronizer Token Pattern") is
+// derived, not stored: HMAC-SHA256 keyed with the raw session ID over a
+// fixed label. Only a holder of the raw cookie value can compute it, a
+// leaked CSRF token (it is in every HTML form) reveals nothing about the
+// cookie, it changes whenever the session ID is regenerated, and the
+// server can put it in any page it renders, which a stored hash would not
+// allow (the server would have no raw token to render). Nodes need no
+// shared CSRF key and the store no extra column. The session package
+// computes it and compares it with hmac.Equal (invariant 9).
+type Session struct {
+	IDHash []byte // SHA-256 of the raw cookie value; the primary key
+	UserID string
+	// AuthTime is when the user last authenticated with credentials (the
+	// OIDC auth_time claim; max_age and prompt=login compare against it).
+	AuthTime  time.Time
+	CreatedAt time.Time
+	// LastSeenAt is the last request that used the session.
+	LastSeenAt time.Time
+	// IdleExpiresAt is LastSeenAt plus the idle timeout: the session ends
+	// when the browser has been away this long. TouchSession moves it.
+	IdleExpiresAt time.Time
+	// ExpiresAt is the absolute timeout, CreatedAt plus the maximum session
+	// lifetime; activity never moves it.
+	ExpiresAt time.Time
+}
+
+// Active reports whether the session may be used at now: now is before
+// both the idle and the absolute expiry. A zero expiry is never active.
+func (s *Session) Active(now time.Time) bool {
+	return now.Before(s.IdleExpiresAt) && now.Before(s.ExpiresAt)
+}
