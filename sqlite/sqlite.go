@@ -1,0 +1,355 @@
+// Package sqlite implements latch.Store on one SQLite file, through the pure
+// Go driver modernc.org/sqlite (no cgo). It is the embedded default backend:
+// `latch serve --dev` needs nothing else.
+//
+// It owns the SQL schema and its migrations (embedded, applied by Migrate,
+// i.e. `latch migrate`), the connection settings, and the mapping of driver
+// errors to latch errors. It does not own the records' meaning: that is
+// package latch, and the contract every backend meets is storetest.Run.
+//
+// # Connections
+//
+// A DB holds two pools on the same file: one writer connection
+// (MaxOpenConns 1, BEGIN IMMEDIATE), so writers in this process queue in Go
+// instead of failing with SQLITE_BUSY, and a pool of reader connections that
+// never wait for it (WAL). Every connection runs with journal_mode=WAL,
+// synchronous=FULL (a write acknowledged by a nil error survives a power
+// loss, DESIGN.md invariant 10), foreign_keys=ON and busy_timeout=5s, because
+// the CLI writes to the same file while a server runs. Readers are
+// query_only.
+//
+// # Encoding
+//
+//   - times: INTEGER unix microseconds, UTC; NULL is the zero time.Time.
+//     Microseconds, not nanoseconds, because they cover years 1 to 9999
+//     (nanoseconds end in 2262) and match PostgreSQL's timestamp precision,
+//     so both backends round-trip the same values. Times are read back in UTC.
+//   - durations: INTEGER nanoseconds.
+//   - string lists (scopes, audiences, grant types, redirect URIs): TEXT
+//     holding a JSON array; an empty or nil list is stored as [] and read
+//     back as nil.
+//   - hashes and keys: BLOB; an empty slice is read back as nil.
+//   - booleans: INTEGER 0 or 1.
+//
+// Sub-microsecond parts of times are dropped.
+//
+// # Errors
+//
+// Every error is a *latch.Error (errors.As finds it): ENOTFOUND for a
+// missing record, ECONFLICT for a duplicate key, EINVALID for input the
+// schema refuses (a token for an unknown client, a session for an unknown
+// user, a username latch.NormalizeUsername refuses, a revocation without
+// its key fields, a non-positive limit), EUNAVAILABLE while the schema is not
+// current or another process holds the write lock past busy_timeout, and
+// EINTERNAL ("sqlite: <op>: <cause>") for the rest. Driver and context
+// errors stay in the chain: errors.Is(err, context.Canceled) works.
+//
+// A DB is safe for concurrent use.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/latch-auth/latch"
+	sqlitedrv "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// busyTimeoutMS is how long a connection waits for another process's write
+// lock (the CLI, a second server, Migrate) before failing with EUNAVAILABLE.
+const busyTimeoutMS = 5000
+
+// DB is a latch.Store backed by one SQLite file.
+type DB struct {
+	path   string
+	writer *sql.DB // one connection: writes are serialized here, not by SQLITE_BUSY
+	reader *sql.DB // query_only connections; WAL lets them run beside the writer
+
+	// stmts is nil until the schema is known to be current; then it holds
+	// the prepared hot-path statements. One atomic load on every call is the
+	// whole cost of the "did you run latch migrate" check.
+	stmts  atomic.Pointer[statements]
+	initMu sync.Mutex
+}
+
+var _ latch.Store = (*DB)(nil)
+
+// statements are prepared once per DB; database/sql re-prepares them per
+// connection as needed.
+type statements struct {
+	token       *sql.Stmt // reader
+	isRevoked   *sql.Stmt // reader
+	client      *sql.Stmt // reader
+	createToken *sql.Stmt // writer
+
+	// Login sessions: Session on every request of a logged-in browser,
+	// TouchSession on many of them.
+	session       *sql.Stmt // reader
+	user          *sql.Stmt // reader
+	userByName    *sql.Stmt // reader
+	createSession *sql.Stmt // writer
+	touchSession  *sql.Stmt // writer
+}
+
+// options are the connection settings Open does not let callers change;
+// tests use them to measure the cost of synchronous=FULL.
+type options struct {
+	synchronous string // FULL or NORMAL
+}
+
+// Open opens the database file at path, creating it (mode 0600) and its
+// parent directory (mode 0700) if missing. It does not migrate: run Migrate
+// (`latch migrate`) first; until then every store method fails with an error
+// that says so. Close the DB when done.
+func Open(ctx context.Context, path string) (*DB, error) {
+	return open(ctx, path, options{synchronous: "FULL"})
+}
+
+func open(ctx context.Context, path string, o options) (*DB, error) {
+	if path == "" {
+		return nil, latch.Errorf(latch.EINVALID, "sqlite: open: empty database path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, internal("open "+path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, internal("open "+path, err)
+	}
+	// Create the file ourselves so it is 0600: SQLite would use 0644, and the
+	// file holds sealed signing keys and token hashes. SQLite gives the -wal
+	// and -shm files the same mode as the database file.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, internal("open "+path, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, internal("open "+path, err)
+	}
+
+	db := &DB{path: abs}
+	// The writer is opened first: it switches the file to WAL, which is
+	// persistent, before any query_only reader connects.
+	if db.writer, err = sql.Open("sqlite", dsn(abs, o, false)); err != nil {
+		return nil, internal("open "+path, err)
+	}
+	db.writer.SetMaxOpenConns(1)
+	db.writer.SetMaxIdleConns(1)
+	db.writer.SetConnMaxLifetime(0)
+	db.writer.SetConnMaxIdleTime(0)
+	if err := db.writer.PingContext(ctx); err != nil {
+		db.writer.Close()
+		return nil, internal("open "+path, err)
+	}
+
+	if db.reader, err = sql.Open("sqlite", dsn(abs, o, true)); err != nil {
+		db.writer.Close()
+		return nil, internal("open "+path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	db.reader.SetMaxOpenConns(n)
+	db.reader.SetMaxIdleConns(n)
+	db.reader.SetConnMaxLifetime(0)
+	db.reader.SetConnMaxIdleTime(0)
+	if err := db.reader.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, internal("open "+path, err)
+	}
+	return db, nil
+}
+
+// dsn builds the modernc.org/sqlite connection string. busy_timeout comes
+// first so that switching to WAL waits for a concurrent opener.
+func dsn(path string, o options, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+o.synchronous+")")
+	q.Add("_pragma", "foreign_keys(1)")
+	if readOnly {
+		q.Set("_query_only", "1")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	p := filepath.ToSlash(path)
+	if !strings.HasPrefix(p, "/") { // Windows: file:///C:/...
+		p = "/" + p
+	}
+	u := url.URL{Scheme: "file", Path: p, RawQuery: q.Encode()}
+	return u.String()
+}
+
+// Path returns the absolute path of the database file.
+func (db *DB) Path() string { return db.path }
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	var errs []error
+	if s := db.stmts.Swap(nil); s != nil {
+		s.close()
+	}
+	if db.reader != nil {
+		errs = append(errs, db.reader.Close())
+	}
+	if db.writer != nil {
+		errs = append(errs, db.writer.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return internal("close", err)
+	}
+	return nil
+}
+
+// Ping checks that the file answers and that its schema is current, so
+// /readyz fails until `latch migrate` has run.
+func (db *DB) Ping(ctx context.Context) error {
+	if _, err := db.ready(ctx); err != nil {
+		return err
+	}
+	if err := db.reader.PingContext(ctx); err != nil {
+		return internal("ping", err)
+	}
+	return nil
+}
+
+// ready returns the prepared statements, checking the schema version on the
+// first call (and on every call until it is current: another process may
+// run `latch migrate` while this one waits).
+func (db *DB) ready(ctx context.Context) (*statements, error) {
+	if s := db.stmts.Load(); s != nil {
+		return s, nil
+	}
+	db.initMu.Lock()
+	defer db.initMu.Unlock()
+	if s := db.stmts.Load(); s != nil {
+		return s, nil
+	}
+	v, err := db.SchemaVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkVersion(db.path, v); err != nil {
+		return nil, err
+	}
+	s, err := db.prepare(ctx)
+	if err != nil {
+		return nil, err
+	}
+	db.stmts.Store(s)
+	return s, nil
+}
+
+func checkVersion(path string, v int) error {
+	latest := latestVersion()
+	switch {
+	case v < latest:
+		return latch.Errorf(latch.EUNAVAILABLE,
+			"sqlite: %s is at schema version %d, this latch needs %d: run `latch migrate`", path, v, latest)
+	case v > latest:
+		return latch.Errorf(latch.EUNAVAILABLE,
+			"sqlite: %s is at schema version %d, newer than this latch knows (%d): upgrade latch", path, v, latest)
+	}
+	return nil
+}
+
+func (db *DB) prepare(ctx context.Context) (_ *statements, err error) {
+	s := &statements{}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	for _, p := range []struct {
+		dst  **sql.Stmt
+		pool *sql.DB
+		q    string
+	}{
+		{&s.token, db.reader, selectToken},
+		{&s.isRevoked, db.reader, selectIsRevoked},
+		{&s.client, db.reader, selectClient},
+		{&s.createToken, db.writer, insertToken},
+		{&s.session, db.reader, selectSession},
+		{&s.user, db.reader, selectUser},
+		{&s.userByName, db.reader, selectUserByName},
+		{&s.createSession, db.writer, insertSession},
+		{&s.touchSession, db.writer, touchSession},
+	} {
+		if *p.dst, err = p.pool.PrepareContext(ctx, p.q); err != nil {
+			return nil, internal("prepare", err)
+		}
+	}
+	return s, nil
+}
+
+func (s *statements) close() {
+	for _, st := range []*sql.Stmt{s.token, s.isRevoked, s.client, s.createToken,
+		s.session, s.user, s.userByName, s.createSession, s.touchSession} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// internalError is a latch.Error with code EINTERNAL (or EUNAVAILABLE for a
+// lock held too long by another process) that keeps the driver's error in
+// its chain, so errors.Is(err, context.Canceled) still works.
+type internalError struct {
+	err   *latch.Error
+	cause error
+}
+
+func (e *internalError) Error() string   { return e.err.Message }
+func (e *internalError) Unwrap() []error { return []error{e.err, e.cause} }
+
+// internal wraps a driver error as "sqlite: <op>: <cause>".
+func internal(op string, err error) error {
+	code := latch.EINTERNAL
+	if isCode(err, sqlite3.SQLITE_BUSY) {
+		code = latch.EUNAVAILABLE
+	}
+	return &internalError{err: latch.Errorf(code, "sqlite: %s: %v", op, err), cause: err}
+}
+
+// isCode reports whether err is a SQLite error with the given primary result
+// code (extended result codes are on; the low byte is the primary code).
+func isCode(err error, primary int) bool {
+	var e *sqlitedrv.Error
+	return errors.As(err, &e) && e.Code()&0xff == primary
+}
+
+// isExtCode reports whether err is a SQLite error with the given extended code.
+func isExtCode(err error, ext int) bool {
+	var e *sqlitedrv.Error
+	return errors.As(err, &e) && e.Code() == ext
+}
+
+func isUnique(err error) bool {
+	return isExtCode(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE) ||
+		isExtCode(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+// withTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits it.
+func (db *DB) withTx(ctx context.Context, op string, fn func(*sql.Tx) error) error {
+	tx, err := db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return internal(op, err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return internal(op, err)
+	}
+	return nil
+}

@@ -1,0 +1,180 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/latch-auth/latch"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+const userColumns = `id, username, username_norm, password_hash, disabled, roles, groups,
+	created_at, updated_at, password_changed_at`
+
+const selectUser = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
+
+const selectUserByName = `SELECT ` + userColumns + ` FROM users WHERE username_norm = ?`
+
+// userArgs returns the column values of u, computing username_norm; an
+// EINVALID error if the ID is empty or the username refused.
+func userArgs(op string, u *latch.User) ([]any, error) {
+	if u.ID == "" {
+		return nil, latch.Errorf(latch.EINVALID, "sqlite: %s: empty user ID", op)
+	}
+	norm, err := latch.NormalizeUsername(u.Username)
+	if err != nil {
+		return nil, latch.Errorf(latch.EINVALID, "sqlite: %s %q: %s", op, u.ID, latch.ErrorMessage(err))
+	}
+	disabled := 0
+	if u.Disabled {
+		disabled = 1
+	}
+	return []any{
+		u.ID, u.Username, norm, u.PasswordHash, disabled, listArg(u.Roles), listArg(u.Groups),
+		timeArg(u.CreatedAt), timeArg(u.UpdatedAt), timeArg(u.PasswordChangedAt),
+	}, nil
+}
+
+func scanUser(row interface{ Scan(...any) error }) (*latch.User, error) {
+	var (
+		u                                   latch.User
+		norm, roles, groups                 string
+		disabled                            int64
+		createdAt, updatedAt, passwordSetAt sql.NullInt64
+	)
+	if err := row.Scan(&u.ID, &u.Username, &norm, &u.PasswordHash, &disabled, &roles, &groups,
+		&createdAt, &updatedAt, &passwordSetAt); err != nil {
+		return nil, err
+	}
+	u.Disabled = disabled != 0
+	u.CreatedAt, u.UpdatedAt, u.PasswordChangedAt = timeOf(createdAt), timeOf(updatedAt), timeOf(passwordSetAt)
+	var err error
+	if u.Roles, err = listOf(roles); err != nil {
+		return nil, err
+	}
+	if u.Groups, err = listOf(groups); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// userConflict tells which unique key a failed INSERT or UPDATE hit.
+func userConflict(op string, u *latch.User, err error) error {
+	if isExtCode(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
+		return latch.Errorf(latch.ECONFLICT, "sqlite: %s: user %q exists", op, u.ID)
+	}
+	return latch.Errorf(latch.ECONFLICT, "sqlite: %s: username %q is taken", op, u.Username)
+}
+
+// CreateUser stores u; ECONFLICT if u.ID or its normalized username
+// exists, EINVALID if u.ID is empty or the username is refused.
+func (db *DB) CreateUser(ctx context.Context, u *latch.User) error {
+	if _, err := db.ready(ctx); err != nil {
+		return err
+	}
+	args, err := userArgs("create user", u)
+	if err != nil {
+		return err
+	}
+	_, err = db.writer.ExecContext(ctx,
+		`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+	if isUnique(err) {
+		return userConflict("create user", u, err)
+	}
+	if err != nil {
+		return internal("create user", err)
+	}
+	return nil
+}
+
+// User returns the user with id; ENOTFOUND if none.
+func (db *DB) User(ctx context.Context, id string) (*latch.User, error) {
+	s, err := db.ready(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := scanUser(s.user.QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, latch.Errorf(latch.ENOTFOUND, "sqlite: user %q not found", id)
+	}
+	if err != nil {
+		return nil, internal("user", err)
+	}
+	return u, nil
+}
+
+// UserByName returns the user whose normalized username matches; ENOTFOUND
+// if none, or if username is one no user can have.
+func (db *DB) UserByName(ctx context.Context, username string) (*latch.User, error) {
+	s, err := db.ready(ctx)
+	if err != nil {
+		return nil, err
+	}
+	norm, err := latch.NormalizeUsername(username)
+	if err != nil {
+		return nil, latch.Errorf(latch.ENOTFOUND, "sqlite: user named %q not found", username)
+	}
+	u, err := scanUser(s.userByName.QueryRowContext(ctx, norm))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, latch.Errorf(latch.ENOTFOUND, "sqlite: user named %q not found", username)
+	}
+	if err != nil {
+		return nil, internal("user by name", err)
+	}
+	return u, nil
+}
+
+// Users returns all users ordered by normalized username.
+func (db *DB) Users(ctx context.Context) ([]*latch.User, error) {
+	if _, err := db.ready(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := db.reader.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY username_norm`)
+	if err != nil {
+		return nil, internal("users", err)
+	}
+	defer rows.Close()
+	var us []*latch.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, internal("users", err)
+		}
+		us = append(us, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, internal("users", err)
+	}
+	return us, nil
+}
+
+// UpdateUser replaces the stored user u.ID; ENOTFOUND if none, ECONFLICT
+// if the new username is another user's.
+func (db *DB) UpdateUser(ctx context.Context, u *latch.User) error {
+	if _, err := db.ready(ctx); err != nil {
+		return err
+	}
+	args, err := userArgs("update user", u)
+	if err != nil {
+		return err
+	}
+	res, err := db.writer.ExecContext(ctx, `UPDATE users SET
+		username = ?2, username_norm = ?3, password_hash = ?4, disabled = ?5, roles = ?6,
+		groups = ?7, created_at = ?8, updated_at = ?9, password_changed_at = ?10
+		WHERE id = ?1`, args...)
+	if isUnique(err) {
+		return userConflict("update user", u, err)
+	}
+	return affectedOne(res, err, "update user", "user", u.ID)
+}
+
+// DeleteUser removes the user and, through ON DELETE CASCADE in the same
+// statement (one transaction), the user's sessions; ENOTFOUND if none.
+func (db *DB) DeleteUser(ctx context.Context, id string) error {
+	if _, err := db.ready(ctx); err != nil {
+		return err
+	}
+	res, err := db.writer.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
+	return affectedOne(res, err, "delete user", "user", id)
+}

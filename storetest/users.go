@@ -1,0 +1,232 @@
+package storetest
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/latch-auth/latch"
+)
+
+var userTests = []test{
+	{"Create_RoundTripsEveryField", testUserRoundTrip},
+	{"Create_EmptyFields_RoundTrip", testUserEmptyFields},
+	{"Create_DuplicateID_IsConflict", testUserDuplicateID},
+	{"Create_UsernameDiffersOnlyInCase_IsConflict", testUserDuplicateName},
+	{"Create_InvalidUsernameOrID_IsInvalid", testUserInvalid},
+	{"Create_KeepsNoReferenceToInput", testUserCopies},
+	{"Get_Missing_IsNotFound", testUserMissing},
+	{"ByName_IgnoresCase_KeepsUsernameAsGiven", testUserByName},
+	{"ByName_Missing_IsNotFound", testUserByNameMissing},
+	{"List_Empty", testUsersEmpty},
+	{"List_OrderedByNormalizedUsername", testUsersOrdered},
+	{"Update_ReplacesEveryField", testUserUpdate},
+	{"Update_RenameFreesOldName", testUserRename},
+	{"Update_UsernameOfAnother_IsConflict", testUserUpdateConflict},
+	{"Update_InvalidUsername_IsInvalid", testUserUpdateInvalid},
+	{"Update_Missing_IsNotFound", testUserUpdateMissing},
+	{"Delete_RemovesUserAndItsSessionsOnly", testUserDelete},
+	{"Delete_Missing_IsNotFound", testUserDeleteMissing},
+}
+
+func testUserRoundTrip(t *testing.T, s latch.Store) {
+	want := newUser("u1", "Alice")
+	mustCreateUser(t, s, want)
+	checkUser(t, want, mustUser(t, s, "u1"))
+
+	disabled := newUser("u2", "Bob")
+	disabled.Disabled = true
+	mustCreateUser(t, s, disabled)
+	checkUser(t, disabled, mustUser(t, s, "u2"))
+}
+
+func testUserEmptyFields(t *testing.T, s latch.Store) {
+	want := &latch.User{ID: "u1", Username: "alice"}
+	mustCreateUser(t, s, want)
+	got := mustUser(t, s, "u1")
+	checkUser(t, want, got)
+	if !got.CreatedAt.IsZero() || !got.UpdatedAt.IsZero() || !got.PasswordChangedAt.IsZero() {
+		t.Errorf("zero times came back as %v, %v, %v", got.CreatedAt, got.UpdatedAt, got.PasswordChangedAt)
+	}
+}
+
+func testUserDuplicateID(t *testing.T, s latch.Store) {
+	mustCreateUser(t, s, newUser("u1", "alice"))
+	err := s.CreateUser(ctx(t), newUser("u1", "mallory"))
+	wantCode(t, "CreateUser(duplicate ID)", err, latch.ErrConflict)
+	checkUser(t, newUser("u1", "alice"), mustUser(t, s, "u1"))
+	_, err = s.UserByName(ctx(t), "mallory")
+	wantCode(t, "UserByName after a refused create", err, latch.ErrNotFound)
+}
+
+func testUserDuplicateName(t *testing.T, s latch.Store) {
+	mustCreateUser(t, s, newUser("u1", "Alice"))
+	for _, name := range []string{"Alice", "alice", "ALICE", "aLiCe"} {
+		err := s.CreateUser(ctx(t), newUser("u2", name))
+		wantCode(t, "CreateUser("+name+")", err, latch.ErrConflict)
+	}
+	// The Kelvin sign lower-cases to k: it cannot shadow "kelvin".
+	mustCreateUser(t, s, newUser("k1", "kelvin"))
+	wantCode(t, "CreateUser(Kelvin sign)", s.CreateUser(ctx(t), newUser("k2", "\u212Aelvin")), latch.ErrConflict)
+
+	_, err := s.User(ctx(t), "u2")
+	wantCode(t, "User after refused creates", err, latch.ErrNotFound)
+	if n := len(mustUsers(t, s)); n != 2 {
+		t.Errorf("Users = %d users, want 2", n)
+	}
+}
+
+func testUserInvalid(t *testing.T, s latch.Store) {
+	for _, u := range []*latch.User{
+		newUser("", "alice"),
+		newUser("u1", ""),
+		newUser("u1", "alice smith"),
+		newUser("u1", "ali\u200bce"),
+		newUser("u1", "\xffalice"),
+		newUser("u1", string(make([]byte, latch.MaxUsernameLen+1))),
+	} {
+		err := s.CreateUser(ctx(t), u)
+		wantCode(t, "CreateUser("+u.ID+", "+u.Username+")", err, &latch.Error{Code: latch.EINVALID})
+	}
+	if n := len(mustUsers(t, s)); n != 0 {
+		t.Errorf("Users = %d users after refused creates, want 0", n)
+	}
+}
+
+func testUserCopies(t *testing.T, s latch.Store) {
+	u := newUser("u1", "alice")
+	mustCreateUser(t, s, u)
+	u.Roles[0] = "root"
+	got := mustUser(t, s, "u1")
+	checkUser(t, newUser("u1", "alice"), got)
+	got.Groups[0] = "wheel"
+	checkUser(t, newUser("u1", "alice"), mustUser(t, s, "u1"))
+}
+
+func testUserMissing(t *testing.T, s latch.Store) {
+	_, err := s.User(ctx(t), "nope")
+	wantCode(t, `User("nope")`, err, latch.ErrNotFound)
+	_, err = s.User(ctx(t), "")
+	wantCode(t, `User("")`, err, latch.ErrNotFound)
+}
+
+func testUserByName(t *testing.T, s latch.Store) {
+	want := newUser("u1", "Élodie.Martin@Example.com")
+	mustCreateUser(t, s, want)
+	for _, name := range []string{"Élodie.Martin@Example.com", "élodie.martin@example.com", "ÉLODIE.MARTIN@EXAMPLE.COM"} {
+		checkUser(t, want, mustUserByName(t, s, name))
+	}
+}
+
+func testUserByNameMissing(t *testing.T, s latch.Store) {
+	mustCreateUser(t, s, newUser("u1", "alice"))
+	// A name no user can have (refused by NormalizeUsername) is simply not
+	// found, so a login form answers it like any unknown name.
+	for _, name := range []string{"bob", "alic", "alice2", "", "alice ", "ali\u200bce", string(make([]byte, 100))} {
+		_, err := s.UserByName(ctx(t), name)
+		wantCode(t, "UserByName("+name+")", err, latch.ErrNotFound)
+	}
+}
+
+func testUsersEmpty(t *testing.T, s latch.Store) {
+	if us := mustUsers(t, s); len(us) != 0 {
+		t.Errorf("Users on an empty store = %d users, want 0", len(us))
+	}
+}
+
+func testUsersOrdered(t *testing.T, s latch.Store) {
+	for i, name := range []string{"charlie", "Alpha", "ZULU", "bravo"} {
+		mustCreateUser(t, s, newUser("id"+string(rune('0'+i)), name))
+	}
+	var names []string
+	for _, u := range mustUsers(t, s) {
+		names = append(names, u.Username)
+	}
+	// By the normalized name, so case does not decide the order.
+	want := []string{"Alpha", "bravo", "charlie", "ZULU"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("Users = %q, want %q", names, want)
+	}
+}
+
+func testUserUpdate(t *testing.T, s latch.Store) {
+	mustCreateUser(t, s, newUser("u1", "alice"))
+	want := &latch.User{
+		ID:                "u1",
+		Username:          "Alice",
+		PasswordHash:      "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdG5ld3NhbHQ$new",
+		Disabled:          true,
+		Roles:             nil,
+		Groups:            []string{"contractors"},
+		CreatedAt:         base,
+		UpdatedAt:         base.Add(time.Hour),
+		PasswordChangedAt: base.Add(time.Hour),
+	}
+	if err := s.UpdateUser(ctx(t), want); err != nil {
+		t.Fatalf("UpdateUser: %v", err)
+	}
+	checkUser(t, want, mustUser(t, s, "u1"))
+	checkUser(t, want, mustUserByName(t, s, "ALICE"))
+}
+
+func testUserRename(t *testing.T, s latch.Store) {
+	mustCreateUser(t, s, newUser("u1", "alice"))
+	renamed := newUser("u1", "alice.smith")
+	if err := s.UpdateUser(ctx(t), renamed); err != nil {
+		t.Fatalf("UpdateUser(rename): %v", err)
+	}
+	checkUser(t, renamed, mustUserByName(t, s, "Alice.Smith"))
+	_, err := s.UserByName(ctx(t), "alice")
+	wantCode(t, "UserByName(old name)", err, latch.ErrNotFound)
+	mustCreateUser(t, s, newUser("u2", "Alice")) // the old name is free again
+}
+
+func testUserUpdateConflict(t *testing.T, s latch.Store) {
+	mustCreateUser(t, s, newUser("u1", "alice"))
+	mustCreateUser(t, s, newUser("u2", "bob"))
+	err := s.UpdateUser(ctx(t), newUser("u2", "ALICE"))
+	wantCode(t, "UpdateUser(u2 to ALICE)", err, latch.ErrConflict)
+	checkUser(t, newUser("u2", "bob"), mustUser(t, s, "u2"))
+	checkUser(t, newUser("u1", "alice"), mustUserByName(t, s, "alice"))
+}
+
+func testUserUpdateInvalid(t *testing.T, s latch.Store) {
+	mustCreateUser(t, s, newUser("u1", "alice"))
+	err := s.UpdateUser(ctx(t), newUser("u1", "alice\n"))
+	wantCode(t, "UpdateUser(invalid name)", err, &latch.Error{Code: latch.EINVALID})
+	checkUser(t, newUser("u1", "alice"), mustUser(t, s, "u1"))
+}
+
+func testUserUpdateMissing(t *testing.T, s latch.Store) {
+	wantCode(t, "UpdateUser(missing)", s.UpdateUser(ctx(t), newUser("nope", "nope")), latch.ErrNotFound)
+	_, err := s.User(ctx(t), "nope")
+	wantCode(t, "User after UpdateUser(missing)", err, latch.ErrNotFound)
+}
+
+func testUserDelete(t *testing.T, s latch.Store) {
+	mustCreateUser(t, s, newUser("u1", "alice"))
+	mustCreateUser(t, s, newUser("u2", "bob"))
+	mine := []*latch.Session{newSession("u1", "a1"), newSession("u1", "a2")}
+	theirs := newSession("u2", "b1")
+	for _, sess := range append(mine, theirs) {
+		mustCreateSession(t, s, sess)
+	}
+	if err := s.DeleteUser(ctx(t), "u1"); err != nil {
+		t.Fatalf("DeleteUser: %v", err)
+	}
+	_, err := s.User(ctx(t), "u1")
+	wantCode(t, "User after DeleteUser", err, latch.ErrNotFound)
+	_, err = s.UserByName(ctx(t), "alice")
+	wantCode(t, "UserByName after DeleteUser", err, latch.ErrNotFound)
+	for _, sess := range mine {
+		wantNoSession(t, s, "of a deleted user", sess.IDHash)
+	}
+	checkUser(t, newUser("u2", "bob"), mustUser(t, s, "u2"))
+	checkSession(t, theirs, mustSession(t, s, theirs.IDHash))
+	wantCode(t, "DeleteUser twice", s.DeleteUser(ctx(t), "u1"), latch.ErrNotFound)
+	mustCreateUser(t, s, newUser("u1", "alice")) // ID and name are free again
+}
+
+func testUserDeleteMissing(t *testing.T, s latch.Store) {
+	wantCode(t, "DeleteUser(missing)", s.DeleteUser(ctx(t), "nope"), latch.ErrNotFound)
+}
