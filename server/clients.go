@@ -1,0 +1,276 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/oauth"
+	"github.com/latch-auth/latch/token"
+)
+
+// ClientSpec is what an operator supplies to register a client, from CLI
+// flags or admin API JSON. Field names follow RFC 7591 §2 where one exists.
+type ClientSpec struct {
+	ID                string          `json:"client_id,omitempty"` // generated when empty
+	Name              string          `json:"client_name,omitempty"`
+	AuthMethod        string          `json:"token_endpoint_auth_method,omitempty"` // default client_secret_basic
+	GrantTypes        []string        `json:"grant_types,omitempty"`                // default client_credentials
+	Scope             string          `json:"scope,omitempty"`                      // space-delimited
+	Audiences         []string        `json:"audiences,omitempty"`
+	RedirectURIs      []string        `json:"redirect_uris,omitempty"`
+	JWKS              json.RawMessage `json:"jwks,omitempty"`                // public keys, for private_key_jwt
+	AccessTokenFormat string          `json:"access_token_format,omitempty"` // jwt (default) or opaque
+	AccessTokenTTL    int64           `json:"access_token_ttl,omitempty"`    // seconds; 0 = server default
+	RefreshTokenTTL   int64           `json:"refresh_token_ttl,omitempty"`   // seconds; 0 = server default
+	// TokenFingerprint binds JWT access tokens to a __Host- cookie (fgp claim).
+	TokenFingerprint bool `json:"token_fingerprint,omitempty"`
+}
+
+// ClientView is a client as shown by the CLI and the admin API. The secret
+// appears only in the answer to create and rotate-secret: it is not stored.
+type ClientView struct {
+	ID                string          `json:"client_id"`
+	Secret            string          `json:"client_secret,omitempty"`
+	Name              string          `json:"client_name,omitempty"`
+	AuthMethod        string          `json:"token_endpoint_auth_method"`
+	GrantTypes        []string        `json:"grant_types"`
+	Scope             string          `json:"scope"`
+	Audiences         []string        `json:"audiences"`
+	RedirectURIs      []string        `json:"redirect_uris,omitempty"`
+	JWKS              json.RawMessage `json:"jwks,omitempty"`
+	AccessTokenFormat string          `json:"access_token_format"`
+	AccessTokenTTL    int64           `json:"access_token_ttl,omitempty"`
+	RefreshTokenTTL   int64           `json:"refresh_token_ttl,omitempty"`
+	TokenFingerprint  bool            `json:"token_fingerprint,omitempty"`
+	CreatedAt         time.Time       `json:"created_at"`
+	UpdatedAt         time.Time       `json:"updated_at"`
+}
+
+// ViewOf returns the public view of c, without any secret.
+func ViewOf(c *latch.Client) *ClientView {
+	v := &ClientView{
+		ID: c.ID, Name: c.Name, AuthMethod: string(c.AuthMethod), GrantTypes: nonNil(c.GrantTypes),
+		Scope: joinScope(c.Scopes), Audiences: nonNil(c.Audiences), RedirectURIs: c.RedirectURIs,
+		AccessTokenFormat: string(c.AccessTokenFormat),
+		AccessTokenTTL:    int64(c.AccessTokenTTL / time.Second), RefreshTokenTTL: int64(c.RefreshTokenTTL / time.Second),
+		TokenFingerprint: c.TokenFingerprint,
+		CreatedAt:        c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
+	}
+	if len(c.JWKS) > 0 {
+		v.JWKS = json.RawMessage(c.JWKS)
+	}
+	return v
+}
+
+// Clients registers and manages clients. The CLI and the admin API both use
+// it, so a client created either way obeys the same rules.
+type Clients struct {
+	Store             latch.ClientStore
+	MaxAccessTokenTTL time.Duration // 0: 24h
+	Now               func() time.Time
+	Rand              io.Reader
+}
+
+var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
+
+var knownGrants = []string{latch.GrantClientCredentials, latch.GrantAuthorizationCode, latch.GrantRefreshToken,
+	latch.GrantTokenExchange, latch.GrantPassword}
+
+// Build validates spec and returns the client it describes, with its
+// secret (empty for clients without one).
+func (m *Clients) Build(spec ClientSpec) (*latch.Client, string, error) {
+	bad := func(format string, args ...any) error {
+		return latch.Errorf(latch.EINVALID, "client: "+format, args...)
+	}
+	c := &latch.Client{ID: spec.ID, Name: spec.Name, AuthMethod: latch.AuthMethod(spec.AuthMethod),
+		GrantTypes: spec.GrantTypes, Audiences: spec.Audiences, RedirectURIs: spec.RedirectURIs,
+		AccessTokenFormat: latch.TokenFormat(spec.AccessTokenFormat),
+		AccessTokenTTL:    time.Duration(spec.AccessTokenTTL) * time.Second, RefreshTokenTTL: time.Duration(spec.RefreshTokenTTL) * time.Second,
+		TokenFingerprint: spec.TokenFingerprint}
+	if c.ID == "" {
+		id, err := token.NewID(m.rand())
+		if err != nil {
+			return nil, "", err
+		}
+		c.ID = id
+	} else if !clientIDPattern.MatchString(c.ID) {
+		return nil, "", bad("id %q must be 1 to 128 of A-Z a-z 0-9 . _ ~ -", c.ID)
+	}
+	if len(c.Name) > 200 {
+		return nil, "", bad("name is longer than 200 characters")
+	}
+	if c.AuthMethod == "" {
+		c.AuthMethod = latch.AuthSecretBasic
+	}
+	if len(c.GrantTypes) == 0 {
+		c.GrantTypes = []string{latch.GrantClientCredentials}
+	}
+	for _, g := range c.GrantTypes {
+		if !slices.Contains(knownGrants, g) {
+			return nil, "", bad("unknown grant type %q (known: %v)", g, knownGrants)
+		}
+	}
+	scopes, oerr := oauth.SplitScope(spec.Scope)
+	if oerr != nil {
+		return nil, "", bad("scope: %s", oerr.Description)
+	}
+	c.Scopes = scopes
+	for _, a := range c.Audiences {
+		if a == "" || len(a) > 512 {
+			return nil, "", bad("audiences must be non-empty and at most 512 characters")
+		}
+	}
+	for _, u := range c.RedirectURIs {
+		p, err := url.Parse(u)
+		if err != nil || !p.IsAbs() || p.Fragment != "" {
+			return nil, "", bad("redirect URI %q must be an absolute URI without a fragment (RFC 6749 §3.1.2)", u)
+		}
+	}
+	switch c.AccessTokenFormat {
+	case "":
+		c.AccessTokenFormat = latch.FormatJWT
+	case latch.FormatJWT, latch.FormatOpaque:
+	default:
+		return nil, "", bad("access token format %q must be jwt or opaque", spec.AccessTokenFormat)
+	}
+	if c.TokenFingerprint && c.AccessTokenFormat != latch.FormatJWT {
+		// An opaque token is checked by introspection and has no claim
+		// to bind the cookie's hash to.
+		return nil, "", bad("token fingerprint needs JWT access tokens; an opaque token has no fgp claim to bind the cookie to")
+	}
+	maxTTL := m.MaxAccessTokenTTL
+	if maxTTL == 0 {
+		maxTTL = 24 * time.Hour
+	}
+	if c.AccessTokenTTL < 0 || c.AccessTokenTTL > maxTTL || (c.AccessTokenTTL > 0 && c.AccessTokenTTL < 10*time.Second) {
+		return nil, "", bad("access token lifetime must be between 10s and %v (the server's maximum)", maxTTL)
+	}
+	if c.RefreshTokenTTL < 0 {
+		return nil, "", bad("refresh token lifetime must not be negative")
+	}
+	var secret string
+	switch c.AuthMethod {
+	case latch.AuthSecretBasic, latch.AuthSecretPost:
+		var err error
+		if secret, err = token.NewSecret(m.rand()); err != nil {
+			return nil, "", err
+		}
+		h := sha256.Sum256([]byte(secret))
+		c.SecretHash = h[:]
+	case latch.AuthPrivateKeyJWT:
+		if err := checkClientJWKS(spec.JWKS); err != nil {
+			return nil, "", bad("%v", err)
+		}
+		c.JWKS = []byte(spec.JWKS)
+	case latch.AuthNone:
+		if slices.Contains(c.GrantTypes, latch.GrantClientCredentials) {
+			return nil, "", bad("a public client (auth method none) cannot use client_credentials")
+		}
+	default:
+		return nil, "", bad("auth method %q must be client_secret_basic, client_secret_post, private_key_jwt or none", spec.AuthMethod)
+	}
+	if c.AuthMethod != latch.AuthPrivateKeyJWT && len(spec.JWKS) > 0 {
+		return nil, "", bad("jwks is only for private_key_jwt clients")
+	}
+	now := m.now().UTC()
+	c.CreatedAt, c.UpdatedAt = now, now
+	return c, secret, nil
+}
+
+// checkClientJWKS accepts a JWK Set of public signing keys only: a private
+// key registered here would be a secret stored in the clear.
+func checkClientJWKS(raw json.RawMessage) error {
+	if len(raw) == 0 {
+		return fmt.Errorf("private_key_jwt needs the client's public keys (jwks)")
+	}
+	if len(raw) > 64<<10 {
+		return fmt.Errorf("jwks is larger than 64 KiB")
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(raw, &set); err != nil {
+		return fmt.Errorf("jwks is not a JWK Set: %v", err)
+	}
+	if len(set.Keys) == 0 {
+		return fmt.Errorf("jwks has no keys")
+	}
+	for _, k := range set.Keys {
+		if !k.Valid() || !k.IsPublic() {
+			return fmt.Errorf("jwks must hold valid public keys only (key %q)", k.KeyID)
+		}
+	}
+	return nil
+}
+
+// Create registers a client and returns its view with the one-time secret.
+func (m *Clients) Create(ctx context.Context, spec ClientSpec) (*ClientView, error) {
+	c, secret, err := m.Build(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Store.CreateClient(ctx, c); err != nil {
+		return nil, err
+	}
+	v := ViewOf(c)
+	v.Secret = secret
+	return v, nil
+}
+
+// RotateSecret replaces a client's secret at once and returns the new one.
+// The old secret stops working immediately.
+func (m *Clients) RotateSecret(ctx context.Context, id string) (*ClientView, error) {
+	c, err := m.Store.Client(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.AuthMethod != latch.AuthSecretBasic && c.AuthMethod != latch.AuthSecretPost {
+		return nil, latch.Errorf(latch.EINVALID, "client: %q authenticates with %s and has no secret to rotate", id, c.AuthMethod)
+	}
+	secret, err := token.NewSecret(m.rand())
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.Sum256([]byte(secret))
+	c.SecretHash = h[:]
+	c.UpdatedAt = m.now().UTC()
+	if err := m.Store.UpdateClient(ctx, c); err != nil {
+		return nil, err
+	}
+	v := ViewOf(c)
+	v.Secret = secret
+	return v, nil
+}
+
+func (m *Clients) now() time.Time {
+	if m.Now == nil {
+		return time.Now()
+	}
+	return m.Now()
+}
+
+func (m *Clients) rand() io.Reader {
+	if m.Rand == nil {
+		return rand.Reader
+	}
+	return m.Rand
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func joinScope(s []string) string { return strings.Join(s, " ") }

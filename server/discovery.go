@@ -1,0 +1,77 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/oauth"
+)
+
+// metadata serves RFC 8414 §3 and OIDC Discovery §4 from one document.
+// Only what is implemented is advertised: a client library that reads it
+// must not be sent to an endpoint that does not exist.
+func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
+	authMethods := []string{string(latch.AuthSecretBasic), string(latch.AuthSecretPost), string(latch.AuthPrivateKeyJWT)}
+	algs := make([]string, 0, len(assertionAlgorithms))
+	for _, a := range assertionAlgorithms {
+		algs = append(algs, string(a))
+	}
+	md := oauth.Metadata{
+		Issuer:                            s.cfg.Issuer,
+		TokenEndpoint:                     s.endpoint("/oauth2/token"),
+		JWKSURI:                           s.endpoint("/.well-known/jwks.json"),
+		RevocationEndpoint:                s.endpoint("/oauth2/revoke"),
+		IntrospectionEndpoint:             s.endpoint("/oauth2/introspect"),
+		ResponseTypesSupported:            []string{},
+		GrantTypesSupported:               []string{latch.GrantClientCredentials, latch.GrantTokenExchange},
+		TokenEndpointAuthMethodsSupported: authMethods,
+		TokenEndpointAuthSigningAlgValuesSupported: algs,
+		RevocationEndpointAuthMethodsSupported:     append(authMethods, string(latch.AuthNone)),
+		IntrospectionEndpointAuthMethodsSupported:  authMethods,
+	}
+	// RFC 9701 responses are signed with the current signing key; a key
+	// rotation that changes the algorithm changes this too.
+	if _, alg, _, err := s.keys.Signing(); err == nil {
+		md.IntrospectionSigningAlgValuesSupported = []string{string(alg)}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	// Metadata changes only with a new release or configuration.
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	return writeJSONBody(w, md)
+}
+
+// jwks serves the published signing keys (RFC 7517 §5) with the
+// Cache-Control the key manager computed from the pre-publication period.
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) error {
+	body, cacheControl := s.keys.JWKS()
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", cacheControl)
+	_, err := w.Write(body)
+	return err
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSONBody(w, map[string]string{"status": "ok"})
+}
+
+// readyz answers 200 only when the store answers and a key can sign.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Cache-Control", "no-store")
+	status := map[string]string{"status": "ok", "store": "ok", "keys": "ok"}
+	code := http.StatusOK
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("readiness: store does not answer", "err", err)
+		status["store"], status["status"], code = "unavailable", "unavailable", http.StatusServiceUnavailable
+	}
+	if _, _, _, err := s.keys.Signing(); err != nil {
+		status["keys"], status["status"], code = "no signing key", "unavailable", http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	return writeJSONBody(w, status)
+}

@@ -1,0 +1,258 @@
+// Package server is latch's authorization server: the HTTP handlers of the
+// OAuth endpoints, discovery, JWKS, health, metrics and the admin API, and
+// the background work (purging, key reloads) that keeps them correct. It
+// wires package oauth (the wire), token (formats), keys (signing keys) and a
+// latch.Store; it does not open stores or parse flags (cmd/latch does).
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/keys"
+	"github.com/latch-auth/latch/oauth"
+	"github.com/latch-auth/latch/password"
+	"github.com/latch-auth/latch/token"
+)
+
+// Config configures a Server. Zero values take the defaults in withDefaults.
+type Config struct {
+	// Issuer is the iss of every token and the base of every endpoint URL
+	// in the metadata (RFC 8414 §2). Required; https unless
+	// InsecureAllowHTTP.
+	Issuer string
+	// InsecureAllowHTTP permits an http issuer (dev on loopback).
+	InsecureAllowHTTP bool
+
+	Store latch.Store
+	Keys  *keys.Manager
+
+	// AccessTokenTTL is the lifetime of access tokens for clients that do
+	// not set their own. Default 10 minutes (DESIGN.md).
+	AccessTokenTTL time.Duration
+	// MaxAccessTokenTTL caps any client's access-token lifetime; the keys
+	// package keeps a retired key published this long. Default 24h.
+	MaxAccessTokenTTL time.Duration
+	// Leeway is the clock skew tolerated on exp, nbf and iat. Default 30s.
+	Leeway time.Duration
+
+	// IntrospectionRate and IntrospectionBurst bound each client's
+	// introspection calls (DESIGN invariant 5). Default 2000/s, burst 4000:
+	// a resource server behind a cache needs far less; an attacker probing
+	// tokens gets far less than it would need.
+	IntrospectionRate  rate.Limit
+	IntrospectionBurst int
+
+	// PasswordParams are the argon2id parameters of password hashes made
+	// by the admin API (zero: password.DefaultParams), MinPasswordLen the
+	// shortest password it accepts (zero: DefaultMinPasswordLen). See Users.
+	PasswordParams password.Params
+	MinPasswordLen int
+
+	// MaxBodyBytes limits request bodies. Default oauth.MaxFormBytes.
+	MaxBodyBytes int64
+
+	// ClientCacheTTL is how long a client read from the store is reused.
+	// A client changed or deleted by another process (the CLI, another
+	// node) takes effect within it; changes through this server's admin API
+	// at once. Default 1s; negative disables the cache.
+	ClientCacheTTL time.Duration
+
+	// PurgeInterval is how often expired tokens and revocations are deleted.
+	// Default 1 minute. KeyReloadInterval is how often keys changed by
+	// another process (the CLI, another node) are picked up. Default 10s.
+	PurgeInterval     time.Duration
+	KeyReloadInterval time.Duration
+
+	Logger   *slog.Logger
+	Registry *prometheus.Registry // default: a new registry
+	Now      func() time.Time
+	Rand     io.Reader
+}
+
+func (c *Config) withDefaults() {
+	if c.AccessTokenTTL == 0 {
+		c.AccessTokenTTL = 10 * time.Minute
+	}
+	if c.MaxAccessTokenTTL == 0 {
+		c.MaxAccessTokenTTL = 24 * time.Hour
+	}
+	if c.Leeway == 0 {
+		c.Leeway = 30 * time.Second
+	}
+	if c.IntrospectionRate == 0 {
+		c.IntrospectionRate = 2000
+	}
+	if c.IntrospectionBurst == 0 {
+		c.IntrospectionBurst = 4000
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = oauth.MaxFormBytes
+	}
+	if c.ClientCacheTTL == 0 {
+		c.ClientCacheTTL = time.Second
+	}
+	if c.PurgeInterval == 0 {
+		c.PurgeInterval = time.Minute
+	}
+	if c.KeyReloadInterval == 0 {
+		c.KeyReloadInterval = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
+}
+
+// Validate checks the configuration once, at start-up.
+func (c *Config) Validate() error {
+	if c.Issuer == "" {
+		return errors.New("server: Issuer is required")
+	}
+	u, err := url.Parse(c.Issuer)
+	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("server: issuer %q must be an absolute URL without query or fragment (RFC 8414 §2)", c.Issuer)
+	}
+	if u.Scheme != "https" && !(u.Scheme == "http" && c.InsecureAllowHTTP) {
+		return fmt.Errorf("server: issuer %q must use https; behind a TLS-terminating proxy you trust, latch serve --insecure-allow-http allows http (and --dev does on loopback)", c.Issuer)
+	}
+	if strings.HasSuffix(c.Issuer, "/") {
+		return fmt.Errorf("server: issuer %q must not end with a slash", c.Issuer)
+	}
+	if c.Store == nil || c.Keys == nil {
+		return errors.New("server: Store and Keys are required")
+	}
+	if c.AccessTokenTTL < 0 || c.MaxAccessTokenTTL < 0 || c.Leeway < 0 {
+		return errors.New("server: durations must not be negative")
+	}
+	if c.AccessTokenTTL > c.MaxAccessTokenTTL {
+		return fmt.Errorf("server: AccessTokenTTL %v exceeds MaxAccessTokenTTL %v", c.AccessTokenTTL, c.MaxAccessTokenTTL)
+	}
+	if c.IntrospectionRate <= 0 || c.IntrospectionBurst < 1 {
+		return fmt.Errorf("server: introspection rate %v/s and burst %d must be positive", c.IntrospectionRate, c.IntrospectionBurst)
+	}
+	if c.PurgeInterval <= 0 || c.KeyReloadInterval <= 0 {
+		return fmt.Errorf("server: PurgeInterval %v and KeyReloadInterval %v must be positive", c.PurgeInterval, c.KeyReloadInterval)
+	}
+	if err := (&Users{Params: c.PasswordParams, MinPasswordLen: c.MinPasswordLen}).Validate(); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if c.MaxBodyBytes < 1024 {
+		return fmt.Errorf("server: MaxBodyBytes %d is too small to carry a token request", c.MaxBodyBytes)
+	}
+	return nil
+}
+
+// Server is the authorization server. Create it with New, serve
+// Handler(), and run Run in the background for purging and key reloads.
+type Server struct {
+	cfg     Config
+	store   latch.Store
+	keys    *keys.Manager
+	log     *slog.Logger
+	now     func() time.Time
+	rand    io.Reader
+	metrics *metrics
+	mux     *http.ServeMux
+
+	clients *clientCache
+
+	limitersMu sync.Mutex
+	limiters   map[string]*rate.Limiter
+
+	cachedSigner atomic.Pointer[token.Signer]
+
+	feed *feed // GET /oauth2/revocations; its broadcaster runs in Run
+}
+
+// New validates cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:      cfg,
+		store:    cfg.Store,
+		keys:     cfg.Keys,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		rand:     cfg.Rand,
+		metrics:  newMetrics(cfg.Registry),
+		limiters: make(map[string]*rate.Limiter),
+	}
+	s.clients = newClientCache(cfg.Store, cfg.ClientCacheTTL, cfg.Now)
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Run purges expired records and reloads keys until ctx ends.
+func (s *Server) Run(ctx context.Context) {
+	purge := time.NewTicker(s.cfg.PurgeInterval)
+	reload := time.NewTicker(s.cfg.KeyReloadInterval)
+	defer purge.Stop()
+	defer reload.Stop()
+	go s.feed.run(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-purge.C:
+			n, err := s.store.PurgeExpired(ctx, s.now())
+			if err != nil && ctx.Err() == nil {
+				s.log.Error("purge expired records", "err", err)
+			} else if n > 0 {
+				s.log.Info("purged expired records", "rows", n)
+			}
+		case <-reload.C:
+			if err := s.keys.Reload(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("reload signing keys", "err", err)
+			}
+		}
+	}
+}
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.Handle("GET /.well-known/oauth-authorization-server", s.handle("metadata", s.metadata))
+	m.Handle("GET /.well-known/openid-configuration", s.handle("metadata", s.metadata))
+	m.Handle("GET /.well-known/jwks.json", s.handle("jwks", s.jwks))
+	m.Handle("/oauth2/token", s.handle("token", s.token))
+	m.Handle("/oauth2/introspect", s.handle("introspect", s.introspect))
+	m.Handle("/oauth2/revoke", s.handle("revoke", s.revoke))
+	s.feed = newFeed(s)
+	m.Handle("GET /oauth2/revocations", s.handle("revocations", s.revocations))
+	m.Handle("GET /healthz", s.handle("healthz", s.healthz))
+	m.Handle("GET /readyz", s.handle("readyz", s.readyz))
+	m.Handle("GET /metrics", s.metrics.handler())
+	s.adminRoutes(m)
+	s.mux = m
+}
+
+// endpoint returns the absolute URL of path under the issuer.
+func (s *Server) endpoint(path string) string { return s.cfg.Issuer + path }
