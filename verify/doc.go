@@ -1,0 +1,43 @@
+// Package verify is latch's resource-server library: it lets a Go service
+// check latch access tokens on every request.
+//
+// It owns:
+//
+//   - JWT access tokens (RFC 9068) verified locally by a Verifier: the issuer's
+//     metadata is discovered (RFC 8414, OIDC Discovery as a fallback), its JWKS
+//     fetched, parsed on the standard library and cached, refreshed as its
+//     Cache-Control says (within a floor and a ceiling) and, on an unknown
+//     kid, at most once per Config.UnknownKeyInterval for all callers
+//     together. When the issuer is down the keys already fetched keep
+//     serving. Every check of DESIGN invariants 1-3 is token.Verify's, with
+//     the algorithms pinned per key by this package's JWK parser.
+//
+//   - a cache of verified tokens, keyed by SHA-256 of the token, whose
+//     entries never outlive the token's exp; the denylist hook
+//     (Config.IsRevoked, keyed on iss and jti as DESIGN invariant 4 asks) is
+//     consulted on every request, cache hits included.
+//
+//   - opaque tokens (lt_at_) checked by an RFC 7662 introspection client,
+//     the Introspector, with a bounded cache of whole answers, so the scope
+//     or audience of one token is never taken for another's.
+//
+//   - net/http middleware: RFC 6750 bearer tokens from the Authorization
+//     header (or a named cookie), 401 and 403 answers with WWW-Authenticate,
+//     the claims in the request context, and RequireScope.
+//
+//   - the subscription to the issuer's revocation feed (GET
+//     /oauth2/revocations): FollowRevocations keeps the live (iss, jti)
+//     denylist in memory, to plug into Config.IsRevoked, and calls OnOpaque
+//     and OnReset for the Introspector's Drop and Flush. When the feed is down
+//     it serves its last state for MaxStale, then fails closed (unless
+//     FailOpen); docs/revocation-feed.md.
+//
+// It does not own session cookies (the BFF's), token issuance, or keys: it
+// never signs anything.
+//
+// It imports only the standard library and latch's token, domain and
+// internal/tokencache packages, so a resource server pulls in no JOSE
+// library. The single-flight
+// of JWKS refreshes and introspection calls is a few lines here rather than
+// golang.org/x/sync/singleflight, which would be the only third-party import.
+package verify

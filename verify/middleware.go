@@ -1,0 +1,316 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/latch-auth/latch/token"
+)
+
+// Authenticator routes bearer tokens to the check that fits them: latch
+// opaque access tokens (lt_at_) to the Introspector, anything else to the
+// Verifier as a JWT. A nil Verifier or Introspector refuses its kind. Realm
+// and CookieName are as in Config. FingerprintCookie and
+// AllowUnboundTokens are as in Config too; when FingerprintCookie is empty
+// the Verifier's Config values apply.
+type Authenticator struct {
+	Verifier     *Verifier
+	Introspector *Introspector
+	Realm        string
+	CookieName   string
+
+	FingerprintCookie  string
+	AllowUnboundTokens bool
+}
+
+// Authenticate checks raw and returns its claims.
+func (a *Authenticator) Authenticate(ctx context.Context, raw string) (*Claims, error) {
+	switch {
+	case strings.HasPrefix(raw, token.PrefixAccess):
+		if a.Introspector == nil {
+			return nil, fmt.Errorf("verify: opaque tokens are not accepted here: %w", token.ErrMalformed)
+		}
+		return a.Introspector.Introspect(ctx, raw)
+	case strings.HasPrefix(raw, token.PrefixRefresh):
+		// DESIGN invariant 2: a refresh token is not an access token.
+		return nil, fmt.Errorf("verify: a refresh token is not an access token: %w", token.ErrType)
+	}
+	if a.Verifier == nil {
+		return nil, fmt.Errorf("verify: JWTs are not accepted here: %w", token.ErrMalformed)
+	}
+	return a.Verifier.Verify(ctx, raw)
+}
+
+type ctxKey struct{}
+
+// requestAuth is what the middleware puts in the request context.
+type requestAuth struct {
+	claims *Claims
+	realm  string
+}
+
+// ClaimsFromContext returns the claims the middleware verified for this
+// request.
+func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
+	ra, ok := ctx.Value(ctxKey{}).(*requestAuth)
+	if !ok || ra.claims == nil {
+		return nil, false
+	}
+	return ra.claims, true
+}
+
+// Middleware returns next behind bearer-token authentication (RFC 6750).
+// The token comes from the Authorization header, "Bearer" in any casing
+// (§2.1), or, when there is none, from the cookie CookieName. A token in the
+// query string (§2.3) is refused: it leaks into logs and Referer headers,
+// and RFC 9700 §4.3.2 deprecates it; form bodies (§2.2) are not read.
+//
+// Answers (§3): no token, 401 with a bare challenge; a malformed request,
+// 400 invalid_request; a token that fails any check, 401 invalid_token with
+// a short error_description; an introspection endpoint that cannot answer,
+// 503. On success the claims are in the request context
+// (ClaimsFromContext).
+//
+// With a fingerprint cookie configured (Config.FingerprintCookie), every
+// request, cache hits included, must also carry the cookie whose hex
+// SHA-256 is the token's fgp claim, and a token without fgp is refused
+// unless AllowUnboundTokens (tokens checked by introspection carry no fgp):
+// 401 invalid_token, "token fingerprint missing or wrong".
+func (a *Authenticator) Middleware(next http.Handler) http.Handler {
+	realm := a.Realm
+	if realm == "" {
+		realm = DefaultRealm
+	}
+	if err := checkRealm(realm); err != nil {
+		panic(err)
+	}
+	fgpCookie, allowUnbound := a.FingerprintCookie, a.AllowUnboundTokens
+	if fgpCookie == "" && a.Verifier != nil {
+		fgpCookie, allowUnbound = a.Verifier.cfg.FingerprintCookie, a.Verifier.cfg.AllowUnboundTokens
+	}
+	if err := checkFingerprintConfig(fgpCookie, a.CookieName, allowUnbound); err != nil {
+		panic(err)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, err := requestToken(r, a.CookieName)
+		if err != nil {
+			challenge(w, http.StatusBadRequest, realm, "invalid_request", err.Error(), "")
+			return
+		}
+		if raw == "" {
+			// §3.1: no error code when the request carries no token.
+			challenge(w, http.StatusUnauthorized, realm, "", "", "")
+			return
+		}
+		c, err := a.Authenticate(r.Context(), raw)
+		if err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				w.Header().Set("Retry-After", "5")
+				http.Error(w, "token check unavailable, retry later", http.StatusServiceUnavailable)
+				return
+			}
+			challenge(w, http.StatusUnauthorized, realm, "invalid_token", describe(err), "")
+			return
+		}
+		if fgpCookie != "" {
+			// DESIGN invariant 8: checked on every request, never cached.
+			if err := checkBinding(c, r, fgpCookie, allowUnbound); err != nil {
+				challenge(w, http.StatusUnauthorized, realm, "invalid_token", describe(err), "")
+				return
+			}
+		}
+		ctx := context.WithValue(r.Context(), ctxKey{}, &requestAuth{claims: c, realm: realm})
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// RequireScope returns middleware that lets a request through only if its
+// verified claims carry every one of scopes; otherwise 403
+// insufficient_scope naming them (RFC 6750 §3.1). It goes after
+// Middleware; without claims in the context it answers 401. It is checked
+// on every request against that request's own claims, cache hits included.
+// It panics on a scope that is not a valid scope-token (RFC 6749 §3.3).
+func RequireScope(scopes ...string) func(http.Handler) http.Handler {
+	if len(scopes) == 0 {
+		panic("verify: RequireScope needs a scope")
+	}
+	for _, s := range scopes {
+		if s == "" || strings.Contains(s, " ") || !isQText(s) {
+			panic(fmt.Sprintf("verify: RequireScope: %q is not a scope-token (RFC 6749 §3.3)", s))
+		}
+	}
+	want := strings.Join(scopes, " ")
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ra, ok := r.Context().Value(ctxKey{}).(*requestAuth)
+			if !ok || ra.claims == nil {
+				challenge(w, http.StatusUnauthorized, DefaultRealm, "", "", "")
+				return
+			}
+			for _, s := range scopes {
+				if !ra.claims.HasScope(s) {
+					challenge(w, http.StatusForbidden, ra.realm, "insufficient_scope", "the token lacks a required scope", want)
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// errRequest is a malformed request (RFC 6750 §3.1 invalid_request); its
+// text is sent as error_description, so it holds only qtext.
+type errRequest string
+
+func (e errRequest) Error() string { return string(e) }
+
+// BearerToken returns the bearer token of r's Authorization header
+// (RFC 6750 §2.1), "" when there is none or it uses another scheme. A token
+// in the query string, a second Authorization header (two parsers could
+// read them differently) and a malformed Bearer value are errors, to be
+// answered 400 invalid_request (RFC 6750 §3.1). The middleware uses it;
+// so can handlers and proxies that do their own authentication.
+func BearerToken(r *http.Request) (string, error) { return requestToken(r, "") }
+
+// requestToken returns the bearer token of r, "" when there is none.
+func requestToken(r *http.Request, cookieName string) (string, error) {
+	if q := r.URL.RawQuery; q != "" && strings.Contains(q, "access_token") && r.URL.Query().Has("access_token") {
+		return "", errRequest("tokens in the query string are not accepted; use the Authorization header")
+	}
+	vals := r.Header.Values("Authorization")
+	if len(vals) > 1 {
+		return "", errRequest("more than one Authorization header")
+	}
+	if len(vals) == 1 {
+		raw, isBearer, err := parseAuthorization(vals[0])
+		if err != nil || isBearer {
+			return raw, err
+		}
+		// Another scheme (Basic, DPoP, ...) is not ours: as if absent.
+	}
+	if cookieName != "" {
+		if ck, err := r.Cookie(cookieName); err == nil && ck.Value != "" {
+			if !isB64Token(ck.Value) {
+				return "", errRequest("the token cookie is malformed")
+			}
+			return ck.Value, nil
+		}
+	}
+	return "", nil
+}
+
+// parseAuthorization reads credentials = "Bearer" 1*SP b64token (RFC 6750
+// §2.1; the scheme is case-insensitive, RFC 9110 §11.1). isBearer is false
+// for another scheme.
+func parseAuthorization(v string) (raw string, isBearer bool, err error) {
+	const scheme = "bearer"
+	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return "", false, nil
+	}
+	rest := v[len(scheme):]
+	if rest == "" {
+		return "", true, errRequest("the Bearer credentials are empty")
+	}
+	if rest[0] != ' ' {
+		return "", false, nil // "Bearerx ...": another scheme
+	}
+	rest = strings.TrimLeft(rest, " ")
+	if rest == "" {
+		return "", true, errRequest("the Bearer credentials are empty")
+	}
+	if !isB64Token(rest) {
+		return "", true, errRequest("the Bearer token is not a b64token")
+	}
+	return rest, true, nil
+}
+
+// isB64Token reports whether s is 1*( ALPHA / DIGIT / "-" / "." / "_" /
+// "~" / "+" / "/" ) *"=" (RFC 6750 §2.1).
+func isB64Token(s string) bool {
+	i := 0
+	for i < len(s) {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
+			i++
+			continue
+		}
+		break
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// describe turns a verification error into an error_description: short,
+// qtext only, and saying what was wrong without echoing the token.
+func describe(err error) string {
+	for _, d := range []struct {
+		err  error
+		text string
+	}{
+		{token.ErrExpired, "the token expired"},
+		{token.ErrNotYetValid, "the token is not valid yet"},
+		{token.ErrIssuedInFuture, "the token is issued in the future"},
+		{token.ErrAudience, "the token is not for this audience"},
+		{token.ErrIssuer, "the token is from another issuer"},
+		{token.ErrType, "the token is not an access token"},
+		{token.ErrSignature, "the token signature is invalid"},
+		{token.ErrAlgorithm, "the token algorithm is not allowed"},
+		{token.ErrHeader, "the token header is not allowed"},
+		{token.ErrUnknownKey, "the token key is unknown"},
+		{ErrRevoked, "the token was revoked"},
+		{ErrInactive, "the token is not active"},
+		{ErrMissingClaim, "the token lacks a required claim"},
+		{ErrFingerprint, "token fingerprint missing or wrong"},
+		{token.ErrMalformed, "the token is malformed"},
+	} {
+		if errors.Is(err, d.err) {
+			return d.text
+		}
+	}
+	return "the token is invalid"
+}
+
+// challenge answers with WWW-Authenticate (RFC 6750 §3) and a JSON body
+// with the same error and description.
+func challenge(w http.ResponseWriter, status int, realm, code, desc, scope string) {
+	var b strings.Builder
+	b.WriteString(`Bearer realm="`)
+	b.WriteString(realm)
+	b.WriteByte('"')
+	if code != "" {
+		b.WriteString(`, error="`)
+		b.WriteString(code)
+		b.WriteByte('"')
+	}
+	if desc != "" {
+		b.WriteString(`, error_description="`)
+		b.WriteString(desc)
+		b.WriteByte('"')
+	}
+	if scope != "" {
+		b.WriteString(`, scope="`)
+		b.WriteString(scope)
+		b.WriteByte('"')
+	}
+	h := w.Header()
+	h.Set("WWW-Authenticate", b.String())
+	h.Set("Cache-Control", "no-store")
+	if code == "" {
+		w.WriteHeader(status)
+		return
+	}
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"error":%q,"error_description":%q}`+"\n", code, desc)
+}
