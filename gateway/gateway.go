@@ -1,0 +1,230 @@
+// Package gateway is latch's phantom-token gateway: a reverse proxy that
+// takes opaque access tokens (lt_at_) from outside and forwards requests
+// upstream with a short-lived JWT access token instead, so clients hold a
+// token that reveals nothing and can be revoked at once, while the API
+// behind checks a signature locally with package verify.
+//
+// It owns: the bearer-token check at the edge (RFC 6750), the exchange of
+// an opaque token for an RFC 9068 JWT at the issuer's token endpoint
+// (RFC 8693, one exchange at a time per token), a bounded cache of the
+// exchanged JWTs keyed by SHA-256 of the opaque token, and the rewriting of
+// the forwarded request: the inbound Authorization is replaced, the
+// hop-by-hop headers and any inbound Forwarded / X-Forwarded-* are dropped
+// and X-Forwarded-For, -Host and -Proto are set afresh.
+//
+// It does not own the subscription to the issuer's revocation feed
+// (verify.FollowRevocations; `latch gateway` wires it): Drop and Flush are
+// the hooks the feed calls (latch.Revocation.TokenHash of an opaque entry
+// is exactly Drop's argument), Config.IsRevoked is its denylist for outside
+// JWTs and Config.Ready its health. Without it, a revoked token gets
+// through for at most Config.CacheTTL. It does not own TLS termination,
+// rate limiting or the upstream's authorization decisions.
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+
+	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/token"
+	"github.com/latch-auth/latch/verify"
+)
+
+// Gateway is an http.Handler that forwards authenticated requests to the
+// upstream. It is safe for concurrent use.
+type Gateway struct {
+	cfg      Config
+	exchange *exchanger
+	verifier *verify.Verifier // nil unless AcceptJWT
+	proxy    *httputil.ReverseProxy
+}
+
+// jwtKey carries the JWT to forward from ServeHTTP to the proxy's Rewrite.
+type jwtKey struct{}
+
+// New validates cfg, discovers the token endpoint (and, with AcceptJWT,
+// the issuer's keys) and returns the gateway. It fails when the issuer
+// cannot be reached, so a misconfiguration shows at start-up.
+func New(ctx context.Context, cfg Config) (*Gateway, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	endpoint := cfg.TokenEndpoint
+	if endpoint == "" {
+		var err error
+		if endpoint, err = discoverTokenEndpoint(ctx, &cfg); err != nil {
+			return nil, err
+		}
+	}
+	g := &Gateway{cfg: cfg, exchange: newExchanger(&cfg, endpoint)}
+	if cfg.AcceptJWT {
+		v, err := verify.New(ctx, verify.Config{
+			Issuer: cfg.Issuer, Audience: cfg.Audience, HTTPClient: cfg.HTTPClient, Timeout: cfg.Timeout,
+			InsecureAllowHTTP: cfg.InsecureAllowHTTP, Realm: cfg.Realm, Logger: cfg.Logger, Now: cfg.Now,
+			IsRevoked: cfg.IsRevoked,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("gateway: AcceptJWT: %w", err)
+		}
+		g.verifier = v
+	}
+	upstream := cfg.Upstream
+	g.proxy = &httputil.ReverseProxy{
+		// With Rewrite (not Director), ReverseProxy removes the hop-by-hop
+		// headers and every inbound Forwarded and X-Forwarded-* before
+		// calling it: what the upstream reads there is ours.
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(upstream)
+			pr.SetXForwarded()
+			jwt, _ := pr.In.Context().Value(jwtKey{}).(string)
+			pr.Out.Header["Authorization"] = []string{"Bearer " + jwt}
+		},
+		Transport:  cfg.Transport,
+		BufferPool: bufferPool{},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+				return // the client went away
+			}
+			cfg.Logger.Warn("gateway: upstream unreachable", "upstream", upstream.Redacted(), "method", r.Method, "path", r.URL.Path, "err", err)
+			http.Error(w, "upstream unreachable", http.StatusBadGateway)
+		},
+	}
+	return g, nil
+}
+
+// ServeHTTP checks the request's bearer token and forwards the request
+// upstream with the JWT that stands for it, or answers as RFC 6750 §3 asks:
+// 400 invalid_request for a malformed request, 401 (with invalid_token
+// when a token was sent) for a missing or refused token, 503 when the
+// issuer cannot say.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	raw, err := verify.BearerToken(r)
+	if err != nil {
+		g.challenge(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	if raw == "" {
+		g.challenge(w, http.StatusUnauthorized, "", "")
+		return
+	}
+	if g.cfg.Ready != nil && !g.cfg.Ready() {
+		// The revocation feed is down: a cached exchange, or an outside
+		// JWT, may stand for a token revoked meanwhile.
+		unavailable(w, "revocation feed unavailable, retry later")
+		return
+	}
+	var jwt string
+	switch {
+	case strings.HasPrefix(raw, token.PrefixAccess):
+		jwt, err = g.exchanged(r.Context(), raw)
+	case strings.HasPrefix(raw, token.PrefixRefresh):
+		err = errRefused("a refresh token is not an access token")
+	case g.verifier != nil:
+		jwt, err = g.outsideJWT(r.Context(), raw)
+	default:
+		err = errRefused("only opaque access tokens are accepted here")
+	}
+	if err != nil {
+		var refused errRefused
+		if errors.As(err, &refused) {
+			g.challenge(w, http.StatusUnauthorized, "invalid_token", string(refused))
+			return
+		}
+		// The issuer could not answer: the token may be fine.
+		unavailable(w, "token check unavailable, retry later")
+		return
+	}
+	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), jwtKey{}, jwt)))
+}
+
+// unavailable answers 503: the token may be fine, but cannot be checked now.
+func unavailable(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", "5")
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, msg, http.StatusServiceUnavailable)
+}
+
+// bufferPool lends the 32 KiB buffers ReverseProxy copies bodies through,
+// which it would otherwise allocate for every request.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+
+// errRefused is a token refused for good; its text is the
+// error_description of the 401, so it holds only qtext.
+type errRefused string
+
+func (e errRefused) Error() string { return "gateway: " + string(e) }
+
+// exchanged returns the JWT standing for the opaque token raw: from the
+// cache, or exchanged at the token endpoint.
+func (g *Gateway) exchanged(ctx context.Context, raw string) (string, error) {
+	// A mistyped or forged string is refused by its checksum, without a
+	// round trip to the issuer.
+	kind, err := token.ParseOpaque(raw)
+	if err != nil || kind != latch.KindAccess {
+		return "", errRefused("the token is malformed")
+	}
+	key := sha256.Sum256([]byte(raw))
+	return g.exchange.get(ctx, &key, raw)
+}
+
+// outsideJWT verifies a JWT that came from outside (AcceptJWT).
+func (g *Gateway) outsideJWT(ctx context.Context, raw string) (string, error) {
+	c, err := g.verifier.Verify(ctx, raw)
+	if err != nil {
+		return "", errRefused("the token is invalid")
+	}
+	// A JWT minted for this gateway by token exchange names it as the
+	// actor; it exists for the inside only, and coming back from outside
+	// means the upstream leaked it.
+	if act, ok := c.Extra["act"].(map[string]any); ok && act["sub"] == g.cfg.ClientID {
+		return "", errRefused("an internal token is not accepted from outside")
+	}
+	return raw, nil
+}
+
+// Drop forgets the JWT cached for the opaque token whose SHA-256 is
+// tokenHash (token.Hash; latch.Revocation.TokenHash), so the next request
+// with it is exchanged afresh, and refused if it was revoked. An exchange
+// running while Drop is called is not cached. It is the revocation feed's
+// hook.
+func (g *Gateway) Drop(tokenHash []byte) {
+	if len(tokenHash) == sha256.Size {
+		g.exchange.cache.Drop((*[32]byte)(tokenHash))
+	}
+}
+
+// Flush forgets every cached JWT, e.g. when the revocation feed lost its
+// place and cannot say what it missed.
+func (g *Gateway) Flush() { g.exchange.cache.Flush() }
+
+// challenge answers with WWW-Authenticate (RFC 6750 §3) and, when there is
+// an error code, a JSON body with the same error and description. code and
+// desc are constants of this package, never request input.
+func (g *Gateway) challenge(w http.ResponseWriter, status int, code, desc string) {
+	v := `Bearer realm="` + g.cfg.Realm + `"`
+	if code != "" {
+		v += `, error="` + code + `", error_description="` + desc + `"`
+	}
+	h := w.Header()
+	h.Set("WWW-Authenticate", v)
+	h.Set("Cache-Control", "no-store")
+	if code == "" {
+		w.WriteHeader(status)
+		return
+	}
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"error":%q,"error_description":%q}`+"\n", code, desc)
+}
