@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/time/rate"
+
+	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/keys"
+	"github.com/latch-auth/latch/server"
+)
+
+type serveFlags struct {
+	common
+	keys              keysFlags
+	password          passwordFlags
+	listen            string
+	issuer            string
+	dev               bool
+	insecureHTTP      bool
+	accessTokenTTL    time.Duration
+	introspectionRate float64
+	logLevel          string
+	logFormat         string
+	shutdownTimeout   time.Duration
+}
+
+func newServeCmd(e *env) *cobra.Command {
+	var s serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "run the authorization server",
+		Long: `Run the authorization server.
+
+With --dev it needs nothing else: the SQLite database, a key-encryption key and
+a first signing key are created under --data-dir, the issuer is derived from
+the listen address, and a client "dev" is registered with its secret printed once.
+Without --dev, --issuer (https) and a key-encryption key (LATCH_KEK or --kek-file)
+are required.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), e, &s) },
+	}
+	addCommon(cmd, e, &s.common, false)
+	addKeysFlags(cmd, &s.keys)
+	addPasswordFlags(cmd, &s.password)
+	f := cmd.Flags()
+	f.StringVar(&s.listen, "listen", "127.0.0.1:8080", "address to listen on; port 0 picks a free port (the chosen address is logged)")
+	f.StringVar(&s.issuer, "issuer", "", "issuer URL (https); required without --dev, where it is http://LISTEN_ADDRESS")
+	f.BoolVar(&s.dev, "dev", false, "local development setup: generate what is missing, allow an http issuer")
+	f.BoolVar(&s.insecureHTTP, "insecure-allow-http", false, "allow an http issuer outside --dev (behind a TLS-terminating proxy you trust)")
+	f.DurationVar(&s.accessTokenTTL, "access-token-ttl", 10*time.Minute, "access-token lifetime for clients that do not set one")
+	f.Float64Var(&s.introspectionRate, "introspection-rate", 2000, "introspection requests per second allowed per client (burst: twice that)")
+	f.StringVar(&s.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&s.logFormat, "log-format", "text", "text or json")
+	f.DurationVar(&s.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may finish on SIGTERM")
+	return cmd
+}
+
+func newLogger(e *env, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(e.stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(e.stderr, opts)), nil
+	default:
+		return nil, usagef("--log-format %q: use text or json", format)
+	}
+}
+
+func serve(ctx context.Context, e *env, s *serveFlags) error {
+	log, err := newLogger(e, s.logLevel, s.logFormat)
+	if err != nil {
+		return err
+	}
+	if !s.dev && s.issuer == "" {
+		return usagef("--issuer is required without --dev (e.g. --issuer https://auth.example.com)")
+	}
+	if s.dev && !isLoopbackAddr(s.listen) {
+		// --dev allows http and prints an admin-capable client's secret:
+		// both are fine on a developer's machine and wrong anywhere else.
+		return usagef("--dev listens on loopback only (got --listen %s); elsewhere run without --dev, with --issuer and a key-encryption key (docs/operations.md)", s.listen)
+	}
+	if s.introspectionRate <= 0 {
+		return usagef("--introspection-rate must be positive (requests per second per client), got %v", s.introspectionRate)
+	}
+	keyCfg, err := s.keys.config()
+	if err != nil {
+		return err
+	}
+	sealer, err := loadSealer(e, &s.common, s.dev)
+	if err != nil {
+		return err
+	}
+	db, err := openStore(ctx, s.dataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	km, err := keys.NewManager(db, sealer, keyCfg)
+	if err != nil {
+		return err
+	}
+	// EnsureKey ends with a Reload: no separate load first.
+	if err := km.EnsureKey(ctx); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", s.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.listen, err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	issuer := s.issuer
+	if issuer == "" {
+		issuer = "http://" + addr
+	}
+	insecure := s.insecureHTTP || (s.dev && isLoopbackURL(issuer))
+	srv, err := server.New(server.Config{
+		Issuer: issuer, InsecureAllowHTTP: insecure, Store: db, Keys: km,
+		AccessTokenTTL: s.accessTokenTTL, MaxAccessTokenTTL: s.keys.maxTokenTTL,
+		// A burst below 1 would read as "unset" and take the default.
+		IntrospectionRate: rate.Limit(s.introspectionRate), IntrospectionBurst: max(1, int(2*s.introspectionRate)),
+		PasswordParams: s.password.params(), MinPasswordLen: s.password.minLen,
+		Logger: log,
+	})
+	if err != nil {
+		return usageError{err}
+	}
+	if s.dev {
+		if err := ensureDevClient(ctx, e, db, issuer); err != nil {
+			return err
+		}
+	}
+
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go srv.Run(runCtx)
+
+	log.Info("latch listening", "addr", addr, "issuer", issuer, "data_dir", s.dataDir, "dev", s.dev)
+	return runHTTP(ctx, log, hs, ln, s.shutdownTimeout)
+}
+
+// runHTTP serves hs on ln until ctx ends (SIGINT, SIGTERM), then lets
+// in-flight requests finish for at most timeout.
+func runHTTP(ctx context.Context, log *slog.Logger, hs *http.Server, ln net.Listener, timeout time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// ensureDevClient registers the client "dev" on the first --dev start and
+// prints its secret, which is not stored and so cannot be shown again.
+func ensureDevClient(ctx context.Context, e *env, store latch.ClientStore, issuer string) error {
+	const id = "dev"
+	_, err := store.Client(ctx, id)
+	if err == nil {
+		fmt.Fprintf(e.stdout, "latch dev server at %s\n  dev client: %s (its secret was printed on the first start; `latch client rotate-secret dev` makes a new one)\n", issuer, id)
+		return nil
+	}
+	if !errors.Is(err, latch.ErrNotFound) {
+		return err
+	}
+	v, err := (&server.Clients{Store: store}).Create(ctx, server.ClientSpec{
+		ID: id, Name: "development client (created by --dev)",
+		GrantTypes: []string{latch.GrantClientCredentials},
+		Scope:      "read write " + server.ScopeAdmin,
+		// dev-api is the default audience; the admin API needs its own,
+		// requested explicitly (docs/admin.md).
+		Audiences: []string{"dev-api", server.AudienceAdmin},
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "latch dev server at %s\n  client_id:     %s\n  client_secret: %s\n  (the secret is shown only now; it is not stored)\n", issuer, v.ID, v.Secret)
+	return nil
+}
+
+// isLoopbackAddr reports whether a listen address binds loopback only.
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && isLoopbackHost(host)
+}
+
+// isLoopbackURL reports whether a URL names a loopback host.
+func isLoopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && isLoopbackHost(u.Hostname())
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
