@@ -63,6 +63,15 @@ type Client struct {
 	// the token carries fgp, the hex SHA-256 of that value. JWT format only.
 	TokenFingerprint bool
 
+	// FirstParty clients (the operator's own apps) skip the consent page
+	// at /oauth2/authorize; others show it once per session and scope set.
+	FirstParty bool
+	// AccessTokenEncryptionKey, when set, is the public JWK (JSON) of the
+	// resource server that JWT access tokens for this client are
+	// encrypted to (a nested JWT: JWS inside JWE, ECDH-ES+A256KW/A256GCM),
+	// so neither the client nor a browser can read their claims.
+	AccessTokenEncryptionKey []byte
+
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

@@ -109,10 +109,10 @@ type Store interface {
 	KeyStore
 	UserStore
 	SessionStore
-	// PurgeExpired deletes tokens and revocation entries whose ExpiresAt is
-	// before now, and sessions whose IdleExpiresAt or ExpiresAt is before
-	// now (sessions that can no longer be Active), and returns how many
-	// rows it removed.
+	// PurgeExpired deletes tokens, revocation entries, authorization codes,
+	// families and IssuedJWT records whose ExpiresAt is before now, and
+	// sessions whose IdleExpiresAt or ExpiresAt is before now (sessions that
+	// can no longer be Active), and returns how many rows it removed.
 	PurgeExpired(ctx context.Context, now time.Time) (int64, error)
 	// Ping checks the backend answers; /readyz uses it.
 	Ping(ctx context.Context) error

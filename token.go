@@ -29,6 +29,10 @@ type Token struct {
 	FamilyID  string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// RotatedAt is when a refresh token was first exchanged for a
+	// successor (GrantStore.RotateRefresh); zero until then. A rotated
+	// token is kept until it expires so that its reuse is recognised.
+	RotatedAt time.Time
 }
 
 // Active reports whether the token is within its lifetime at now.

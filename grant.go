@@ -1,0 +1,144 @@
+package latch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// AuthCode is the server-side record of an authorization code (RFC 6749
+// §4.1, PKCE RFC 7636), by the SHA-256 of the code. A code is single-use:
+// RedeemCode marks it used and keeps the record until ExpiresAt so that a
+// second use is recognised and revokes what the first one issued.
+type AuthCode struct {
+	Hash        []byte // SHA-256 of the code string; the primary key
+	ClientID    string
+	UserID      string
+	SessionID   string // the sid of the login session that approved it
+	RedirectURI string // exactly as sent to /authorize; the token request must repeat it
+	Scope       []string
+	Audience    []string
+	Nonce       string // OIDC nonce, copied into the ID token; may be empty
+	// CodeChallenge is the PKCE S256 challenge, base64url(SHA-256(verifier)).
+	CodeChallenge string
+	AuthTime      time.Time // the session's AuthTime (OIDC auth_time)
+	// FamilyID is the refresh family the redemption creates. It is fixed
+	// when the code is issued so that a reused code can revoke the family
+	// (and every token in it) that its first redemption started.
+	FamilyID  string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time // zero until redeemed
+}
+
+// Family is one grant's chain of rotated refresh tokens and the access
+// tokens they issued (DESIGN invariant 7). Revoking it deletes every opaque
+// token with its FamilyID and denylists every JWT recorded for it.
+type Family struct {
+	ID        string
+	ClientID  string
+	UserID    string
+	SessionID string // sid of the login session that started it; "" for the password grant
+	Scope     []string
+	Audience  []string
+	AuthTime  time.Time
+	CreatedAt time.Time
+	// ExpiresAt is the absolute lifetime: no refresh token of the family
+	// outlives it, however often it is rotated.
+	ExpiresAt time.Time
+	RevokedAt time.Time // zero while the family is live
+}
+
+// IssuedJWT remembers a JWT access token issued in a family, so that
+// revoking the family can denylist it by (Issuer, JTI).
+type IssuedJWT struct {
+	Issuer    string
+	JTI       string
+	ExpiresAt time.Time
+}
+
+// Issue is what one grant writes, in the same transaction as the code
+// redemption or refresh rotation it results from, so that a crash never
+// leaves a token the family does not know of.
+type Issue struct {
+	Refresh *Token     // new refresh token (Kind refresh, FamilyID set); nil for none
+	Access  *Token     // opaque access token; nil when the access token is a JWT
+	JWT     *IssuedJWT // JWT access token; nil when it is opaque
+}
+
+// FamilyFilter selects families to revoke: those of a user, or those
+// started by one login session. Exactly one field is set.
+type FamilyFilter struct {
+	UserID    string
+	SessionID string
+}
+
+// GrantStore keeps authorization codes and refresh families.
+//
+// Errors: ENOTFOUND for an unknown code, token or family; ECONFLICT with
+// ErrReused for a second use (of a code, or of a rotated refresh token
+// outside the grace window), after the store has revoked the family in the
+// same transaction; EUNAUTHORIZED for an expired or revoked credential.
+type GrantStore interface {
+	// CreateCode stores c; ECONFLICT if c.Hash exists.
+	CreateCode(ctx context.Context, c *AuthCode) error
+	// Code returns the code with hash, used or not; ENOTFOUND if none.
+	Code(ctx context.Context, hash []byte) (*AuthCode, error)
+	// RedeemCode uses the code once. In one transaction: if the code is
+	// unknown, ENOTFOUND; if it is expired at now, EUNAUTHORIZED; if it
+	// was used before, it revokes the family code.FamilyID (as
+	// RevokeFamily) and returns ErrReused; otherwise it sets UsedAt, stores
+	// f (whose ID must be the code's FamilyID) and writes issue.
+	RedeemCode(ctx context.Context, hash []byte, now time.Time, f *Family, issue Issue) error
+
+	// Family returns the family with id, revoked or not; ENOTFOUND if none.
+	Family(ctx context.Context, id string) (*Family, error)
+	// RotateRefresh uses the refresh token with hash once. In one
+	// transaction:
+	//   - no such refresh token (never issued, purged, or its family
+	//     revoked and deleted): ENOTFOUND;
+	//   - the token or its family expired at now, or the family revoked:
+	//     EUNAUTHORIZED;
+	//   - the token was never rotated: it is marked rotated at now and
+	//     issue is written;
+	//   - it was rotated less than grace ago: issue is written too (a
+	//     second successor, for a client that sent the same token twice
+	//     at once; both successors stay valid);
+	//   - it was rotated grace or more ago: reuse. The family is revoked
+	//     (as RevokeFamily) and ErrReused returned.
+	// It returns the presented token and its family. The caller checks
+	// that the token belongs to the calling client before calling.
+	RotateRefresh(ctx context.Context, hash []byte, now time.Time, grace time.Duration, issue Issue) (*Token, *Family, error)
+	// RevokeFamily marks the family revoked at now, deletes every token
+	// with its FamilyID, and appends to the revocation log, in the same
+	// transaction, a RevokeOpaque entry for each of those tokens not yet
+	// expired and a RevokeJWT entry for each recorded IssuedJWT not yet
+	// expired. Revoking a revoked family is not an error; ENOTFOUND if none.
+	RevokeFamily(ctx context.Context, id string, now time.Time) error
+	// RevokeFamilies revokes, as RevokeFamily, every live family matching
+	// f, and returns how many it revoked. EINVALID unless exactly one
+	// field of f is set.
+	RevokeFamilies(ctx context.Context, f FamilyFilter, now time.Time) (int, error)
+}
+
+// ErrReused is in the chain of the error a store returns when a
+// single-use credential is presented again (see Reusedf).
+// errors.Is(err, ErrReused) tells it from other conflicts.
+var ErrReused = errors.New("latch: credential reused")
+
+// Reusedf returns an error whose ErrorCode is ECONFLICT and that
+// errors.Is ErrReused.
+func Reusedf(format string, args ...any) error {
+	return fmt.Errorf("%w (%w)", Errorf(ECONFLICT, format, args...), ErrReused)
+}
+
+// SID returns the session's public identifier, the OIDC sid claim: a
+// digest of IDHash, so that it names the session in ID tokens, logs and
+// the family records without revealing anything that opens it.
+func (s *Session) SID() string {
+	sum := sha256.Sum256(append([]byte("latch sid\x00"), s.IDHash...))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
