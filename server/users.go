@@ -292,6 +292,18 @@ func (m *Users) Delete(ctx context.Context, ref string) (*UserView, error) {
 	return v, nil
 }
 
+// LogoutEverywhere ends everything the user is signed in with: the "sign
+// out everywhere" button, latch revoke --subject and the admin API's
+// logout call. It runs the same policy hook as a password change and
+// returns the user with the number of sessions it ended.
+func (m *Users) LogoutEverywhere(ctx context.Context, ref string) (*UserView, error) {
+	u, err := m.lookup(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return m.ended(ctx, u, "logout everywhere")
+}
+
 // update stores u and runs the hook.
 func (m *Users) update(ctx context.Context, u *latch.User, why string) (*UserView, error) {
 	if err := m.Store.UpdateUser(ctx, u); err != nil {
