@@ -135,7 +135,7 @@ func (s *Server) issueAccessToken(ctx context.Context, h http.Header, c *latch.C
 			}
 			extra = map[string]any{ClaimFingerprint: fgp}
 		}
-		raw, err := s.signAccessToken(subject, c.ID, aud, resp.Scope, now, exp, extra)
+		raw, _, err := s.signAccessToken(subject, c.ID, aud, resp.Scope, now, exp, extra)
 		if err != nil {
 			return nil, err
 		}
@@ -149,22 +149,23 @@ func (s *Server) issueAccessToken(ctx context.Context, h http.Header, c *latch.C
 }
 
 // signAccessToken signs an RFC 9068 access token (§2.2 claims, typ at+jwt)
-// with the current key and a fresh jti. Every JWT access token this server
-// issues, by any grant, is built here.
-func (s *Server) signAccessToken(subject, clientID string, aud []string, scope string, iat, exp time.Time, extra map[string]any) (string, error) {
+// with the current key and a fresh jti, which it returns so that a refresh
+// family can remember the token for revocation. Every JWT access token this
+// server issues, by any grant, is built here.
+func (s *Server) signAccessToken(subject, clientID string, aud []string, scope string, iat, exp time.Time, extra map[string]any) (raw, jti string, err error) {
 	signer, err := s.signer()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	jti, err := token.NewID(s.rand)
-	if err != nil {
-		return "", err
+	if jti, err = token.NewID(s.rand); err != nil {
+		return "", "", err
 	}
-	return signer.Sign(TypeAccessToken, &token.Claims{
+	raw, err = signer.Sign(TypeAccessToken, &token.Claims{
 		Issuer: s.cfg.Issuer, Subject: subject, Audience: aud,
 		ExpiresAt: exp.Unix(), IssuedAt: iat.Unix(), NotBefore: iat.Unix(),
 		ID: jti, ClientID: clientID, Scope: scope, Extra: extra,
 	})
+	return raw, jti, err
 }
 
 // FingerprintCookie is the cookie that carries the raw fingerprint of a
