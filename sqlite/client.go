@@ -138,19 +138,22 @@ func (db *DB) UpdateClient(ctx context.Context, c *latch.Client) error {
 }
 
 // DeleteClient removes the client and, through ON DELETE CASCADE, its
-// tokens, in one transaction that first appends a RevokeOpaque entry to the
-// revocation log for each of them still unexpired, so caches in front of
-// introspection (gateway, verify) learn that they are gone.
+// tokens, authorization codes and refresh families, in one transaction that
+// first revokes its families (as RevokeFamily: their JWT access tokens are
+// denylisted) and appends a RevokeOpaque entry to the revocation log for
+// each of its tokens still unexpired, so caches in front of introspection
+// (gateway, verify) learn that they are gone.
 func (db *DB) DeleteClient(ctx context.Context, id string) error {
 	if _, err := db.ready(ctx); err != nil {
 		return err
 	}
 	now := time.Now()
 	return db.withTx(ctx, "delete client", func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO revocations (kind, token_hash, expires_at, revoked_at)
-			SELECT 'opaque', hash, expires_at, ? FROM tokens WHERE client_id = ? AND expires_at > ?
-			ORDER BY hash ON CONFLICT DO NOTHING`, timeArg(now), id, timeArg(now)); err != nil {
-			return internal("delete client", err)
+		if _, err := revokeFamiliesTx(ctx, tx, "delete client", now, "client_id = ?", id); err != nil {
+			return err
+		}
+		if err := appendOpaqueRevocations(ctx, tx, "delete client", now, "client_id = ?", id); err != nil {
+			return err
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id)
 		return affectedOne(res, err, "delete client", "client", id)
