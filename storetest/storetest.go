@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) latch.Store) {
 		{"Key", keyTests},
 		{"User", userTests},
 		{"Session", sessionTests},
+		{"Grant", grantTests},
 		{"PurgeExpired", purgeTests},
 		{"Concurrency", concurrencyTests},
 		{"Context", contextTests},
