@@ -109,6 +109,7 @@ type Store interface {
 	KeyStore
 	UserStore
 	SessionStore
+	GrantStore
 	// PurgeExpired deletes tokens, revocation entries, authorization codes,
 	// families and IssuedJWT records whose ExpiresAt is before now, and
 	// sessions whose IdleExpiresAt or ExpiresAt is before now (sessions that

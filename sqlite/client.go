@@ -11,7 +11,7 @@ import (
 
 const clientColumns = `id, name, secret_hash, auth_method, jwks, grant_types, scopes,
 	audiences, redirect_uris, access_token_format, access_token_ttl, refresh_token_ttl,
-	created_at, updated_at, token_fingerprint`
+	created_at, updated_at, token_fingerprint, first_party, access_token_encryption_key`
 
 const selectClient = `SELECT ` + clientColumns + ` FROM clients WHERE id = ?`
 
@@ -21,6 +21,7 @@ func clientArgs(c *latch.Client) []any {
 		listArg(c.GrantTypes), listArg(c.Scopes), listArg(c.Audiences), listArg(c.RedirectURIs),
 		string(c.AccessTokenFormat), int64(c.AccessTokenTTL), int64(c.RefreshTokenTTL),
 		timeArg(c.CreatedAt), timeArg(c.UpdatedAt), boolArg(c.TokenFingerprint),
+		boolArg(c.FirstParty), bytesArg(c.AccessTokenEncryptionKey),
 	}
 }
 
@@ -38,19 +39,20 @@ func scanClient(row interface{ Scan(...any) error }) (*latch.Client, error) {
 		authMethod, format              string
 		grants, scopes, auds, redirects string
 		accessTTL, refreshTTL           int64
-		fingerprint                     int64
+		fingerprint, firstParty         int64
 		createdAt, updatedAt            sql.NullInt64
 	)
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &authMethod, &c.JWKS,
 		&grants, &scopes, &auds, &redirects, &format, &accessTTL, &refreshTTL,
-		&createdAt, &updatedAt, &fingerprint); err != nil {
+		&createdAt, &updatedAt, &fingerprint, &firstParty, &c.AccessTokenEncryptionKey); err != nil {
 		return nil, err
 	}
 	c.SecretHash, c.JWKS = bytesOf(c.SecretHash), bytesOf(c.JWKS)
 	c.AuthMethod, c.AccessTokenFormat = latch.AuthMethod(authMethod), latch.TokenFormat(format)
 	c.AccessTokenTTL, c.RefreshTokenTTL = time.Duration(accessTTL), time.Duration(refreshTTL)
 	c.CreatedAt, c.UpdatedAt = timeOf(createdAt), timeOf(updatedAt)
-	c.TokenFingerprint = fingerprint != 0
+	c.TokenFingerprint, c.FirstParty = fingerprint != 0, firstParty != 0
+	c.AccessTokenEncryptionKey = bytesOf(c.AccessTokenEncryptionKey)
 	var err error
 	for _, l := range []struct {
 		dst *[]string
@@ -69,7 +71,7 @@ func (db *DB) CreateClient(ctx context.Context, c *latch.Client) error {
 		return err
 	}
 	_, err := db.writer.ExecContext(ctx,
-		`INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		clientArgs(c)...)
 	if isUnique(err) {
 		return latch.Errorf(latch.ECONFLICT, "sqlite: create client: client %q exists", c.ID)
@@ -130,25 +132,28 @@ func (db *DB) UpdateClient(ctx context.Context, c *latch.Client) error {
 		name = ?2, secret_hash = ?3, auth_method = ?4, jwks = ?5, grant_types = ?6,
 		scopes = ?7, audiences = ?8, redirect_uris = ?9, access_token_format = ?10,
 		access_token_ttl = ?11, refresh_token_ttl = ?12, created_at = ?13, updated_at = ?14,
-		token_fingerprint = ?15
+		token_fingerprint = ?15, first_party = ?16, access_token_encryption_key = ?17
 		WHERE id = ?1`, args...)
 	return affectedOne(res, err, "update client", "client", c.ID)
 }
 
 // DeleteClient removes the client and, through ON DELETE CASCADE, its
-// tokens, in one transaction that first appends a RevokeOpaque entry to the
-// revocation log for each of them still unexpired, so caches in front of
-// introspection (gateway, verify) learn that they are gone.
+// tokens, authorization codes and refresh families, in one transaction that
+// first revokes its families (as RevokeFamily: their JWT access tokens are
+// denylisted) and appends a RevokeOpaque entry to the revocation log for
+// each of its tokens still unexpired, so caches in front of introspection
+// (gateway, verify) learn that they are gone.
 func (db *DB) DeleteClient(ctx context.Context, id string) error {
 	if _, err := db.ready(ctx); err != nil {
 		return err
 	}
 	now := time.Now()
 	return db.withTx(ctx, "delete client", func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO revocations (kind, token_hash, expires_at, revoked_at)
-			SELECT 'opaque', hash, expires_at, ? FROM tokens WHERE client_id = ? AND expires_at > ?
-			ORDER BY hash ON CONFLICT DO NOTHING`, timeArg(now), id, timeArg(now)); err != nil {
-			return internal("delete client", err)
+		if _, err := revokeFamiliesTx(ctx, tx, "delete client", now, "client_id = ?", id); err != nil {
+			return err
+		}
+		if err := appendOpaqueRevocations(ctx, tx, "delete client", now, "client_id = ?", id); err != nil {
+			return err
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id)
 		return affectedOne(res, err, "delete client", "client", id)

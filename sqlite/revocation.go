@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"time"
 
 	"github.com/latch-auth/latch"
 )
@@ -122,4 +123,36 @@ func (db *DB) RevocationsSince(ctx context.Context, after int64, limit int) ([]*
 		return nil, internal("revocations since", err)
 	}
 	return rs, nil
+}
+
+// appendOpaqueRevocations appends to the log, in tx, a RevokeOpaque entry
+// revoked at now for each token that where selects and that is unexpired at
+// now (a token that can no longer be used needs no entry), keeping entries
+// that exist. where is a condition on tokens whose placeholders are written
+// "?" and take args; ?1 is now. The caller deletes the tokens.
+func appendOpaqueRevocations(ctx context.Context, tx *sql.Tx, op string, now time.Time, where string, args ...any) error {
+	// ORDER BY: the entries get their seqs in a deterministic order.
+	_, err := tx.ExecContext(ctx, `INSERT INTO revocations (kind, token_hash, expires_at, revoked_at)
+		SELECT 'opaque', hash, expires_at, ?1 FROM tokens WHERE expires_at > ?1 AND (`+where+`)
+		ORDER BY hash ON CONFLICT DO NOTHING`, append([]any{timeArg(now)}, args...)...)
+	if err != nil {
+		return internal(op, err)
+	}
+	return nil
+}
+
+// appendJWTRevocations appends to the log, in tx, a RevokeJWT entry revoked
+// at now for each family_jwts row that where selects and that is unexpired
+// at now, keeping entries that exist. A row without an expiry is denylisted
+// (with none: the entry is never purged) rather than forgotten. where is a
+// condition on family_jwts, as for appendOpaqueRevocations.
+func appendJWTRevocations(ctx context.Context, tx *sql.Tx, op string, now time.Time, where string, args ...any) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO revocations (kind, issuer, jti, expires_at, revoked_at)
+		SELECT 'jwt', issuer, jti, expires_at, ?1 FROM family_jwts
+		WHERE (expires_at > ?1 OR expires_at IS NULL) AND (`+where+`)
+		ORDER BY issuer, jti ON CONFLICT DO NOTHING`, append([]any{timeArg(now)}, args...)...)
+	if err != nil {
+		return internal(op, err)
+	}
+	return nil
 }

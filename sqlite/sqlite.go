@@ -99,6 +99,15 @@ type statements struct {
 	userByName    *sql.Stmt // reader
 	createSession *sql.Stmt // writer
 	touchSession  *sql.Stmt // writer
+
+	// Grants: the authorization code and refresh token grants, used in
+	// transactions (tx.StmtContext) on the writer.
+	redeemCode      *sql.Stmt // writer: selectCode, under the write lock
+	useCode         *sql.Stmt // writer
+	insertFamily    *sql.Stmt // writer
+	selectRefresh   *sql.Stmt // writer: read under the write lock
+	rotateToken     *sql.Stmt // writer
+	insertFamilyJWT *sql.Stmt // writer
 }
 
 // options are the connection settings Open does not let callers change;
@@ -283,6 +292,12 @@ func (db *DB) prepare(ctx context.Context) (_ *statements, err error) {
 		{&s.userByName, db.reader, selectUserByName},
 		{&s.createSession, db.writer, insertSession},
 		{&s.touchSession, db.writer, touchSession},
+		{&s.redeemCode, db.writer, selectCode},
+		{&s.useCode, db.writer, useCode},
+		{&s.insertFamily, db.writer, insertFamily},
+		{&s.selectRefresh, db.writer, selectRefresh},
+		{&s.rotateToken, db.writer, rotateToken},
+		{&s.insertFamilyJWT, db.writer, insertFamilyJWT},
 	} {
 		if *p.dst, err = p.pool.PrepareContext(ctx, p.q); err != nil {
 			return nil, internal("prepare", err)
@@ -293,7 +308,8 @@ func (db *DB) prepare(ctx context.Context) (_ *statements, err error) {
 
 func (s *statements) close() {
 	for _, st := range []*sql.Stmt{s.token, s.isRevoked, s.client, s.createToken,
-		s.session, s.user, s.userByName, s.createSession, s.touchSession} {
+		s.session, s.user, s.userByName, s.createSession, s.touchSession,
+		s.redeemCode, s.useCode, s.insertFamily, s.selectRefresh, s.rotateToken, s.insertFamilyJWT} {
 		if st != nil {
 			st.Close()
 		}

@@ -401,7 +401,7 @@ func seedTokens(b *testing.B, db *DB, n int) {
 		for j := i; j < min(i+batch, n); j++ {
 			if _, err := tx.Exec(insertToken, hashOf(j), "access", fmt.Sprint("tok-", j), "app",
 				"user", `["read","write"]`, `["https://api.example.com"]`, "fam", now.UnixMicro(),
-				now.Add(time.Hour).UnixMicro()); err != nil {
+				now.Add(time.Hour).UnixMicro(), nil); err != nil {
 				b.Fatal(err)
 			}
 		}

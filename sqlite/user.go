@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"github.com/latch-auth/latch"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -169,12 +170,20 @@ func (db *DB) UpdateUser(ctx context.Context, u *latch.User) error {
 	return affectedOne(res, err, "update user", "user", u.ID)
 }
 
-// DeleteUser removes the user and, through ON DELETE CASCADE in the same
-// statement (one transaction), the user's sessions; ENOTFOUND if none.
+// DeleteUser removes the user and, through ON DELETE CASCADE, the user's
+// sessions, authorization codes and refresh families, in one transaction
+// that first revokes those families (as RevokeFamily), so that the tokens
+// they issued stop working now rather than at their expiry; ENOTFOUND if
+// none.
 func (db *DB) DeleteUser(ctx context.Context, id string) error {
 	if _, err := db.ready(ctx); err != nil {
 		return err
 	}
-	res, err := db.writer.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
-	return affectedOne(res, err, "delete user", "user", id)
+	return db.withTx(ctx, "delete user", func(tx *sql.Tx) error {
+		if _, err := revokeFamiliesTx(ctx, tx, "delete user", time.Now(), "user_id = ?", id); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
+		return affectedOne(res, err, "delete user", "user", id)
+	})
 }

@@ -125,6 +125,11 @@ func testClientUpdate(t *testing.T, s latch.Store) {
 		t.Fatalf("UpdateClient: %v", err)
 	}
 	checkClient(t, want, mustClient(t, s, "app"))
+	// And back: booleans and the encryption key are set by an update too.
+	if err := s.UpdateClient(ctx(t), newClient("app")); err != nil {
+		t.Fatalf("UpdateClient: %v", err)
+	}
+	checkClient(t, newClient("app"), mustClient(t, s, "app"))
 }
 
 func testClientUpdateMissing(t *testing.T, s latch.Store) {

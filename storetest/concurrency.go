@@ -116,6 +116,10 @@ func testCancelled(t *testing.T, s latch.Store) {
 	mustCreateUser(t, s, newUser("u1", "alice"))
 	sess := newSession("u1", "present")
 	mustCreateSession(t, s, sess)
+	code := newCode("u1", "present")
+	mustCreateCode(t, s, code)
+	fam := mustRedeem(t, s, "u1", "redeemed", opaqueIssue)
+	rt := refreshOf(fam, "redeemed")
 
 	c, cancel := context.WithCancel(ctx(t))
 	cancel()
@@ -148,6 +152,21 @@ func testCancelled(t *testing.T, s latch.Store) {
 		{"TouchSession", func() error { return s.TouchSession(c, sess.IDHash, base.Add(time.Hour), base.Add(2*time.Hour)) }},
 		{"DeleteSession", func() error { return s.DeleteSession(c, sess.IDHash) }},
 		{"DeleteUserSessions", func() error { _, err := s.DeleteUserSessions(c, "u1"); return err }},
+		{"CreateCode", func() error { return s.CreateCode(c, newCode("u1", "fresh")) }},
+		{"Code", func() error { _, err := s.Code(c, code.Hash); return err }},
+		{"RedeemCode", func() error {
+			return s.RedeemCode(c, code.Hash, base, familyOf(code), opaqueIssue(familyOf(code), "present"))
+		}},
+		{"Family", func() error { _, err := s.Family(c, fam.ID); return err }},
+		{"RotateRefresh", func() error {
+			_, _, err := s.RotateRefresh(c, rt.Hash, base, grace, opaqueIssue(fam, "next"))
+			return err
+		}},
+		{"RevokeFamily", func() error { return s.RevokeFamily(c, fam.ID, base) }},
+		{"RevokeFamilies", func() error {
+			_, err := s.RevokeFamilies(c, latch.FamilyFilter{UserID: "u1"}, base)
+			return err
+		}},
 		{"PurgeExpired", func() error { _, err := s.PurgeExpired(c, base.Add(time.Hour)); return err }},
 		{"Ping", func() error { return s.Ping(c) }},
 	}
@@ -185,4 +204,11 @@ func testCancelled(t *testing.T, s latch.Store) {
 	}
 	checkSession(t, sess, mustSession(t, s, sess.IDHash))
 	wantNoSession(t, s, "created with a cancelled context", newSession("u1", "fresh").IDHash)
+	if _, err := s.Code(ctx(t), newCode("u1", "fresh").Hash); !errors.Is(err, latch.ErrNotFound) {
+		t.Errorf("CreateCode with a cancelled context stored the code (Code: %v)", err)
+	}
+	checkCode(t, code, mustCode(t, s, code.Hash))
+	checkFamily(t, familyOf(newCode("u1", "redeemed")), mustFamily(t, s, fam.ID))
+	checkToken(t, rt, mustToken(t, s, rt.Hash))
+	wantGone(t, s, "written with a cancelled context", opaqueIssue(fam, "next").Refresh)
 }

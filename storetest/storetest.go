@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) latch.Store) {
 		{"Key", keyTests},
 		{"User", userTests},
 		{"Session", sessionTests},
+		{"Grant", grantTests},
 		{"PurgeExpired", purgeTests},
 		{"Concurrency", concurrencyTests},
 		{"Context", contextTests},
@@ -93,12 +94,14 @@ func newClient(id string) *latch.Client {
 			"https://app.example.com/callback?a=1&b=2",
 			"http://127.0.0.1:8080/cb",
 		},
-		AccessTokenFormat: latch.FormatOpaque,
-		AccessTokenTTL:    10*time.Minute + 1500*time.Millisecond + 7,
-		RefreshTokenTTL:   30 * 24 * time.Hour,
-		TokenFingerprint:  true,
-		CreatedAt:         base,
-		UpdatedAt:         base.Add(90 * time.Second),
+		AccessTokenFormat:        latch.FormatOpaque,
+		AccessTokenTTL:           10*time.Minute + 1500*time.Millisecond + 7,
+		RefreshTokenTTL:          30 * 24 * time.Hour,
+		TokenFingerprint:         true,
+		FirstParty:               true,
+		AccessTokenEncryptionKey: []byte(`{"kty":"EC","crv":"P-256","x":"AQ","y":"Ag","use":"enc"}`),
+		CreatedAt:                base,
+		UpdatedAt:                base.Add(90 * time.Second),
 	}
 }
 
@@ -300,6 +303,8 @@ func checkClient(tb testing.TB, want, got *latch.Client) {
 	d.int("AccessTokenTTL", int64(want.AccessTokenTTL), int64(got.AccessTokenTTL))
 	d.int("RefreshTokenTTL", int64(want.RefreshTokenTTL), int64(got.RefreshTokenTTL))
 	d.str("TokenFingerprint", fmt.Sprint(want.TokenFingerprint), fmt.Sprint(got.TokenFingerprint))
+	d.str("FirstParty", fmt.Sprint(want.FirstParty), fmt.Sprint(got.FirstParty))
+	d.bytes("AccessTokenEncryptionKey", want.AccessTokenEncryptionKey, got.AccessTokenEncryptionKey)
 	d.time("CreatedAt", want.CreatedAt, got.CreatedAt)
 	d.time("UpdatedAt", want.UpdatedAt, got.UpdatedAt)
 	d.check(tb, "client "+want.ID)
@@ -318,6 +323,7 @@ func checkToken(tb testing.TB, want, got *latch.Token) {
 	d.str("FamilyID", want.FamilyID, got.FamilyID)
 	d.time("IssuedAt", want.IssuedAt, got.IssuedAt)
 	d.time("ExpiresAt", want.ExpiresAt, got.ExpiresAt)
+	d.time("RotatedAt", want.RotatedAt, got.RotatedAt)
 	d.check(tb, "token "+want.ID)
 }
 

@@ -21,6 +21,7 @@ func testTokenRoundTrip(t *testing.T, s latch.Store) {
 	refresh := newToken("app", "rt")
 	refresh.Kind = latch.KindRefresh
 	refresh.ExpiresAt = base.Add(30 * 24 * time.Hour)
+	refresh.RotatedAt = base.Add(time.Hour)
 	for _, tok := range []*latch.Token{access, refresh} {
 		mustCreateToken(t, s, tok)
 	}
