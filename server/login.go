@@ -265,7 +265,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	f := r.PostForm // never the URL query: a password in a URL lands in logs
 	username, pw := f.Get("username"), f.Get("password")
-	v := loginView{ReturnTo: safeReturnTo(f.Get("return_to")), Username: username}
+	// The username is not echoed back: the answer for an unknown user
+	// must be byte-identical to the one for a wrong password.
+	v := loginView{ReturnTo: safeReturnTo(f.Get("return_to"))}
 	if !s.checkLoginCSRF(r) {
 		s.metrics.login("csrf")
 		v.Error = msgCSRF
