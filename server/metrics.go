@@ -20,7 +20,12 @@ type metrics struct {
 	issued      *prometheus.CounterVec
 	introspects *prometheus.CounterVec
 	revoked     *prometheus.CounterVec
+	logins      *prometheus.CounterVec
+	backoffs    *prometheus.CounterVec
 }
+
+// loginResults are the values of latch_login_attempts_total's result label.
+var loginResults = []string{"success", "bad_credentials", "throttled", "csrf", "invalid", "busy"}
 
 func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{
@@ -41,8 +46,21 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		revoked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latch_tokens_revoked_total", Help: "Revocation requests by token format and result.",
 		}, []string{"format", "result"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latch_login_attempts_total",
+			Help: "POST /login by result: success, bad_credentials, throttled (refused during a back-off), csrf, invalid (empty fields), busy (no argon2 slot).",
+		}, []string{"result"}),
+		backoffs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latch_login_backoffs_total", Help: "Login back-offs started or lengthened, by scope (account, address).",
+		}, []string{"scope"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.issued, m.introspects, m.revoked)
+	reg.MustRegister(m.requests, m.duration, m.issued, m.introspects, m.revoked, m.logins, m.backoffs)
+	for _, r := range loginResults {
+		m.logins.WithLabelValues(r)
+	}
+	for _, sc := range []string{"account", "address"} {
+		m.backoffs.WithLabelValues(sc)
+	}
 	// Process and runtime series; registering twice (tests reuse a registry)
 	// is not an error worth failing over.
 	_ = reg.Register(collectors.NewGoCollector())
@@ -56,6 +74,20 @@ func (m *metrics) observe(handler string, status int, d time.Duration) {
 	}
 	m.requests.WithLabelValues(handler, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(handler).Observe(d.Seconds())
+}
+
+func (m *metrics) login(result string) { m.logins.WithLabelValues(result).Inc() }
+
+func (m *metrics) backoff(scope string) { m.backoffs.WithLabelValues(scope).Inc() }
+
+// throttled registers the gauge of keys in a login back-off now, by scope.
+func (m *metrics) throttled(account, addr *throttle, now func() time.Time) {
+	for scope, t := range map[string]*throttle{"account": account, "address": addr} {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "latch_login_backing_off", Help: "Accounts and client addresses in a login back-off now, by scope.",
+			ConstLabels: prometheus.Labels{"scope": scope},
+		}, func() float64 { return float64(t.backingOff(now())) }))
+	}
 }
 
 func (m *metrics) handler() http.Handler {

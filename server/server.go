@@ -13,7 +13,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,6 +68,31 @@ type Config struct {
 	// MaxBodyBytes limits request bodies. Default oauth.MaxFormBytes.
 	MaxBodyBytes int64
 
+	// SessionIdleTimeout ends a login session after this long without a
+	// request (to within a minute: the idle expiry moves at most once a
+	// minute); SessionMaxAge ends it this long after login, however active.
+	// Defaults 30 minutes and 12 hours (OWASP Session Management Cheat
+	// Sheet, "Session Expiration"; DESIGN.md invariant 6).
+	SessionIdleTimeout time.Duration
+	SessionMaxAge      time.Duration
+
+	// LoginAccountThrottle and LoginIPThrottle are the exponential
+	// back-offs of /login per account and per client address (see
+	// Throttle; zero fields take the defaults: 5 and 20 free failures, 1s
+	// doubling to 15 minutes). The state is per process.
+	LoginAccountThrottle Throttle
+	LoginIPThrottle      Throttle
+	// MaxConcurrentLogins bounds the argon2 verifications running at once
+	// (default 2×GOMAXPROCS); a login that finds none free within
+	// LoginQueueTimeout (default 1s) gets 503 with Retry-After.
+	MaxConcurrentLogins int
+	LoginQueueTimeout   time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed for the client address of the per-address login throttle.
+	// Empty (the default): the address is the TCP peer's, and behind a
+	// proxy every client shares the proxy's allowance.
+	TrustedProxies []netip.Prefix
+
 	// ClientCacheTTL is how long a client read from the store is reused.
 	// A client changed or deleted by another process (the CLI, another
 	// node) takes effect within it; changes through this server's admin API
@@ -102,6 +129,20 @@ func (c *Config) withDefaults() {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = oauth.MaxFormBytes
+	}
+	if c.SessionIdleTimeout == 0 {
+		c.SessionIdleTimeout = 30 * time.Minute
+	}
+	if c.SessionMaxAge == 0 {
+		c.SessionMaxAge = 12 * time.Hour
+	}
+	c.LoginAccountThrottle.withDefaults(defaultAccountThrottle)
+	c.LoginIPThrottle.withDefaults(defaultIPThrottle)
+	if c.MaxConcurrentLogins == 0 {
+		c.MaxConcurrentLogins = 2 * runtime.GOMAXPROCS(0)
+	}
+	if c.LoginQueueTimeout == 0 {
+		c.LoginQueueTimeout = time.Second
 	}
 	if c.ClientCacheTTL == 0 {
 		c.ClientCacheTTL = time.Second
@@ -162,6 +203,21 @@ func (c *Config) Validate() error {
 	if c.MaxBodyBytes < 1024 {
 		return fmt.Errorf("server: MaxBodyBytes %d is too small to carry a token request", c.MaxBodyBytes)
 	}
+	if c.SessionIdleTimeout <= 0 || c.SessionMaxAge <= 0 {
+		return fmt.Errorf("server: SessionIdleTimeout %v and SessionMaxAge %v must be positive", c.SessionIdleTimeout, c.SessionMaxAge)
+	}
+	if c.SessionIdleTimeout > c.SessionMaxAge {
+		return fmt.Errorf("server: SessionIdleTimeout %v exceeds SessionMaxAge %v", c.SessionIdleTimeout, c.SessionMaxAge)
+	}
+	if err := c.LoginAccountThrottle.Validate("account"); err != nil {
+		return err
+	}
+	if err := c.LoginIPThrottle.Validate("address"); err != nil {
+		return err
+	}
+	if c.MaxConcurrentLogins < 1 || c.LoginQueueTimeout <= 0 {
+		return fmt.Errorf("server: MaxConcurrentLogins %d and LoginQueueTimeout %v must be positive", c.MaxConcurrentLogins, c.LoginQueueTimeout)
+	}
 	return nil
 }
 
@@ -185,6 +241,14 @@ type Server struct {
 	cachedSigner atomic.Pointer[token.Signer]
 
 	feed *feed // GET /oauth2/revocations; its broadcaster runs in Run
+
+	origin          string        // the issuer's origin, as browsers send it in Origin
+	accountThrottle *throttle     // login back-off per account
+	addrThrottle    *throttle     // login back-off per client address
+	loginSlots      chan struct{} // one per argon2 verification allowed at once
+	// passwordHook, when set (by tests only), is called before each
+	// argon2 verification of a login, with "verify" or "dummy".
+	passwordHook func(kind string)
 }
 
 // New validates cfg and returns a Server.
@@ -202,7 +266,13 @@ func New(cfg Config) (*Server, error) {
 		rand:     cfg.Rand,
 		metrics:  newMetrics(cfg.Registry),
 		limiters: make(map[string]*rate.Limiter),
+
+		origin:          originOf(cfg.Issuer),
+		accountThrottle: newThrottle(cfg.LoginAccountThrottle),
+		addrThrottle:    newThrottle(cfg.LoginIPThrottle),
+		loginSlots:      make(chan struct{}, cfg.MaxConcurrentLogins),
 	}
+	s.metrics.throttled(s.accountThrottle, s.addrThrottle, cfg.Now)
 	s.clients = newClientCache(cfg.Store, cfg.ClientCacheTTL, cfg.Now)
 	s.routes()
 	return s, nil
@@ -251,6 +321,7 @@ func (s *Server) routes() {
 	m.Handle("GET /readyz", s.handle("readyz", s.readyz))
 	m.Handle("GET /metrics", s.metrics.handler())
 	s.adminRoutes(m)
+	s.loginRoutes(m)
 	s.mux = m
 }
 

@@ -1,0 +1,536 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/password"
+)
+
+// The browser-facing pages of latch serve: GET,POST /login, POST /logout,
+// the account page GET /, the consent page the authorization endpoint
+// renders, and the HTML error page. Server-rendered with html/template,
+// no JavaScript; docs/login.md describes the flows and their defences.
+
+//go:embed templates
+var templateFS embed.FS
+
+var (
+	loginPage   = pageTemplate("login.html")
+	accountPage = pageTemplate("account.html")
+	consentPage = pageTemplate("consent.html")
+	errorPage   = pageTemplate("error.html")
+
+	stylesheet = mustRead("templates/latch.css")
+	// cssVersion goes in the stylesheet's URL, so that a browser that
+	// cached one release's CSS fetches the next one's.
+	cssVersion = func() string { h := sha256.Sum256(stylesheet); return hex.EncodeToString(h[:6]) }()
+)
+
+func pageTemplate(name string) *template.Template {
+	return template.Must(template.New(name).ParseFS(templateFS, "templates/layout.html", "templates/"+name))
+}
+
+func mustRead(name string) []byte {
+	b, err := templateFS.ReadFile(name)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// page is what the layout needs; each page's view embeds it.
+type page struct {
+	Title      string
+	CSSVersion string
+}
+
+type loginView struct {
+	page
+	CSRF, ReturnTo, Username string
+	Error, Notice            string
+	SignedInAs               string
+}
+
+type accountView struct {
+	page
+	Username, CSRF string
+}
+
+type hiddenField struct{ Name, Value string }
+
+type consentView struct {
+	page
+	ConsentView
+	Hidden []hiddenField
+	CSRF   string
+}
+
+type errorView struct {
+	page
+	Detail string
+}
+
+func (s *Server) loginRoutes(m *http.ServeMux) {
+	m.Handle("GET /login", s.page("login", s.loginForm))
+	m.Handle("POST /login", s.page("login", s.login))
+	m.Handle("POST /logout", s.page("logout", s.logout))
+	m.Handle("GET /{$}", s.page("account", s.account))
+	m.Handle("GET /static/latch.css", s.handle("static", s.static))
+}
+
+// page adapts a browser-facing handler: its errors are answered with the
+// HTML error page rather than OAuth JSON.
+func (s *Server) page(name string, h handlerFunc) http.Handler {
+	return s.handle(name, func(w http.ResponseWriter, r *http.Request) error {
+		if err := h(w, r); err != nil {
+			status := statusOf(err)
+			if status >= 500 {
+				s.log.Error("request failed", "handler", name, "method", r.Method, "path", r.URL.Path, "err", err)
+				s.renderError(w, r, status, "Something went wrong", "The server could not complete your request. Try again in a moment.")
+				return nil
+			}
+			s.renderError(w, r, status, http.StatusText(status), latch.ErrorMessage(err))
+		}
+		return nil
+	})
+}
+
+// setPageHeaders sets the security headers of every HTML page.
+//
+// The CSP allows nothing but the stylesheet: no scripts, no frames, no
+// <base>. form-action 'self' is set only on pages whose forms never lead
+// off this origin: Chromium applies form-action to every redirect that
+// follows a form submission, and both the login form (via
+// /oauth2/authorize) and the consent form end in a redirect to the
+// client's redirect_uri, on any origin or a custom scheme.
+//
+// Referrer-Policy is same-origin, not no-referrer: under no-referrer
+// browsers send "Origin: null" on our own form posts (Fetch §3.1), which
+// would defeat the Origin check; same-origin still sends no Referer to any
+// other site, the client applications included.
+func setPageHeaders(w http.ResponseWriter, formActionSelf bool) {
+	csp := "default-src 'none'; style-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+	if formActionSelf {
+		csp += "; form-action 'self'"
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", csp)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+}
+
+// renderPage executes t into a buffer first, so that a template error is
+// a clean 500 rather than half a page.
+func (s *Server) renderPage(w http.ResponseWriter, status int, t *template.Template, data any, formActionSelf bool) error {
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", data); err != nil {
+		return fmt.Errorf("server: rendering %s: %w", t.Name(), err)
+	}
+	setPageHeaders(w, formActionSelf)
+	w.WriteHeader(status)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+func newPage(title string) page { return page{Title: title, CSSVersion: cssVersion} }
+
+// renderError answers a browser-facing error with an HTML page: title as
+// its heading, detail as the alert below it.
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
+	err := s.renderPage(w, status, errorPage, errorView{page: newPage(title), Detail: detail}, true)
+	if err != nil {
+		s.log.Error("render error page", "err", err)
+		http.Error(w, title, status)
+	}
+}
+
+func (s *Server) static(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	w.Header().Set("ETag", `"`+cssVersion+`"`)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(stylesheet))
+	return nil
+}
+
+// maxReturnTo bounds return_to: it carries an authorization request
+// (PKCE challenge, state, nonce, scopes), which fits well within it.
+const maxReturnTo = 4096
+
+// safeReturnTo returns s if it is a path on this server, else "/": it must
+// start with exactly one "/" (not "//" nor "/\", which browsers read as
+// another host), hold only printable ASCII without backslash or space
+// (browsers strip tabs and newlines from URLs, which would turn "/\t/x"
+// into "//x"), and parse as a URL without scheme or host. So /login never
+// redirects off this origin (no open redirect, OWASP Unvalidated Redirects
+// and Forwards Cheat Sheet).
+func safeReturnTo(s string) string {
+	if isSafeReturnTo(s) {
+		return s
+	}
+	return "/"
+}
+
+func isSafeReturnTo(s string) bool {
+	if s == "" || len(s) > maxReturnTo || s[0] != '/' {
+		return false
+	}
+	if len(s) > 1 && (s[1] == '/' || s[1] == '\\') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return false
+		}
+	}
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme == "" && u.Host == "" && u.Opaque == "" && u.User == nil
+}
+
+func redirect(w http.ResponseWriter, to string) {
+	w.Header().Set("Location", to)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusSeeOther)
+}
+
+// loginForm is GET /login?return_to=PATH[&prompt=login]. Signed in, it
+// goes straight on to return_to, unless prompt=login asks to
+// re-authenticate (OIDC Core §3.1.2.1).
+func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	v := loginView{ReturnTo: safeReturnTo(q.Get("return_to"))}
+	_, u, err := s.currentSession(w, r)
+	if err != nil {
+		return err
+	}
+	if u != nil {
+		if q.Get("prompt") != "login" {
+			redirect(w, v.ReturnTo)
+			return nil
+		}
+		v.SignedInAs, v.Username = u.Username, u.Username
+	}
+	switch q.Get("signed_out") {
+	case "1":
+		v.Notice = "You have signed out."
+	case "all":
+		v.Notice = "You have signed out in every browser and on every device."
+	}
+	return s.renderLogin(w, r, http.StatusOK, v)
+}
+
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, v loginView) error {
+	tok, err := s.loginCSRF(w, r)
+	if err != nil {
+		return err
+	}
+	v.page, v.CSRF = newPage("Sign in"), tok
+	return s.renderPage(w, status, loginPage, v, false)
+}
+
+// Login outcomes shown on the form. One message for every credential
+// failure (unknown user, wrong password, disabled user, user without a
+// password): the page must not tell which usernames exist (OWASP
+// Authentication Cheat Sheet, "Authentication and Error Messages").
+const (
+	msgBadCredentials = "Incorrect username or password."
+	msgCSRF           = "This sign-in form has expired or did not come from this site. Please sign in again."
+	msgMissing        = "Enter your username and your password."
+	msgBusy           = "The server is busy. Try again in a moment."
+)
+
+// login is POST /login: CSRF and Origin, throttling, credentials, then a
+// new session.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, r, http.StatusBadRequest, "Bad request", "The sign-in form could not be read.")
+		return nil
+	}
+	f := r.PostForm // never the URL query: a password in a URL lands in logs
+	username, pw := f.Get("username"), f.Get("password")
+	// The username is not echoed back: the answer for an unknown user
+	// must be byte-identical to the one for a wrong password.
+	v := loginView{ReturnTo: safeReturnTo(f.Get("return_to"))}
+	if !s.checkLoginCSRF(r) {
+		s.metrics.login("csrf")
+		v.Error = msgCSRF
+		return s.renderLogin(w, r, http.StatusForbidden, v)
+	}
+	if username == "" || pw == "" {
+		s.metrics.login("invalid")
+		v.Error = msgMissing
+		return s.renderLogin(w, r, http.StatusBadRequest, v)
+	}
+
+	account := throttleKey(accountKey(username))
+	addr := throttleKey(clientAddr(r, s.cfg.TrustedProxies))
+	now := s.now()
+	// During a back-off the password is not checked at all, so a right
+	// one gets exactly the answer a wrong one gets, and guessing costs the
+	// attacker time without costing the server argon2.
+	if wait := max(s.accountThrottle.blocked(account, now), s.addrThrottle.blocked(addr, now)); wait > 0 {
+		s.metrics.login("throttled")
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		v.Error = fmt.Sprintf("Too many failed sign-in attempts. Wait %s, then try again.", humanSeconds(secs))
+		return s.renderLogin(w, r, http.StatusTooManyRequests, v)
+	}
+
+	release, ok := s.acquireLoginSlot(r.Context())
+	if !ok {
+		s.metrics.login("busy")
+		w.Header().Set("Retry-After", "1")
+		v.Error = msgBusy
+		return s.renderLogin(w, r, http.StatusServiceUnavailable, v)
+	}
+	u, err := s.authenticate(r.Context(), username, pw)
+	release()
+	if err != nil {
+		return err
+	}
+	now = s.now()
+	if u == nil {
+		s.metrics.login("bad_credentials")
+		if s.accountThrottle.fail(account, now) {
+			s.metrics.backoff("account")
+		}
+		if s.addrThrottle.fail(addr, now) {
+			s.metrics.backoff("address")
+		}
+		v.Error = msgBadCredentials
+		return s.renderLogin(w, r, http.StatusUnprocessableEntity, v)
+	}
+	s.accountThrottle.reset(account)
+
+	// A new session, always: the one the request carried, if any, is
+	// deleted, whoever it belonged to, so that an ID planted before login
+	// (session fixation) is dead afterwards. It is replaced, not ended
+	// as by logout: what the user approved under it stays approved.
+	if old := sessionCookieValue(r); old != "" {
+		if err := s.store.DeleteSession(r.Context(), hashID(old)); err != nil && latch.ErrorCode(err) != latch.ENOTFOUND {
+			return err
+		}
+	}
+	raw, _, err := s.createSession(r.Context(), u.ID, now)
+	if err != nil {
+		return err
+	}
+	setCookie(w, sessionCookie, raw, http.SameSiteLaxMode, 0)
+	setCookie(w, loginCookie, "", http.SameSiteStrictMode, -1)
+	s.metrics.login("success")
+	redirect(w, v.ReturnTo)
+	return nil
+}
+
+func humanSeconds(n int) string {
+	switch {
+	case n == 1:
+		return "1 second"
+	case n < 120:
+		return strconv.Itoa(n) + " seconds"
+	default:
+		return strconv.Itoa((n+59)/60) + " minutes"
+	}
+}
+
+// accountKey is the per-account throttle's key: the normalized username,
+// whether or not such a user exists, so that the throttle itself does not
+// tell which do.
+func accountKey(username string) string {
+	if n, err := latch.NormalizeUsername(username); err == nil {
+		return "user:" + n
+	}
+	return "invalid:" + strings.ToLower(username)
+}
+
+// acquireLoginSlot takes one of MaxConcurrentLogins slots for an argon2
+// verification, waiting at most LoginQueueTimeout: each one holds tens of
+// MiB for tens of milliseconds, and an unbounded burst would exhaust
+// memory before CPU.
+func (s *Server) acquireLoginSlot(ctx context.Context) (release func(), ok bool) {
+	release = func() { <-s.loginSlots }
+	select {
+	case s.loginSlots <- struct{}{}:
+		return release, true
+	default:
+	}
+	t := time.NewTimer(s.cfg.LoginQueueTimeout)
+	defer t.Stop()
+	select {
+	case s.loginSlots <- struct{}{}:
+		return release, true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil, false
+}
+
+// authenticate returns the user whose username and password these are,
+// or nil when they are not, for any reason: unknown user, wrong password,
+// disabled user, user without a password. Every one of those runs argon2
+// exactly once (against a dummy hash when there is no real one to check,
+// password.DummyVerify), so the response time does not tell them apart.
+// It errors only when the store fails.
+func (s *Server) authenticate(ctx context.Context, username, pw string) (*latch.User, error) {
+	u, err := s.store.UserByName(ctx, username)
+	if err != nil && latch.ErrorCode(err) != latch.ENOTFOUND {
+		return nil, err
+	}
+	if len(pw) > password.MaxPasswordLen {
+		// No hash can match; password.Verify and DummyVerify both refuse it
+		// before any work, for every user alike.
+		return nil, nil
+	}
+	if u == nil || u.PasswordHash == "" {
+		s.dummyVerify(pw)
+		return nil, nil
+	}
+	ok, err := s.verifyPassword(pw, u.PasswordHash)
+	if err != nil {
+		// The stored hash is unreadable (the password was checked above):
+		// an operator's problem, not the user's. Pay the cost anyway.
+		s.log.Error("login: stored password hash is unreadable; reset the user's password", "user", u.ID, "err", err)
+		s.dummyVerify(pw)
+		return nil, nil
+	}
+	if !ok || u.Disabled {
+		return nil, nil
+	}
+	return u, nil
+}
+
+// verifyPassword and dummyVerify are the only two places argon2 runs for
+// a login; passwordHook lets a test count them.
+func (s *Server) verifyPassword(pw, hash string) (bool, error) {
+	if s.passwordHook != nil {
+		s.passwordHook("verify")
+	}
+	return password.Verify(pw, hash)
+}
+
+func (s *Server) dummyVerify(pw string) {
+	if s.passwordHook != nil {
+		s.passwordHook("dummy")
+	}
+	p := s.cfg.PasswordParams
+	if p == (password.Params{}) {
+		p = password.DefaultParams
+	}
+	_ = password.DummyVerify(pw, p)
+}
+
+// account is GET /: who is signed in, with the sign-out buttons.
+func (s *Server) account(w http.ResponseWriter, r *http.Request) error {
+	_, u, err := s.currentSession(w, r)
+	if err != nil {
+		return err
+	}
+	if u == nil {
+		redirect(w, "/login")
+		return nil
+	}
+	return s.renderPage(w, http.StatusOK, accountPage,
+		accountView{page: newPage("Your account"), Username: u.Username, CSRF: sessionCSRF(r)}, true)
+}
+
+// logout is POST /logout: it ends the session (everywhere=1: every
+// session of the user), deletes the cookie and goes to the login page.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, r, http.StatusBadRequest, "Bad request", "The sign-out form could not be read.")
+		return nil
+	}
+	sess, u, err := s.currentSession(w, r)
+	if err != nil {
+		return err
+	}
+	if sess == nil {
+		// Nothing to end (expired, or signed out in another tab): only
+		// the cookie to drop, which no cross-site request can abuse.
+		setCookie(w, sessionCookie, "", http.SameSiteLaxMode, -1)
+		redirect(w, "/login?signed_out=1")
+		return nil
+	}
+	if !s.checkCSRF(r, sess) {
+		s.renderError(w, r, http.StatusForbidden, "Request refused",
+			"This sign-out form has expired or did not come from this site. Go back, reload the page and try again.")
+		return nil
+	}
+	to := "/login?signed_out=1"
+	if r.PostForm.Get("everywhere") == "1" {
+		users := &Users{Store: s.store, Params: s.cfg.PasswordParams, MinPasswordLen: s.cfg.MinPasswordLen, Now: s.now, Rand: s.rand}
+		if _, err := users.LogoutEverywhere(r.Context(), u.ID); err != nil {
+			return err
+		}
+		to = "/login?signed_out=all"
+	} else if err := s.endSession(r.Context(), sess); err != nil {
+		return err
+	}
+	setCookie(w, sessionCookie, "", http.SameSiteLaxMode, -1)
+	redirect(w, to)
+	return nil
+}
+
+// ConsentView is what the consent page shows: the client asking, the
+// user, the scopes, and the authorization request's parameters, which the
+// page posts back to /oauth2/authorize as hidden fields.
+type ConsentView struct {
+	ClientID, ClientName, Username string
+	Scopes                         []string
+	Params                         url.Values
+}
+
+// renderConsent renders the consent page for sess: a POST form to
+// /oauth2/authorize with every entry of v.Params as a hidden field (except
+// consent and csrf_token, which the page sets itself, so that a request
+// carrying consent=allow cannot turn the Deny button into Allow), the
+// session's CSRF token, and Allow (consent=allow) and Deny (consent=deny)
+// buttons. The POST is checked with checkCSRF.
+func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, sess *latch.Session, v ConsentView) {
+	raw := sessionCookieValue(r)
+	if sess == nil || raw == "" || !bytes.Equal(hashID(raw), sess.IDHash) {
+		s.log.Error("render consent: the request's cookie is not the session's")
+		s.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "The consent page could not be shown. Sign in again.")
+		return
+	}
+	if v.ClientName == "" {
+		v.ClientName = v.ClientID
+	}
+	keys := make([]string, 0, len(v.Params))
+	for k := range v.Params {
+		if k != "consent" && k != csrfField {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	var hidden []hiddenField
+	for _, k := range keys {
+		for _, val := range v.Params[k] {
+			hidden = append(hidden, hiddenField{k, val})
+		}
+	}
+	view := consentView{page: newPage("Allow " + v.ClientName + "?"), ConsentView: v, Hidden: hidden,
+		CSRF: csrfToken(raw, csrfLabel)}
+	if err := s.renderPage(w, http.StatusOK, consentPage, view, false); err != nil {
+		s.log.Error("render consent", "err", err)
+		s.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "The consent page could not be shown.")
+	}
+}
