@@ -51,4 +51,9 @@ type Metadata struct {
 	SubjectTypesSupported                      []string `json:"subject_types_supported,omitempty"`
 	IDTokenSigningAlgValuesSupported           []string `json:"id_token_signing_alg_values_supported,omitempty"`
 	ServiceDocumentation                       string   `json:"service_documentation,omitempty"`
+	EndSessionEndpoint                         string   `json:"end_session_endpoint,omitempty"` // OIDC RP-Initiated Logout §2.1
+	ResponseModesSupported                     []string `json:"response_modes_supported,omitempty"`
+	ClaimsSupported                            []string `json:"claims_supported,omitempty"`
+	// AuthorizationResponseIssParameterSupported: RFC 9207 §3.
+	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
 }

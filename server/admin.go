@@ -134,7 +134,7 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 // (Users.Get). Passwords travel only in request bodies, which are never
 // logged, and no answer holds a password hash.
 func (s *Server) adminUserRoutes(m *http.ServeMux, admin func(string, handlerFunc) http.Handler) {
-	users := &Users{Store: s.store, Params: s.cfg.PasswordParams, MinPasswordLen: s.cfg.MinPasswordLen, Now: s.now, Rand: s.rand}
+	users := s.users()
 	answer := func(w http.ResponseWriter, status int) func(*UserView, error) error {
 		return func(v *UserView, err error) error {
 			if err != nil {
@@ -177,6 +177,9 @@ func (s *Server) adminUserRoutes(m *http.ServeMux, admin func(string, handlerFun
 	}))
 	m.Handle("POST /admin/v1/users/{id}/enable", admin("users", func(w http.ResponseWriter, r *http.Request) error {
 		return answer(w, http.StatusOK)(users.SetDisabled(r.Context(), r.PathValue("id"), false))
+	}))
+	m.Handle("POST /admin/v1/users/{id}/logout", admin("users", func(w http.ResponseWriter, r *http.Request) error {
+		return answer(w, http.StatusOK)(users.LogoutEverywhere(r.Context(), r.PathValue("id")))
 	}))
 	m.Handle("PUT /admin/v1/users/{id}/roles", admin("users", func(w http.ResponseWriter, r *http.Request) error {
 		var req struct {

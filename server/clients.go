@@ -36,6 +36,8 @@ type ClientSpec struct {
 	RefreshTokenTTL   int64           `json:"refresh_token_ttl,omitempty"`   // seconds; 0 = server default
 	// TokenFingerprint binds JWT access tokens to a __Host- cookie (fgp claim).
 	TokenFingerprint bool `json:"token_fingerprint,omitempty"`
+	// FirstParty clients skip the consent page (the operator's own apps).
+	FirstParty bool `json:"first_party,omitempty"`
 }
 
 // ClientView is a client as shown by the CLI and the admin API. The secret
@@ -54,6 +56,7 @@ type ClientView struct {
 	AccessTokenTTL    int64           `json:"access_token_ttl,omitempty"`
 	RefreshTokenTTL   int64           `json:"refresh_token_ttl,omitempty"`
 	TokenFingerprint  bool            `json:"token_fingerprint,omitempty"`
+	FirstParty        bool            `json:"first_party,omitempty"`
 	CreatedAt         time.Time       `json:"created_at"`
 	UpdatedAt         time.Time       `json:"updated_at"`
 }
@@ -65,8 +68,8 @@ func ViewOf(c *latch.Client) *ClientView {
 		Scope: joinScope(c.Scopes), Audiences: nonNil(c.Audiences), RedirectURIs: c.RedirectURIs,
 		AccessTokenFormat: string(c.AccessTokenFormat),
 		AccessTokenTTL:    int64(c.AccessTokenTTL / time.Second), RefreshTokenTTL: int64(c.RefreshTokenTTL / time.Second),
-		TokenFingerprint: c.TokenFingerprint,
-		CreatedAt:        c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
+		TokenFingerprint: c.TokenFingerprint, FirstParty: c.FirstParty,
+		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
 	}
 	if len(c.JWKS) > 0 {
 		v.JWKS = json.RawMessage(c.JWKS)
@@ -98,7 +101,7 @@ func (m *Clients) Build(spec ClientSpec) (*latch.Client, string, error) {
 		GrantTypes: spec.GrantTypes, Audiences: spec.Audiences, RedirectURIs: spec.RedirectURIs,
 		AccessTokenFormat: latch.TokenFormat(spec.AccessTokenFormat),
 		AccessTokenTTL:    time.Duration(spec.AccessTokenTTL) * time.Second, RefreshTokenTTL: time.Duration(spec.RefreshTokenTTL) * time.Second,
-		TokenFingerprint: spec.TokenFingerprint}
+		TokenFingerprint: spec.TokenFingerprint, FirstParty: spec.FirstParty}
 	if c.ID == "" {
 		id, err := token.NewID(m.rand())
 		if err != nil {
@@ -133,10 +136,12 @@ func (m *Clients) Build(spec ClientSpec) (*latch.Client, string, error) {
 		}
 	}
 	for _, u := range c.RedirectURIs {
-		p, err := url.Parse(u)
-		if err != nil || !p.IsAbs() || p.Fragment != "" {
-			return nil, "", bad("redirect URI %q must be an absolute URI without a fragment (RFC 6749 §3.1.2)", u)
+		if err := checkRedirectURI(u); err != nil {
+			return nil, "", bad("%v", err)
 		}
+	}
+	if c.AllowsGrant(latch.GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
+		return nil, "", bad("the authorization_code grant needs at least one redirect URI (--redirect-uri)")
 	}
 	switch c.AccessTokenFormat {
 	case "":
@@ -274,3 +279,31 @@ func nonNil(s []string) []string {
 }
 
 func joinScope(s []string) string { return strings.Join(s, " ") }
+
+// checkRedirectURI accepts the redirect URIs RFC 9700 §2.1 and RFC 8252
+// allow: absolute, without a fragment (RFC 6749 §3.1.2), https, or http on
+// a loopback host (RFC 8252 §7.3, native apps and development), or a
+// private-use scheme with a dot, such as com.example.app:/cb (RFC 8252
+// §7.1). They are compared exactly at /oauth2/authorize.
+func checkRedirectURI(u string) error {
+	p, err := url.Parse(u)
+	if err != nil || !p.IsAbs() || p.Fragment != "" || strings.Contains(u, "#") || len(u) > 2000 {
+		return fmt.Errorf("redirect URI %q must be an absolute URI without a fragment (RFC 6749 §3.1.2)", u)
+	}
+	switch p.Scheme {
+	case "https":
+		if p.Host == "" {
+			return fmt.Errorf("redirect URI %q has no host", u)
+		}
+	case "http":
+		h := p.Hostname()
+		if h != "localhost" && h != "127.0.0.1" && h != "::1" {
+			return fmt.Errorf("redirect URI %q: http is allowed only on a loopback host (127.0.0.1, [::1], localhost); use https", u)
+		}
+	default:
+		if !strings.Contains(p.Scheme, ".") {
+			return fmt.Errorf("redirect URI %q: a private-use scheme must be a reversed domain name such as com.example.app (RFC 8252 §7.1)", u)
+		}
+	}
+	return nil
+}

@@ -19,14 +19,24 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
 		algs = append(algs, string(a))
 	}
 	md := oauth.Metadata{
-		Issuer:                            s.cfg.Issuer,
-		TokenEndpoint:                     s.endpoint("/oauth2/token"),
-		JWKSURI:                           s.endpoint("/.well-known/jwks.json"),
-		RevocationEndpoint:                s.endpoint("/oauth2/revoke"),
-		IntrospectionEndpoint:             s.endpoint("/oauth2/introspect"),
-		ResponseTypesSupported:            []string{},
-		GrantTypesSupported:               []string{latch.GrantClientCredentials, latch.GrantTokenExchange},
-		TokenEndpointAuthMethodsSupported: authMethods,
+		Issuer:                        s.cfg.Issuer,
+		TokenEndpoint:                 s.endpoint("/oauth2/token"),
+		JWKSURI:                       s.endpoint("/.well-known/jwks.json"),
+		RevocationEndpoint:            s.endpoint("/oauth2/revoke"),
+		IntrospectionEndpoint:         s.endpoint("/oauth2/introspect"),
+		AuthorizationEndpoint:         s.endpoint("/oauth2/authorize"),
+		UserinfoEndpoint:              s.endpoint("/userinfo"),
+		EndSessionEndpoint:            s.endpoint("/oauth2/logout"),
+		ScopesSupported:               []string{ScopeOpenID, ScopeProfile, ScopeOfflineAccess},
+		ResponseTypesSupported:        []string{"code"},
+		ResponseModesSupported:        []string{"query"},
+		GrantTypesSupported:           grantTypes,
+		CodeChallengeMethodsSupported: []string{"S256"},
+		SubjectTypesSupported:         []string{"public"},
+		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "azp",
+			"preferred_username", "roles", "groups"},
+		AuthorizationResponseIssParameterSupported: true,
+		TokenEndpointAuthMethodsSupported:          authMethods,
 		TokenEndpointAuthSigningAlgValuesSupported: algs,
 		RevocationEndpointAuthMethodsSupported:     append(authMethods, string(latch.AuthNone)),
 		IntrospectionEndpointAuthMethodsSupported:  authMethods,
@@ -35,6 +45,7 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
 	// rotation that changes the algorithm changes this too.
 	if _, alg, _, err := s.keys.Signing(); err == nil {
 		md.IntrospectionSigningAlgValuesSupported = []string{string(alg)}
+		md.IDTokenSigningAlgValuesSupported = []string{string(alg)}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	// Metadata changes only with a new release or configuration.

@@ -22,6 +22,10 @@ type metrics struct {
 	revoked     *prometheus.CounterVec
 	logins      *prometheus.CounterVec
 	backoffs    *prometheus.CounterVec
+	// grants counts code and refresh-token redemptions by result: ok,
+	// unknown, refused (wrong client, redirect or verifier), expired, and
+	// reused (a reuse that revoked a family: worth an alert).
+	grants *prometheus.CounterVec
 }
 
 // loginResults are the values of latch_login_attempts_total's result label.
@@ -53,8 +57,11 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		backoffs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latch_login_backoffs_total", Help: "Login back-offs started or lengthened, by scope (account, address).",
 		}, []string{"scope"}),
+		grants: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latch_grants_total", Help: "Authorization code and refresh token redemptions by grant and result (ok, unknown, refused, expired, reused).",
+		}, []string{"grant_type", "result"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.issued, m.introspects, m.revoked, m.logins, m.backoffs)
+	reg.MustRegister(m.requests, m.duration, m.issued, m.introspects, m.revoked, m.logins, m.backoffs, m.grants)
 	for _, r := range loginResults {
 		m.logins.WithLabelValues(r)
 	}

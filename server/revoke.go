@@ -43,6 +43,16 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 			s.metrics.revoked.WithLabelValues("opaque", "refused").Inc()
 			return notYours
 		}
+		if t.Kind == latch.KindRefresh && t.FamilyID != "" {
+			// §2.1: revoking a refresh token revokes the grant: the
+			// family, its other refresh tokens and its access tokens.
+			if err := s.revokeFamilyOf(ctx, t); err != nil {
+				return err
+			}
+			s.metrics.revoked.WithLabelValues("opaque", "family").Inc()
+			w.WriteHeader(http.StatusOK)
+			return nil
+		}
 		if err := s.store.Revoke(ctx, &latch.Revocation{Kind: latch.RevokeOpaque, TokenHash: t.Hash, ExpiresAt: t.ExpiresAt, RevokedAt: now}); err != nil {
 			return err
 		}

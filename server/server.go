@@ -52,6 +52,22 @@ type Config struct {
 	// Leeway is the clock skew tolerated on exp, nbf and iat. Default 30s.
 	Leeway time.Duration
 
+	// RefreshTokenTTL is the idle lifetime of refresh tokens for clients
+	// that do not set their own: a refresh token unused this long
+	// expires. Default 14 days. RefreshFamilyMaxAge is the absolute
+	// lifetime of a grant: no rotation extends it. Default 30 days.
+	RefreshTokenTTL     time.Duration
+	RefreshFamilyMaxAge time.Duration
+	// RefreshGrace is how long after its rotation a refresh token may be
+	// used again without being taken for stolen (see refreshTokenGrant).
+	// Default 10s; negative means none (every second use revokes).
+	RefreshGrace time.Duration
+	// AuthCodeTTL is the lifetime of authorization codes. Default 60s
+	// (RFC 6749 §4.1.2 recommends at most 10 minutes).
+	AuthCodeTTL time.Duration
+	// IDTokenTTL is the lifetime of ID tokens. Default 10 minutes.
+	IDTokenTTL time.Duration
+
 	// IntrospectionRate and IntrospectionBurst bound each client's
 	// introspection calls (DESIGN invariant 5). Default 2000/s, burst 4000:
 	// a resource server behind a cache needs far less; an attacker probing
@@ -120,6 +136,23 @@ func (c *Config) withDefaults() {
 	}
 	if c.Leeway == 0 {
 		c.Leeway = 30 * time.Second
+	}
+	if c.RefreshTokenTTL == 0 {
+		c.RefreshTokenTTL = 14 * 24 * time.Hour
+	}
+	if c.RefreshFamilyMaxAge == 0 {
+		c.RefreshFamilyMaxAge = 30 * 24 * time.Hour
+	}
+	if c.RefreshGrace == 0 {
+		c.RefreshGrace = 10 * time.Second
+	} else if c.RefreshGrace < 0 {
+		c.RefreshGrace = 0
+	}
+	if c.AuthCodeTTL == 0 {
+		c.AuthCodeTTL = time.Minute
+	}
+	if c.IDTokenTTL == 0 {
+		c.IDTokenTTL = 10 * time.Minute
 	}
 	if c.IntrospectionRate == 0 {
 		c.IntrospectionRate = 2000
@@ -190,6 +223,15 @@ func (c *Config) Validate() error {
 	}
 	if c.AccessTokenTTL > c.MaxAccessTokenTTL {
 		return fmt.Errorf("server: AccessTokenTTL %v exceeds MaxAccessTokenTTL %v", c.AccessTokenTTL, c.MaxAccessTokenTTL)
+	}
+	if c.RefreshTokenTTL < 0 || c.RefreshFamilyMaxAge < 0 || c.AuthCodeTTL < 0 || c.IDTokenTTL < 0 {
+		return errors.New("server: refresh, code and ID token lifetimes must not be negative")
+	}
+	if c.RefreshGrace > time.Minute {
+		return fmt.Errorf("server: RefreshGrace %v is longer than a minute: a stolen refresh token would stay usable that long after its rotation", c.RefreshGrace)
+	}
+	if c.AuthCodeTTL > 10*time.Minute {
+		return fmt.Errorf("server: AuthCodeTTL %v exceeds the 10 minutes RFC 6749 §4.1.2 allows", c.AuthCodeTTL)
 	}
 	if c.IntrospectionRate <= 0 || c.IntrospectionBurst < 1 {
 		return fmt.Errorf("server: introspection rate %v/s and burst %d must be positive", c.IntrospectionRate, c.IntrospectionBurst)
@@ -315,6 +357,9 @@ func (s *Server) routes() {
 	m.Handle("/oauth2/token", s.handle("token", s.token))
 	m.Handle("/oauth2/introspect", s.handle("introspect", s.introspect))
 	m.Handle("/oauth2/revoke", s.handle("revoke", s.revoke))
+	m.Handle("/oauth2/authorize", s.handle("authorize", s.authorize))
+	m.Handle("/oauth2/logout", s.handle("end_session", s.endSessionEndpoint))
+	m.Handle("/userinfo", s.handle("userinfo", s.userinfo))
 	s.feed = newFeed(s)
 	m.Handle("GET /oauth2/revocations", s.handle("revocations", s.revocations))
 	m.Handle("GET /healthz", s.handle("healthz", s.healthz))

@@ -35,8 +35,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 		return s.clientCredentials(w, r, form)
 	case latch.GrantTokenExchange:
 		return s.tokenExchange(w, r, form)
+	case latch.GrantAuthorizationCode:
+		return s.authorizationCodeGrant(w, r, form)
+	case latch.GrantRefreshToken:
+		return s.refreshTokenGrant(w, r, form)
 	default:
-		return oauth.BadRequest(oauth.ErrUnsupportedGrantType, "grant_type "+quote(grant)+" is not supported; this server supports client_credentials and "+latch.GrantTokenExchange)
+		return oauth.BadRequest(oauth.ErrUnsupportedGrantType, "grant_type "+quote(grant)+" is not supported; this server supports "+strings.Join(grantTypes, ", "))
 	}
 }
 
@@ -91,57 +95,19 @@ func (s *Server) audience(c *latch.Client, form url.Values) ([]string, error) {
 	return want, nil
 }
 
-// issueAccessToken mints an access token in the client's format: an
-// RFC 9068 JWT (one signature, no write) or an opaque token (one write).
-// For a client with TokenFingerprint it adds the fingerprint cookie to h,
-// the header of the token response (DESIGN invariant 8).
+// issueAccessToken mints an access token outside any refresh family
+// (client_credentials) and stores it when it is opaque: an RFC 9068 JWT
+// costs one signature and no write, an opaque token one write. For a
+// client with TokenFingerprint it adds the fingerprint cookie to h, the
+// header of the token response (DESIGN invariant 8).
 func (s *Server) issueAccessToken(ctx context.Context, h http.Header, c *latch.Client, subject string, scope, aud []string, grant string) (*oauth.TokenResponse, error) {
-	ttl := c.AccessTokenTTL
-	if ttl <= 0 {
-		ttl = s.cfg.AccessTokenTTL
+	resp, issue, format, err := s.mintAccessToken(h, c, subject, scope, aud, "", s.now().Truncate(time.Second), nil)
+	if err != nil {
+		return nil, err
 	}
-	ttl = min(ttl, s.cfg.MaxAccessTokenTTL)
-	now := s.now().Truncate(time.Second)
-	exp := now.Add(ttl)
-	resp := &oauth.TokenResponse{TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scope, " ")}
-	format := c.AccessTokenFormat
-	switch format {
-	case latch.FormatOpaque:
-		jti, err := token.NewID(s.rand)
-		if err != nil {
+	if issue.Access != nil {
+		if err := s.store.CreateToken(ctx, issue.Access); err != nil {
 			return nil, err
-		}
-		raw, err := token.NewOpaque(latch.KindAccess, s.rand)
-		if err != nil {
-			return nil, err
-		}
-		t := &latch.Token{Hash: token.Hash(raw), Kind: latch.KindAccess, ID: jti, ClientID: c.ID, Subject: subject,
-			Scope: scope, Audience: aud, IssuedAt: now, ExpiresAt: exp}
-		if err := s.store.CreateToken(ctx, t); err != nil {
-			return nil, err
-		}
-		resp.AccessToken = raw
-	default:
-		format = latch.FormatJWT
-		var (
-			cookie string
-			extra  map[string]any
-		)
-		if c.TokenFingerprint {
-			var fgp string
-			var err error
-			if cookie, fgp, err = s.fingerprint(ttl); err != nil {
-				return nil, err
-			}
-			extra = map[string]any{ClaimFingerprint: fgp}
-		}
-		raw, _, err := s.signAccessToken(subject, c.ID, aud, resp.Scope, now, exp, extra)
-		if err != nil {
-			return nil, err
-		}
-		resp.AccessToken = raw
-		if cookie != "" {
-			h.Add("Set-Cookie", cookie)
 		}
 	}
 	s.metrics.issued.WithLabelValues(grant, string(format)).Inc()

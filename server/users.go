@@ -77,6 +77,7 @@ func UserViewOf(u *latch.User) *UserView {
 type UsersStore interface {
 	latch.UserStore
 	latch.SessionStore
+	latch.GrantStore
 }
 
 // Users creates and manages users. The CLI and the admin API both use it,
@@ -99,6 +100,9 @@ type Users struct {
 	MinPasswordLen int
 	Now            func() time.Time
 	Rand           io.Reader
+	// Revoked, when set, is called after the hook revoked anything, so a
+	// server wakes its revocation feed at once instead of at its next poll.
+	Revoked func()
 }
 
 // Validate checks the configuration: parameters within the password
@@ -292,6 +296,13 @@ func (m *Users) Delete(ctx context.Context, ref string) (*UserView, error) {
 	return v, nil
 }
 
+// users returns the Users manager of this server: its store, password
+// policy and clock, and the feed to wake after revocations.
+func (s *Server) users() *Users {
+	return &Users{Store: s.store, Params: s.cfg.PasswordParams, MinPasswordLen: s.cfg.MinPasswordLen,
+		Now: s.now, Rand: s.rand, Revoked: s.feed.notify}
+}
+
 // LogoutEverywhere ends everything the user is signed in with: the "sign
 // out everywhere" button, latch revoke --subject and the admin API's
 // logout call. It runs the same policy hook as a password change and
@@ -323,19 +334,35 @@ func (m *Users) ended(ctx context.Context, u *latch.User, why string) (*UserView
 }
 
 // afterCredentialChange is the one policy hook of issue 4 item 6: it runs
-// after a password change, a role change, a disable and before a delete,
-// and cuts every credential the user obtained under the old state. It
-// returns how many login sessions it ended.
+// after a password change, a role change, a disable, a "logout
+// everywhere" and before a delete, and cuts every credential the user
+// obtained under the old state:
+//   - every login session (a new login makes a new session ID);
+//   - every refresh-token family, which deletes their opaque tokens and
+//     denylists their unexpired JWT access tokens by (iss, jti), all in
+//     the revocation log that resource servers follow (invariants 4, 7).
 //
-// Today it ends the user's login sessions (DeleteUserSessions), which is
-// all the user-bound state latch has. Issue 4 adds here, and only here:
-// revoking the user's refresh-token families (invariant 7) and
-// denylisting the unexpired JWT access tokens issued from them, by (iss,
-// jti) (invariant 4). Until then a JWT already issued for the user stays
-// valid until its exp (10 minutes by default).
+// Families go first: a family revoked while its session still exists is
+// harmless, a session deleted while its families live is not. It returns
+// how many login sessions it ended.
+//
+// Not covered: JWTs minted by token exchange from a family's opaque
+// token (a gateway's) are not recorded in the family; they live at most
+// ExchangedTokenTTL, and the gateway drops its cache entry when the
+// opaque token's revocation reaches it through the feed.
 func (m *Users) afterCredentialChange(ctx context.Context, u *latch.User, why string) (int, error) {
-	_ = why // for the audit log and revocation reasons of issue 4
-	return m.Store.DeleteUserSessions(ctx, u.ID)
+	families, err := m.Store.RevokeFamilies(ctx, latch.FamilyFilter{UserID: u.ID}, m.now())
+	if err != nil {
+		return 0, err
+	}
+	n, err := m.Store.DeleteUserSessions(ctx, u.ID)
+	if err != nil {
+		return 0, err
+	}
+	if m.Revoked != nil && families > 0 {
+		m.Revoked()
+	}
+	return n, nil
 }
 
 func (m *Users) lookup(ctx context.Context, ref string) (*latch.User, error) {

@@ -1,0 +1,351 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/oauth"
+	"github.com/latch-auth/latch/token"
+)
+
+// ScopeOpenID asks for an ID token (OIDC Core §3.1.2.1).
+const ScopeOpenID = "openid"
+
+// ScopeOfflineAccess is not required for a refresh token: every client
+// registered for the refresh_token grant gets one with the authorization
+// code grant. The scope is accepted so that OIDC libraries that send it
+// work unchanged.
+const ScopeOfflineAccess = "offline_access"
+
+// authorizationCodeGrant implements RFC 6749 §4.1.3 with PKCE (RFC 7636
+// §4.6): the code is exchanged once, by the client it was issued to, with
+// the redirect_uri of the authorization request and the verifier of its
+// challenge. Public clients (auth method none) may use it; PKCE is what
+// binds the code to them.
+//
+// The checks that do not consume the code come first, so that a stolen
+// code presented with a wrong verifier or by another client leaves the
+// legitimate client able to redeem it. Every failure is the same
+// invalid_grant, whose description says which check failed: the client
+// already holds the code, nothing secret is revealed.
+func (s *Server) authorizationCodeGrant(w http.ResponseWriter, r *http.Request, form url.Values) error {
+	ctx := r.Context()
+	c, err := s.authenticateClient(ctx, r, form, false)
+	if err != nil {
+		return err
+	}
+	if !c.AllowsGrant(latch.GrantAuthorizationCode) {
+		return oauth.BadRequest(oauth.ErrUnauthorizedClient, "client is not registered for the authorization_code grant")
+	}
+	raw, verifier := form.Get("code"), form.Get("code_verifier")
+	if raw == "" || verifier == "" {
+		return oauth.BadRequest(oauth.ErrInvalidRequest, "code and code_verifier are required (PKCE S256 is mandatory)")
+	}
+	if len(raw) > 256 {
+		return invalidGrant("the authorization code is not valid")
+	}
+	hash := token.Hash(raw)
+	code, err := s.store.Code(ctx, hash)
+	if errors.Is(err, latch.ErrNotFound) {
+		s.metrics.grants.WithLabelValues("authorization_code", "unknown").Inc()
+		return invalidGrant("the authorization code is not valid")
+	} else if err != nil {
+		return err
+	}
+	switch {
+	case code.ClientID != c.ID:
+		s.metrics.grants.WithLabelValues("authorization_code", "refused").Inc()
+		return invalidGrant("the authorization code was issued to another client")
+	case form.Get("redirect_uri") != code.RedirectURI:
+		s.metrics.grants.WithLabelValues("authorization_code", "refused").Inc()
+		return invalidGrant("redirect_uri must be exactly the one of the authorization request")
+	case !pkceMatches(verifier, code.CodeChallenge):
+		s.metrics.grants.WithLabelValues("authorization_code", "refused").Inc()
+		return invalidGrant("code_verifier does not match the code_challenge of the authorization request")
+	}
+	u, err := s.activeUser(ctx, code.UserID)
+	if err != nil {
+		return err
+	}
+	now := s.now().Truncate(time.Second)
+	f := &latch.Family{
+		ID: code.FamilyID, ClientID: c.ID, UserID: u.ID, SessionID: code.SessionID,
+		Scope: code.Scope, Audience: code.Audience, AuthTime: code.AuthTime,
+		CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshFamilyMaxAge),
+	}
+	g, err := s.mintGrant(w.Header(), c, u, f, code.Scope, now, code.Nonce)
+	if err != nil {
+		return err
+	}
+	err = s.store.RedeemCode(ctx, hash, now, f, g.issue)
+	switch {
+	case errors.Is(err, latch.ErrReused):
+		// RFC 6749 §4.1.2: a code used twice SHOULD revoke the tokens
+		// issued from it. The store revoked the family; tell the feed.
+		s.feed.notify()
+		s.metrics.grants.WithLabelValues("authorization_code", "reused").Inc()
+		s.log.Warn("authorization code reused: the tokens it issued are revoked", "client_id", c.ID, "family", code.FamilyID)
+		return invalidGrant("the authorization code was already used; the tokens issued with it are revoked")
+	case latch.ErrorCode(err) == latch.EUNAUTHORIZED || errors.Is(err, latch.ErrNotFound):
+		s.metrics.grants.WithLabelValues("authorization_code", "expired").Inc()
+		return invalidGrant("the authorization code has expired")
+	case err != nil:
+		return err
+	}
+	s.metrics.grants.WithLabelValues("authorization_code", "ok").Inc()
+	s.metrics.issued.WithLabelValues(latch.GrantAuthorizationCode, string(g.format)).Inc()
+	oauth.WriteJSON(w, http.StatusOK, g.resp)
+	return nil
+}
+
+// refreshTokenGrant implements RFC 6749 §6 with rotation (RFC 9700
+// §4.14.2): every use of a refresh token returns a new one, and the old
+// one is spent. Reuse of a spent token after the grace window revokes the
+// whole family (DESIGN invariant 7).
+//
+// The grace window (Config.RefreshGrace, default 10s) is for a client that
+// sends the same refresh token twice at once: two browser tabs, a mobile
+// app retrying after a lost response. Within it every request succeeds and
+// gets its own successor; all successors stay valid, so whichever one the
+// client keeps works. A thief who replays a token within the window of
+// its legitimate use gets a working successor too: that is the price of
+// not logging users out on a retry, and why the window is seconds long.
+func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form url.Values) error {
+	ctx := r.Context()
+	c, err := s.authenticateClient(ctx, r, form, false)
+	if err != nil {
+		return err
+	}
+	if !c.AllowsGrant(latch.GrantRefreshToken) {
+		return oauth.BadRequest(oauth.ErrUnauthorizedClient, "client is not registered for the refresh_token grant")
+	}
+	raw := form.Get("refresh_token")
+	if raw == "" {
+		return oauth.BadRequest(oauth.ErrInvalidRequest, "refresh_token is required")
+	}
+	if kind, err := token.ParseOpaque(raw); err != nil || kind != latch.KindRefresh {
+		s.metrics.grants.WithLabelValues("refresh_token", "unknown").Inc()
+		return invalidGrant("the refresh token is not valid")
+	}
+	hash := token.Hash(raw)
+	t, err := s.store.Token(ctx, hash)
+	if errors.Is(err, latch.ErrNotFound) {
+		s.metrics.grants.WithLabelValues("refresh_token", "unknown").Inc()
+		return invalidGrant("the refresh token is not valid, expired or revoked")
+	} else if err != nil {
+		return err
+	}
+	if t.Kind != latch.KindRefresh || t.FamilyID == "" {
+		return invalidGrant("the refresh token is not valid")
+	}
+	if t.ClientID != c.ID {
+		// RFC 6749 §6: the token is bound to its client. Not a reuse:
+		// the family stays, its owner is not punished for a thief.
+		s.metrics.grants.WithLabelValues("refresh_token", "refused").Inc()
+		return invalidGrant("the refresh token was issued to another client")
+	}
+	f, err := s.store.Family(ctx, t.FamilyID)
+	if errors.Is(err, latch.ErrNotFound) {
+		return invalidGrant("the refresh token is not valid, expired or revoked")
+	} else if err != nil {
+		return err
+	}
+	scope := f.Scope
+	if want := form.Get("scope"); want != "" {
+		// §6: the scope may be narrowed, never widened, and the narrowing
+		// holds for this access token only; the family keeps its scope.
+		req, oerr := oauth.SplitScope(want)
+		if oerr != nil {
+			return oerr
+		}
+		for _, sc := range req {
+			if !slices.Contains(f.Scope, sc) {
+				return oauth.BadRequest(oauth.ErrInvalidScope, "requested scope exceeds the scope of the grant")
+			}
+		}
+		scope = req
+	}
+	u, err := s.activeUser(ctx, f.UserID)
+	if err != nil {
+		return err
+	}
+	now := s.now().Truncate(time.Second)
+	g, err := s.mintGrant(w.Header(), c, u, f, scope, now, "")
+	if err != nil {
+		return err
+	}
+	_, _, err = s.store.RotateRefresh(ctx, hash, now, s.cfg.RefreshGrace, g.issue)
+	switch {
+	case errors.Is(err, latch.ErrReused):
+		s.feed.notify()
+		s.metrics.grants.WithLabelValues("refresh_token", "reused").Inc()
+		s.log.Warn("refresh token reused after rotation: family revoked", "client_id", c.ID, "family", f.ID, "sub", f.UserID)
+		return invalidGrant("the refresh token was already used; every token of this grant is revoked, sign in again")
+	case errors.Is(err, latch.ErrNotFound) || latch.ErrorCode(err) == latch.EUNAUTHORIZED:
+		s.metrics.grants.WithLabelValues("refresh_token", "expired").Inc()
+		return invalidGrant("the refresh token is expired or revoked, sign in again")
+	case err != nil:
+		return err
+	}
+	s.metrics.grants.WithLabelValues("refresh_token", "ok").Inc()
+	s.metrics.issued.WithLabelValues(latch.GrantRefreshToken, string(g.format)).Inc()
+	oauth.WriteJSON(w, http.StatusOK, g.resp)
+	return nil
+}
+
+// grant is what mintGrant built: the response and the records to store
+// with it, in one transaction.
+type grant struct {
+	resp   *oauth.TokenResponse
+	issue  latch.Issue
+	format latch.TokenFormat
+}
+
+// mintGrant builds the tokens of a user grant in family f: an access token
+// in the client's format, a refresh token when the client may refresh,
+// and an ID token when scope holds openid. Nothing is stored: the caller
+// writes g.issue with the code redemption or rotation it results from.
+func (s *Server) mintGrant(h http.Header, c *latch.Client, u *latch.User, f *latch.Family, scope []string, now time.Time, nonce string) (*grant, error) {
+	resp, issue, format, err := s.mintAccessToken(h, c, u.ID, scope, f.Audience, f.ID, now, userClaims(u))
+	if err != nil {
+		return nil, err
+	}
+	if c.AllowsGrant(latch.GrantRefreshToken) {
+		idle := c.RefreshTokenTTL
+		if idle <= 0 {
+			idle = s.cfg.RefreshTokenTTL
+		}
+		exp := now.Add(idle)
+		if f.ExpiresAt.Before(exp) {
+			exp = f.ExpiresAt
+		}
+		raw, err := token.NewOpaque(latch.KindRefresh, s.rand)
+		if err != nil {
+			return nil, err
+		}
+		id, err := token.NewID(s.rand)
+		if err != nil {
+			return nil, err
+		}
+		issue.Refresh = &latch.Token{Hash: token.Hash(raw), Kind: latch.KindRefresh, ID: id, ClientID: c.ID,
+			Subject: u.ID, Scope: f.Scope, Audience: f.Audience, FamilyID: f.ID, IssuedAt: now, ExpiresAt: exp}
+		resp.RefreshToken = raw
+	}
+	if slices.Contains(scope, ScopeOpenID) {
+		idt, err := s.signIDToken(c, u, f, scope, now, nonce, resp.AccessToken)
+		if err != nil {
+			return nil, err
+		}
+		resp.IDToken = idt
+	}
+	return &grant{resp: resp, issue: issue, format: format}, nil
+}
+
+// mintAccessToken builds an access token in c's format without storing
+// it: for the opaque format the Token the caller must store, for a JWT the
+// IssuedJWT a family remembers. familyID may be empty (no family). extra
+// holds claims about the subject for a JWT (an opaque token's
+// introspection answers the registered claims only).
+func (s *Server) mintAccessToken(h http.Header, c *latch.Client, subject string, scope, aud []string, familyID string, now time.Time, extra map[string]any) (*oauth.TokenResponse, latch.Issue, latch.TokenFormat, error) {
+	var issue latch.Issue
+	ttl := c.AccessTokenTTL
+	if ttl <= 0 {
+		ttl = s.cfg.AccessTokenTTL
+	}
+	ttl = min(ttl, s.cfg.MaxAccessTokenTTL)
+	exp := now.Add(ttl)
+	resp := &oauth.TokenResponse{TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scope, " ")}
+	if c.AccessTokenFormat == latch.FormatOpaque {
+		jti, err := token.NewID(s.rand)
+		if err != nil {
+			return nil, issue, "", err
+		}
+		raw, err := token.NewOpaque(latch.KindAccess, s.rand)
+		if err != nil {
+			return nil, issue, "", err
+		}
+		issue.Access = &latch.Token{Hash: token.Hash(raw), Kind: latch.KindAccess, ID: jti, ClientID: c.ID, Subject: subject,
+			Scope: scope, Audience: aud, FamilyID: familyID, IssuedAt: now, ExpiresAt: exp}
+		resp.AccessToken = raw
+		return resp, issue, latch.FormatOpaque, nil
+	}
+	var cookie string
+	if c.TokenFingerprint {
+		var fgp string
+		var err error
+		if cookie, fgp, err = s.fingerprint(ttl); err != nil {
+			return nil, issue, "", err
+		}
+		if extra == nil {
+			extra = map[string]any{}
+		}
+		extra[ClaimFingerprint] = fgp
+	}
+	if len(extra) == 0 {
+		extra = nil
+	}
+	raw, jti, err := s.signAccessToken(subject, c.ID, aud, resp.Scope, now, exp, extra)
+	if err != nil {
+		return nil, issue, "", err
+	}
+	// The denylist entry must outlive the token at any verifier that
+	// allows the leeway, as for RFC 7009 revocation.
+	issue.JWT = &latch.IssuedJWT{Issuer: s.cfg.Issuer, JTI: jti, ExpiresAt: exp.Add(s.cfg.Leeway)}
+	resp.AccessToken = raw
+	if cookie != "" {
+		h.Add("Set-Cookie", cookie)
+	}
+	return resp, issue, latch.FormatJWT, nil
+}
+
+// activeUser returns the user id names if it may still obtain tokens:
+// it exists and is not disabled. Anything else is invalid_grant.
+func (s *Server) activeUser(ctx context.Context, id string) (*latch.User, error) {
+	u, err := s.store.User(ctx, id)
+	if errors.Is(err, latch.ErrNotFound) {
+		return nil, invalidGrant("the user of this grant no longer exists")
+	} else if err != nil {
+		return nil, err
+	}
+	if u.Disabled {
+		return nil, invalidGrant("the user of this grant is disabled")
+	}
+	return u, nil
+}
+
+// pkceMatches checks an RFC 7636 §4.6 S256 verifier against the stored
+// challenge, in constant time. The verifier's syntax (§4.1: 43 to 128
+// unreserved characters) is checked too, so that a client sending a
+// malformed verifier learns of its bug instead of succeeding by accident.
+func pkceMatches(verifier, challenge string) bool {
+	if len(verifier) < 43 || len(verifier) > 128 {
+		return false
+	}
+	for i := 0; i < len(verifier); i++ {
+		if !isUnreserved(verifier[i]) {
+			return false
+		}
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	want := base64.RawURLEncoding.EncodeToString(sum[:])
+	return subtle.ConstantTimeCompare([]byte(want), []byte(challenge)) == 1
+}
+
+// isUnreserved reports whether b is an RFC 3986 §2.3 unreserved character.
+func isUnreserved(b byte) bool {
+	return b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' || b >= '0' && b <= '9' ||
+		b == '-' || b == '.' || b == '_' || b == '~'
+}
+
+func invalidGrant(description string) *oauth.Error {
+	return oauth.BadRequest(oauth.ErrInvalidGrant, description)
+}

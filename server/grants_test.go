@@ -1,0 +1,490 @@
+package server_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/token"
+)
+
+// The tests in this file drive the token endpoint's authorization_code and
+// refresh_token grants with codes written straight into the store, as
+// /oauth2/authorize writes them; authorize_test.go covers the endpoint
+// that issues them, through the login page.
+
+const testVerifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk" // RFC 7636 Appendix B
+
+func challengeOf(verifier string) string {
+	sum := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// webClient registers a confidential first-party client for the code and
+// refresh grants.
+func (e *env) webClient(mutate ...func(*server.ClientSpec)) creds {
+	spec := server.ClientSpec{Name: "Web", GrantTypes: []string{"authorization_code", "refresh_token"},
+		Scope: "openid profile read write", Audiences: []string{"api"},
+		RedirectURIs: []string{"https://app.example/cb"}, FirstParty: true}
+	for _, m := range mutate {
+		m(&spec)
+	}
+	return e.client(spec)
+}
+
+// alice creates a user with roles and groups and returns her id.
+func (e *env) alice() string {
+	e.t.Helper()
+	v := mustCreateUser(e.t, newUsers(e), server.UserSpec{Username: "alice", Password: "correct horse battery",
+		Roles: []string{"admin"}, Groups: []string{"staff"}})
+	return v.ID
+}
+
+// newCode stores an authorization code as /oauth2/authorize would and
+// returns it.
+func (e *env) newCode(c creds, userID string, scope ...string) (string, *latch.AuthCode) {
+	e.t.Helper()
+	raw, err := token.NewSecret(nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	fam, _ := token.NewID(nil)
+	now := e.clock.Now().Truncate(time.Second)
+	if scope == nil {
+		scope = []string{"openid", "profile", "read"}
+	}
+	ac := &latch.AuthCode{Hash: token.Hash(raw), ClientID: c.ID, UserID: userID, SessionID: "sid-1",
+		RedirectURI: "https://app.example/cb", Scope: scope, Audience: []string{"api"}, Nonce: "n-0S6_WzA2Mj",
+		CodeChallenge: challengeOf(testVerifier), AuthTime: now.Add(-time.Minute), FamilyID: fam,
+		IssuedAt: now, ExpiresAt: now.Add(time.Minute)}
+	if err := e.db.CreateCode(context.Background(), ac); err != nil {
+		e.t.Fatal(err)
+	}
+	return raw, ac
+}
+
+type tokenResp struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	IDToken      string `json:"id_token"`
+	ExpiresIn    int64  `json:"expires_in"`
+	Scope        string `json:"scope"`
+	TokenType    string `json:"token_type"`
+	Error        string `json:"error"`
+	Description  string `json:"error_description"`
+}
+
+func (e *env) grant(c creds, form url.Values) (int, tokenResp) {
+	e.t.Helper()
+	w := e.do("/oauth2/token", c, form)
+	var tr tokenResp
+	mustJSON(e.t, w.Body.Bytes(), &tr)
+	return w.Code, tr
+}
+
+func (e *env) redeem(c creds, code string) (int, tokenResp) {
+	return e.grant(c, url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"redirect_uri": {"https://app.example/cb"}, "code_verifier": {testVerifier}})
+}
+
+func (e *env) refresh(c creds, rt string) (int, tokenResp) {
+	return e.grant(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+}
+
+// payload decodes the claims of a compact JWS without verifying it.
+func payload(t testing.TB, jws string) map[string]any {
+	t.Helper()
+	parts := strings.Split(jws, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWS: %q", jws)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	mustJSON(t, b, &m)
+	return m
+}
+
+func (e *env) active(c creds, tok string) bool {
+	e.t.Helper()
+	return strings.HasPrefix(e.introspect(c, tok), `{"active":true`)
+}
+
+func TestCodeGrant_IssuesAccessRefreshAndIDToken(t *testing.T) {
+	e := newEnv(t)
+	c := e.webClient()
+	uid := e.alice()
+	code, ac := e.newCode(c, uid)
+	status, tr := e.redeem(c, code)
+	if status != 200 || tr.AccessToken == "" || !strings.HasPrefix(tr.RefreshToken, token.PrefixRefresh) || tr.IDToken == "" {
+		t.Fatalf("redeem: %d %+v", status, tr)
+	}
+	at := payload(t, tr.AccessToken)
+	if at["sub"] != uid || at["client_id"] != c.ID || at["scope"] != "openid profile read" || at["aud"] != "api" {
+		t.Errorf("access token claims %v", at)
+	}
+	if r, _ := at["roles"].([]any); len(r) != 1 || r[0] != "admin" {
+		t.Errorf("access token roles %v, want [admin]", at["roles"])
+	}
+	id := payload(t, tr.IDToken)
+	sum := sha256.Sum256([]byte(tr.AccessToken))
+	for k, want := range map[string]any{
+		"iss": testIssuer, "sub": uid, "aud": c.ID, "azp": c.ID, "nonce": ac.Nonce, "sid": "sid-1",
+		"auth_time": float64(ac.AuthTime.Unix()), "preferred_username": "alice",
+		"at_hash": base64.RawURLEncoding.EncodeToString(sum[:16]),
+	} {
+		if id[k] != want {
+			t.Errorf("id_token %s = %v, want %v", k, id[k], want)
+		}
+	}
+	if !e.active(c, tr.AccessToken) || !e.active(c, tr.RefreshToken) {
+		t.Error("issued tokens do not introspect active")
+	}
+	// DESIGN invariant 2: an ID token is not an access token.
+	if e.active(c, tr.IDToken) {
+		t.Error("the ID token introspects active")
+	}
+	if w := e.get("/userinfo", http.Header{"Authorization": {"Bearer " + tr.IDToken}}); w.Code != 401 {
+		t.Errorf("userinfo with the ID token: %d", w.Code)
+	}
+}
+
+func TestCodeGrant_ReusedCode_RevokesEverythingItIssued(t *testing.T) {
+	e := newEnv(t)
+	c := e.webClient()
+	code, _ := e.newCode(c, e.alice())
+	_, first := e.redeem(c, code)
+	status, second := e.redeem(c, code)
+	if status != 400 || second.Error != "invalid_grant" || second.AccessToken != "" {
+		t.Fatalf("second redemption: %d %+v", status, second)
+	}
+	if e.active(c, first.AccessToken) || e.active(c, first.RefreshToken) {
+		t.Error("tokens of the first redemption still active after the code was reused")
+	}
+	if status, tr := e.refresh(c, first.RefreshToken); status != 400 || tr.Error != "invalid_grant" {
+		t.Errorf("refresh after code reuse: %d %+v", status, tr)
+	}
+}
+
+func TestCodeGrant_FailedChecksDoNotConsumeTheCode(t *testing.T) {
+	e := newEnv(t)
+	c := e.webClient()
+	other := e.webClient()
+	code, _ := e.newCode(c, e.alice())
+	for name, try := range map[string]func() (int, tokenResp){
+		"other client": func() (int, tokenResp) { return e.redeem(other, code) },
+		"wrong verifier": func() (int, tokenResp) {
+			return e.grant(c, url.Values{"grant_type": {"authorization_code"}, "code": {code},
+				"redirect_uri": {"https://app.example/cb"}, "code_verifier": {strings.Repeat("a", 43)}})
+		},
+		"short verifier": func() (int, tokenResp) {
+			return e.grant(c, url.Values{"grant_type": {"authorization_code"}, "code": {code},
+				"redirect_uri": {"https://app.example/cb"}, "code_verifier": {testVerifier[:42]}})
+		},
+		"other redirect": func() (int, tokenResp) {
+			return e.grant(c, url.Values{"grant_type": {"authorization_code"}, "code": {code},
+				"redirect_uri": {"https://app.example/cb2"}, "code_verifier": {testVerifier}})
+		},
+		"no verifier": func() (int, tokenResp) {
+			return e.grant(c, url.Values{"grant_type": {"authorization_code"}, "code": {code},
+				"redirect_uri": {"https://app.example/cb"}})
+		},
+	} {
+		status, tr := try()
+		if status != 400 || (tr.Error != "invalid_grant" && tr.Error != "invalid_request") {
+			t.Errorf("%s: %d %+v", name, status, tr)
+		}
+	}
+	if status, tr := e.redeem(c, code); status != 200 {
+		t.Fatalf("legitimate redemption after refused attempts: %d %+v", status, tr)
+	}
+}
+
+func TestCodeGrant_ExpiredUnknownAndUnregisteredClient(t *testing.T) {
+	e := newEnv(t)
+	c := e.webClient()
+	code, _ := e.newCode(c, e.alice())
+	e.clock.Advance(61 * time.Second)
+	if status, tr := e.redeem(c, code); status != 400 || tr.Error != "invalid_grant" {
+		t.Errorf("expired code: %d %+v", status, tr)
+	}
+	if status, tr := e.redeem(c, "not-a-code"); status != 400 || tr.Error != "invalid_grant" {
+		t.Errorf("unknown code: %d %+v", status, tr)
+	}
+	cc := e.jwtClient() // client_credentials only
+	if status, tr := e.redeem(cc, code); status != 400 || tr.Error != "unauthorized_client" {
+		t.Errorf("client without the grant: %d %+v", status, tr)
+	}
+}
+
+func TestRefresh_RotatesAndReuseAfterGraceRevokesTheFamily(t *testing.T) {
+	e := newEnv(t)
+	c := e.webClient()
+	code, _ := e.newCode(c, e.alice())
+	_, t0 := e.redeem(c, code)
+	status, t1 := e.refresh(c, t0.RefreshToken)
+	if status != 200 || t1.RefreshToken == "" || t1.RefreshToken == t0.RefreshToken || t1.AccessToken == t0.AccessToken {
+		t.Fatalf("refresh: %d %+v", status, t1)
+	}
+	if t1.IDToken == "" || payload(t, t1.IDToken)["nonce"] != nil {
+		t.Errorf("refreshed ID token missing or carries a nonce: %q", t1.IDToken)
+	}
+	// Inside the grace window, the spent token works once more: a retry.
+	e.clock.Advance(5 * time.Second)
+	status, t1b := e.refresh(c, t0.RefreshToken)
+	if status != 200 || t1b.RefreshToken == t1.RefreshToken {
+		t.Fatalf("retry within grace: %d %+v", status, t1b)
+	}
+	status, t2 := e.refresh(c, t1.RefreshToken)
+	if status != 200 {
+		t.Fatalf("successor: %d %+v", status, t2)
+	}
+	// After the grace window, the spent token is a stolen one.
+	e.clock.Advance(10 * time.Second)
+	status, reuse := e.refresh(c, t0.RefreshToken)
+	if status != 400 || reuse.Error != "invalid_grant" {
+		t.Fatalf("reuse after grace: %d %+v", status, reuse)
+	}
+	for name, tok := range map[string]string{"t0 access": t0.AccessToken, "t1 access": t1.AccessToken,
+		"t2 access": t2.AccessToken, "t1b refresh": t1b.RefreshToken, "t2 refresh": t2.RefreshToken} {
+		if e.active(c, tok) {
+			t.Errorf("%s still active after the family was revoked", name)
+		}
+	}
+	if status, _ := e.refresh(c, t2.RefreshToken); status != 400 {
+		t.Errorf("newest refresh token still works after family revocation: %d", status)
+	}
+}
+
+// TestRefresh_32ConcurrentRefreshesOfOneToken is issue 4's race test. The
+// documented behaviour (refreshTokenGrant): within the grace window every
+// concurrent refresh of one token succeeds with its own successor, and all
+// successors keep working; nothing is revoked. With no grace window,
+// exactly one succeeds and the reuse by the others revokes the family.
+func TestRefresh_32ConcurrentRefreshesOfOneToken(t *testing.T) {
+	run := func(t *testing.T, grace time.Duration) (ok []tokenResp, failed int, c creds, e *env) {
+		e = newEnv(t, func(cfg *server.Config) { cfg.RefreshGrace = grace })
+		c = e.webClient()
+		code, _ := e.newCode(c, e.alice())
+		_, t0 := e.redeem(c, code)
+		var (
+			mu    sync.Mutex
+			wg    sync.WaitGroup
+			start = make(chan struct{})
+		)
+		for range 32 {
+			wg.Go(func() {
+				<-start
+				status, tr := e.refresh(c, t0.RefreshToken)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case status == 200:
+					ok = append(ok, tr)
+				case status == 400 && tr.Error == "invalid_grant":
+					failed++
+				default:
+					t.Errorf("concurrent refresh: %d %+v", status, tr)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		return ok, failed, c, e
+	}
+	t.Run("WithinGrace_AllSucceed", func(t *testing.T) {
+		ok, failed, c, e := run(t, 0) // the default, 10s
+		if len(ok) != 32 || failed != 0 {
+			t.Fatalf("%d succeeded, %d failed; want 32, 0", len(ok), failed)
+		}
+		seen := map[string]bool{}
+		for _, tr := range ok {
+			if seen[tr.RefreshToken] {
+				t.Fatal("two refreshes got the same successor")
+			}
+			seen[tr.RefreshToken] = true
+		}
+		// Every successor works: whichever one the client kept.
+		for _, tr := range ok[:4] {
+			if status, _ := e.refresh(c, tr.RefreshToken); status != 200 {
+				t.Fatalf("a successor does not refresh: %d", status)
+			}
+		}
+	})
+	t.Run("NoGrace_ExactlyOneSucceedsAndTheFamilyIsRevoked", func(t *testing.T) {
+		ok, failed, c, e := run(t, -1)
+		if len(ok) != 1 || failed != 31 {
+			t.Fatalf("%d succeeded, %d failed; want 1, 31", len(ok), failed)
+		}
+		if status, _ := e.refresh(c, ok[0].RefreshToken); status != 400 {
+			t.Fatalf("the winner's successor survived the reuse: %d", status)
+		}
+	})
+}
+
+func TestRefresh_BoundToClientLifetimesAndUser(t *testing.T) {
+	t.Run("OtherClientRefusedFamilyKept", func(t *testing.T) {
+		e := newEnv(t)
+		c, other := e.webClient(), e.webClient()
+		code, _ := e.newCode(c, e.alice())
+		_, t0 := e.redeem(c, code)
+		if status, tr := e.refresh(other, t0.RefreshToken); status != 400 || tr.Error != "invalid_grant" {
+			t.Fatalf("other client: %d %+v", status, tr)
+		}
+		if status, _ := e.refresh(c, t0.RefreshToken); status != 200 {
+			t.Fatalf("owner after a foreign attempt: %d", status)
+		}
+	})
+	t.Run("IdleExpiry", func(t *testing.T) {
+		e := newEnv(t, func(cfg *server.Config) { cfg.RefreshTokenTTL = time.Hour })
+		c := e.webClient()
+		code, _ := e.newCode(c, e.alice())
+		_, t0 := e.redeem(c, code)
+		e.clock.Advance(time.Hour)
+		if status, _ := e.refresh(c, t0.RefreshToken); status != 400 {
+			t.Fatalf("refresh after idle expiry: %d", status)
+		}
+	})
+	t.Run("FamilyMaxAge", func(t *testing.T) {
+		e := newEnv(t, func(cfg *server.Config) {
+			cfg.RefreshTokenTTL = time.Hour
+			cfg.RefreshFamilyMaxAge = 150 * time.Minute
+		})
+		c := e.webClient()
+		code, _ := e.newCode(c, e.alice())
+		_, tr := e.redeem(c, code)
+		for i := range 2 {
+			e.clock.Advance(59 * time.Minute)
+			var status int
+			if status, tr = e.refresh(c, tr.RefreshToken); status != 200 {
+				t.Fatalf("refresh %d inside the family lifetime: %d %+v", i, status, tr)
+			}
+		}
+		e.clock.Advance(59 * time.Minute) // 177 min > 150
+		if status, _ := e.refresh(c, tr.RefreshToken); status != 400 {
+			t.Fatalf("refresh past the family's absolute lifetime: %d", status)
+		}
+	})
+	t.Run("DisabledUserAndLogoutEverywhere", func(t *testing.T) {
+		e := newEnv(t)
+		c := e.webClient()
+		uid := e.alice()
+		code, _ := e.newCode(c, uid)
+		_, t0 := e.redeem(c, code)
+		if _, err := newUsers(e).LogoutEverywhere(context.Background(), "alice"); err != nil {
+			t.Fatal(err)
+		}
+		if e.active(c, t0.AccessToken) {
+			t.Error("JWT access token active after logout everywhere")
+		}
+		if status, _ := e.refresh(c, t0.RefreshToken); status != 400 {
+			t.Error("refresh after logout everywhere succeeded")
+		}
+		code, _ = e.newCode(c, uid)
+		_, t1 := e.redeem(c, code)
+		if _, err := newUsers(e).SetDisabled(context.Background(), "alice", true); err != nil {
+			t.Fatal(err)
+		}
+		if status, _ := e.refresh(c, t1.RefreshToken); status != 400 {
+			t.Error("refresh of a disabled user succeeded")
+		}
+	})
+	t.Run("ScopeNarrowsNeverWidens", func(t *testing.T) {
+		e := newEnv(t)
+		c := e.webClient()
+		code, _ := e.newCode(c, e.alice())
+		_, t0 := e.redeem(c, code)
+		status, narrow := e.grant(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {t0.RefreshToken}, "scope": {"read"}})
+		if status != 200 || narrow.Scope != "read" || narrow.IDToken != "" {
+			t.Fatalf("narrowed refresh: %d %+v", status, narrow)
+		}
+		status, wide := e.grant(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {narrow.RefreshToken}, "scope": {"read write"}})
+		if status != 400 || wide.Error != "invalid_scope" {
+			t.Fatalf("widened refresh: %d %+v", status, wide)
+		}
+	})
+}
+
+func TestRevoke_RefreshTokenRevokesItsFamily(t *testing.T) {
+	e := newEnv(t)
+	c := e.webClient(func(s *server.ClientSpec) { s.AccessTokenFormat = "opaque" })
+	code, _ := e.newCode(c, e.alice())
+	_, t0 := e.redeem(c, code)
+	if !strings.HasPrefix(t0.AccessToken, token.PrefixAccess) {
+		t.Fatalf("want an opaque access token, got %q", t0.AccessToken)
+	}
+	if w := e.do("/oauth2/revoke", c, url.Values{"token": {t0.RefreshToken}}); w.Code != 200 {
+		t.Fatalf("revoke: %d %s", w.Code, w.Body)
+	}
+	if got := e.introspect(c, t0.AccessToken); got != `{"active":false}` {
+		t.Errorf("access token after revoking its refresh token: %s", got)
+	}
+	if status, _ := e.refresh(c, t0.RefreshToken); status != 400 {
+		t.Error("revoked refresh token still refreshes")
+	}
+}
+
+func TestUserinfo(t *testing.T) {
+	e := newEnv(t)
+	c := e.webClient()
+	uid := e.alice()
+	code, _ := e.newCode(c, uid)
+	_, tr := e.redeem(c, code)
+	w := e.get("/userinfo", http.Header{"Authorization": {"Bearer " + tr.AccessToken}})
+	var got map[string]any
+	mustJSON(t, w.Body.Bytes(), &got)
+	if w.Code != 200 || got["sub"] != uid || got["preferred_username"] != "alice" {
+		t.Fatalf("userinfo: %d %v", w.Code, got)
+	}
+	code, _ = e.newCode(c, uid, "read")
+	_, noOIDC := e.redeem(c, code)
+	w = e.get("/userinfo", http.Header{"Authorization": {"Bearer " + noOIDC.AccessToken}})
+	if w.Code != 403 || !strings.Contains(w.Header().Get("WWW-Authenticate"), "insufficient_scope") {
+		t.Errorf("userinfo without openid: %d %s", w.Code, w.Header())
+	}
+	if w := e.get("/userinfo", nil); w.Code != 401 || w.Header().Get("WWW-Authenticate") != `Bearer realm="latch"` {
+		t.Errorf("userinfo without a token: %d %v", w.Code, w.Header())
+	}
+}
+
+func TestDiscovery_AdvertisesTheCodeFlowAndOIDC(t *testing.T) {
+	e := newEnv(t)
+	w := e.get("/.well-known/openid-configuration", nil)
+	var md map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &md); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{
+		"authorization_endpoint": testIssuer + "/oauth2/authorize", "userinfo_endpoint": testIssuer + "/userinfo",
+		"end_session_endpoint": testIssuer + "/oauth2/logout",
+	} {
+		if md[k] != want {
+			t.Errorf("%s = %v, want %s", k, md[k], want)
+		}
+	}
+	for k, want := range map[string]string{"response_types_supported": "code", "code_challenge_methods_supported": "S256",
+		"subject_types_supported": "public", "grant_types_supported": "refresh_token"} {
+		l, _ := md[k].([]any)
+		found := false
+		for _, v := range l {
+			found = found || v == want
+		}
+		if !found {
+			t.Errorf("%s = %v, want it to hold %s", k, md[k], want)
+		}
+	}
+	if md["authorization_response_iss_parameter_supported"] != true {
+		t.Error("RFC 9207 iss parameter not advertised")
+	}
+}
