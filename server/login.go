@@ -476,8 +476,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
 	}
 	to := "/login?signed_out=1"
 	if r.PostForm.Get("everywhere") == "1" {
-		users := &Users{Store: s.store, Params: s.cfg.PasswordParams, MinPasswordLen: s.cfg.MinPasswordLen, Now: s.now, Rand: s.rand}
-		if _, err := users.LogoutEverywhere(r.Context(), u.ID); err != nil {
+		if _, err := s.users().LogoutEverywhere(r.Context(), u.ID); err != nil {
 			return err
 		}
 		to = "/login?signed_out=all"

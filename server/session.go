@@ -157,7 +157,17 @@ func (s *Server) currentSession(w http.ResponseWriter, r *http.Request) (*latch.
 // endSession ends a login session: logout. Ending one that is already gone
 // is not an error.
 func (s *Server) endSession(ctx context.Context, sess *latch.Session) error {
-	// Issue 4: also revoke the refresh families this session started (FamilyFilter{SessionID: sess.SID()}).
+	// The grants the session approved end with it (issue 4: "a
+	// terminated session can no longer refresh"): their refresh tokens
+	// and opaque access tokens are deleted and their JWTs denylisted.
+	// Families first, so a failure leaves the session to retry with.
+	n, err := s.store.RevokeFamilies(ctx, latch.FamilyFilter{SessionID: sess.SID()}, s.now())
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		s.feed.notify()
+	}
 	if err := s.store.DeleteSession(ctx, sess.IDHash); err != nil && latch.ErrorCode(err) != latch.ENOTFOUND {
 		return err
 	}

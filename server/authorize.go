@@ -1,0 +1,394 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/oauth"
+	"github.com/latch-auth/latch/token"
+)
+
+// Form fields of the consent page's POST back to /oauth2/authorize; they
+// are not parameters of the authorization request.
+const (
+	fieldConsent = "consent"
+	fieldCSRF    = "csrf_token"
+)
+
+// authorize implements the authorization endpoint (RFC 6749 §4.1.1, PKCE
+// RFC 7636 with S256 only, OIDC Core §3.1.2, RFC 9207's iss in the
+// response).
+//
+// Until the client and its redirect URI are known to be registered, errors
+// are shown to the user on a page and never redirected (§4.1.2.1: a
+// redirect to an unchecked URI is an open redirector). After that, they go
+// back to the client as error parameters. A browser without a login
+// session is sent to /login and comes back here; a third-party client's
+// request is shown on a consent page first, whose form posts back here.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		s.renderError(w, r, http.StatusMethodNotAllowed, "Method not allowed", "The authorization endpoint answers GET and POST.")
+		return nil
+	}
+	params, consent, csrf, ok := s.authorizeParams(w, r)
+	if !ok {
+		return nil
+	}
+	c, redirectURI, ok := s.authorizeClient(w, r, params)
+	if !ok {
+		return nil
+	}
+	fail := func(code, description string) error {
+		s.redirectError(w, r, redirectURI, params.Get("state"), code, description)
+		return nil
+	}
+	req, code, description := s.parseAuthorizeRequest(c, params)
+	if code != "" {
+		return fail(code, description)
+	}
+
+	sess, user, err := s.currentSession(w, r)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	if sess == nil || req.forceLogin || (req.maxAge >= 0 && now.Sub(sess.AuthTime) > time.Duration(req.maxAge)*time.Second) {
+		if req.promptNone {
+			return fail("login_required", "the user is not signed in")
+		}
+		s.redirectToLogin(w, r, params, req.forceLogin)
+		return nil
+	}
+	if !c.FirstParty {
+		switch {
+		case consent == "" && req.promptNone:
+			return fail("consent_required", "the user has not approved this client")
+		case consent == "":
+			s.renderConsent(w, r, sess, ConsentView{ClientID: c.ID, ClientName: c.Name, Username: user.Username,
+				Scopes: req.scope, Params: params})
+			return nil
+		case r.Method != http.MethodPost || !s.checkCSRF(r, sess) || csrf == "":
+			s.renderError(w, r, http.StatusForbidden, "Request refused",
+				"The approval did not come from this server's consent page. Go back to the application and try again.")
+			return nil
+		case consent != "allow":
+			return fail("access_denied", "the user denied the request")
+		}
+	}
+
+	raw, err := token.NewSecret(s.rand)
+	if err != nil {
+		return err
+	}
+	familyID, err := token.NewID(s.rand)
+	if err != nil {
+		return err
+	}
+	now = now.Truncate(time.Second)
+	ac := &latch.AuthCode{
+		Hash: token.Hash(raw), ClientID: c.ID, UserID: user.ID, SessionID: sess.SID(), RedirectURI: redirectURI,
+		Scope: req.scope, Audience: req.audience, Nonce: params.Get("nonce"), CodeChallenge: params.Get("code_challenge"),
+		AuthTime: sess.AuthTime, FamilyID: familyID, IssuedAt: now, ExpiresAt: now.Add(s.cfg.AuthCodeTTL),
+	}
+	if err := s.store.CreateCode(r.Context(), ac); err != nil {
+		return err
+	}
+	// iss: RFC 9207 §2, the mix-up defence for clients of several servers.
+	s.redirectBack(w, r, redirectURI, url.Values{"code": {raw}, "state": nonEmpty(params.Get("state")), "iss": {s.cfg.Issuer}})
+	return nil
+}
+
+// authorizeParams returns the parameters of the authorization request
+// (the query of a GET, the form of a POST, OIDC Core §3.1.2.1), and the
+// consent page's own fields separately. A parameter given twice is
+// refused (RFC 6749 §3.1) on a page: the request cannot be trusted enough
+// to redirect anywhere.
+func (s *Server) authorizeParams(w http.ResponseWriter, r *http.Request) (params url.Values, consent, csrf string, ok bool) {
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		if err := r.ParseForm(); err != nil {
+			s.renderError(w, r, http.StatusBadRequest, "Bad request", "The request could not be read.")
+			return nil, "", "", false
+		}
+		// A copy: the consent fields are removed from params below, and
+		// checkCSRF reads r.PostForm.
+		params = url.Values{}
+		for k, v := range r.PostForm {
+			params[k] = v
+		}
+	} else {
+		var err error
+		if params, err = url.ParseQuery(r.URL.RawQuery); err != nil {
+			s.renderError(w, r, http.StatusBadRequest, "Bad request", "The request's query string is malformed.")
+			return nil, "", "", false
+		}
+	}
+	for k, v := range params {
+		if len(v) > 1 {
+			s.renderError(w, r, http.StatusBadRequest, "Bad request", "The parameter "+quote(k)+" is given more than once.")
+			return nil, "", "", false
+		}
+	}
+	consent, csrf = params.Get(fieldConsent), params.Get(fieldCSRF)
+	params.Del(fieldConsent)
+	params.Del(fieldCSRF)
+	return params, consent, csrf, true
+}
+
+// authorizeClient finds the client and checks the redirect URI against its
+// registration, exactly (RFC 9700 §4.1.3: no pattern, no prefix). A
+// request that names no redirect URI is refused: latch does not guess.
+func (s *Server) authorizeClient(w http.ResponseWriter, r *http.Request, params url.Values) (*latch.Client, string, bool) {
+	id := params.Get("client_id")
+	if id == "" {
+		s.renderError(w, r, http.StatusBadRequest, "Bad request", "The request names no client (client_id is missing).")
+		return nil, "", false
+	}
+	c, err := s.clients.Client(r.Context(), id)
+	if errors.Is(err, latch.ErrNotFound) {
+		s.renderError(w, r, http.StatusBadRequest, "Unknown application", "The application "+quote(id)+" is not registered here.")
+		return nil, "", false
+	} else if err != nil {
+		s.log.Error("authorize: client lookup failed", "err", err)
+		s.renderError(w, r, http.StatusServiceUnavailable, "Try again later", "The server cannot check the application right now.")
+		return nil, "", false
+	}
+	redirectURI := params.Get("redirect_uri")
+	if redirectURI == "" || !slices.Contains(c.RedirectURIs, redirectURI) {
+		s.renderError(w, r, http.StatusBadRequest, "Bad request",
+			"The redirect URI of the request is not registered for the application "+quote(id)+".")
+		return nil, "", false
+	}
+	return c, redirectURI, true
+}
+
+// authorizeRequest is a checked authorization request.
+type authorizeRequest struct {
+	scope, audience []string
+	promptNone      bool
+	forceLogin      bool
+	maxAge          int64 // seconds; -1 when absent
+}
+
+// parseAuthorizeRequest checks what is left once the redirect URI is
+// trusted. It returns an RFC 6749 §4.1.2.1 / OIDC §3.1.2.6 error code and
+// description, or "" when the request is acceptable.
+func (s *Server) parseAuthorizeRequest(c *latch.Client, params url.Values) (req authorizeRequest, code, description string) {
+	req.maxAge = -1
+	switch {
+	case params.Has("request"):
+		return req, "request_not_supported", "request objects are not supported"
+	case params.Has("request_uri"):
+		return req, "request_uri_not_supported", "request_uri is not supported"
+	case params.Get("response_type") != "code":
+		return req, "unsupported_response_type", "only response_type=code is supported"
+	case !c.AllowsGrant(latch.GrantAuthorizationCode):
+		return req, oauth.ErrUnauthorizedClient, "the client is not registered for the authorization code grant"
+	case params.Has("response_mode") && params.Get("response_mode") != "query":
+		return req, oauth.ErrInvalidRequest, "only response_mode=query is supported"
+	case params.Get("code_challenge_method") != "S256":
+		return req, oauth.ErrInvalidRequest, "PKCE is required: send code_challenge with code_challenge_method=S256"
+	case !validChallenge(params.Get("code_challenge")):
+		return req, oauth.ErrInvalidRequest, "code_challenge must be the base64url SHA-256 of the verifier (43 characters)"
+	case len(params.Get("state")) > 2048 || len(params.Get("nonce")) > 512:
+		return req, oauth.ErrInvalidRequest, "state or nonce is too long"
+	}
+	scope, oerr := oauth.SplitScope(params.Get("scope"))
+	if oerr != nil {
+		return req, oerr.Code, oerr.Description
+	}
+	if !c.AllowsScope(scope) {
+		return req, oauth.ErrInvalidScope, "requested scope exceeds the client's registered scopes"
+	}
+	req.scope = scope
+	aud, err := s.audience(c, params)
+	if err != nil {
+		var oe *oauth.Error
+		if errors.As(err, &oe) {
+			return req, oe.Code, oe.Description
+		}
+		return req, oauth.ErrServerError, "audience check failed"
+	}
+	req.audience = aud
+	for p := range strings.FieldsSeq(params.Get("prompt")) {
+		switch p {
+		case "none":
+			req.promptNone = true
+		case "login":
+			req.forceLogin = true
+		case "consent", "select_account":
+			// Consent is shown to third-party clients on every request
+			// anyway; there is one account per session.
+		default:
+			return req, oauth.ErrInvalidRequest, "unknown prompt value " + quote(p)
+		}
+	}
+	if req.promptNone && (req.forceLogin || len(strings.Fields(params.Get("prompt"))) > 1) {
+		return req, oauth.ErrInvalidRequest, "prompt=none cannot be combined with other values"
+	}
+	if v := params.Get("max_age"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return req, oauth.ErrInvalidRequest, "max_age must be a non-negative number of seconds"
+		}
+		req.maxAge = n
+	}
+	return req, "", ""
+}
+
+// validChallenge accepts an S256 code challenge: 43 base64url characters,
+// the encoding of 32 bytes.
+func validChallenge(ch string) bool {
+	if len(ch) != 43 {
+		return false
+	}
+	for i := 0; i < len(ch); i++ {
+		if !isUnreserved(ch[i]) || ch[i] == '.' || ch[i] == '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// redirectToLogin sends the browser to the login page, which brings it
+// back to this request. A forced login (prompt=login) is not repeated on
+// the way back, or the user would log in forever.
+func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request, params url.Values, force bool) {
+	back := url.Values{}
+	for k, v := range params {
+		back[k] = v
+	}
+	if force {
+		var rest []string
+		for p := range strings.FieldsSeq(back.Get("prompt")) {
+			if p != "login" {
+				rest = append(rest, p)
+			}
+		}
+		if len(rest) == 0 {
+			back.Del("prompt")
+		} else {
+			back.Set("prompt", strings.Join(rest, " "))
+		}
+	}
+	q := url.Values{"return_to": {"/oauth2/authorize?" + back.Encode()}}
+	if force {
+		q.Set("prompt", "login")
+	}
+	http.Redirect(w, r, "/login?"+q.Encode(), http.StatusSeeOther)
+}
+
+// redirectBack sends the browser to the client's redirect URI with q
+// added to its query. After a POST (the consent form) it is 303, so the
+// browser does not post again.
+func (s *Server) redirectBack(w http.ResponseWriter, r *http.Request, redirectURI string, q url.Values) {
+	u, err := url.Parse(redirectURI)
+	if err != nil {
+		// Registered URIs were parsed at registration; this is a bug.
+		s.renderError(w, r, http.StatusInternalServerError, "Server error", "The application's redirect URI is unusable.")
+		return
+	}
+	query := u.Query()
+	for k, v := range q {
+		query[k] = v
+	}
+	u.RawQuery = query.Encode()
+	status := http.StatusFound
+	if r.Method == http.MethodPost {
+		status = http.StatusSeeOther
+	}
+	w.Header().Set("Location", u.String())
+	w.WriteHeader(status)
+}
+
+// redirectError answers an authorization error to the client (RFC 6749
+// §4.1.2.1).
+func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state, code, description string) {
+	s.redirectBack(w, r, redirectURI, url.Values{"error": {code}, "error_description": {description},
+		"state": nonEmpty(state), "iss": {s.cfg.Issuer}})
+}
+
+func nonEmpty(v string) []string {
+	if v == "" {
+		return nil
+	}
+	return []string{v}
+}
+
+// endSessionEndpoint implements OIDC RP-Initiated Logout 1.0: an
+// application sends the browser here to sign the user out.
+//
+// The session ends at once only when the request proves it comes from an
+// application the user signed in to: an id_token_hint issued here whose sid
+// is the browser's current session. Otherwise a cross-site link could sign
+// anyone out, so the browser lands on the account page, where signing out
+// is one button. post_logout_redirect_uri must be one of the client's
+// registered redirect URIs; state is passed back.
+func (s *Server) endSessionEndpoint(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		s.renderError(w, r, http.StatusMethodNotAllowed, "Method not allowed", "The logout endpoint answers GET and POST.")
+		return nil
+	}
+	params, _, _, ok := s.authorizeParams(w, r)
+	if !ok {
+		return nil
+	}
+	ctx := r.Context()
+	var hint *token.Claims
+	if h := params.Get("id_token_hint"); h != "" {
+		// A hint is accepted past its exp, for as long as a grant lives:
+		// it identifies a session, it does not authorize anything.
+		claims, err := token.Verify(ctx, h, keySet{s.keys}, token.VerifyOptions{
+			Issuer: s.cfg.Issuer, SkipAudienceCheck: true, Type: TypeIDToken, Algorithms: latch.Algorithms,
+			Leeway: s.cfg.RefreshFamilyMaxAge, Now: s.now,
+		})
+		if err != nil {
+			s.renderError(w, r, http.StatusBadRequest, "Bad request", "The id_token_hint is not an ID token issued here.")
+			return nil
+		}
+		hint = claims
+	}
+	clientID := params.Get("client_id")
+	if clientID == "" && hint != nil && len(hint.Audience) == 1 {
+		clientID = hint.Audience[0]
+	}
+	target := params.Get("post_logout_redirect_uri")
+	if target != "" {
+		c, err := s.clients.Client(ctx, clientID)
+		if err != nil || !slices.Contains(c.RedirectURIs, target) {
+			s.renderError(w, r, http.StatusBadRequest, "Bad request",
+				"post_logout_redirect_uri is not a registered redirect URI of the application (send client_id or id_token_hint).")
+			return nil
+		}
+	}
+	sess, _, err := s.currentSession(w, r)
+	if err != nil {
+		return err
+	}
+	if sess != nil {
+		if hint == nil || hint.Extra["sid"] != sess.SID() {
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return nil
+		}
+		if err := s.endSession(ctx, sess); err != nil {
+			return err
+		}
+		setCookie(w, sessionCookie, "", http.SameSiteLaxMode, -1)
+	}
+	if target == "" {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return nil
+	}
+	s.redirectBack(w, r, target, url.Values{"state": nonEmpty(params.Get("state"))})
+	return nil
+}
