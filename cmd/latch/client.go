@@ -24,6 +24,7 @@ func clientCreateCmd(e *env) *cobra.Command {
 		c        common
 		spec     server.ClientSpec
 		ttl      time.Duration
+		rttl     time.Duration
 		jwksFile string
 	)
 	cmd := &cobra.Command{
@@ -41,6 +42,7 @@ func clientCreateCmd(e *env) *cobra.Command {
 				spec.JWKS = b
 			}
 			spec.AccessTokenTTL = int64(ttl / time.Second)
+			spec.RefreshTokenTTL = int64(rttl / time.Second)
 			return withStore(cmd, &c, func(db *sqlite.DB) error {
 				v, err := (&server.Clients{Store: db}).Create(cmd.Context(), spec)
 				if err != nil {
@@ -71,6 +73,8 @@ func clientCreateCmd(e *env) *cobra.Command {
 	f.StringVar(&jwksFile, "jwks-file", "", "the client's public JWK Set, for private_key_jwt")
 	f.BoolVar(&spec.TokenFingerprint, "token-fingerprint", false,
 		"bind JWT access tokens to a __Host-latch_fgp HttpOnly cookie set on the token response (fgp claim); for browser clients")
+	f.BoolVar(&spec.FirstParty, "first-party", false, "the operator's own app: /oauth2/authorize skips the consent page")
+	f.DurationVar(&rttl, "refresh-token-ttl", 0, "refresh token idle lifetime, e.g. 24h (default: the server's, 14 days); the family's absolute lifetime still applies")
 	return cmd
 }
 
@@ -189,6 +193,12 @@ func printClient(e *env, v *server.ClientView) {
 	}
 	if v.TokenFingerprint {
 		fmt.Fprintf(tw, "token fingerprint:\tyes (fgp claim, __Host-latch_fgp cookie)\n")
+	}
+	if v.FirstParty {
+		fmt.Fprintf(tw, "first party:\tyes (no consent page)\n")
+	}
+	if len(v.RedirectURIs) > 0 {
+		fmt.Fprintf(tw, "redirect URIs:\t%s\n", strings.Join(v.RedirectURIs, " "))
 	}
 	tw.Flush()
 }
