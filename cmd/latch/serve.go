@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/time/rate"
 
 	"github.com/latch-auth/latch"
@@ -27,6 +28,7 @@ type serveFlags struct {
 	dev               bool
 	insecureHTTP      bool
 	accessTokenTTL    time.Duration
+	grants            grantFlags
 	introspectionRate float64
 	logLevel          string
 	logFormat         string
@@ -57,6 +59,7 @@ are required.`,
 	f.BoolVar(&s.dev, "dev", false, "local development setup: generate what is missing, allow an http issuer")
 	f.BoolVar(&s.insecureHTTP, "insecure-allow-http", false, "allow an http issuer outside --dev (behind a TLS-terminating proxy you trust)")
 	f.DurationVar(&s.accessTokenTTL, "access-token-ttl", 10*time.Minute, "access-token lifetime for clients that do not set one")
+	addGrantFlags(f, &s.grants)
 	f.Float64Var(&s.introspectionRate, "introspection-rate", 2000, "introspection requests per second allowed per client (burst: twice that)")
 	f.StringVar(&s.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&s.logFormat, "log-format", "text", "text or json")
@@ -132,6 +135,8 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	srv, err := server.New(server.Config{
 		Issuer: issuer, InsecureAllowHTTP: insecure, Store: db, Keys: km,
 		AccessTokenTTL: s.accessTokenTTL, MaxAccessTokenTTL: s.keys.maxTokenTTL,
+		RefreshTokenTTL: s.grants.refreshTTL, RefreshFamilyMaxAge: s.grants.familyMaxAge, RefreshGrace: s.grants.serverGrace(),
+		AuthCodeTTL: s.grants.codeTTL, IDTokenTTL: s.grants.idTokenTTL,
 		// A burst below 1 would read as "unset" and take the default.
 		IntrospectionRate: rate.Limit(s.introspectionRate), IntrospectionBurst: max(1, int(2*s.introspectionRate)),
 		PasswordParams: s.password.params(), MinPasswordLen: s.password.minLen,
@@ -230,4 +235,27 @@ func isLoopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// grantFlags set the lifetimes of the user grants (server.Config).
+type grantFlags struct {
+	refreshTTL, familyMaxAge, grace, codeTTL, idTokenTTL time.Duration
+}
+
+// serverGrace maps --refresh-grace 0 ("none") to server.Config's
+// negative value, since a zero Config field means the default.
+func (g *grantFlags) serverGrace() time.Duration {
+	if g.grace == 0 {
+		return -1
+	}
+	return g.grace
+}
+
+func addGrantFlags(f *pflag.FlagSet, g *grantFlags) {
+	f.DurationVar(&g.refreshTTL, "refresh-token-ttl", 14*24*time.Hour, "refresh-token idle lifetime for clients that do not set one")
+	f.DurationVar(&g.familyMaxAge, "refresh-family-max-age", 30*24*time.Hour, "absolute lifetime of a grant: no refresh extends it")
+	f.DurationVar(&g.grace, "refresh-grace", 10*time.Second,
+		"how long a rotated refresh token may be used again (a retry, a second tab) before its reuse revokes the family; 0 for none, at most 1m")
+	f.DurationVar(&g.codeTTL, "auth-code-ttl", time.Minute, "authorization code lifetime (at most 10m)")
+	f.DurationVar(&g.idTokenTTL, "id-token-ttl", 10*time.Minute, "ID token lifetime")
 }
