@@ -39,7 +39,9 @@
 // missing record, ECONFLICT for a duplicate key, EINVALID for input the
 // schema refuses (a token for an unknown client, a session for an unknown
 // user, a username latch.NormalizeUsername refuses, a revocation without
-// its key fields, a non-positive limit), EUNAVAILABLE while the schema is not
+// its key fields, a non-positive limit), EUNAUTHORIZED for an expired or
+// revoked authorization code or refresh token, ECONFLICT with
+// latch.ErrReused for a reused one, EUNAVAILABLE while the schema is not
 // current or another process holds the write lock past busy_timeout, and
 // EINTERNAL ("sqlite: <op>: <cause>") for the rest. Driver and context
 // errors stay in the chain: errors.Is(err, context.Canceled) works.

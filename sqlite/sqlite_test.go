@@ -249,6 +249,9 @@ func TestQueryPlans_UseIndexes(t *testing.T) {
 		{selectToken, "USING PRIMARY KEY (hash=?)", []any{[]byte("h")}},
 		{selectIsRevoked, "USING COVERING INDEX revocations_jwt (issuer=? AND jti=?)", []any{"i", "j"}},
 		{selectClient, "USING INDEX sqlite_autoindex_clients_1 (id=?)", []any{"c"}},
+		{selectRefresh, "SEARCH t USING PRIMARY KEY (hash=?); SEARCH f USING PRIMARY KEY (id=?)", []any{[]byte("h")}},
+		{`DELETE FROM tokens WHERE family_id IN (SELECT id FROM families WHERE user_id = ?)`,
+			"INDEX tokens_family_id (family_id=?)", []any{"u"}},
 	} {
 		q, want := tc.q, tc.want
 		rows, err := db.reader.Query("EXPLAIN QUERY PLAN "+q, tc.args...)
