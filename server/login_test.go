@@ -1021,3 +1021,28 @@ func TestConsent_FormCarriesParamsAndCSRF(t *testing.T) {
 		t.Fatalf("token of the session before re-login: %d", w.Code)
 	}
 }
+
+// BenchmarkLogin_FailedAttempt measures a failed POST /login at the
+// default argon2 parameters, for a known user with a wrong password and
+// for an unknown user: the two should cost the same (the unknown one runs
+// password.DummyVerify), which is what keeps response times from telling
+// which usernames exist. Compare the two sub-benchmarks of one run.
+func BenchmarkLogin_FailedAttempt(b *testing.B) {
+	for _, tc := range []struct{ name, user string }{{"wrong_password", "alice"}, {"unknown_user", "nobody"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			e := newEnv(b, func(c *server.Config) {
+				c.LoginAccountThrottle.Threshold = 1 << 30
+				c.LoginIPThrottle.Threshold = 1 << 30
+			})
+			mustCreateUser(b, &server.Users{Store: e.db, Now: e.clock.Now}, server.UserSpec{Username: "alice", Password: alicePassword})
+			a := newAgent(e)
+			form := url.Values{"username": {tc.user}, "password": {"wrong password"}, "csrf_token": {a.loginToken()}}
+			b.ReportAllocs()
+			for b.Loop() {
+				if w := a.post("/login", form); w.Code != http.StatusUnprocessableEntity {
+					b.Fatalf("%d", w.Code)
+				}
+			}
+		})
+	}
+}

@@ -23,6 +23,7 @@ type serveFlags struct {
 	common
 	keys              keysFlags
 	password          passwordFlags
+	login             loginFlags
 	listen            string
 	issuer            string
 	dev               bool
@@ -53,6 +54,7 @@ are required.`,
 	addCommon(cmd, e, &s.common, false)
 	addKeysFlags(cmd, &s.keys)
 	addPasswordFlags(cmd, &s.password)
+	addLoginFlags(cmd, &s.login)
 	f := cmd.Flags()
 	f.StringVar(&s.listen, "listen", "127.0.0.1:8080", "address to listen on; port 0 picks a free port (the chosen address is logged)")
 	f.StringVar(&s.issuer, "issuer", "", "issuer URL (https); required without --dev, where it is http://LISTEN_ADDRESS")
@@ -99,6 +101,9 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	if s.introspectionRate <= 0 {
 		return usagef("--introspection-rate must be positive (requests per second per client), got %v", s.introspectionRate)
 	}
+	if err := s.login.check(); err != nil {
+		return err
+	}
 	keyCfg, err := s.keys.config()
 	if err != nil {
 		return err
@@ -132,7 +137,7 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 		issuer = "http://" + addr
 	}
 	insecure := s.insecureHTTP || (s.dev && isLoopbackURL(issuer))
-	srv, err := server.New(server.Config{
+	cfg := server.Config{
 		Issuer: issuer, InsecureAllowHTTP: insecure, Store: db, Keys: km,
 		AccessTokenTTL: s.accessTokenTTL, MaxAccessTokenTTL: s.keys.maxTokenTTL,
 		RefreshTokenTTL: s.grants.refreshTTL, RefreshFamilyMaxAge: s.grants.familyMaxAge, RefreshGrace: s.grants.serverGrace(),
@@ -141,7 +146,9 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 		IntrospectionRate: rate.Limit(s.introspectionRate), IntrospectionBurst: max(1, int(2*s.introspectionRate)),
 		PasswordParams: s.password.params(), MinPasswordLen: s.password.minLen,
 		Logger: log,
-	})
+	}
+	s.login.apply(&cfg)
+	srv, err := server.New(cfg)
 	if err != nil {
 		return usageError{err}
 	}

@@ -1,0 +1,293 @@
+package server_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"html"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/storage"
+	"github.com/chromedp/chromedp"
+
+	"github.com/latch-auth/latch/server"
+)
+
+// TestBrowser_Login_CookieAttributes_Fixation_Consent_Logout drives the
+// login pages in a real headless Chromium, against the real handler on
+// http://127.0.0.1 (the --dev setup), and checks what the browser itself
+// stored and sent:
+//
+//   - a session ID planted before login (session fixation) is not the one
+//     after login, and is dead;
+//   - the session cookie as Chromium stored it: __Host-latch_session,
+//     Secure, HttpOnly, SameSite=Lax, Path=/, host-only, a session cookie
+//     (Chromium keeps Secure and __Host- cookies on http://127.0.0.1);
+//   - our own form posts pass the Origin check (Referrer-Policy
+//     same-origin keeps Chromium sending the real Origin);
+//   - the consent form's POST, and the login form's POST, both end in a
+//     redirect to a client on another origin, which the page's CSP does
+//     not block, and the client gets no Referer;
+//   - after logout the cookie is gone from the browser and the old value,
+//     replayed, is logged out.
+//
+// /oauth2/authorize is a stand-in for the lead's endpoint, built on the
+// same renderConsent and checkCSRF it uses.
+func TestBrowser_Login_CookieAttributes_Fixation_Consent_Logout(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium is not on PATH: the real-browser login test needs it (apt-get install chromium; .ci/run installs it)")
+	}
+
+	// The client application, on its own origin.
+	var appMu sync.Mutex
+	var appReferers []string
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/cb" {
+			http.NotFound(w, r) // the browser's /favicon.ico
+			return
+		}
+		appMu.Lock()
+		appReferers = append(appReferers, r.Header.Get("Referer"))
+		appMu.Unlock()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, "<!doctype html><title>app</title><h1 id=\"app\">%s</h1>", html.EscapeString(r.URL.RawQuery))
+	}))
+	defer app.Close()
+
+	// latch, on http://127.0.0.1:PORT, its issuer.
+	var handler http.Handler
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	issuer := "http://" + ts.Listener.Addr().String()
+	e, _, _ := loginEnv(t, func(c *server.Config) { c.Issuer, c.InsecureAllowHTTP = issuer, true })
+	handler = browserAuthorize(e, app.URL)
+	ts.Start()
+	defer ts.Close()
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("disable-background-networking", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc() // ends the browser process
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	defer cancelCtx()
+	// The first Run starts the browser; it must not carry a step's
+	// timeout, which would end the browser with the step.
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	run := func(step string, actions ...chromedp.Action) {
+		t.Helper()
+		// A hang guard, not a speed assertion: a step takes well under a
+		// second. A navigation the page's CSP blocks ends here.
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := chromedp.Run(sctx, actions...); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	sessionCookie := func() *network.Cookie {
+		t.Helper()
+		var cookies []*network.Cookie
+		run("read the cookie store", chromedp.ActionFunc(func(ctx context.Context) error {
+			var err error
+			cookies, err = storage.GetCookies().Do(ctx)
+			return err
+		}))
+		for _, c := range cookies {
+			if c.Name == "__Host-latch_login" && c.SameSite != network.CookieSameSiteStrict {
+				t.Errorf("login CSRF cookie SameSite = %q, want Strict", c.SameSite)
+			}
+		}
+		for _, c := range cookies {
+			if c.Name == "__Host-latch_session" {
+				return c
+			}
+		}
+		return nil
+	}
+
+	// Session fixation: an attacker planted a session ID in the browser.
+	planted := strings.Repeat("P", 42) + "A"
+	run("plant a session cookie", network.SetCookie("__Host-latch_session", planted).
+		WithURL(issuer+"/").WithPath("/").WithSecure(true).WithHTTPOnly(true).WithSameSite(network.CookieSameSiteLax))
+	if c := sessionCookie(); c == nil || c.Value != planted {
+		t.Fatalf("Chromium did not keep the planted cookie on %s: %+v", issuer, c)
+	}
+
+	// Log in on the page; return_to leads to the consent page.
+	returnTo := "/oauth2/authorize?client_id=app&state=s1"
+	var loc string
+	run("log in",
+		chromedp.Navigate(issuer+"/login?return_to="+url.QueryEscape(returnTo)),
+		chromedp.WaitVisible("#username", chromedp.ByID),
+		chromedp.SendKeys("#username", "alice", chromedp.ByID),
+		chromedp.SendKeys("#password", alicePassword, chromedp.ByID),
+		chromedp.Click(`form button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#allow", chromedp.ByID),
+		chromedp.Location(&loc),
+	)
+	if loc != issuer+returnTo {
+		t.Fatalf("after login the browser is at %s, want %s", loc, issuer+returnTo)
+	}
+
+	c := sessionCookie()
+	switch {
+	case c == nil:
+		t.Fatal("no session cookie in the browser after login")
+	case c.Value == planted:
+		t.Fatal("the planted session ID was kept at login (session fixation)")
+	case !c.Secure || !c.HTTPOnly || c.SameSite != network.CookieSameSiteLax || c.Path != "/" ||
+		c.Domain != "127.0.0.1" || !c.Session:
+		t.Fatalf("session cookie as stored = %+v, want Secure, HttpOnly, SameSite=Lax, Path=/, host-only 127.0.0.1, session", c)
+	}
+	afterLogin := c.Value
+	if who := replay(t, issuer, planted); who != "" {
+		t.Fatalf("the planted ID is signed in (%s)", who)
+	}
+
+	// Consent: Allow posts to /oauth2/authorize, which redirects to the
+	// client on another origin.
+	run("allow",
+		chromedp.Click("#allow", chromedp.ByID),
+		chromedp.WaitVisible("#app", chromedp.ByID),
+		chromedp.Location(&loc),
+	)
+	if want := app.URL + "/cb?consent=allow&state=s1"; loc != want {
+		t.Fatalf("after Allow the browser is at %s, want %s", loc, want)
+	}
+
+	// Re-authentication (prompt=login): the login form's POST ends, via
+	// /oauth2/authorize, at the client, and the session ID changes again.
+	returnTo = "/oauth2/authorize?client_id=app&state=s2&auto=1"
+	run("log in again",
+		chromedp.Navigate(issuer+"/login?prompt=login&return_to="+url.QueryEscape(returnTo)),
+		chromedp.WaitVisible("#password", chromedp.ByID),
+		chromedp.SendKeys("#password", alicePassword, chromedp.ByID),
+		chromedp.Click(`form button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#app", chromedp.ByID),
+		chromedp.Location(&loc),
+	)
+	if want := app.URL + "/cb?consent=auto&state=s2"; loc != want {
+		t.Fatalf("after re-login the browser is at %s, want %s", loc, want)
+	}
+	c = sessionCookie()
+	if c == nil || c.Value == afterLogin {
+		t.Fatalf("re-authentication did not regenerate the session ID: %+v", c)
+	}
+	if who := replay(t, issuer, afterLogin); who != "" {
+		t.Fatal("the session ID before re-authentication is still signed in")
+	}
+	current := c.Value
+	appMu.Lock()
+	if len(appReferers) != 2 {
+		t.Errorf("the client's callback was called %d times, want 2", len(appReferers))
+	}
+	for _, ref := range appReferers {
+		if ref != "" {
+			t.Errorf("the client got Referer %q", ref)
+		}
+	}
+	appMu.Unlock()
+
+	// The account page, and logout.
+	var who string
+	run("account page",
+		chromedp.Navigate(issuer+"/"),
+		chromedp.Text("#username", &who, chromedp.ByID),
+	)
+	if who != "alice" {
+		t.Fatalf("account page shows %q", who)
+	}
+	if got := replay(t, issuer, current); got != "alice" {
+		t.Fatalf("replaying the live cookie shows %q, want alice", got)
+	}
+	var notice string
+	run("log out",
+		chromedp.Click("#logout", chromedp.ByID),
+		chromedp.WaitVisible(".notice", chromedp.ByQuery),
+		chromedp.Text(".notice", &notice, chromedp.ByQuery),
+		chromedp.Location(&loc),
+	)
+	if loc != issuer+"/login?signed_out=1" || notice != "You have signed out." {
+		t.Fatalf("after logout: %s %q", loc, notice)
+	}
+	if c := sessionCookie(); c != nil {
+		t.Fatalf("the session cookie is still in the browser after logout: %+v", c)
+	}
+	if who := replay(t, issuer, current); who != "" {
+		t.Fatalf("the logged-out cookie, replayed, is signed in as %q", who)
+	}
+	h := sha256.Sum256([]byte(current))
+	if sessionExists(t, e, h[:]) {
+		t.Fatal("the session record survived logout")
+	}
+}
+
+// replay sends GET / with the session cookie raw and returns who it is
+// signed in as, "" when it is redirected to the login page.
+func replay(t *testing.T, issuer, raw string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, issuer+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AddCookie(&http.Cookie{Name: "__Host-latch_session", Value: raw})
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: time.Minute}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body := readAll(t, resp.Body)
+	switch {
+	case resp.StatusCode == http.StatusSeeOther && resp.Header.Get("Location") == "/login":
+		return ""
+	case resp.StatusCode == http.StatusOK:
+		_, rest, _ := strings.Cut(body, `<strong id="username">`)
+		name, _, _ := strings.Cut(rest, "<")
+		return name
+	}
+	t.Fatalf("replay: %d %s", resp.StatusCode, body)
+	return ""
+}
+
+// browserAuthorize serves latch's handler with a stand-in for
+// /oauth2/authorize: GET renders the consent page (auto=1: redirects to
+// the client at once, as for a client that needs no consent); POST checks
+// the CSRF token and redirects to the client's callback.
+func browserAuthorize(e *env, appURL string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /oauth2/authorize", func(w http.ResponseWriter, r *http.Request) {
+		sess, u, err := server.CurrentSession(e.srv, w, r)
+		if err != nil || sess == nil {
+			http.Redirect(w, r, "/login?return_to="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+			return
+		}
+		q := r.URL.Query()
+		if q.Get("auto") == "1" {
+			http.Redirect(w, r, appURL+"/cb?consent=auto&state="+url.QueryEscape(q.Get("state")), http.StatusFound)
+			return
+		}
+		server.RenderConsent(e.srv, w, r, sess, server.ConsentView{ClientID: "app", ClientName: "Example App",
+			Username: u.Username, Scopes: []string{"openid", "read"}, Params: q})
+	})
+	mux.HandleFunc("POST /oauth2/authorize", func(w http.ResponseWriter, r *http.Request) {
+		sess, _, err := server.CurrentSession(e.srv, w, r)
+		if err != nil || sess == nil || !server.CheckCSRF(e.srv, r, sess) {
+			server.RenderError(e.srv, w, r, http.StatusForbidden, "Request refused", "bad session or CSRF token")
+			return
+		}
+		http.Redirect(w, r, appURL+"/cb?consent="+url.QueryEscape(r.PostForm.Get("consent"))+
+			"&state="+url.QueryEscape(r.PostForm.Get("state")), http.StatusFound)
+	})
+	mux.Handle("/", e.h)
+	return mux
+}
