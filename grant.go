@@ -94,6 +94,10 @@ type GrantStore interface {
 	// f (whose ID must be the code's FamilyID) and writes issue.
 	RedeemCode(ctx context.Context, hash []byte, now time.Time, f *Family, issue Issue) error
 
+	// CreateFamily stores f and writes issue in one transaction: a grant
+	// that starts a family without a code (the password grant). ECONFLICT
+	// if f.ID or a token of issue exists.
+	CreateFamily(ctx context.Context, f *Family, issue Issue) error
 	// Family returns the family with id, revoked or not; ENOTFOUND if none.
 	Family(ctx context.Context, id string) (*Family, error)
 	// RotateRefresh uses the refresh token with hash once. In one

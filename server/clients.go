@@ -140,6 +140,11 @@ func (m *Clients) Build(spec ClientSpec) (*latch.Client, string, error) {
 			return nil, "", bad("%v", err)
 		}
 	}
+	if c.AllowsGrant(latch.GrantPassword) && !c.FirstParty {
+		// The client sees the user's password: only the operator's own
+		// apps may, and only when they say so (RFC 9700 §2.4).
+		return nil, "", bad("the password grant is only for first-party clients (--first-party)")
+	}
 	if c.AllowsGrant(latch.GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
 		return nil, "", bad("the authorization_code grant needs at least one redirect URI (--redirect-uri)")
 	}

@@ -72,7 +72,7 @@ func TestToken_ErrorsFollowRFC6749(t *testing.T) {
 	}{
 		{"missing grant_type", c, url.Values{}, 400, "invalid_request"},
 		{"unsupported grant", c, url.Values{"grant_type": {"urn:made:up"}}, 400, "unsupported_grant_type"},
-		{"password grant not enabled", c, url.Values{"grant_type": {"password"}}, 400, "unsupported_grant_type"},
+		{"password grant not enabled for the client", c, url.Values{"grant_type": {"password"}}, 400, "unauthorized_client"},
 		{"wrong secret", creds{c.ID, "x"}, cc, 401, "invalid_client"},
 		{"unknown client", creds{"ghost", "x"}, cc, 401, "invalid_client"},
 		{"no authentication", creds{}, cc, 401, "invalid_client"},

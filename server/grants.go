@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -198,6 +199,75 @@ func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form 
 	}
 	s.metrics.grants.WithLabelValues("refresh_token", "ok").Inc()
 	s.metrics.issued.WithLabelValues(latch.GrantRefreshToken, string(g.format)).Inc()
+	oauth.WriteJSON(w, http.StatusOK, g.resp)
+	return nil
+}
+
+// passwordGrant implements RFC 6749 §4.3 for first-party clients that opt
+// in by registering the password grant. It is legacy (RFC 9700 §2.4 says it
+// MUST NOT be used): the client sees the user's password. It exists for
+// migrations from systems that used it, behind the same throttling and
+// dummy verification as the login form.
+func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request, form url.Values) error {
+	ctx := r.Context()
+	c, err := s.authenticateClient(ctx, r, form, true)
+	if err != nil {
+		return err
+	}
+	if !c.AllowsGrant(latch.GrantPassword) || !c.FirstParty {
+		return oauth.BadRequest(oauth.ErrUnauthorizedClient, "client is not registered for the password grant (it is off by default: a first-party client opts in with --first-party --grant password)")
+	}
+	username, pw := form.Get("username"), form.Get("password")
+	if username == "" || pw == "" {
+		return oauth.BadRequest(oauth.ErrInvalidRequest, "username and password are required")
+	}
+	scope, oerr := oauth.SplitScope(form.Get("scope"))
+	if oerr != nil {
+		return oerr
+	}
+	if !c.AllowsScope(scope) {
+		return oauth.BadRequest(oauth.ErrInvalidScope, "requested scope exceeds the client's registered scopes")
+	}
+	aud, err := s.audience(c, form)
+	if err != nil {
+		return err
+	}
+	u, result, wait, err := s.checkCredentials(r, username, pw)
+	if err != nil {
+		return err
+	}
+	s.metrics.login(result)
+	switch result {
+	case "throttled":
+		e := oauth.BadRequest(oauth.ErrInvalidGrant, "too many failed attempts for this user or address; retry later")
+		e.Status = http.StatusTooManyRequests
+		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		return e
+	case "busy":
+		w.Header().Set("Retry-After", "1")
+		return oauth.Unavailable()
+	case "bad_credentials":
+		// One answer for an unknown user, a wrong password and a
+		// disabled user, as on the login page.
+		return invalidGrant("wrong username or password")
+	}
+	now := s.now().Truncate(time.Second)
+	familyID, err := token.NewID(s.rand)
+	if err != nil {
+		return err
+	}
+	f := &latch.Family{
+		ID: familyID, ClientID: c.ID, UserID: u.ID, Scope: scope, Audience: aud,
+		AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshFamilyMaxAge),
+	}
+	g, err := s.mintGrant(w.Header(), c, u, f, scope, now, "")
+	if err != nil {
+		return err
+	}
+	if err := s.store.CreateFamily(ctx, f, g.issue); err != nil {
+		return err
+	}
+	s.metrics.issued.WithLabelValues(latch.GrantPassword, string(g.format)).Inc()
 	oauth.WriteJSON(w, http.StatusOK, g.resp)
 	return nil
 }

@@ -488,3 +488,45 @@ func TestDiscovery_AdvertisesTheCodeFlowAndOIDC(t *testing.T) {
 		t.Error("RFC 9207 iss parameter not advertised")
 	}
 }
+
+func TestPasswordGrant_OptInFirstPartyOnly_ThrottledAndRevocable(t *testing.T) {
+	e, _, alice := loginEnv(t)
+	if _, err := e.clients.Create(t.Context(), server.ClientSpec{GrantTypes: []string{"password"}, Scope: "read"}); err == nil {
+		t.Fatal("a third-party client registered for the password grant")
+	}
+	off := e.webClient()
+	pw := e.client(server.ClientSpec{Name: "legacy", FirstParty: true, GrantTypes: []string{"password", "refresh_token"},
+		Scope: "openid read", Audiences: []string{"api"}})
+	form := func(user, pass string) url.Values {
+		return url.Values{"grant_type": {"password"}, "username": {user}, "password": {pass}, "scope": {"openid read"}}
+	}
+	if status, tr := e.grant(off, form("alice", alicePassword)); status != 400 || tr.Error != "unauthorized_client" {
+		t.Fatalf("client without the grant: %d %+v", status, tr)
+	}
+	status, tr := e.grant(pw, form("alice", alicePassword))
+	if status != 200 || tr.RefreshToken == "" || payload(t, tr.AccessToken)["sub"] != alice.ID || tr.IDToken == "" {
+		t.Fatalf("password grant: %d %+v", status, tr)
+	}
+	// Unknown user and wrong password: one answer.
+	s1, unknown := e.grant(pw, form("mallory", "whatever whatever"))
+	s2, wrong := e.grant(pw, form("alice", "wrong password!"))
+	if s1 != 400 || unknown != wrong || unknown.Error != "invalid_grant" {
+		t.Fatalf("unknown user %d %+v vs wrong password %d %+v", s1, unknown, s2, wrong)
+	}
+	// The login throttle applies: after the failures above and a few
+	// more, even the right password is refused until the back-off ends.
+	for range 5 {
+		e.grant(pw, form("alice", "wrong password!"))
+	}
+	w := e.do("/oauth2/token", pw, form("alice", alicePassword))
+	if w.Code != 429 || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("right password during the back-off: %d %s", w.Code, w.Body)
+	}
+	// Its family is revoked like any other.
+	if _, err := newUsers(e).LogoutEverywhere(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := e.refresh(pw, tr.RefreshToken); status != 400 {
+		t.Fatal("password-grant refresh token survived logout everywhere")
+	}
+}

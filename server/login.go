@@ -279,45 +279,26 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		return s.renderLogin(w, r, http.StatusBadRequest, v)
 	}
 
-	account := throttleKey(accountKey(username))
-	addr := throttleKey(clientAddr(r, s.cfg.TrustedProxies))
-	now := s.now()
-	// During a back-off the password is not checked at all, so a right
-	// one gets exactly the answer a wrong one gets, and guessing costs the
-	// attacker time without costing the server argon2.
-	if wait := max(s.accountThrottle.blocked(account, now), s.addrThrottle.blocked(addr, now)); wait > 0 {
-		s.metrics.login("throttled")
+	u, result, wait, err := s.checkCredentials(r, username, pw)
+	if err != nil {
+		return err
+	}
+	s.metrics.login(result)
+	switch result {
+	case "throttled":
 		secs := int((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		v.Error = fmt.Sprintf("Too many failed sign-in attempts. Wait %s, then try again.", humanSeconds(secs))
 		return s.renderLogin(w, r, http.StatusTooManyRequests, v)
-	}
-
-	release, ok := s.acquireLoginSlot(r.Context())
-	if !ok {
-		s.metrics.login("busy")
+	case "busy":
 		w.Header().Set("Retry-After", "1")
 		v.Error = msgBusy
 		return s.renderLogin(w, r, http.StatusServiceUnavailable, v)
-	}
-	u, err := s.authenticate(r.Context(), username, pw)
-	release()
-	if err != nil {
-		return err
-	}
-	now = s.now()
-	if u == nil {
-		s.metrics.login("bad_credentials")
-		if s.accountThrottle.fail(account, now) {
-			s.metrics.backoff("account")
-		}
-		if s.addrThrottle.fail(addr, now) {
-			s.metrics.backoff("address")
-		}
+	case "bad_credentials":
 		v.Error = msgBadCredentials
 		return s.renderLogin(w, r, http.StatusUnprocessableEntity, v)
 	}
-	s.accountThrottle.reset(account)
+	now := s.now()
 
 	// A new session, always: the one the request carried, if any, is
 	// deleted, whoever it belonged to, so that an ID planted before login
@@ -334,9 +315,46 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	setCookie(w, sessionCookie, raw, http.SameSiteLaxMode, 0)
 	setCookie(w, loginCookie, "", http.SameSiteStrictMode, -1)
-	s.metrics.login("success")
 	redirect(w, v.ReturnTo)
 	return nil
+}
+
+// checkCredentials checks a username and password as every password
+// login does (the form and the password grant): refused without argon2
+// during a back-off of the account or the client's address, so a right
+// password then gets exactly the answer of a wrong one; at most
+// MaxConcurrentLogins verifications at once; a failure lengthens both
+// back-offs, a success clears the account's. result is the
+// latch_login_attempts_total label: success, bad_credentials, throttled
+// (wait says for how long) or busy. err is a failing store only.
+func (s *Server) checkCredentials(r *http.Request, username, pw string) (u *latch.User, result string, wait time.Duration, err error) {
+	account := throttleKey(accountKey(username))
+	addr := throttleKey(clientAddr(r, s.cfg.TrustedProxies))
+	now := s.now()
+	if wait := max(s.accountThrottle.blocked(account, now), s.addrThrottle.blocked(addr, now)); wait > 0 {
+		return nil, "throttled", wait, nil
+	}
+	release, ok := s.acquireLoginSlot(r.Context())
+	if !ok {
+		return nil, "busy", 0, nil
+	}
+	u, err = s.authenticate(r.Context(), username, pw)
+	release()
+	if err != nil {
+		return nil, "", 0, err
+	}
+	if u == nil {
+		now = s.now()
+		if s.accountThrottle.fail(account, now) {
+			s.metrics.backoff("account")
+		}
+		if s.addrThrottle.fail(addr, now) {
+			s.metrics.backoff("address")
+		}
+		return nil, "bad_credentials", 0, nil
+	}
+	s.accountThrottle.reset(account)
+	return u, "success", 0, nil
 }
 
 func humanSeconds(n int) string {

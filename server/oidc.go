@@ -27,7 +27,7 @@ const ScopeProfile = "profile"
 
 // grantTypes are the grant types the token endpoint implements.
 var grantTypes = []string{latch.GrantAuthorizationCode, latch.GrantRefreshToken, latch.GrantClientCredentials,
-	latch.GrantTokenExchange}
+	latch.GrantTokenExchange, latch.GrantPassword}
 
 // userClaims are the claims about the user that access tokens, ID tokens
 // and userinfo carry: the roles and groups an operator assigned (issue 4

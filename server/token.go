@@ -39,6 +39,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 		return s.authorizationCodeGrant(w, r, form)
 	case latch.GrantRefreshToken:
 		return s.refreshTokenGrant(w, r, form)
+	case latch.GrantPassword:
+		return s.passwordGrant(w, r, form)
 	default:
 		return oauth.BadRequest(oauth.ErrUnsupportedGrantType, "grant_type "+quote(grant)+" is not supported; this server supports "+strings.Join(grantTypes, ", "))
 	}

@@ -172,6 +172,25 @@ func (db *DB) RedeemCode(ctx context.Context, hash []byte, now time.Time, f *lat
 	return reused
 }
 
+// CreateFamily stores f and writes issue in one transaction
+// (latch.GrantStore): the password grant's family, which no code starts.
+func (db *DB) CreateFamily(ctx context.Context, f *latch.Family, issue latch.Issue) error {
+	s, err := db.ready(ctx)
+	if err != nil {
+		return err
+	}
+	const op = "create family"
+	if f == nil {
+		return latch.Errorf(latch.EINVALID, "sqlite: %s: no family", op)
+	}
+	return db.withTx(ctx, op, func(tx *sql.Tx) error {
+		if err := createFamilyTx(ctx, tx, s, op, f); err != nil {
+			return err
+		}
+		return writeIssue(ctx, tx, s, op, f.ID, issue)
+	})
+}
+
 func createFamilyTx(ctx context.Context, tx *sql.Tx, s *statements, op string, f *latch.Family) error {
 	if f.ID == "" {
 		return latch.Errorf(latch.EINVALID, "sqlite: %s: empty family id", op)

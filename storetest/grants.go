@@ -21,6 +21,7 @@ var grantTests = []test{
 	{"RedeemCode_IssueConflict_RollsBack", testRedeemConflict},
 	{"RedeemCode_OtherFamily_FailsAndWritesNothing", testRedeemOtherFamily},
 	{"Family_Missing_IsNotFound", testFamilyMissing},
+	{"CreateFamily_StoresFamilyAndIssue_ConflictRollsBack", testCreateFamily},
 	{"RotateRefresh_First_WritesIssueAndSetsRotatedAt", testRotateFirst},
 	{"RotateRefresh_WithinGrace_WritesSecondSuccessor", testRotateWithinGrace},
 	{"RotateRefresh_AfterGrace_IsReusedAndRevokesFamily", testRotateAfterGrace},
@@ -489,6 +490,29 @@ func testRedeemOtherFamily(t *testing.T, s latch.Store) {
 func testFamilyMissing(t *testing.T, s latch.Store) {
 	_, err := s.Family(ctx(t), "fam-nope")
 	wantCode(t, "Family(missing)", err, latch.ErrNotFound)
+}
+
+func testCreateFamily(t *testing.T, s latch.Store) {
+	grantSetup(t, s)
+	f := familyOf(newCode("u1", "pw"))
+	f.SessionID = "" // the password grant has no login session
+	issue := jwtIssue(f, "pw")
+	if err := s.CreateFamily(ctx(t), f, issue); err != nil {
+		t.Fatalf("CreateFamily: %v", err)
+	}
+	checkFamily(t, f, mustFamily(t, s, f.ID))
+	wantLive(t, s, issue.Refresh)
+	// The refresh token rotates like any other.
+	mustRotate(t, s, issue.Refresh.Hash, base.Add(time.Minute), grace, opaqueIssue(f, "pw2"))
+
+	// A conflicting token rolls the whole grant back: no family is left.
+	g := familyOf(newCode("u1", "pw3"))
+	dup := accessOf(g, "pw2") // the hash of a token already stored
+	err := s.CreateFamily(ctx(t), g, latch.Issue{Refresh: refreshOf(g, "pw3"), Access: dup})
+	wantCode(t, "CreateFamily(token exists)", err, latch.ErrConflict)
+	_, err = s.Family(ctx(t), g.ID)
+	wantCode(t, "Family(rolled back)", err, latch.ErrNotFound)
+	wantCode(t, "CreateFamily(family exists)", s.CreateFamily(ctx(t), f, latch.Issue{}), latch.ErrConflict)
 }
 
 func testRotateFirst(t *testing.T, s latch.Store) {
