@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -203,6 +204,22 @@ func isSafeReturnTo(s string) bool {
 	return err == nil && u.Scheme == "" && u.Host == "" && u.Opaque == "" && u.User == nil
 }
 
+// parsePageForm reads a form body of at most MaxBodyBytes, answering with
+// the error page (413 or 400) when it cannot.
+func (s *Server) parsePageForm(w http.ResponseWriter, r *http.Request, what string) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	err := r.ParseForm()
+	if err == nil {
+		return true
+	}
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		s.renderError(w, r, http.StatusRequestEntityTooLarge, "Request too large", "The "+what+" form is larger than the server accepts.")
+	} else {
+		s.renderError(w, r, http.StatusBadRequest, "Bad request", "The "+what+" form could not be read.")
+	}
+	return false
+}
+
 func redirect(w http.ResponseWriter, to string) {
 	w.Header().Set("Location", to)
 	w.Header().Set("Cache-Control", "no-store")
@@ -258,9 +275,7 @@ const (
 // login is POST /login: CSRF and Origin, throttling, credentials, then a
 // new session.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	if err := r.ParseForm(); err != nil {
-		s.renderError(w, r, http.StatusBadRequest, "Bad request", "The sign-in form could not be read.")
+	if !s.parsePageForm(w, r, "sign-in") {
 		return nil
 	}
 	f := r.PostForm // never the URL query: a password in a URL lands in logs
@@ -471,9 +486,7 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) error {
 // logout is POST /logout: it ends the session (everywhere=1: every
 // session of the user), deletes the cookie and goes to the login page.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	if err := r.ParseForm(); err != nil {
-		s.renderError(w, r, http.StatusBadRequest, "Bad request", "The sign-out form could not be read.")
+	if !s.parsePageForm(w, r, "sign-out") {
 		return nil
 	}
 	sess, u, err := s.currentSession(w, r)

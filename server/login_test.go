@@ -908,7 +908,7 @@ func TestLogin_BadInput_ClearAnswers(t *testing.T) {
 		ctype  string
 		want   int
 	}{
-		{"body over the limit", "POST", "/login", "username=" + strings.Repeat("a", 70_000), "application/x-www-form-urlencoded", 400},
+		{"body over the limit", "POST", "/login", "username=" + strings.Repeat("a", 70_000), "application/x-www-form-urlencoded", 413},
 		{"malformed form", "POST", "/login", "%zz", "application/x-www-form-urlencoded", 400},
 		{"JSON body", "POST", "/login", `{"username":"alice"}`, "application/json", 403},
 		{"empty fields", "POST", "/login", "csrf_token=" + tok + "&username=&password=", "application/x-www-form-urlencoded", 400},
@@ -916,7 +916,7 @@ func TestLogin_BadInput_ClearAnswers(t *testing.T) {
 		{"password too long", "POST", "/login", "csrf_token=" + tok + "&username=alice&password=" + strings.Repeat("x", 1025), "application/x-www-form-urlencoded", 422},
 		{"GET /logout", "GET", "/logout", "", "", 405},
 		{"PUT /login", "PUT", "/login", "", "", 405},
-		{"logout body over the limit", "POST", "/logout", "x=" + strings.Repeat("a", 70_000), "application/x-www-form-urlencoded", 400},
+		{"logout body over the limit", "POST", "/logout", "x=" + strings.Repeat("a", 70_000), "application/x-www-form-urlencoded", 413},
 	} {
 		r := httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))
 		if tc.ctype != "" {
