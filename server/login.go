@@ -279,7 +279,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	f := r.PostForm // never the URL query: a password in a URL lands in logs
-	username, pw := f.Get("username"), f.Get("password")
+	// Usernames hold no spaces, so trimming only forgives an autofill.
+	username, pw := strings.TrimSpace(f.Get("username")), f.Get("password")
 	// The username is not echoed back: the answer for an unknown user
 	// must be byte-identical to the one for a wrong password.
 	v := loginView{ReturnTo: safeReturnTo(f.Get("return_to"))}

@@ -197,7 +197,7 @@ func TestLogin_SetsHardenedSessionCookie(t *testing.T) {
 		}
 	}
 
-	w = a.post("/login", url.Values{"username": {"Alice"}, "password": {alicePassword}, "csrf_token": {csrfOf(t, body)},
+	w = a.post("/login", url.Values{"username": {" Alice "}, "password": {alicePassword}, "csrf_token": {csrfOf(t, body)},
 		"return_to": {"/oauth2/authorize?client_id=x&state=y"}})
 	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/oauth2/authorize?client_id=x&state=y" {
 		t.Fatalf("POST /login: %d Location %q\n%s", w.Code, w.Header().Get("Location"), w.Body)
