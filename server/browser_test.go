@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -39,80 +40,18 @@ import (
 //   - after logout the cookie is gone from the browser and the old value,
 //     replayed, is logged out.
 //
-// /oauth2/authorize is a stand-in for the lead's endpoint, built on the
-// same renderConsent and checkCSRF it uses.
+// /oauth2/authorize here is a stand-in built on the same renderConsent and
+// checkCSRF the real endpoint uses, so that this test pins down the login
+// pages alone; TestBrowser_AuthorizationCode_RealEndpoint runs the real one.
 func TestBrowser_Login_CookieAttributes_Fixation_Consent_Logout(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("chromium is not on PATH: the real-browser login test needs it (apt-get install chromium; .ci/run installs it)")
-	}
+	br := newBrowser(t)
+	run, sessionCookie := br.run, func() *network.Cookie { return br.cookie("__Host-latch_session") }
 
 	// The client application, on its own origin.
-	var appMu sync.Mutex
-	var appReferers []string
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/cb" {
-			http.NotFound(w, r) // the browser's /favicon.ico
-			return
-		}
-		appMu.Lock()
-		appReferers = append(appReferers, r.Header.Get("Referer"))
-		appMu.Unlock()
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, "<!doctype html><title>app</title><h1 id=\"app\">%s</h1>", html.EscapeString(r.URL.RawQuery))
-	}))
-	defer app.Close()
+	app := newClientApp(t)
 
 	// latch, on http://127.0.0.1:PORT, its issuer.
-	var handler http.Handler
-	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-	issuer := "http://" + ts.Listener.Addr().String()
-	e, _, _ := loginEnv(t, func(c *server.Config) { c.Issuer, c.InsecureAllowHTTP = issuer, true })
-	handler = browserAuthorize(e, app.URL)
-	ts.Start()
-	defer ts.Close()
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("disable-background-networking", true))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc() // ends the browser process
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	defer cancelCtx()
-	// The first Run starts the browser; it must not carry a step's
-	// timeout, which would end the browser with the step.
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	run := func(step string, actions ...chromedp.Action) {
-		t.Helper()
-		// A hang guard, not a speed assertion: a step takes well under a
-		// second. A navigation the page's CSP blocks ends here.
-		sctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := chromedp.Run(sctx, actions...); err != nil {
-			t.Fatalf("%s: %v", step, err)
-		}
-	}
-	sessionCookie := func() *network.Cookie {
-		t.Helper()
-		var cookies []*network.Cookie
-		run("read the cookie store", chromedp.ActionFunc(func(ctx context.Context) error {
-			var err error
-			cookies, err = storage.GetCookies().Do(ctx)
-			return err
-		}))
-		for _, c := range cookies {
-			if c.Name == "__Host-latch_login" && c.SameSite != network.CookieSameSiteStrict {
-				t.Errorf("login CSRF cookie SameSite = %q, want Strict", c.SameSite)
-			}
-		}
-		for _, c := range cookies {
-			if c.Name == "__Host-latch_session" {
-				return c
-			}
-		}
-		return nil
-	}
+	e, issuer := serveLatchHTTP(t, func(e *env) http.Handler { return browserAuthorize(e, app.URL) })
 
 	// Session fixation: an attacker planted a session ID in the browser.
 	planted := strings.Repeat("P", 42) + "A"
@@ -186,16 +125,9 @@ func TestBrowser_Login_CookieAttributes_Fixation_Consent_Logout(t *testing.T) {
 		t.Fatal("the session ID before re-authentication is still signed in")
 	}
 	current := c.Value
-	appMu.Lock()
-	if len(appReferers) != 2 {
-		t.Errorf("the client's callback was called %d times, want 2", len(appReferers))
+	if refs := app.referers(); len(refs) != 2 || refs[0] != "" || refs[1] != "" {
+		t.Errorf("the client's callback got Referer headers %q, want two empty ones", refs)
 	}
-	for _, ref := range appReferers {
-		if ref != "" {
-			t.Errorf("the client got Referer %q", ref)
-		}
-	}
-	appMu.Unlock()
 
 	// The account page, and logout.
 	var who string
@@ -229,6 +161,191 @@ func TestBrowser_Login_CookieAttributes_Fixation_Consent_Logout(t *testing.T) {
 	if sessionExists(t, e, h[:]) {
 		t.Fatal("the session record survived logout")
 	}
+}
+
+// TestBrowser_AuthorizationCode_RealEndpoint runs the real
+// /oauth2/authorize in Chromium. A third-party client sends the browser
+// there; latch sends it to /login; the login POST comes back; the consent
+// page's Allow posts to /oauth2/authorize, which redirects to the client,
+// on another origin, with a code that redeems. Then a first-party client
+// with prompt=login: the chain POST /login → 303 /oauth2/authorize → 302
+// ends at the client, which the login page's CSP must not block.
+func TestBrowser_AuthorizationCode_RealEndpoint(t *testing.T) {
+	br := newBrowser(t)
+	app := newClientApp(t)
+	e, issuer := serveLatchHTTP(t, func(e *env) http.Handler { return e.h })
+	cb := app.URL + "/cb"
+	third := e.webClient(func(s *server.ClientSpec) {
+		s.FirstParty, s.Name, s.RedirectURIs = false, "Other App", []string{cb}
+	})
+	first := e.webClient(func(s *server.ClientSpec) { s.RedirectURIs = []string{cb} })
+	authorize := func(c creds, state, prompt string) string {
+		return issuer + authorizeURL(c, func(v url.Values) {
+			v.Set("redirect_uri", cb)
+			v.Set("state", state)
+			if prompt != "" {
+				v.Set("prompt", prompt)
+			}
+		})
+	}
+	code := func(loc, state string) string {
+		t.Helper()
+		u, err := url.Parse(loc)
+		if err != nil || !strings.HasPrefix(loc, cb+"?") {
+			t.Fatalf("the browser is at %s, want the client's %s", loc, cb)
+		}
+		q := u.Query()
+		if q.Get("state") != state || q.Get("iss") != issuer || q.Get("code") == "" {
+			t.Fatalf("callback query %v", q)
+		}
+		return q.Get("code")
+	}
+
+	var loc string
+	br.run("authorize, log in, consent page",
+		chromedp.Navigate(authorize(third, "s1", "")),
+		chromedp.WaitVisible("#username", chromedp.ByID),
+		chromedp.SendKeys("#username", "alice", chromedp.ByID),
+		chromedp.SendKeys("#password", alicePassword, chromedp.ByID),
+		chromedp.Click(`form button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#allow", chromedp.ByID),
+	)
+	br.run("allow",
+		chromedp.Click("#allow", chromedp.ByID),
+		chromedp.WaitVisible("#app", chromedp.ByID),
+		chromedp.Location(&loc),
+	)
+	status, tr := e.grant(third, url.Values{"grant_type": {"authorization_code"}, "code": {code(loc, "s1")},
+		"redirect_uri": {cb}, "code_verifier": {testVerifier}})
+	if status != 200 || tr.AccessToken == "" {
+		t.Fatalf("redeem the code: %d %+v", status, tr)
+	}
+
+	before := br.cookie("__Host-latch_session")
+	br.run("first-party client, prompt=login",
+		chromedp.Navigate(authorize(first, "s2", "login")),
+		chromedp.WaitVisible("#password", chromedp.ByID),
+		chromedp.SendKeys("#password", alicePassword, chromedp.ByID),
+		chromedp.Click(`form button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#app", chromedp.ByID),
+		chromedp.Location(&loc),
+	)
+	code(loc, "s2")
+	if after := br.cookie("__Host-latch_session"); before == nil || after == nil || after.Value == before.Value {
+		t.Fatal("re-authentication did not regenerate the session ID")
+	}
+	if refs := app.referers(); len(refs) != 2 || refs[0] != "" || refs[1] != "" {
+		t.Errorf("the client's callback got Referer headers %q, want two empty ones", refs)
+	}
+}
+
+// browser is a headless Chromium driven over the DevTools protocol.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+// newBrowser starts Chromium (NoSandbox, no background networking), or
+// skips the test when chromium is not on PATH. It is stopped at cleanup.
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium is not on PATH: the real-browser login test needs it (apt-get install chromium; .ci/run installs it)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("disable-background-networking", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc) // ends the browser process
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	t.Cleanup(cancelCtx)
+	// The first Run starts the browser; it must not carry a step's
+	// timeout, which would end the browser with the step.
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return &browser{t: t, ctx: ctx}
+}
+
+// run runs one step of actions.
+func (b *browser) run(step string, actions ...chromedp.Action) {
+	b.t.Helper()
+	// A hang guard, not a speed assertion: a step takes well under a
+	// second. A navigation the page's CSP blocks ends here.
+	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+	defer cancel()
+	if err := chromedp.Run(ctx, actions...); err != nil {
+		b.t.Fatalf("%s: %v", step, err)
+	}
+}
+
+// cookie returns the cookie name from the browser's cookie store, as
+// Chromium keeps it, or nil.
+func (b *browser) cookie(name string) *network.Cookie {
+	b.t.Helper()
+	var cookies []*network.Cookie
+	b.run("read the cookie store", chromedp.ActionFunc(func(ctx context.Context) error {
+		var err error
+		cookies, err = storage.GetCookies().Do(ctx)
+		return err
+	}))
+	for _, c := range cookies {
+		if c.Name == "__Host-latch_login" && c.SameSite != network.CookieSameSiteStrict {
+			b.t.Errorf("login CSRF cookie SameSite = %q, want Strict", c.SameSite)
+		}
+	}
+	for _, c := range cookies {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// clientApp is a client application on its own origin: its /cb shows the
+// query it got and records the Referer.
+type clientApp struct {
+	*httptest.Server
+	mu   sync.Mutex
+	refs []string
+}
+
+func newClientApp(t *testing.T) *clientApp {
+	app := &clientApp{}
+	app.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/cb" {
+			http.NotFound(w, r) // the browser's /favicon.ico
+			return
+		}
+		app.mu.Lock()
+		app.refs = append(app.refs, r.Header.Get("Referer"))
+		app.mu.Unlock()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, "<!doctype html><title>app</title><h1 id=\"app\">%s</h1>", html.EscapeString(r.URL.RawQuery))
+	}))
+	t.Cleanup(app.Close)
+	return app
+}
+
+func (a *clientApp) referers() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.refs)
+}
+
+// serveLatchHTTP serves latch on http://127.0.0.1:PORT, its issuer (the
+// --dev set-up), with cheap argon2 and the user alice; handler wraps the
+// server's handler.
+func serveLatchHTTP(t *testing.T, handler func(*env) http.Handler) (*env, string) {
+	t.Helper()
+	var h http.Handler
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	issuer := "http://" + ts.Listener.Addr().String()
+	e, _, _ := loginEnv(t, func(c *server.Config) { c.Issuer, c.InsecureAllowHTTP = issuer, true })
+	h = handler(e)
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return e, issuer
 }
 
 // replay sends GET / with the session cookie raw and returns who it is
