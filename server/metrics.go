@@ -52,7 +52,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		}, []string{"format", "result"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latch_login_attempts_total",
-			Help: "POST /login by result: success, bad_credentials, throttled (refused during a back-off), csrf, invalid (empty fields), busy (no argon2 slot).",
+			Help: "Password logins (POST /login and the password grant) by result: success, bad_credentials, throttled (refused during a back-off), csrf, invalid (empty fields), busy (no argon2 slot).",
 		}, []string{"result"}),
 		backoffs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latch_login_backoffs_total", Help: "Login back-offs started or lengthened, by scope (account, address).",
