@@ -36,7 +36,9 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
 		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "azp",
 			"preferred_username", "roles", "groups"},
 		AuthorizationResponseIssParameterSupported: true,
-		TokenEndpointAuthMethodsSupported:          authMethods,
+		// none: public clients redeem codes and refresh with PKCE and no
+		// secret (RFC 7591 §2). Introspection stays confidential-only.
+		TokenEndpointAuthMethodsSupported:          append(append([]string(nil), authMethods...), string(latch.AuthNone)),
 		TokenEndpointAuthSigningAlgValuesSupported: algs,
 		RevocationEndpointAuthMethodsSupported:     append(authMethods, string(latch.AuthNone)),
 		IntrospectionEndpointAuthMethodsSupported:  authMethods,
