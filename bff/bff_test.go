@@ -400,7 +400,7 @@ func TestLogin_SecondTabReusesBrowserCookie(t *testing.T) {
 
 func TestCallback_StateFromAnotherBrowser_Refused(t *testing.T) {
 	e := newUnitEnv(t)
-	state, _ := startLogin(t, e, "")   // the victim's browser
+	state, _ := startLogin(t, e, "")    // the victim's browser
 	_, attacker := startLogin(t, e, "") // another browser with its own cookie
 	w := callback(e, "code=abc&state="+url.QueryEscape(state), attacker)
 	if w.Code != http.StatusBadRequest || decodeError(t, w) != CodeLoginFailed || !strings.Contains(w.Body.String(), "another browser") {
