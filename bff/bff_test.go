@@ -286,7 +286,7 @@ func TestLogin_RedirectsWithPKCEAndPreLoginCookie(t *testing.T) {
 	q := loc.Query()
 	for k, want := range map[string]string{
 		"response_type": "code", "client_id": "bff", "redirect_uri": unitRedirect,
-		"scope": "openid profile email", "code_challenge_method": "S256", "resource": "api",
+		"scope": "openid profile", "code_challenge_method": "S256", "resource": "api",
 	} {
 		if q.Get(k) != want {
 			t.Errorf("%s = %q, want %q", k, q.Get(k), want)

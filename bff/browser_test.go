@@ -146,6 +146,7 @@ func TestBrowser_TokensNeverReachJavaScript(t *testing.T) {
 	if len(appCookies) != 1 {
 		t.Fatalf("the app's origin has %d cookies, want only the session cookie: %v", len(appCookies), cookieNames(appCookies))
 	}
+	t.Logf("cookies of the app's origin: %+v (in the whole browser: %v)", *appCookies[0], cookieNames(allCookies))
 	c := appCookies[0]
 	if c.Name != DefaultCookieName || !c.HTTPOnly || !c.Secure || c.SameSite != network.CookieSameSiteStrict || c.Path != "/" || c.Domain != "127.0.0.1" {
 		t.Fatalf("session cookie %+v: want __Host-latch_bff, HttpOnly, Secure, SameSite=Strict, Path=/, host-only", *c)
@@ -191,6 +192,7 @@ func TestBrowser_TokensNeverReachJavaScript(t *testing.T) {
 		}
 		return strings.HasPrefix(loc, e.bffURL+"/api/items")
 	})
+	t.Logf("cross-site fetch: %s; cross-site form post answered: %s", fetchResult, strings.TrimSpace(formBody))
 	if !strings.Contains(formBody, CodeCSRF) {
 		t.Fatalf("cross-site form post answered %q, want %s", formBody, CodeCSRF)
 	}

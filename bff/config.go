@@ -34,7 +34,7 @@ const (
 
 // DefaultScopes are requested when Config.Scopes is empty. openid is
 // always requested: the BFF needs the ID token to know who logged in.
-var DefaultScopes = []string{"openid", "profile", "email"}
+var DefaultScopes = []string{"openid", "profile"}
 
 // Config configures a BFF. Issuer, ClientID, ClientSecret, RedirectURL,
 // Upstream, Store and Key are required; every field that weakens a check is

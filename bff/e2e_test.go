@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net"
@@ -157,7 +158,7 @@ func newE2E(t testing.TB, o e2eOptions) *e2e {
 	bffLn := listen(t)
 	e.bffURL = "http://" + o.bffHost + ":" + port(bffLn)
 	e.client, err = (&server.Clients{Store: e.db}).Create(ctx, server.ClientSpec{
-		Name: "spa", GrantTypes: []string{"authorization_code", "refresh_token"},
+		Name: "spa", FirstParty: true, GrantTypes: []string{"authorization_code", "refresh_token"},
 		Scope: "openid profile email read", Audiences: []string{apiAudience},
 		RedirectURIs: []string{e.bffURL + "/bff/callback"},
 	})
@@ -255,7 +256,7 @@ func (a *agent) login(username, pw string) {
 	if m == nil || r == nil {
 		t.Fatalf("login form without csrf_token or return_to: %s", body)
 	}
-	form := url.Values{"csrf_token": {m[1]}, "return_to": {htmlUnescape(r[1])}, "username": {username}, "password": {pw}}
+	form := url.Values{"csrf_token": {m[1]}, "return_to": {html.UnescapeString(r[1])}, "username": {username}, "password": {pw}}
 	req, _ := http.NewRequest(http.MethodPost, a.e.issuer+"/login", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", a.e.issuer)
@@ -268,10 +269,6 @@ func (a *agent) login(username, pw string) {
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.String() != a.e.bffURL+"/" {
 		t.Fatalf("login ended at %s with %d: %s", resp.Request.URL, resp.StatusCode, b)
 	}
-}
-
-func htmlUnescape(s string) string {
-	return strings.NewReplacer("&amp;", "&", "&#43;", "+", "&#34;", `"`, "&#39;", "'", "&lt;", "<", "&gt;", ">").Replace(s)
 }
 
 func (a *agent) get(u string) (*http.Response, string) {
