@@ -357,6 +357,84 @@ func TestE2E_LoginCallLogout(t *testing.T) {
 	})
 }
 
+// TestE2E_RedisStore runs login, a refresh and logout with sessions in
+// Redis (LATCH_TEST_REDIS).
+func TestE2E_RedisStore(t *testing.T) {
+	store := newRedisStore(t)
+	e := newE2E(t, e2eOptions{store: store})
+	a := e.newAgent()
+	a.login("alice", alicePassword)
+	if code, body := a.api("GET", "/api/hello"); code != 200 {
+		t.Fatalf("call: %d %v", code, body)
+	}
+	e.clock.Advance(11 * time.Minute)
+	if code, body := a.api("GET", "/api/hello"); code != 200 || e.counter.refreshes.Load() != 1 {
+		t.Fatalf("call after expiry: %d %v, %d refreshes", code, body, e.counter.refreshes.Load())
+	}
+	if code, body := a.api("POST", "/bff/logout"); code != 200 || body["revoked"] != true {
+		t.Fatalf("logout: %d %v", code, body)
+	}
+	if code, _ := a.api("GET", "/api/hello"); code != 401 {
+		t.Fatalf("after logout: %d", code)
+	}
+}
+
+// TestE2E_InjectedCode_Refused: a code obtained in one login (the
+// attacker's) and injected into another browser's callback, with that
+// browser's own valid state, is refused: the authorization server checks
+// it against this login's PKCE verifier (and the ID token's nonce would
+// not match either). No session is created.
+func TestE2E_InjectedCode_Refused(t *testing.T) {
+	e := newE2E(t, e2eOptions{})
+	callback := e.bffURL + "/bff/callback"
+	stopAtCallback := func(req *http.Request, _ []*http.Request) error {
+		if strings.HasPrefix(req.URL.String(), callback) {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	// The attacker logs in at the server but keeps the code.
+	attacker := e.newAgent()
+	attacker.client.CheckRedirect = stopAtCallback
+	resp, body := attacker.get(e.bffURL + "/bff/login")
+	m, r := csrfField.FindStringSubmatch(body), returnToField.FindStringSubmatch(body)
+	if resp.StatusCode != 200 || m == nil || r == nil {
+		t.Fatalf("attacker's login form: %d %s", resp.StatusCode, body)
+	}
+	form := url.Values{"csrf_token": {m[1]}, "return_to": {html.UnescapeString(r[1])}, "username": {"alice"}, "password": {alicePassword}}
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", e.issuer)
+	resp, err := attacker.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	code := loc.Query().Get("code")
+	if resp.StatusCode != http.StatusFound || code == "" {
+		t.Fatalf("attacker got no code: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	// The victim's browser starts its own login; the attacker's code is
+	// delivered to its callback with the victim's state.
+	victim := e.newAgent()
+	victim.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, _ = victim.get(e.bffURL + "/bff/login")
+	vloc, _ := url.Parse(resp.Header.Get("Location"))
+	state := vloc.Query().Get("state")
+	if state == "" {
+		t.Fatalf("victim's login: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, body = victim.get(callback + "?" + url.Values{"code": {code}, "state": {state}, "iss": {e.issuer}}.Encode())
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, CodeLoginFailed) || !strings.Contains(body, "refused the code") {
+		t.Fatalf("injected code: %d %s, want 400 %s", resp.StatusCode, body, CodeLoginFailed)
+	}
+	if c, _ := victim.api("GET", "/bff/user"); c != 401 {
+		t.Fatalf("the victim got a session from the attacker's code: %d", c)
+	}
+}
+
 // waitFor polls cond (a hang guard, not a timing assertion).
 func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -214,7 +214,7 @@ type idClaims struct {
 
 // verifyIDToken checks an ID token as OIDC Core §3.1.3.7 asks: signature
 // with the issuer's published keys, the algorithm pinned per key (the
-// token's alg must be the key's); iss exactly the issuer; aud containing
+// token's alg must be the key's); typ JWT; iss exactly the issuer; aud containing
 // the client id, and azp, when present or when aud has other members,
 // equal to it; exp, iat with a 30s leeway; and the nonce of this login.
 // It came straight from the token endpoint over TLS with client
@@ -222,6 +222,10 @@ type idClaims struct {
 // logged in.
 func (iss *issuer) verifyIDToken(ctx context.Context, raw, nonce string) (*idClaims, error) {
 	c, err := token.Verify(ctx, raw, iss.ks, token.VerifyOptions{
+		// latch's ID tokens are typ JWT; an access token (at+jwt) is
+		// refused here as an ID token is refused as an access token
+		// (DESIGN invariant 2).
+		Type:       "JWT",
 		Issuer:     iss.cfg.Issuer,
 		Audience:   iss.cfg.ClientID,
 		Algorithms: latch.Algorithms,
