@@ -302,7 +302,8 @@ type liveSession struct {
 }
 
 // touchEvery bounds how often a session's idle expiry is moved, so that a
-// busy SPA does not write to the store on every request.
+// busy SPA does not write to the store on every request (a quarter of
+// SessionIdle when that is shorter).
 const touchEvery = time.Minute
 
 // loadSession returns the session of the request's cookie, moving its idle
@@ -324,7 +325,7 @@ func (b *BFF) loadSession(r *http.Request) (*liveSession, error) {
 	}
 	// Idle timeout: the store's expiry moves with activity, but never past
 	// the absolute one.
-	if storeExp.Sub(now) < b.cfg.SessionIdle-touchEvery {
+	if storeExp.Sub(now) < b.cfg.SessionIdle-min(touchEvery, b.cfg.SessionIdle/4) {
 		exp := min(now.Add(b.cfg.SessionIdle).Unix(), s.ExpiresAt)
 		if err := b.cfg.Store.TouchSession(ctx, key[:], time.Unix(exp, 0), now); err != nil {
 			if errors.Is(err, latch.ErrNotFound) {

@@ -244,6 +244,21 @@ func TestSession_IdleTimeout(t *testing.T) {
 	}
 }
 
+func TestSession_ShortIdleTimeout_StillMovesWithActivity(t *testing.T) {
+	e := newUnitEnv(t, func(c *Config) { c.SessionIdle = time.Minute; c.SessionMaxAge = time.Hour })
+	cookie := e.newSession(session{AccessToken: "at", AccessExp: e.clock.Now().Add(2 * time.Hour).Unix()})
+	for range 5 {
+		e.clock.Advance(40 * time.Second)
+		if w := e.do("GET", "/bff/user", cookie, nil, nil); w.Code != http.StatusOK {
+			t.Fatalf("active session ended: %d", w.Code)
+		}
+	}
+	e.clock.Advance(time.Minute)
+	if w := e.do("GET", "/bff/user", cookie, nil, nil); w.Code != http.StatusUnauthorized {
+		t.Fatalf("idle session still served: %d", w.Code)
+	}
+}
+
 func TestSession_AbsoluteTimeout(t *testing.T) {
 	e := newUnitEnv(t, func(c *Config) { c.SessionIdle = 10 * time.Minute; c.SessionMaxAge = 30 * time.Minute })
 	cookie := e.newSession(session{AccessToken: "at", AccessExp: e.clock.Now().Add(2 * time.Hour).Unix()})
