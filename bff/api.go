@@ -1,0 +1,219 @@
+package bff
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/latch-auth/latch"
+)
+
+// tokenKey carries the access token from api to the proxy's Rewrite.
+type tokenKey struct{}
+
+// api forwards a request under APIPrefix to the upstream with the
+// session's access token, refreshed first when it expires within
+// RefreshSkew or the revocation feed denylisted it.
+func (b *BFF) api(w http.ResponseWriter, r *http.Request) error {
+	if !isSafeMethod(r.Method) {
+		if err := b.checkCSRF(r); err != nil {
+			return err
+		}
+	}
+	if b.cfg.Ready != nil && !b.cfg.Ready() {
+		// The revocation feed is down: a session revoked meanwhile must
+		// not reach the API.
+		return unavailable("the revocation feed cannot be reached; retry later", nil)
+	}
+	ls, err := b.loadSession(r)
+	if err != nil {
+		return err
+	}
+	tok, err := b.accessToken(r.Context(), ls)
+	if err != nil {
+		return err
+	}
+	b.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok)))
+	return nil
+}
+
+// needsRefresh reports whether s's access token must be replaced before
+// use, and whether that is because it was revoked.
+func (b *BFF) needsRefresh(ctx context.Context, s *session, now time.Time) (need, revoked bool) {
+	if s.AccessJTI != "" && b.cfg.IsRevoked != nil && b.cfg.IsRevoked(ctx, b.cfg.Issuer, s.AccessJTI) {
+		return true, true
+	}
+	return now.Add(b.cfg.RefreshSkew).Unix() >= s.AccessExp, false
+}
+
+// accessToken returns the access token to forward for ls.
+func (b *BFF) accessToken(ctx context.Context, ls *liveSession) (string, error) {
+	if need, _ := b.needsRefresh(ctx, &ls.s, b.cfg.Now()); !need {
+		return ls.s.AccessToken, nil
+	}
+	return b.refresh(ctx, ls.key)
+}
+
+// flight is one refresh of one session, shared by every request of that
+// session that needs it while it runs.
+type flight struct {
+	done chan struct{}
+	tok  string
+	err  error
+}
+
+// refresh returns a fresh access token for the session under key, running
+// at most one refresh per session at a time in this process: requests
+// arriving while one runs wait for it and share its result (single
+// flight). A refresh token is single-use and rotated; two refreshes with
+// the same one would look like theft to the authorization server, which
+// then revokes the whole family (DESIGN invariant 7).
+//
+// The refresh itself runs detached from the request that started it, so
+// that the browser closing that one tab does not fail the others.
+func (b *BFF) refresh(ctx context.Context, key [32]byte) (string, error) {
+	b.flightsMu.Lock()
+	f, running := b.flights[key]
+	if !running {
+		f = &flight{done: make(chan struct{})}
+		b.flights[key] = f
+	}
+	b.flightsMu.Unlock()
+	if !running {
+		f.tok, f.err = b.doRefresh(context.WithoutCancel(ctx), key)
+		b.flightsMu.Lock()
+		delete(b.flights, key)
+		b.flightsMu.Unlock()
+		close(f.done)
+	}
+	select {
+	case <-f.done:
+		return f.tok, f.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// doRefresh is one flight. It reads the session afresh first: a flight
+// that finished just before this one started (or another BFF node) may
+// already have replaced the token, and refreshing again with the rotated
+// refresh token would be a reuse. The new tokens are in the store before
+// any waiter is released, so no request ever sees a token the store does
+// not have.
+func (b *BFF) doRefresh(ctx context.Context, key [32]byte) (string, error) {
+	now := b.cfg.Now()
+	s, _, err := b.readSession(ctx, key, now)
+	if err != nil {
+		return "", err
+	}
+	need, revoked := b.needsRefresh(ctx, s, now)
+	if !need {
+		return s.AccessToken, nil
+	}
+	// Still usable if the refresh cannot be done: not revoked, and not yet
+	// expired, with a margin for the trip to the upstream.
+	usable := !revoked && now.Add(5*time.Second).Unix() < s.AccessExp
+	if s.RefreshToken == "" {
+		if usable {
+			return s.AccessToken, nil
+		}
+		b.cfg.Store.DeleteSession(ctx, key[:])
+		if revoked {
+			return "", errRevoked
+		}
+		return "", errLoginRequired
+	}
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {s.RefreshToken}}
+	tr, err := b.iss.token(ctx, form)
+	if err != nil {
+		if isInvalidGrant(err) {
+			// Final: the family was revoked (logout everywhere, reuse
+			// detection, an admin) or expired.
+			if derr := b.cfg.Store.DeleteSession(ctx, key[:]); derr != nil {
+				b.cfg.Logger.Error("bff: delete revoked session", "err", derr)
+			}
+			b.cfg.Logger.Info("bff: session revoked at the authorization server", "sub", s.Subject, "denylisted", revoked)
+			return "", errRevoked
+		}
+		if usable {
+			b.cfg.Logger.Warn("bff: refresh failed; forwarding the current access token until it expires", "sub", s.Subject, "err", err)
+			return s.AccessToken, nil
+		}
+		return "", unavailable("the authorization server cannot refresh the session now; retry later", err)
+	}
+	b.setAccess(s, tr, now)
+	s.Refreshes++
+	sealed, err := b.sealSession(key, s)
+	if err != nil {
+		return "", err
+	}
+	if err := b.cfg.Store.UpdateSession(ctx, key[:], sealed, now); err != nil {
+		if errors.Is(err, latch.ErrNotFound) {
+			// Logged out while the refresh ran: the new tokens belong to
+			// no one; revoke them rather than leave them live.
+			if rerr := b.iss.revoke(ctx, s.RefreshToken, "refresh_token"); rerr != nil {
+				b.cfg.Logger.Warn("bff: revoke tokens of a session ended during refresh", "err", rerr)
+			}
+			return "", errLoginRequired
+		}
+		// The rotated refresh token is lost with this write: the session
+		// cannot be refreshed again.
+		b.cfg.Logger.Error("bff: cannot store refreshed tokens; the session will need a new login", "sub", s.Subject, "err", err)
+		return "", unavailable("the session store cannot be reached", err)
+	}
+	return s.AccessToken, nil
+}
+
+// newProxy builds the reverse proxy to the upstream. With Rewrite (not
+// Director), ReverseProxy removes the hop-by-hop headers and every inbound
+// Forwarded and X-Forwarded-* before calling it. The browser's cookies and
+// any Authorization it sent are dropped: the upstream sees only the
+// user's access token.
+func (b *BFF) newProxy() *httputil.ReverseProxy {
+	upstream := b.cfg.Upstream
+	prefix := b.cfg.APIPrefix
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			out := pr.Out
+			out.URL.Path = strings.TrimPrefix(out.URL.Path, prefix)
+			if out.URL.RawPath != "" {
+				out.URL.RawPath = strings.TrimPrefix(out.URL.RawPath, prefix)
+			}
+			pr.SetURL(upstream)
+			pr.SetXForwarded()
+			h := out.Header
+			h.Del("Cookie")
+			h.Del(CSRFHeader)
+			tok, _ := pr.In.Context().Value(tokenKey{}).(string)
+			h["Authorization"] = []string{"Bearer " + tok}
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			// The upstream shares the BFF's origin: it must not set or
+			// clear the BFF's own cookies.
+			cookies := resp.Header.Values("Set-Cookie")
+			if len(cookies) == 0 {
+				return nil
+			}
+			resp.Header.Del("Set-Cookie")
+			for _, c := range cookies {
+				name, _, _ := strings.Cut(c, "=")
+				if !strings.HasPrefix(strings.TrimSpace(name), b.cfg.CookieName) {
+					resp.Header.Add("Set-Cookie", c)
+				}
+			}
+			return nil
+		},
+		Transport: b.cfg.Transport,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+				return
+			}
+			b.cfg.Logger.Warn("bff: upstream unreachable", "upstream", upstream.Redacted(), "method", r.Method, "path", r.URL.Path, "err", err)
+			writeError(w, &httpError{status: http.StatusBadGateway, code: "upstream_unreachable", desc: "the API cannot be reached"})
+		},
+	}
+}

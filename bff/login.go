@@ -1,0 +1,380 @@
+package bff
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/latch-auth/latch"
+)
+
+// pendingLogin is the server-side half of one authorization request,
+// sealed in the Store under SHA-256 of its state, for LoginTimeout, and
+// taken (read and deleted) by the callback: a state works once.
+type pendingLogin struct {
+	// Browser is SHA-256 of the pre-login cookie of the browser that
+	// started the login: a callback carrying this state from another
+	// browser (login CSRF, a leaked authorization response) is refused.
+	Browser  []byte `json:"browser"`
+	Nonce    string `json:"nonce"`
+	Verifier string `json:"verifier"` // PKCE code_verifier (RFC 7636 §4.1)
+	ReturnTo string `json:"return_to"`
+}
+
+// login answers GET /bff/login?return_to=/path: it records a pending
+// login and redirects the browser to the authorization endpoint with
+// state, nonce and a PKCE S256 challenge.
+func (b *BFF) login(w http.ResponseWriter, r *http.Request) error {
+	returnTo := "/"
+	if v := r.URL.Query()["return_to"]; len(v) > 0 {
+		if len(v) > 1 || !validReturnTo(v[0]) {
+			return &httpError{status: http.StatusBadRequest, code: CodeInvalidRequest, desc: "return_to must be one local path starting with a single /, e.g. /settings"}
+		}
+		returnTo = v[0]
+	}
+	// One pre-login cookie per browser, reused by logins started in
+	// several tabs, so that each of them can complete.
+	browser := ""
+	if c, err := r.Cookie(b.loginCookie); err == nil {
+		if _, ok := cookieKey(c.Value); ok {
+			browser = c.Value
+		}
+	}
+	var err error
+	if browser == "" {
+		if browser, err = b.random(32); err != nil {
+			return err
+		}
+	}
+	state, err := b.random(32)
+	if err != nil {
+		return err
+	}
+	nonce, err := b.random(32)
+	if err != nil {
+		return err
+	}
+	verifier, err := b.random(32)
+	if err != nil {
+		return err
+	}
+	bh := sha256.Sum256([]byte(browser))
+	plain, err := json.Marshal(pendingLogin{Browser: bh[:], Nonce: nonce, Verifier: verifier, ReturnTo: returnTo})
+	if err != nil {
+		return err
+	}
+	key := sha256.Sum256([]byte(state))
+	sealed, err := b.seal.seal(kindLogin, key[:], plain)
+	if err != nil {
+		return err
+	}
+	now := b.cfg.Now()
+	if err := b.cfg.Store.PutLogin(r.Context(), key[:], sealed, now.Add(b.cfg.LoginTimeout), now); err != nil {
+		return unavailable("the session store cannot be reached", err)
+	}
+	challenge := sha256.Sum256([]byte(verifier))
+	q := url.Values{
+		"response_type":         {"code"},
+		"client_id":             {b.cfg.ClientID},
+		"redirect_uri":          {b.cfg.RedirectURL},
+		"scope":                 {strings.Join(b.cfg.Scopes, " ")},
+		"state":                 {state},
+		"nonce":                 {nonce},
+		"code_challenge":        {base64.RawURLEncoding.EncodeToString(challenge[:])},
+		"code_challenge_method": {"S256"},
+	}
+	if b.cfg.Audience != "" {
+		q.Set("resource", b.cfg.Audience)
+	}
+	b.setCookie(w, b.loginCookie, browser, b.cfg.LoginTimeout, http.SameSiteLaxMode)
+	noStore(w)
+	http.Redirect(w, r, withQuery(b.iss.md.AuthorizationEndpoint, q), http.StatusFound)
+	return nil
+}
+
+// noStore marks an answer that must not be cached or leak its URL (the
+// callback's carries the code) through Referer.
+func noStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+}
+
+// withQuery appends q to endpoint, which may have a query of its own.
+func withQuery(endpoint string, q url.Values) string {
+	sep := "?"
+	if strings.Contains(endpoint, "?") {
+		sep = "&"
+	}
+	return endpoint + sep + q.Encode()
+}
+
+func loginFailed(desc string, cause error) *httpError {
+	return &httpError{status: http.StatusBadRequest, code: CodeLoginFailed, desc: desc, cause: cause}
+}
+
+// callback answers GET /bff/callback, the redirect back from the
+// authorization endpoint (RFC 6749 §4.1.2): it takes the pending login of
+// the state, checks that this browser started it, exchanges the code with
+// the PKCE verifier, checks the ID token, creates a new session and
+// redirects to return_to.
+func (b *BFF) callback(w http.ResponseWriter, r *http.Request) error {
+	noStore(w)
+	ctx := r.Context()
+	q := r.URL.Query()
+	state := q.Get("state")
+	if state == "" || len(state) > 512 {
+		return loginFailed("the callback has no valid state; start again at /bff/login", nil)
+	}
+	c, err := r.Cookie(b.loginCookie)
+	if err != nil {
+		return loginFailed("no login was started in this browser (the pre-login cookie is missing or expired); start again at /bff/login", nil)
+	}
+	b.clearCookie(w, b.loginCookie)
+	now := b.cfg.Now()
+	key := sha256.Sum256([]byte(state))
+	sealed, err := b.cfg.Store.TakeLogin(ctx, key[:], now)
+	if errors.Is(err, latch.ErrNotFound) {
+		return loginFailed("unknown, expired or already used state; start again at /bff/login", nil)
+	}
+	if err != nil {
+		return unavailable("the session store cannot be reached", err)
+	}
+	var p pendingLogin
+	plain, err := b.seal.open(kindLogin, key[:], sealed)
+	if err == nil {
+		err = json.Unmarshal(plain, &p)
+	}
+	if err != nil {
+		return loginFailed("the pending login cannot be read; start again at /bff/login", err)
+	}
+	bh := sha256.Sum256([]byte(c.Value))
+	if subtle.ConstantTimeCompare(bh[:], p.Browser) != 1 {
+		return loginFailed("this login was started in another browser; start again at /bff/login", errors.New("state presented with another browser's pre-login cookie"))
+	}
+	// RFC 9207 §2.4: the response must come from the issuer we sent the
+	// user to (mix-up attacks).
+	if iss, ok := q["iss"]; ok {
+		if len(iss) != 1 || iss[0] != b.cfg.Issuer {
+			return loginFailed("the authorization response comes from another issuer", nil)
+		}
+	} else if b.iss.md.IssParameter {
+		return loginFailed("the authorization response has no iss (RFC 9207)", nil)
+	}
+	if e := q.Get("error"); e != "" {
+		return loginFailed("the authorization server refused the login: "+sanitize(e), nil)
+	}
+	code := q.Get("code")
+	if code == "" {
+		return loginFailed("the callback has no code", nil)
+	}
+	form := url.Values{
+		"grant_type":    {"authorization_code"},
+		"code":          {code},
+		"redirect_uri":  {b.cfg.RedirectURL},
+		"code_verifier": {p.Verifier},
+	}
+	if b.cfg.Audience != "" {
+		form.Set("resource", b.cfg.Audience)
+	}
+	tr, err := b.iss.token(ctx, form)
+	if err != nil {
+		var oe *oauthError
+		if errors.As(err, &oe) && oe.Status < 500 {
+			if oe.Code == "invalid_client" || oe.Code == "unauthorized_client" {
+				// Our own configuration, not the user's doing.
+				return &httpError{status: http.StatusBadGateway, code: "server_error", desc: "the authorization server refused the BFF's client credentials; check --client-id and the secret", cause: err}
+			}
+			return loginFailed("the authorization server refused the code: "+sanitize(oe.Code), err)
+		}
+		return unavailable("the authorization server cannot be reached", err)
+	}
+	if tr.IDToken == "" {
+		return &httpError{status: http.StatusBadGateway, code: "server_error", desc: "the authorization server returned no ID token; the client must be allowed the openid scope", cause: nil}
+	}
+	idc, err := b.iss.verifyIDToken(ctx, tr.IDToken, p.Nonce)
+	if err != nil {
+		return loginFailed("the ID token is not valid for this login", err)
+	}
+	if tr.RefreshToken == "" {
+		b.cfg.Logger.Warn("bff: the token endpoint issued no refresh token: sessions end when their access token expires; allow the refresh_token grant for the client")
+	}
+
+	s := session{
+		Subject:      idc.Subject,
+		User:         map[string]any{},
+		IDToken:      tr.IDToken,
+		RefreshToken: tr.RefreshToken,
+		CreatedAt:    now.Unix(),
+		ExpiresAt:    now.Add(b.cfg.SessionMaxAge).Unix(),
+	}
+	for _, name := range userClaims {
+		if v, ok := idc.Extra[name]; ok {
+			s.User[name] = v
+		}
+	}
+	b.setAccess(&s, tr, now)
+
+	// Session fixation (OWASP Session Management §"Renew the Session ID
+	// After Any Privilege Level Change"): the cookie value is new at every
+	// login, and a session the browser had before ends.
+	if old, err := r.Cookie(b.cfg.CookieName); err == nil {
+		if oldKey, found := cookieKey(old.Value); found {
+			if _, err := b.endSession(ctx, oldKey); err != nil {
+				return err
+			}
+		}
+	}
+	value, err := b.random(32)
+	if err != nil {
+		return err
+	}
+	skey := sha256.Sum256([]byte(value))
+	sealedSession, err := b.sealSession(skey, &s)
+	if err != nil {
+		return err
+	}
+	exp := min(now.Add(b.cfg.SessionIdle).Unix(), s.ExpiresAt)
+	if err := b.cfg.Store.CreateSession(ctx, skey[:], sealedSession, time.Unix(exp, 0), now); err != nil {
+		return unavailable("the session store cannot be reached", err)
+	}
+	b.setCookie(w, b.cfg.CookieName, value, b.cfg.SessionMaxAge, http.SameSiteStrictMode)
+	b.cfg.Logger.Info("bff: login", "sub", s.Subject)
+	http.Redirect(w, r, p.ReturnTo, http.StatusFound)
+	return nil
+}
+
+// setAccess records the access token of a token response in s. Its expiry
+// is expires_in from now, or the JWT's exp, or 5 minutes when neither is
+// known (the refresh then just comes early).
+func (b *BFF) setAccess(s *session, tr *tokenResponse, now time.Time) {
+	s.AccessToken = tr.AccessToken
+	s.AccessJTI = ""
+	jti, jexp := jwtIDAndExp(tr.AccessToken)
+	s.AccessJTI = jti
+	switch {
+	case tr.ExpiresIn > 0:
+		s.AccessExp = now.Unix() + tr.ExpiresIn
+	case jexp > 0:
+		s.AccessExp = jexp
+	default:
+		s.AccessExp = now.Add(5 * time.Minute).Unix()
+	}
+	if tr.RefreshToken != "" {
+		s.RefreshToken = tr.RefreshToken
+	}
+	if tr.IDToken != "" {
+		s.IDToken = tr.IDToken
+	}
+}
+
+// jwtIDAndExp reads jti and exp from a JWT access token's payload without
+// checking it: the BFF got it straight from the token endpoint and only
+// needs its jti for the denylist; the upstream verifies it. An opaque
+// token yields nothing.
+func jwtIDAndExp(tok string) (string, int64) {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return "", 0
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", 0
+	}
+	var c struct {
+		JTI string `json:"jti"`
+		Exp int64  `json:"exp"`
+	}
+	if json.Unmarshal(payload, &c) != nil {
+		return "", 0
+	}
+	return c.JTI, c.Exp
+}
+
+// sanitize keeps an error code from the query fit for a JSON description:
+// printable ASCII, at most 64 bytes.
+func sanitize(s string) string {
+	var sb strings.Builder
+	for i := 0; i < len(s) && sb.Len() < 64; i++ {
+		if c := s[i]; c >= 0x20 && c < 0x7f {
+			sb.WriteByte(c)
+		}
+	}
+	return sb.String()
+}
+
+// logoutAnswer is the body of POST /bff/logout.
+type logoutAnswer struct {
+	LoggedOut bool `json:"logged_out"`
+	// Revoked is false when the session's refresh family could not be
+	// revoked at the authorization server (unreachable): the BFF session
+	// is gone all the same, the family lives until it expires.
+	Revoked bool `json:"revoked"`
+	// EndSessionURL, when the issuer has an end_session_endpoint, is where
+	// the SPA may send the browser to end its login session at the
+	// authorization server too (OIDC RP-Initiated Logout).
+	EndSessionURL string `json:"end_session_url,omitempty"`
+}
+
+// logout answers POST /bff/logout: it revokes the session's refresh token
+// at the authorization server (RFC 7009; latch revokes the whole family
+// and denylists its access tokens), deletes the session and clears the
+// cookie. Without a session it only clears the cookie.
+func (b *BFF) logout(w http.ResponseWriter, r *http.Request) error {
+	if err := b.checkCSRF(r); err != nil {
+		return err
+	}
+	ans := logoutAnswer{LoggedOut: true, Revoked: true}
+	if c, err := r.Cookie(b.cfg.CookieName); err == nil {
+		if key, ok := cookieKey(c.Value); ok {
+			var err error
+			if ans.Revoked, err = b.endSession(r.Context(), key); err != nil {
+				return err
+			}
+		}
+		b.clearCookie(w, b.cfg.CookieName)
+	}
+	if ep := b.iss.md.EndSessionEndpoint; ep != "" {
+		q := url.Values{"client_id": {b.cfg.ClientID}}
+		if b.cfg.PostLogoutRedirectURL != "" {
+			q.Set("post_logout_redirect_uri", b.cfg.PostLogoutRedirectURL)
+		}
+		ans.EndSessionURL = withQuery(ep, q)
+	}
+	return writeJSON(w, ans)
+}
+
+// endSession revokes the session's tokens at the issuer and deletes it. It
+// reports whether the revocation succeeded; a session that no longer
+// exists has nothing left to revoke (true).
+func (b *BFF) endSession(ctx context.Context, key [32]byte) (bool, error) {
+	now := b.cfg.Now()
+	s, _, err := b.readSession(ctx, key, now)
+	if err != nil {
+		var he *httpError
+		if errors.As(err, &he) && he.code == CodeLoginRequired {
+			return true, nil // already gone
+		}
+		return false, err
+	}
+	revoked := true
+	tok, hint := s.RefreshToken, "refresh_token"
+	if tok == "" {
+		tok, hint = s.AccessToken, "access_token"
+	}
+	if err := b.iss.revoke(ctx, tok, hint); err != nil {
+		revoked = false
+		b.cfg.Logger.Warn("bff: logout: cannot revoke the session's tokens at the authorization server; they stay valid until they expire", "sub", s.Subject, "err", err)
+	}
+	if err := b.cfg.Store.DeleteSession(ctx, key[:]); err != nil {
+		return revoked, unavailable("the session store cannot be reached", err)
+	}
+	b.cfg.Logger.Info("bff: logout", "sub", s.Subject, "revoked", revoked)
+	return revoked, nil
+}
