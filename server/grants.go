@@ -221,14 +221,7 @@ func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request, form url.
 	if username == "" || pw == "" {
 		return oauth.BadRequest(oauth.ErrInvalidRequest, "username and password are required")
 	}
-	scope, oerr := oauth.SplitScope(form.Get("scope"))
-	if oerr != nil {
-		return oerr
-	}
-	if !c.AllowsScope(scope) {
-		return oauth.BadRequest(oauth.ErrInvalidScope, "requested scope exceeds the client's registered scopes")
-	}
-	aud, err := s.audience(c, form)
+	scope, aud, err := s.scopeAndAudience(c, form)
 	if err != nil {
 		return err
 	}

@@ -56,14 +56,7 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, form 
 	if !c.AllowsGrant(latch.GrantClientCredentials) {
 		return oauth.BadRequest(oauth.ErrUnauthorizedClient, "client is not registered for the client_credentials grant")
 	}
-	scope, oerr := oauth.SplitScope(form.Get("scope"))
-	if oerr != nil {
-		return oerr
-	}
-	if !c.AllowsScope(scope) {
-		return oauth.BadRequest(oauth.ErrInvalidScope, "requested scope exceeds the client's registered scopes")
-	}
-	aud, err := s.audience(c, form)
+	scope, aud, err := s.scopeAndAudience(c, form)
 	if err != nil {
 		return err
 	}
@@ -73,6 +66,25 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, form 
 	}
 	oauth.WriteJSON(w, http.StatusOK, resp)
 	return nil
+}
+
+// scopeAndAudience returns the scope and audiences a token request asks
+// for, both within the client's registration: the checks of every grant
+// that starts from the client's own registration rather than from a
+// previous grant.
+func (s *Server) scopeAndAudience(c *latch.Client, form url.Values) (scope, aud []string, err error) {
+	scope, oerr := oauth.SplitScope(form.Get("scope"))
+	if oerr != nil {
+		return nil, nil, oerr
+	}
+	if !c.AllowsScope(scope) {
+		return nil, nil, oauth.BadRequest(oauth.ErrInvalidScope, "requested scope exceeds the client's registered scopes")
+	}
+	aud, err = s.audience(c, form)
+	if err != nil {
+		return nil, nil, err
+	}
+	return scope, aud, nil
 }
 
 // audience resolves the audiences of a token request from RFC 8707
