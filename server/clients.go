@@ -38,6 +38,10 @@ type ClientSpec struct {
 	TokenFingerprint bool `json:"token_fingerprint,omitempty"`
 	// FirstParty clients skip the consent page (the operator's own apps).
 	FirstParty bool `json:"first_party,omitempty"`
+	// AccessTokenEncryptionKey is the resource server's public EC JWK (one
+	// key, not a set): JWT access tokens are then encrypted to it
+	// (ECDH-ES+A256KW, A256GCM) so the client cannot read their claims.
+	AccessTokenEncryptionKey json.RawMessage `json:"access_token_encryption_key,omitempty"`
 }
 
 // ClientView is a client as shown by the CLI and the admin API. The secret
@@ -57,8 +61,10 @@ type ClientView struct {
 	RefreshTokenTTL   int64           `json:"refresh_token_ttl,omitempty"`
 	TokenFingerprint  bool            `json:"token_fingerprint,omitempty"`
 	FirstParty        bool            `json:"first_party,omitempty"`
-	CreatedAt         time.Time       `json:"created_at"`
-	UpdatedAt         time.Time       `json:"updated_at"`
+	// AccessTokenEncryptionKey is public: the key tokens are encrypted to.
+	AccessTokenEncryptionKey json.RawMessage `json:"access_token_encryption_key,omitempty"`
+	CreatedAt                time.Time       `json:"created_at"`
+	UpdatedAt                time.Time       `json:"updated_at"`
 }
 
 // ViewOf returns the public view of c, without any secret.
@@ -73,6 +79,9 @@ func ViewOf(c *latch.Client) *ClientView {
 	}
 	if len(c.JWKS) > 0 {
 		v.JWKS = json.RawMessage(c.JWKS)
+	}
+	if len(c.AccessTokenEncryptionKey) > 0 {
+		v.AccessTokenEncryptionKey = json.RawMessage(c.AccessTokenEncryptionKey)
 	}
 	return v
 }
@@ -159,6 +168,18 @@ func (m *Clients) Build(spec ClientSpec) (*latch.Client, string, error) {
 		// An opaque token is checked by introspection and has no claim
 		// to bind the cookie's hash to.
 		return nil, "", bad("token fingerprint needs JWT access tokens; an opaque token has no fgp claim to bind the cookie to")
+	}
+	if len(spec.AccessTokenEncryptionKey) > 0 {
+		if c.AccessTokenFormat != latch.FormatJWT {
+			// An opaque token has no claims to hide: only the server,
+			// by introspection, can say what it stands for.
+			return nil, "", bad("an access token encryption key needs JWT access tokens; opaque tokens carry no claims to encrypt")
+		}
+		key, err := checkEncryptionKey(spec.AccessTokenEncryptionKey)
+		if err != nil {
+			return nil, "", bad("%v", err)
+		}
+		c.AccessTokenEncryptionKey = key
 	}
 	maxTTL := m.MaxAccessTokenTTL
 	if maxTTL == 0 {

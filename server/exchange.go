@@ -141,6 +141,11 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.
 	if err != nil {
 		return err
 	}
+	// The JWT is issued to the exchanging client (a gateway): encrypted
+	// to its upstream's key when it has one registered.
+	if raw, err = sealAccessToken(c, raw); err != nil {
+		return err
+	}
 	s.metrics.issued.WithLabelValues("token_exchange", string(latch.FormatJWT)).Inc()
 	oauth.WriteJSON(w, http.StatusOK, &oauth.TokenResponse{
 		AccessToken: raw, IssuedTokenType: TokenTypeJWT,

@@ -360,6 +360,9 @@ func (s *Server) mintAccessToken(h http.Header, c *latch.Client, subject string,
 	if err != nil {
 		return nil, issue, "", err
 	}
+	if raw, err = sealAccessToken(c, raw); err != nil { // encrypt.go
+		return nil, issue, "", err
+	}
 	// The denylist entry must outlive the token at any verifier that
 	// allows the leeway, as for RFC 7009 revocation.
 	issue.JWT = &latch.IssuedJWT{Issuer: s.cfg.Issuer, JTI: jti, ExpiresAt: exp.Add(s.cfg.Leeway)}

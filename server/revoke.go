@@ -61,6 +61,15 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
+	if isCompactJWE(raw) {
+		// An encrypted access token hides its jti from this server (only
+		// the resource server holds the key), so there is nothing to
+		// denylist. Answering 200 would tell the client it is revoked
+		// while it stays valid until exp: say so instead (RFC 7009
+		// §2.2.1). docs/security.md lists what works instead.
+		s.metrics.revoked.WithLabelValues("jwe", "unsupported").Inc()
+		return oauth.BadRequest(oauth.ErrUnsupportedTokenType, "encrypted access tokens cannot be revoked by value: this server cannot read their jti; revoke the refresh token they were issued with, or let them expire")
+	}
 	claims, err := s.verifyJWT(ctx, raw)
 	if err != nil {
 		s.metrics.revoked.WithLabelValues("jwt", "invalid").Inc()

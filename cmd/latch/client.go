@@ -21,17 +21,19 @@ func newClientCmd(e *env) *cobra.Command {
 
 func clientCreateCmd(e *env) *cobra.Command {
 	var (
-		c        common
-		spec     server.ClientSpec
-		ttl      time.Duration
-		rttl     time.Duration
-		jwksFile string
+		c         common
+		spec      server.ClientSpec
+		ttl       time.Duration
+		rttl      time.Duration
+		jwksFile  string
+		encryptTo string
 	)
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "register a client; its secret is printed once and never stored",
 		Example: `  latch client create --name billing --scope "read write" --audience https://api.example.com
-  latch client create --format opaque --access-token-ttl 5m --audience api`,
+  latch client create --format opaque --access-token-ttl 5m --audience api
+  latch client create --audience api --encrypt-to api-enc.pub.jwk`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if jwksFile != "" {
@@ -40,6 +42,13 @@ func clientCreateCmd(e *env) *cobra.Command {
 					return fmt.Errorf("--jwks-file: %w", err)
 				}
 				spec.JWKS = b
+			}
+			if encryptTo != "" {
+				b, err := os.ReadFile(encryptTo)
+				if err != nil {
+					return fmt.Errorf("--encrypt-to: %w", err)
+				}
+				spec.AccessTokenEncryptionKey = b
 			}
 			spec.AccessTokenTTL = int64(ttl / time.Second)
 			spec.RefreshTokenTTL = int64(rttl / time.Second)
@@ -71,6 +80,8 @@ func clientCreateCmd(e *env) *cobra.Command {
 	f.StringVar(&spec.AccessTokenFormat, "format", "jwt", "access token format: jwt or opaque")
 	f.DurationVar(&ttl, "access-token-ttl", 0, "access token lifetime, e.g. 5m (default: the server's, 10m)")
 	f.StringVar(&jwksFile, "jwks-file", "", "the client's public JWK Set, for private_key_jwt")
+	f.StringVar(&encryptTo, "encrypt-to", "",
+		"a file with the resource server's public EC JWK: JWT access tokens are encrypted to it (JWE, ECDH-ES+A256KW/A256GCM) so the client cannot read their claims")
 	f.BoolVar(&spec.TokenFingerprint, "token-fingerprint", false,
 		"bind JWT access tokens to a __Host-latch_fgp HttpOnly cookie set on the token response (fgp claim); for browser clients")
 	f.BoolVar(&spec.FirstParty, "first-party", false, "the operator's own app: /oauth2/authorize skips the consent page")
@@ -199,6 +210,9 @@ func printClient(e *env, v *server.ClientView) {
 	}
 	if len(v.RedirectURIs) > 0 {
 		fmt.Fprintf(tw, "redirect URIs:\t%s\n", strings.Join(v.RedirectURIs, " "))
+	}
+	if len(v.AccessTokenEncryptionKey) > 0 {
+		fmt.Fprintf(tw, "token encryption:\t%s\n", server.DescribeEncryptionKey(v.AccessTokenEncryptionKey))
 	}
 	tw.Flush()
 }
