@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/latch-auth/latch"
 )
 
@@ -110,6 +112,31 @@ type Config struct {
 	// tokens are still checked.
 	AllowUnboundTokens bool
 
+	// DecryptionKeys are this resource server's private keys for access
+	// tokens encrypted to it (a client registered with `latch client create
+	// --encrypt-to` gets its JWTs as a JWE around the JWS, so that neither
+	// it nor a browser can read the claims). Each is an EC private key
+	// (*ecdsa.PrivateKey: P-256, P-384 or P-521), found by the JWE's kid:
+	// its KeyID, or, when that is empty, its RFC 7638 SHA-256 thumbprint,
+	// which is what latch sends for a registered key without a kid. A JWE
+	// without a kid is tried with the key only when there is exactly one.
+	// Keep the previous key here while clients are moved to a new one.
+	// Empty: an encrypted token is refused (ErrDecrypt).
+	DecryptionKeys []jose.JSONWebKey
+	// RequireEncryption refuses plain JWS access tokens (ErrNotEncrypted):
+	// for an API whose tokens' claims must never be readable by the client,
+	// a token that arrives readable was not minted for it. Needs
+	// DecryptionKeys. Opaque tokens, checked by an Introspector, are not
+	// affected.
+	RequireEncryption bool
+	// KeyEncryptionAlgorithms and ContentEncryption are the JWE alg and enc
+	// values accepted, pinned like Algorithms: a token naming another is
+	// refused before any decryption. Defaults: ECDH-ES+A256KW and A256GCM,
+	// which latch issues. Only the ECDH-ES family and AES-GCM or
+	// AES-CBC-HMAC-SHA2 can be allowed.
+	KeyEncryptionAlgorithms []jose.KeyAlgorithm
+	ContentEncryption       []jose.ContentEncryption
+
 	// Logger receives warnings (a refused JWK, a failed refresh). Default:
 	// discarded.
 	Logger *slog.Logger
@@ -139,6 +166,12 @@ func (c Config) withDefaults() Config {
 	fetchDefaults(&c.HTTPClient, &c.Timeout, &c.MaxResponseBytes)
 	if c.Realm == "" {
 		c.Realm = DefaultRealm
+	}
+	if len(c.KeyEncryptionAlgorithms) == 0 {
+		c.KeyEncryptionAlgorithms = DefaultKeyEncryptionAlgorithms
+	}
+	if len(c.ContentEncryption) == 0 {
+		c.ContentEncryption = DefaultContentEncryption
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -206,6 +239,12 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := checkRealm(c.Realm); err != nil {
+		return err
+	}
+	if c.RequireEncryption && len(c.DecryptionKeys) == 0 {
+		return errors.New("verify: Config.RequireEncryption needs Config.DecryptionKeys, the private key(s) tokens are encrypted to")
+	}
+	if _, err := newDecrypter(c.DecryptionKeys, c.KeyEncryptionAlgorithms, c.ContentEncryption); err != nil {
 		return err
 	}
 	return checkFingerprintConfig(c.FingerprintCookie, c.CookieName, c.AllowUnboundTokens)

@@ -32,12 +32,19 @@
 //     it serves its last state for MaxStale, then fails closed (unless
 //     FailOpen); docs/revocation-feed.md.
 //
+//   - encrypted access tokens (nested JWTs: the signed token inside a
+//     compact JWE, for clients registered with --encrypt-to): decrypted with
+//     Config.DecryptionKeys, alg and enc pinned, zip and key-naming headers
+//     refused, then verified as above; Config.RequireEncryption refuses
+//     plain ones.
+//
 // It does not own session cookies (the BFF's), token issuance, or keys: it
 // never signs anything.
 //
-// It imports only the standard library and latch's token, domain and
-// internal/tokencache packages, so a resource server pulls in no JOSE
-// library. The single-flight
-// of JWKS refreshes and introspection calls is a few lines here rather than
-// golang.org/x/sync/singleflight, which would be the only third-party import.
+// Signed tokens are verified with the standard library and latch's token
+// package. The one third-party import is go-jose (v4, itself free of
+// dependencies), for JWE decryption only: ECDH-ES key agreement, AES key
+// unwrap and the content ciphers are not code to write twice. The
+// single-flight of JWKS refreshes and introspection calls is a few lines
+// here rather than golang.org/x/sync/singleflight.
 package verify

@@ -272,6 +272,8 @@ func describe(err error) string {
 		{ErrInactive, "the token is not active"},
 		{ErrMissingClaim, "the token lacks a required claim"},
 		{ErrFingerprint, "token fingerprint missing or wrong"},
+		{ErrNotEncrypted, "the token must be encrypted"},
+		{ErrDecrypt, "the token cannot be decrypted"},
 		{token.ErrMalformed, "the token is malformed"},
 	} {
 		if errors.Is(err, d.err) {

@@ -71,6 +71,7 @@ type Verifier struct {
 	keys  *remoteKeys
 	opts  token.VerifyOptions
 	cache *cache[*Claims] // nil when disabled
+	dec   *decrypter      // nil without Config.DecryptionKeys
 }
 
 // New discovers the issuer's metadata, fetches its JWKS and returns a
@@ -104,6 +105,11 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if !cfg.DisableCache {
 		v.cache = newCache[*Claims](cfg.CacheEntries)
 	}
+	if len(cfg.DecryptionKeys) > 0 {
+		if v.dec, err = newDecrypter(cfg.DecryptionKeys, cfg.KeyEncryptionAlgorithms, cfg.ContentEncryption); err != nil {
+			return nil, err
+		}
+	}
 	v.keys = &remoteKeys{
 		uri: md.JWKSURI, fetch: f, allowed: cfg.Algorithms,
 		floor: cfg.RefreshFloor, ceiling: cfg.RefreshCeiling, interval: cfg.UnknownKeyInterval,
@@ -134,9 +140,15 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 // exp, nbf and iat are checked with Config.Leeway. A token already verified
 // is served from the cache until its exp; Config.IsRevoked is consulted in
 // both cases.
+//
+// An encrypted token (a compact JWE, see Config.DecryptionKeys) is
+// decrypted with the configured key, alg and enc pinned, and its payload
+// verified as above; errors wrap ErrDecrypt. With Config.RequireEncryption
+// a plain JWS is refused with ErrNotEncrypted. The cache is keyed on the
+// token as presented, so a cached encrypted token is not decrypted again.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
-	if len(raw) > token.MaxJWTSize {
-		return nil, fmt.Errorf("verify: token of %d bytes exceeds %d: %w", len(raw), token.MaxJWTSize, token.ErrMalformed)
+	if len(raw) > MaxJWESize {
+		return nil, fmt.Errorf("verify: token of %d bytes exceeds %d: %w", len(raw), MaxJWESize, token.ErrMalformed)
 	}
 	var key [32]byte
 	var gen uint64
@@ -147,7 +159,20 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		}
 		gen = v.cache.Generation()
 	}
-	tc, err := token.Verify(ctx, raw, v.keys, v.opts)
+	jws := raw
+	switch {
+	case isCompactJWE(raw):
+		if v.dec == nil {
+			return nil, fmt.Errorf("verify: the token is encrypted (a JWE) and no Config.DecryptionKeys are configured; add this API's private key: %w", ErrDecrypt)
+		}
+		var err error
+		if jws, err = v.dec.decrypt(raw); err != nil {
+			return nil, err
+		}
+	case v.cfg.RequireEncryption:
+		return nil, fmt.Errorf("verify: the token is not encrypted and Config.RequireEncryption is set: %w", ErrNotEncrypted)
+	}
+	tc, err := token.Verify(ctx, jws, v.keys, v.opts)
 	if err != nil {
 		return nil, err
 	}
