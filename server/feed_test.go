@@ -509,6 +509,104 @@ func TestFeed_ConnectionCapPerClient_429(t *testing.T) {
 	}
 }
 
+// TestFeed_ConnectionCap_LongPolls_429WithRFC6749Body: eight long-polls
+// of one client hold all its slots; a ninth request, long-poll or SSE, is
+// answered 429 with Retry-After and an RFC 6749 §5.2-style JSON body; once
+// one long-poll ends, a request is admitted again.
+func TestFeed_ConnectionCap_LongPolls_429WithRFC6749Body(t *testing.T) {
+	e := newEnv(t)
+	e.run()
+	ts := httptest.NewServer(e.h)
+	t.Cleanup(ts.Close)
+	jc := e.jwtClient()
+
+	// A holder long-polls a quiet feed (25s, the cap) and polls again when
+	// answered, until stopped, so it holds its slot however slow the
+	// machine is.
+	var wg sync.WaitGroup
+	var cancels []context.CancelFunc
+	for range 8 {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancels = append(cancels, cancel)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/oauth2/revocations?after=0&wait=25s", nil)
+				req.SetBasicAuth(url.QueryEscape(jc.ID), url.QueryEscape(jc.Secret))
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	stopAll := func() {
+		for _, c := range cancels {
+			c()
+		}
+		wg.Wait()
+	}
+	t.Cleanup(stopAll)
+
+	type answer struct {
+		code       int
+		retryAfter string
+		ctype      string
+		body       []byte
+	}
+	try := func(sse bool) answer {
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/oauth2/revocations?after=0", nil)
+		req.SetBasicAuth(url.QueryEscape(jc.ID), url.QueryEscape(jc.Secret))
+		if sse {
+			req.Header.Set("Accept", "text/event-stream")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		a := answer{code: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), ctype: resp.Header.Get("Content-Type")}
+		if a.code != 200 || !sse {
+			a.body = []byte(readAll(t, resp.Body)) // an admitted SSE stream would not end
+		}
+		return a
+	}
+
+	// until tries until the answer has status want. The holders are
+	// admitted one by one, and each re-polls every 25s, so a try may find a
+	// slot free for a moment; the deadline only guards against a hang.
+	until := func(sse bool, want int) answer {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			a := try(sse)
+			if a.code == want {
+				return a
+			}
+			if a.code != 200 && a.code != http.StatusTooManyRequests {
+				t.Fatalf("feed request (sse %v): %d %s", sse, a.code, a.body)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("feed request (sse %v): still %d after 30s, want %d", sse, a.code, want)
+			}
+		}
+	}
+	refused := until(false, http.StatusTooManyRequests)
+	var body struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	mustJSON(t, refused.body, &body)
+	if refused.retryAfter == "" || !strings.HasPrefix(refused.ctype, "application/json") || body.Error != "rate_limited" || !strings.Contains(body.Description, "8 revocation feed connections") {
+		t.Fatalf("429 answer: Retry-After %q, Content-Type %q, body %s", refused.retryAfter, refused.ctype, refused.body)
+	}
+	if sse := until(true, http.StatusTooManyRequests); sse.retryAfter == "" || !strings.Contains(string(sse.body), `"error":"rate_limited"`) {
+		t.Fatalf("a ninth request as SSE: %d %q %s", sse.code, sse.retryAfter, sse.body)
+	}
+
+	// One holder stops: its slot is released and a request is admitted.
+	cancels[0]()
+	until(false, 200)
+}
+
 // cmd/latch serves with ReadTimeout 15s and WriteTimeout 30s; a long-poll
 // or a stream must outlive both. Here they are shrunk to milliseconds.
 func TestFeed_OutlivesServerReadAndWriteTimeouts(t *testing.T) {
