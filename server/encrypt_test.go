@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -420,5 +421,50 @@ func BenchmarkIssue_Encrypted(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The code and refresh grants encrypt too; the ID token's at_hash binds
+// the token as the client received it (the JWE); and revoking the refresh
+// token denylists the encrypted access tokens of its family by the jti the
+// server recorded when it signed them: the feed carries that jti, which a
+// resource server checks after decrypting.
+func TestEncryptedAccessToken_CodeAndRefreshGrants_FamilyRevocationDenylistsThem(t *testing.T) {
+	e := newEnv(t)
+	e.run()
+	k := newRSEncKey(t, "rs-enc-1", elliptic.P256())
+	c := e.webClient(func(s *server.ClientSpec) { s.AccessTokenEncryptionKey = k.pubJWK(t) })
+	code, _ := e.newCode(c, e.alice())
+	status, t0 := e.redeem(c, code)
+	if status != 200 || strings.Count(t0.AccessToken, ".") != 4 {
+		t.Fatalf("code grant: %d %q", status, t0.AccessToken)
+	}
+	sum := sha256.Sum256([]byte(t0.AccessToken))
+	if got := payload(t, t0.IDToken)["at_hash"]; got != base64.RawURLEncoding.EncodeToString(sum[:16]) {
+		t.Fatalf("at_hash %v is not of the JWE the client received", got)
+	}
+	status, t1 := e.refresh(c, t0.RefreshToken)
+	if status != 200 || strings.Count(t1.AccessToken, ".") != 4 {
+		t.Fatalf("refresh grant: %d %q", status, t1.AccessToken)
+	}
+	var jtis []string
+	for _, tok := range []string{t0.AccessToken, t1.AccessToken} {
+		_, inner := k.open(t, tok)
+		_, claims := verifyJWS(t, e, inner)
+		jtis = append(jtis, claims["jti"].(string))
+	}
+	if w := e.do("/oauth2/revoke", c, url.Values{"token": {t1.RefreshToken}}); w.Code != 200 {
+		t.Fatalf("revoke the refresh token: %d %s", w.Code, w.Body)
+	}
+	denied := map[string]bool{}
+	for _, en := range e.feed(e.jwtClient(), "after=0").Entries {
+		if en.Kind == "jwt" && en.Iss == testIssuer {
+			denied[en.JTI] = true
+		}
+	}
+	for i, jti := range jtis {
+		if !denied[jti] {
+			t.Errorf("access token %d (jti %s) of the revoked family is not in the feed; got %v", i, jti, denied)
+		}
 	}
 }
