@@ -174,6 +174,10 @@ func TestEncryptedAccessToken_IntrospectInactive_RevokeUnsupported(t *testing.T)
 	if w.Code != 400 || oe.Error != oauth.ErrUnsupportedTokenType || !strings.Contains(oe.Description, "encrypted") {
 		t.Fatalf("revoke of an encrypted token: %d %s", w.Code, w.Body)
 	}
+	// Five segments of garbage are an invalid token, answered 200 (RFC 7009 §2.2).
+	if w := e.do("/oauth2/revoke", c, url.Values{"token": {"a.b.c.d.e"}}); w.Code != 200 {
+		t.Fatalf("revoke of a.b.c.d.e: %d %s", w.Code, w.Body)
+	}
 }
 
 func TestEncryptedAccessToken_TokenExchange_EncryptedForTheExchangingClient(t *testing.T) {
