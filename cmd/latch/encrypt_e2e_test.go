@@ -51,7 +51,8 @@ func TestEncryptedTokens_E2E(t *testing.T) {
 		t.Fatalf("--encrypt-to a missing file: exit %d %s", code, errOut)
 	}
 
-	c := createClient(t, dir, "--audience", "api", "--scope", "read", "--encrypt-to", pubFile)
+	// A fixed id: a random one may begin with "-" and read as a flag below.
+	c := createClient(t, dir, "--id", "enc-app", "--audience", "api", "--scope", "read", "--encrypt-to", pubFile)
 	if shown := runCLI(t, "client", "get", "--data-dir", dir, c.ID); !strings.Contains(shown, "ECDH-ES+A256KW/A256GCM to P-256 key api-enc-1") {
 		t.Fatalf("client get does not show the encryption:\n%s", shown)
 	}
