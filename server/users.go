@@ -12,7 +12,6 @@ import (
 
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/password"
-	"github.com/latch-auth/latch/token"
 )
 
 // DefaultMinPasswordLen is the shortest password Users accepts unless
@@ -170,7 +169,7 @@ func (m *Users) Create(ctx context.Context, spec UserSpec) (*UserView, error) {
 	} else if latch.ErrorCode(err) != latch.ENOTFOUND {
 		return nil, err
 	}
-	id, err := token.NewID(m.rand())
+	id, err := newRecordID(m.rand())
 	if err != nil {
 		return nil, err
 	}
