@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -21,7 +22,10 @@ func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Skip("chromium is not on PATH; install it (Debian: apt-get install chromium) to run the browser test")
+		if os.Getenv("LATCH_TEST_BROWSER") == "1" {
+			t.Fatalf("LATCH_TEST_BROWSER=1 but chromium is not on PATH: %v", err)
+		}
+		t.Skip("chromium is not on PATH; install it (Debian: apt-get install chromium) to run the browser test (set LATCH_TEST_BROWSER=1 to make this a failure)")
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),

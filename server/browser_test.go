@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -251,7 +252,10 @@ func newBrowser(t *testing.T) *browser {
 	t.Helper()
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Skip("chromium is not on PATH: the real-browser login test needs it (apt-get install chromium; .ci/run installs it)")
+		if os.Getenv("LATCH_TEST_BROWSER") == "1" {
+			t.Fatalf("LATCH_TEST_BROWSER=1 but chromium is not on PATH: %v", err)
+		}
+		t.Skip("chromium is not on PATH: the real-browser login test needs it (apt-get install chromium; .ci/run installs it) (set LATCH_TEST_BROWSER=1 to make this a failure)")
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("disable-background-networking", true))
