@@ -276,7 +276,10 @@ fi
 		TOTAL=$(jq -r .total_tokens "$WORK/seed_big.json" 2>/dev/null || echo "?")
 		echo "Phase A: fresh store (+ $SMALL_N seeded tokens). Phase B: $TOTAL opaque tokens in the store (data dir ${DB_MIB:-?} MiB), server restarted."
 	fi
-	has_phase C && echo "Phase C: fresh store; each refresh connection rotates its own chain (seeded by one unmeasured password grant); login: POST /login with the shipped argon2id parameters, a session created per login."
+	if has_phase C; then
+		echo "Phase C: fresh store; each refresh connection rotates its own chain (seeded by one unmeasured password grant); login: POST /login with the shipped argon2id parameters, a session created per login."
+		echo "The refresh rows' peak RSS includes the $C password grants that seed the chains (argon2id, 19 MiB each) before the clock starts."
+	fi
 	echo "vs no-op: req/s over the mean of the phase's two no-op runs (one first, one last), same generator, same -d (the no-op at -c $C)."
 	echo "Peak RSS: of latch serve during the run (the no-op rows: of the no-op server), sampled every 0.2 s. load before: the 1-minute load average as the run began."
 	echo
