@@ -88,9 +88,9 @@ type GrantStore interface {
 	// Code returns the code with hash, used or not; ENOTFOUND if none.
 	Code(ctx context.Context, hash []byte) (*AuthCode, error)
 	// RedeemCode uses the code once. In one transaction: if the code is
-	// unknown, ENOTFOUND; if it is expired at now, EUNAUTHORIZED; if it
-	// was used before, it revokes the family code.FamilyID (as
-	// RevokeFamily) and returns ErrReused; otherwise it sets UsedAt, stores
+	// unknown, ENOTFOUND; if it was used before (expired or not), it
+	// revokes the family code.FamilyID (as RevokeFamily) and returns
+	// ErrReused; if it is expired at now, EUNAUTHORIZED; otherwise it sets UsedAt, stores
 	// f (whose ID must be the code's FamilyID) and writes issue.
 	RedeemCode(ctx context.Context, hash []byte, now time.Time, f *Family, issue Issue) error
 
@@ -123,8 +123,10 @@ type GrantStore interface {
 	// expired. Revoking a revoked family is not an error; ENOTFOUND if none.
 	RevokeFamily(ctx context.Context, id string, now time.Time) error
 	// RevokeFamilies revokes, as RevokeFamily, every live family matching
-	// f, and returns how many it revoked. EINVALID unless exactly one
-	// field of f is set.
+	// f, and returns how many it revoked. In the same transaction it
+	// deletes the unredeemed codes matching f (same user, or same
+	// session), which would otherwise start a family after the sign-out.
+	// EINVALID unless exactly one field of f is set.
 	RevokeFamilies(ctx context.Context, f FamilyFilter, now time.Time) (int, error)
 }
 

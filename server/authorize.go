@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -60,11 +61,23 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := s.now()
-	if sess == nil || req.forceLogin || (req.maxAge >= 0 && now.Sub(sess.AuthTime) > time.Duration(req.maxAge)*time.Second) {
+	// max_age in whole seconds (a multiplication could overflow): a login
+	// older than it is asked again, like prompt=login.
+	tooOld := sess != nil && req.maxAge >= 0 && int64(now.Sub(sess.AuthTime)/time.Second) > req.maxAge
+	if sess == nil || req.forceLogin || tooOld {
 		if req.promptNone {
-			return fail("login_required", "the user is not signed in")
+			return fail("login_required", "the user is not signed in, or not recently enough")
 		}
-		s.redirectToLogin(w, r, params, req.forceLogin)
+		s.redirectToLogin(w, r, params, req.forceLogin || tooOld)
+		return nil
+	}
+	if req.hintSubject != "" && req.hintSubject != user.ID {
+		// OIDC Core §3.1.2.1: the client asked for another user than the
+		// one signed in here. Silently, it must not get this one's code.
+		if req.promptNone {
+			return fail("login_required", "the signed-in user is not the one of id_token_hint")
+		}
+		s.redirectToLogin(w, r, params, true)
 		return nil
 	}
 	if !c.FirstParty {
@@ -162,7 +175,7 @@ func (s *Server) authorizeClient(w http.ResponseWriter, r *http.Request, params 
 		return nil, "", false
 	}
 	redirectURI := params.Get("redirect_uri")
-	if redirectURI == "" || !slices.Contains(c.RedirectURIs, redirectURI) {
+	if redirectURI == "" || !redirectRegistered(c.RedirectURIs, redirectURI) {
 		s.renderError(w, r, http.StatusBadRequest, "Bad request",
 			"The redirect URI of the request is not registered for the application "+quote(id)+".")
 		return nil, "", false
@@ -175,7 +188,8 @@ type authorizeRequest struct {
 	scope, audience []string
 	promptNone      bool
 	forceLogin      bool
-	maxAge          int64 // seconds; -1 when absent
+	maxAge          int64  // seconds; -1 when absent
+	hintSubject     string // sub of a valid id_token_hint; "" when absent
 }
 
 // parseAuthorizeRequest checks what is left once the redirect URI is
@@ -241,6 +255,18 @@ func (s *Server) parseAuthorizeRequest(c *latch.Client, params url.Values) (req 
 		}
 		req.maxAge = n
 	}
+	if h := params.Get("id_token_hint"); h != "" {
+		claims, err := s.idTokenHint(h)
+		if err != nil {
+			return req, oauth.ErrInvalidRequest, "id_token_hint is not an ID token issued here"
+		}
+		req.hintSubject = claims.Subject
+	}
+	// The request travels to the login page and back in return_to: it
+	// must fit there, or the login would drop it.
+	if len("/oauth2/authorize?"+params.Encode()) > maxReturnTo {
+		return req, oauth.ErrInvalidRequest, "the authorization request is too long"
+	}
 	return req, "", ""
 }
 
@@ -259,14 +285,17 @@ func validChallenge(ch string) bool {
 }
 
 // redirectToLogin sends the browser to the login page, which brings it
-// back to this request. A forced login (prompt=login) is not repeated on
-// the way back, or the user would log in forever.
+// back to this request. A forced login (prompt=login, max_age exceeded)
+// is not asked for again on the way back, or the user would log in
+// forever: the login is fresh by then, and auth_time in the ID token lets
+// the client check it.
 func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request, params url.Values, force bool) {
 	back := url.Values{}
 	for k, v := range params {
 		back[k] = v
 	}
 	if force {
+		back.Del("max_age")
 		var rest []string
 		for p := range strings.FieldsSeq(back.Get("prompt")) {
 			if p != "login" {
@@ -346,12 +375,7 @@ func (s *Server) endSessionEndpoint(w http.ResponseWriter, r *http.Request) erro
 	ctx := r.Context()
 	var hint *token.Claims
 	if h := params.Get("id_token_hint"); h != "" {
-		// A hint is accepted past its exp, for as long as a grant lives:
-		// it identifies a session, it does not authorize anything.
-		claims, err := token.Verify(ctx, h, keySet{s.keys}, token.VerifyOptions{
-			Issuer: s.cfg.Issuer, SkipAudienceCheck: true, Type: TypeIDToken, Algorithms: latch.Algorithms,
-			Leeway: s.cfg.RefreshFamilyMaxAge, Now: s.now,
-		})
+		claims, err := s.idTokenHint(h)
 		if err != nil {
 			s.renderError(w, r, http.StatusBadRequest, "Bad request", "The id_token_hint is not an ID token issued here.")
 			return nil
@@ -359,12 +383,22 @@ func (s *Server) endSessionEndpoint(w http.ResponseWriter, r *http.Request) erro
 		hint = claims
 	}
 	clientID := params.Get("client_id")
+	if hint != nil && clientID != "" && !slices.Contains(hint.Audience, clientID) {
+		// RP-Initiated Logout §2: the client must be the hint's.
+		s.renderError(w, r, http.StatusBadRequest, "Bad request", "client_id is not the client the id_token_hint was issued to.")
+		return nil
+	}
 	if clientID == "" && hint != nil && len(hint.Audience) == 1 {
 		clientID = hint.Audience[0]
 	}
 	target := params.Get("post_logout_redirect_uri")
 	if target != "" {
 		c, err := s.clients.Client(ctx, clientID)
+		if err != nil && !errors.Is(err, latch.ErrNotFound) {
+			s.log.Error("end session: client lookup failed", "err", err)
+			s.renderError(w, r, http.StatusServiceUnavailable, "Try again later", "The server cannot check the application right now.")
+			return nil
+		}
 		if err != nil || !slices.Contains(c.RedirectURIs, target) {
 			s.renderError(w, r, http.StatusBadRequest, "Bad request",
 				"post_logout_redirect_uri is not a registered redirect URI of the application (send client_id or id_token_hint).")
@@ -391,4 +425,44 @@ func (s *Server) endSessionEndpoint(w http.ResponseWriter, r *http.Request) erro
 	}
 	s.redirectBack(w, r, target, url.Values{"state": nonEmpty(params.Get("state"))})
 	return nil
+}
+
+// idTokenHint verifies an ID token issued here, given back as a hint
+// (OIDC Core §3.1.2.1, RP-Initiated Logout §2). It is accepted past its
+// exp, for as long as a grant lives: it names a user or a session, it
+// authorizes nothing.
+func (s *Server) idTokenHint(raw string) (*token.Claims, error) {
+	if len(raw) > 16<<10 {
+		return nil, errors.New("server: id_token_hint too long")
+	}
+	return token.Verify(context.Background(), raw, keySet{s.keys}, token.VerifyOptions{
+		Issuer: s.cfg.Issuer, SkipAudienceCheck: true, Type: TypeIDToken, Algorithms: latch.Algorithms,
+		Leeway: s.cfg.RefreshFamilyMaxAge, Now: s.now,
+	})
+}
+
+// redirectRegistered reports whether uri is one of the registered redirect
+// URIs: exactly, character for character (RFC 9700 §2.1), except that for
+// a registered http URI on a loopback IP literal (127.0.0.1 or [::1]) any
+// port is allowed, as RFC 8252 §7.3 requires: a native app listens on
+// whatever port the operating system gives it.
+func redirectRegistered(registered []string, uri string) bool {
+	if slices.Contains(registered, uri) {
+		return true
+	}
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "http" || (u.Hostname() != "127.0.0.1" && u.Hostname() != "::1") {
+		return false
+	}
+	for _, reg := range registered {
+		r, err := url.Parse(reg)
+		if err != nil || r.Scheme != "http" || r.Hostname() != u.Hostname() {
+			continue
+		}
+		if r.EscapedPath() == u.EscapedPath() && r.RawQuery == u.RawQuery && r.User == nil && u.User == nil &&
+			u.Port() != "" && !u.ForceQuery && u.Fragment == "" {
+			return true
+		}
+	}
+	return false
 }

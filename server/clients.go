@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -149,6 +150,17 @@ func (m *Clients) Build(spec ClientSpec) (*latch.Client, string, error) {
 			return nil, "", bad("%v", err)
 		}
 	}
+	if c.FirstParty && c.AuthMethod == latch.AuthNone {
+		// A public client proves nothing at the token endpoint; without a
+		// consent page, any app that can receive its redirect (a custom
+		// scheme, a loopback port) would get codes silently (RFC 6749
+		// §10.2, RFC 8252 §8.6). Only https redirects belong to one owner.
+		for _, u := range c.RedirectURIs {
+			if !strings.HasPrefix(u, "https://") {
+				return nil, "", bad("a first-party public client (auth method none) may only have https redirect URIs: %q could be received by another app, which would get codes without a consent page", u)
+			}
+		}
+	}
 	if c.AllowsGrant(latch.GrantPassword) && !c.FirstParty {
 		// The client sees the user's password: only the operator's own
 		// apps may, and only when they say so (RFC 9700 §2.4).
@@ -249,6 +261,16 @@ func (m *Clients) Create(ctx context.Context, spec ClientSpec) (*ClientView, err
 	c, secret, err := m.Build(spec)
 	if err != nil {
 		return nil, err
+	}
+	// A client_credentials token's sub is the client ID: a client named
+	// like a user would get tokens that speak for the user (RFC 9700
+	// §4.15). User IDs are random, so only a chosen client ID can clash.
+	if users, ok := m.Store.(latch.UserStore); ok {
+		if _, err := users.User(ctx, c.ID); err == nil {
+			return nil, latch.Errorf(latch.EINVALID, "client: id %q is the id of a user; choose another", c.ID)
+		} else if !errors.Is(err, latch.ErrNotFound) {
+			return nil, err
+		}
 	}
 	if err := m.Store.CreateClient(ctx, c); err != nil {
 		return nil, err

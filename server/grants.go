@@ -77,11 +77,18 @@ func (s *Server) authorizationCodeGrant(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
+	if u.PasswordChangedAt.After(code.AuthTime) {
+		// The password changed after the login that approved the code:
+		// the hook deleted the code's siblings; this one lost a race
+		// with it, and is as dead.
+		return invalidGrant("the user's credentials changed after this code was issued; sign in again")
+	}
 	now := s.now().Truncate(time.Second)
 	f := &latch.Family{
 		ID: code.FamilyID, ClientID: c.ID, UserID: u.ID, SessionID: code.SessionID,
 		Scope: code.Scope, Audience: code.Audience, AuthTime: code.AuthTime,
-		CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshFamilyMaxAge),
+		// The absolute lifetime counts from the login, not the redemption.
+		CreatedAt: now, ExpiresAt: code.AuthTime.Add(s.cfg.RefreshFamilyMaxAge),
 	}
 	g, err := s.mintGrant(w.Header(), c, u, f, code.Scope, now, code.Nonce)
 	if err != nil {

@@ -64,7 +64,7 @@ func (e *env) newCode(c creds, userID string, scope ...string) (string, *latch.A
 	}
 	ac := &latch.AuthCode{Hash: token.Hash(raw), ClientID: c.ID, UserID: userID, SessionID: "sid-1",
 		RedirectURI: "https://app.example/cb", Scope: scope, Audience: []string{"api"}, Nonce: "n-0S6_WzA2Mj",
-		CodeChallenge: challengeOf(testVerifier), AuthTime: now.Add(-time.Minute), FamilyID: fam,
+		CodeChallenge: challengeOf(testVerifier), AuthTime: now, FamilyID: fam,
 		IssuedAt: now, ExpiresAt: now.Add(time.Minute)}
 	if err := e.db.CreateCode(context.Background(), ac); err != nil {
 		e.t.Fatal(err)

@@ -143,9 +143,9 @@ func (db *DB) RedeemCode(ctx context.Context, hash []byte, now time.Time, f *lat
 		if err != nil {
 			return internal(op, err)
 		}
+		// Used before expired: a second use is a reuse whenever it comes,
+		// and revokes (RFC 6749 §4.1.2), until the purge forgets the code.
 		switch {
-		case !now.Before(c.ExpiresAt):
-			return errUnauthorized(op, "code expired at %v", c.ExpiresAt)
 		case !c.UsedAt.IsZero():
 			// The family may be gone already (purged, or revoked and its
 			// client deleted): nothing is left to revoke then.
@@ -155,6 +155,8 @@ func (db *DB) RedeemCode(ctx context.Context, hash []byte, now time.Time, f *lat
 			reused = latch.Reusedf("sqlite: %s: code used at %v is used again; family %s revoked",
 				op, c.UsedAt, c.FamilyID)
 			return nil
+		case !now.Before(c.ExpiresAt):
+			return errUnauthorized(op, "code expired at %v", c.ExpiresAt)
 		case f.ID != c.FamilyID:
 			return latch.Errorf(latch.EINVALID, "sqlite: %s: family %q is not the code's family %q", op, f.ID, c.FamilyID)
 		}
@@ -433,8 +435,16 @@ func (db *DB) RevokeFamilies(ctx context.Context, f latch.FamilyFilter, now time
 	var n int
 	err := db.withTx(ctx, op, func(tx *sql.Tx) error {
 		var err error
-		n, err = revokeFamiliesTx(ctx, tx, op, now, cond, arg)
-		return err
+		if n, err = revokeFamiliesTx(ctx, tx, op, now, cond, arg); err != nil {
+			return err
+		}
+		// Codes not redeemed yet would start new families after the
+		// sign-out or credential change: they go too (auth_codes has the
+		// same user_id and session_id columns).
+		if _, err := tx.ExecContext(ctx, `DELETE FROM auth_codes WHERE used_at IS NULL AND `+cond, arg); err != nil {
+			return internal(op, err)
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, err

@@ -34,6 +34,8 @@ var grantTests = []test{
 	{"RevokeFamilies_ByUser_RevokesOnlyTheUsers", testRevokeFamiliesByUser},
 	{"RevokeFamilies_BySession_RevokesOnlyTheSessions", testRevokeFamiliesBySession},
 	{"RevokeFamilies_NotExactlyOneField_IsInvalid", testRevokeFamiliesInvalid},
+	{"RevokeFamilies_DeletesUnredeemedCodesOfTheUserOrSession", testRevokeFamiliesDeletesCodes},
+	{"RedeemCode_UsedThenExpired_IsStillReused", testRedeemUsedThenExpired},
 	{"DeleteClientOrUser_RemovesCodesAndFamilies", testGrantDeleteCascade},
 	{"PurgeExpired_RemovesExpiredCodesFamiliesJWTs", testPurgeGrants},
 	{"RotateRefresh_32Concurrent_NoGrace_OneWinsFamilyRevoked", testRotateConcurrentNoGrace},
@@ -756,6 +758,55 @@ func testRevokeFamiliesByUser(t *testing.T, s latch.Store) {
 	if n, err := s.RevokeFamilies(ctx(t), latch.FamilyFilter{UserID: "nobody"}, now); err != nil || n != 0 {
 		t.Errorf("RevokeFamilies(nobody) = %d, %v, want 0, nil", n, err)
 	}
+}
+
+func testRevokeFamiliesDeletesCodes(t *testing.T, s latch.Store) {
+	grantSetup(t, s)
+	inA, inB, other := newCode("u1", "ca"), newCode("u1", "cb"), newCode("u2", "cu2")
+	inA.SessionID, inB.SessionID = "sid-A", "sid-B"
+	for _, c := range []*latch.AuthCode{inA, inB, other} {
+		mustCreateCode(t, s, c)
+	}
+	now := base.Add(time.Second)
+	if _, err := s.RevokeFamilies(ctx(t), latch.FamilyFilter{SessionID: "sid-A"}, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Code(ctx(t), inA.Hash); !errors.Is(err, latch.ErrNotFound) {
+		t.Errorf("code of the signed-out session: %v, want not found", err)
+	}
+	mustCode(t, s, inB.Hash)
+	if _, err := s.RevokeFamilies(ctx(t), latch.FamilyFilter{UserID: "u1"}, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Code(ctx(t), inB.Hash); !errors.Is(err, latch.ErrNotFound) {
+		t.Errorf("code of the signed-out user: %v, want not found", err)
+	}
+	mustCode(t, s, other.Hash) // another user's
+	// A redeemed code stays, so that its reuse is still recognised.
+	c := newCode("u2", "used")
+	mustCreateCode(t, s, c)
+	f := familyOf(c)
+	if err := s.RedeemCode(ctx(t), c.Hash, base, f, opaqueIssue(f, "used")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RevokeFamilies(ctx(t), latch.FamilyFilter{UserID: "u2"}, now); err != nil {
+		t.Fatal(err)
+	}
+	mustCode(t, s, c.Hash)
+}
+
+func testRedeemUsedThenExpired(t *testing.T, s latch.Store) {
+	grantSetup(t, s)
+	c := newCode("u1", "late")
+	mustCreateCode(t, s, c)
+	f := familyOf(c)
+	issue := opaqueIssue(f, "late")
+	if err := s.RedeemCode(ctx(t), c.Hash, base, f, issue); err != nil {
+		t.Fatal(err)
+	}
+	err := s.RedeemCode(ctx(t), c.Hash, c.ExpiresAt.Add(time.Minute), familyOf(c), opaqueIssue(f, "late2"))
+	wantReused(t, "RedeemCode(used, then expired)", err)
+	wantGone(t, s, "of the reused code's family", issue.Refresh, issue.Access)
 }
 
 func testRevokeFamiliesBySession(t *testing.T, s latch.Store) {

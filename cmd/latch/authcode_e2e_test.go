@@ -130,6 +130,17 @@ func (b *authBrowser) visit(start, username, password string) browserPage {
 		}
 		f, ok := passwordForm(pg.Body)
 		if !ok {
+			// The consent page of a third-party client: the user allows.
+			if cf, ok := consentForm(pg.Body); ok {
+				action, err := u.Parse(cf.action)
+				if err != nil {
+					b.t.Fatalf("browser: consent form action %q: %v", cf.action, err)
+				}
+				cf.fields.Set("consent", "allow")
+				method, form, origin = http.MethodPost, cf.fields, u.Scheme+"://"+u.Host
+				u = action
+				continue
+			}
 			return pg
 		}
 		if username == "" {
@@ -205,6 +216,26 @@ func passwordForm(body string) (htmlForm, bool) {
 		if f.passwordField != "" && f.userField != "" {
 			return f, true
 		}
+	}
+	return htmlForm{}, false
+}
+
+// consentForm finds the consent page's form: one that posts to
+// /oauth2/authorize with an Allow button (name consent, value allow). It
+// returns the form with its hidden inputs.
+func consentForm(body string) (htmlForm, bool) {
+	for _, fm := range formRE.FindAllStringSubmatch(body, -1) {
+		fa := attrs(fm[1])
+		if !strings.HasSuffix(fa["action"], "/oauth2/authorize") || !strings.Contains(fm[2], `name="consent" value="allow"`) {
+			continue
+		}
+		f := htmlForm{action: fa["action"], method: http.MethodPost, fields: url.Values{}}
+		for _, in := range inputRE.FindAllStringSubmatch(fm[2], -1) {
+			if ia := attrs(in[1]); ia["name"] != "" {
+				f.fields.Set(ia["name"], ia["value"])
+			}
+		}
+		return f, true
 	}
 	return htmlForm{}, false
 }
@@ -501,7 +532,7 @@ func TestAuthCode_GoOAuth2_PublicClientPKCE(t *testing.T) {
 	alice := createAlice(t, dir, pw)
 	cb := newAuthCallback(t)
 	c := createClient(t, dir, "--grant", "authorization_code,refresh_token", "--redirect-uri", cb.URI(),
-		"--scope", "openid profile read", "--audience", "api", "--first-party", "--auth-method", "none")
+		"--scope", "openid profile read", "--audience", "api", "--auth-method", "none") // consent page: not first party
 	if c.Secret != "" {
 		t.Fatalf("public client was given a secret")
 	}
