@@ -378,7 +378,9 @@ func TestLogout_EndsSessionAndRefusesCSRF(t *testing.T) {
 
 	for name, try := range map[string]func() *httptest.ResponseRecorder{
 		"missing token": func() *httptest.ResponseRecorder { return a.post("/logout", url.Values{}) },
-		"wrong token":   func() *httptest.ResponseRecorder { return a.post("/logout", url.Values{"csrf_token": {"x" + tok[1:]}}) },
+		"wrong token": func() *httptest.ResponseRecorder {
+			return a.post("/logout", url.Values{"csrf_token": {otherFirst(tok)}})
+		},
 		"login-form token": func() *httptest.ResponseRecorder {
 			return a.post("/logout", url.Values{"csrf_token": {newAgent(e).loginToken()}})
 		},
@@ -1045,4 +1047,14 @@ func BenchmarkLogin_FailedAttempt(b *testing.B) {
 			}
 		})
 	}
+}
+
+// otherFirst returns s with its first character replaced by a different
+// one: always a wrong token, unlike a fixed replacement character, which
+// is the same token when the token happens to start with it.
+func otherFirst(s string) string {
+	if s[0] == 'x' {
+		return "y" + s[1:]
+	}
+	return "x" + s[1:]
 }
