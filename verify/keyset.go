@@ -140,11 +140,14 @@ func (k *remoteKeys) run(f *keyFetch) {
 	}
 	k.inflight = nil
 	k.mu.Unlock()
-	f.err = err
-	close(f.done)
+	// Flush what the old keys vouched for before waking the waiters: a
+	// waiter that saw the new keys must not then find a token of a
+	// removed key in the cache.
 	if err == nil && old != nil && k.changed != nil && keysChanged(old.keys, snap.keys) {
 		k.changed()
 	}
+	f.err = err
+	close(f.done)
 }
 
 // load fetches and parses the JWKS.
