@@ -94,6 +94,10 @@ type SessionStore interface {
 	TouchSession(ctx context.Context, idHash []byte, lastSeen, idleExpires time.Time) error
 	// DeleteSession removes the session (logout); ENOTFOUND if none.
 	DeleteSession(ctx context.Context, idHash []byte) error
+	// UserSessions returns the user's sessions, expired or not, oldest
+	// first; none (and no error) for a user without sessions or no such
+	// user. For the admin API's session list.
+	UserSessions(ctx context.Context, userID string) ([]*Session, error)
 	// DeleteUserSessions removes every session of the user (logout
 	// everywhere, password change, disabling) and returns how many it
 	// removed; 0 and no error for a user without sessions or no such user.

@@ -178,6 +178,20 @@ func (s *Server) adminUserRoutes(m *http.ServeMux, admin func(string, handlerFun
 	m.Handle("POST /admin/v1/users/{id}/enable", admin("users", func(w http.ResponseWriter, r *http.Request) error {
 		return answer(w, http.StatusOK)(users.SetDisabled(r.Context(), r.PathValue("id"), false))
 	}))
+	m.Handle("GET /admin/v1/users/{id}/sessions", admin("users", func(w http.ResponseWriter, r *http.Request) error {
+		vs, err := users.Sessions(r.Context(), r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, vs)
+	}))
+	m.Handle("DELETE /admin/v1/users/{id}/sessions/{sid}", admin("users", func(w http.ResponseWriter, r *http.Request) error {
+		if err := users.EndSession(r.Context(), r.PathValue("id"), r.PathValue("sid")); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}))
 	m.Handle("POST /admin/v1/users/{id}/logout", admin("users", func(w http.ResponseWriter, r *http.Request) error {
 		return answer(w, http.StatusOK)(users.LogoutEverywhere(r.Context(), r.PathValue("id")))
 	}))

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -162,5 +163,47 @@ func TestUserinfo_OnlyGETAndPOST(t *testing.T) {
 		if w := a.do(m, "/userinfo", nil, nil); w.Code != http.StatusMethodNotAllowed {
 			t.Errorf("%s /userinfo: %d, want 405", m, w.Code)
 		}
+	}
+}
+
+func TestAdmin_UserSessions_ListAndEndOne(t *testing.T) {
+	e, _, _ := loginEnv(t)
+	c := e.webClient()
+	admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{server.AudienceAdmin}})
+	tok := e.token(admin, url.Values{"scope": {"latch:admin"}, "audience": {server.AudienceAdmin}})
+	call := func(method, path string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, path, nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, r)
+		return w
+	}
+	laptop, phone := newAgent(e), newAgent(e)
+	laptop.mustLogin("alice", alicePassword)
+	phone.mustLogin("alice", alicePassword)
+	_, tr := e.redeem(c, callback(t, phone.get(authorizeURL(c))).Get("code"))
+
+	w := call("GET", "/admin/v1/users/alice/sessions")
+	var list []server.SessionView
+	mustJSON(t, w.Body.Bytes(), &list)
+	if w.Code != 200 || len(list) != 2 || !list[0].Active || !list[1].Active {
+		t.Fatalf("sessions: %d %s", w.Code, w.Body)
+	}
+	// The phone's session is the one whose sid is in its ID token.
+	sid, _ := payload(t, tr.IDToken)["sid"].(string)
+	if w := call("DELETE", "/admin/v1/users/alice/sessions/"+sid); w.Code != http.StatusNoContent {
+		t.Fatalf("end session: %d %s", w.Code, w.Body)
+	}
+	if phone.signedInAs() != "" || laptop.signedInAs() != "alice" {
+		t.Fatal("ending one session must end that one only")
+	}
+	if status, _ := e.refresh(c, tr.RefreshToken); status != 400 {
+		t.Error("the ended session's grant still refreshes")
+	}
+	if w := call("DELETE", "/admin/v1/users/alice/sessions/"+sid); w.Code != http.StatusNotFound {
+		t.Errorf("ending it again: %d", w.Code)
+	}
+	if w := call("GET", "/admin/v1/users/nobody/sessions"); w.Code != http.StatusNotFound {
+		t.Errorf("sessions of an unknown user: %d", w.Code)
 	}
 }

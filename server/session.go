@@ -157,18 +157,24 @@ func (s *Server) currentSession(w http.ResponseWriter, r *http.Request) (*latch.
 // endSession ends a login session: logout. Ending one that is already gone
 // is not an error.
 func (s *Server) endSession(ctx context.Context, sess *latch.Session) error {
-	// The grants the session approved end with it (issue 4: "a
-	// terminated session can no longer refresh"): their refresh tokens
-	// and opaque access tokens are deleted and their JWTs denylisted.
-	// Families first, so a failure leaves the session to retry with.
-	n, err := s.store.RevokeFamilies(ctx, latch.FamilyFilter{SessionID: sess.SID()}, s.now())
+	return endSessionRecord(ctx, s.store, sess, s.now(), s.feed.notify)
+}
+
+// endSessionRecord ends sess for logout and the admin API alike. The
+// grants the session approved end with it (issue 4: "a terminated session
+// can no longer refresh"): their refresh tokens and opaque access tokens
+// are deleted, their JWTs denylisted, and codes not yet redeemed deleted.
+// Families first, so a failure leaves the session to retry with. revoked,
+// when not nil, is called when a family was revoked.
+func endSessionRecord(ctx context.Context, st UsersStore, sess *latch.Session, now time.Time, revoked func()) error {
+	n, err := st.RevokeFamilies(ctx, latch.FamilyFilter{SessionID: sess.SID()}, now)
 	if err != nil {
 		return err
 	}
-	if n > 0 {
-		s.feed.notify()
+	if n > 0 && revoked != nil {
+		revoked()
 	}
-	if err := s.store.DeleteSession(ctx, sess.IDHash); err != nil && latch.ErrorCode(err) != latch.ENOTFOUND {
+	if err := st.DeleteSession(ctx, sess.IDHash); err != nil && latch.ErrorCode(err) != latch.ENOTFOUND {
 		return err
 	}
 	return nil

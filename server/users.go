@@ -314,6 +314,59 @@ func (m *Users) LogoutEverywhere(ctx context.Context, ref string) (*UserView, er
 	return m.ended(ctx, u, "logout everywhere")
 }
 
+// SessionView is a login session as the admin API shows it: its public
+// sid (the OIDC sid claim), never anything that opens it.
+type SessionView struct {
+	SID           string    `json:"sid"`
+	AuthTime      time.Time `json:"auth_time"`
+	CreatedAt     time.Time `json:"created_at"`
+	LastSeenAt    time.Time `json:"last_seen_at"`
+	IdleExpiresAt time.Time `json:"idle_expires_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	Active        bool      `json:"active"`
+}
+
+// Sessions lists the user's login sessions, oldest first, live or not yet
+// purged.
+func (m *Users) Sessions(ctx context.Context, ref string) ([]SessionView, error) {
+	u, err := m.lookup(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	ss, err := m.Store.UserSessions(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	now := m.now()
+	out := make([]SessionView, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, SessionView{SID: s.SID(), AuthTime: s.AuthTime.UTC(), CreatedAt: s.CreatedAt.UTC(),
+			LastSeenAt: s.LastSeenAt.UTC(), IdleExpiresAt: s.IdleExpiresAt.UTC(), ExpiresAt: s.ExpiresAt.UTC(),
+			Active: s.Active(now)})
+	}
+	return out, nil
+}
+
+// EndSession ends one login session of the user, named by its sid, as a
+// logout in that browser would: with the grants it approved. ENOTFOUND if
+// the user has no session with that sid.
+func (m *Users) EndSession(ctx context.Context, ref, sid string) error {
+	u, err := m.lookup(ctx, ref)
+	if err != nil {
+		return err
+	}
+	ss, err := m.Store.UserSessions(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	for _, s := range ss {
+		if s.SID() == sid {
+			return endSessionRecord(ctx, m.Store, s, m.now(), m.Revoked)
+		}
+	}
+	return latch.Errorf(latch.ENOTFOUND, "user: %q has no session %q", u.Username, sid)
+}
+
 // update stores u and runs the hook.
 func (m *Users) update(ctx context.Context, u *latch.User, why string) (*UserView, error) {
 	if err := m.Store.UpdateUser(ctx, u); err != nil {

@@ -65,6 +65,37 @@ func (db *DB) Session(ctx context.Context, idHash []byte) (*latch.Session, error
 	return &s, nil
 }
 
+// UserSessions returns the user's sessions, oldest first (by the
+// sessions_user_id index); none for a user without any.
+func (db *DB) UserSessions(ctx context.Context, userID string) ([]*latch.Session, error) {
+	if _, err := db.ready(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := db.reader.QueryContext(ctx, `SELECT id_hash, auth_time, created_at, last_seen_at,
+		idle_expires_at, expires_at FROM sessions WHERE user_id = ? ORDER BY created_at, id_hash`, userID)
+	if err != nil {
+		return nil, internal("user sessions", err)
+	}
+	defer rows.Close()
+	var out []*latch.Session
+	for rows.Next() {
+		var (
+			s                                          = latch.Session{UserID: userID}
+			authTime, created, lastSeen, idle, expires sql.NullInt64
+		)
+		if err := rows.Scan(&s.IDHash, &authTime, &created, &lastSeen, &idle, &expires); err != nil {
+			return nil, internal("user sessions", err)
+		}
+		s.AuthTime, s.CreatedAt, s.LastSeenAt = timeOf(authTime), timeOf(created), timeOf(lastSeen)
+		s.IdleExpiresAt, s.ExpiresAt = timeOf(idle), timeOf(expires)
+		out = append(out, &s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, internal("user sessions", err)
+	}
+	return out, nil
+}
+
 // TouchSession sets LastSeenAt and IdleExpiresAt; ENOTFOUND if none.
 func (db *DB) TouchSession(ctx context.Context, idHash []byte, lastSeen, idleExpires time.Time) error {
 	st, err := db.ready(ctx)

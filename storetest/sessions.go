@@ -20,6 +20,31 @@ var sessionTests = []test{
 	{"Delete_RemovesThatSessionOnly", testSessionDelete},
 	{"Delete_Missing_IsNotFound", testSessionDeleteMissing},
 	{"DeleteUserSessions_CountsAndSparesOtherUsers", testSessionDeleteUser},
+	{"UserSessions_OldestFirstOnlyTheUsers", testUserSessions},
+}
+
+func testUserSessions(t *testing.T, s latch.Store) {
+	mustCreateUser(t, s, newUser("u1", "alice"))
+	mustCreateUser(t, s, newUser("u2", "bob"))
+	older, newer := newSession("u1", "older"), newSession("u1", "newer")
+	newer.CreatedAt = older.CreatedAt.Add(time.Minute)
+	mustCreateSession(t, s, newer)
+	mustCreateSession(t, s, older)
+	mustCreateSession(t, s, newSession("u2", "bobs"))
+	got, err := s.UserSessions(ctx(t), "u1")
+	if err != nil {
+		t.Fatalf("UserSessions: %v", err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("UserSessions(u1) = %d sessions, want 2", len(got))
+	}
+	checkSession(t, older, got[0])
+	checkSession(t, newer, got[1])
+	for _, id := range []string{"u3", ""} {
+		if got, err := s.UserSessions(ctx(t), id); err != nil || len(got) != 0 {
+			t.Errorf("UserSessions(%q) = %d, %v; want none", id, len(got), err)
+		}
+	}
 }
 
 func testSessionRoundTrip(t *testing.T, s latch.Store) {
