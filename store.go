@@ -74,6 +74,12 @@ type UserStore interface {
 	// ECONFLICT if the new username belongs to another user, EINVALID as
 	// for CreateUser.
 	UpdateUser(ctx context.Context, u *User) error
+	// RehashPassword replaces the user's password hash with newHash only
+	// if it still is oldHash (the same password under new parameters,
+	// at login), and reports whether it did. A password change, a
+	// deletion or another rehash in between wins; PasswordChangedAt and
+	// the other fields are not touched.
+	RehashPassword(ctx context.Context, id, oldHash, newHash string) (bool, error)
 	// DeleteUser removes the user and, in the same transaction, all of the
 	// user's sessions; ENOTFOUND if none.
 	DeleteUser(ctx context.Context, id string) error

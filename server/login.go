@@ -447,7 +447,38 @@ func (s *Server) authenticate(ctx context.Context, username, pw string) (*latch.
 	if !ok || u.Disabled {
 		return nil, nil
 	}
+	s.rehash(ctx, u, pw)
 	return u, nil
+}
+
+// rehash stores the password under the configured argon2id parameters
+// when the user's hash was made with others (OWASP Password Storage Cheat
+// Sheet, "Upgrading the work factor"): raising --argon2-* reaches every
+// user who logs in. The update is conditional on the hash being unchanged,
+// so it never undoes a password change made meanwhile. A failure is
+// logged, never the login's: the old hash still works.
+func (s *Server) rehash(ctx context.Context, u *latch.User, pw string) {
+	p := s.cfg.PasswordParams
+	if p == (password.Params{}) {
+		p = password.DefaultParams
+	}
+	if !password.NeedsRehash(u.PasswordHash, p) {
+		return
+	}
+	if s.passwordHook != nil {
+		s.passwordHook("rehash")
+	}
+	h, err := password.Hash(pw, p, s.rand)
+	if err == nil {
+		var done bool
+		if done, err = s.store.RehashPassword(ctx, u.ID, u.PasswordHash, h); err == nil && done {
+			u.PasswordHash = h
+			s.log.Info("login: password rehashed with the configured parameters", "user", u.ID)
+		}
+	}
+	if err != nil {
+		s.log.Error("login: rehashing the password failed; the old hash stays", "user", u.ID, "err", err)
+	}
 }
 
 // verifyPassword and dummyVerify are the only two places argon2 runs for

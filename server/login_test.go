@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/password"
 	"github.com/latch-auth/latch/server"
 )
 
@@ -1057,4 +1058,32 @@ func otherFirst(s string) string {
 		return "y" + s[1:]
 	}
 	return "x" + s[1:]
+}
+
+func TestLogin_RehashesToTheConfiguredParameters(t *testing.T) {
+	e, _, _ := loginEnv(t)
+	var mu sync.Mutex
+	calls := map[string]int{}
+	server.SetPasswordHook(e.srv, func(kind string) { mu.Lock(); calls[kind]++; mu.Unlock() })
+	older := cheapParams
+	older.Iterations = 2 // a user from before the operator changed the cost
+	old := &server.Users{Store: e.db, Params: older, Now: e.clock.Now}
+	v := mustCreateUser(t, old, server.UserSpec{Username: "olga", Password: "olga's long password"})
+
+	for i := range 2 {
+		a := newAgent(e)
+		a.mustLogin("olga", "olga's long password")
+		u, err := e.db.User(context.Background(), v.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := password.ParamsOf(u.PasswordHash); got != cheapParams {
+			t.Fatalf("login %d: stored parameters %+v, want the configured %+v", i, got, cheapParams)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls["rehash"] != 1 {
+		t.Errorf("rehashed %d times over two logins, want once", calls["rehash"])
+	}
 }

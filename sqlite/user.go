@@ -170,6 +170,27 @@ func (db *DB) UpdateUser(ctx context.Context, u *latch.User) error {
 	return affectedOne(res, err, "update user", "user", u.ID)
 }
 
+// RehashPassword sets the user's password hash to newHash if it is still
+// oldHash, in one conditional UPDATE, and reports whether it did.
+func (db *DB) RehashPassword(ctx context.Context, id, oldHash, newHash string) (bool, error) {
+	if _, err := db.ready(ctx); err != nil {
+		return false, err
+	}
+	if oldHash == "" || newHash == "" {
+		return false, latch.Errorf(latch.EINVALID, "sqlite: rehash password: empty hash")
+	}
+	res, err := db.writer.ExecContext(ctx, `UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2`,
+		id, oldHash, newHash)
+	if err != nil {
+		return false, internal("rehash password", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, internal("rehash password", err)
+	}
+	return n == 1, nil
+}
+
 // DeleteUser removes the user and, through ON DELETE CASCADE, the user's
 // sessions, authorization codes and refresh families, in one transaction
 // that first revokes those families (as RevokeFamily), so that the tokens

@@ -9,6 +9,7 @@ import (
 )
 
 var userTests = []test{
+	{"RehashPassword_OnlyWhileTheHashIsUnchanged", testUserRehash},
 	{"Create_RoundTripsEveryField", testUserRoundTrip},
 	{"Create_EmptyFields_RoundTrip", testUserEmptyFields},
 	{"Create_DuplicateID_IsConflict", testUserDuplicateID},
@@ -229,4 +230,29 @@ func testUserDelete(t *testing.T, s latch.Store) {
 
 func testUserDeleteMissing(t *testing.T, s latch.Store) {
 	wantCode(t, "DeleteUser(missing)", s.DeleteUser(ctx(t), "nope"), latch.ErrNotFound)
+}
+
+func testUserRehash(t *testing.T, s latch.Store) {
+	u := newUser("u1", "alice")
+	mustCreateUser(t, s, u)
+	old := u.PasswordHash
+	before := mustUser(t, s, "u1") // times as the store keeps them
+	ok, err := s.RehashPassword(ctx(t), "u1", old, "$argon2id$new")
+	if err != nil || !ok {
+		t.Fatalf("RehashPassword(current hash) = %v, %v; want true", ok, err)
+	}
+	got := mustUser(t, s, "u1")
+	if got.PasswordHash != "$argon2id$new" || !got.PasswordChangedAt.Equal(before.PasswordChangedAt) || !got.UpdatedAt.Equal(before.UpdatedAt) {
+		t.Errorf("after rehash: hash %q, password changed %v, updated %v", got.PasswordHash, got.PasswordChangedAt, got.UpdatedAt)
+	}
+	// The hash changed in between (a password change): the rehash loses.
+	if ok, err := s.RehashPassword(ctx(t), "u1", old, "$argon2id$stale"); err != nil || ok {
+		t.Errorf("RehashPassword(stale hash) = %v, %v; want false", ok, err)
+	}
+	if ok, err := s.RehashPassword(ctx(t), "nobody", old, "$argon2id$x"); err != nil || ok {
+		t.Errorf("RehashPassword(no such user) = %v, %v; want false", ok, err)
+	}
+	if mustUser(t, s, "u1").PasswordHash != "$argon2id$new" {
+		t.Error("a losing rehash changed the hash")
+	}
 }
