@@ -80,6 +80,9 @@ type Config struct {
 	// shortest password it accepts (zero: DefaultMinPasswordLen). See Users.
 	PasswordParams password.Params
 	MinPasswordLen int
+	// PasswordBlocklist, when set, is refused as new passwords through
+	// the admin API (breached or common passwords).
+	PasswordBlocklist *password.Blocklist
 
 	// MaxBodyBytes limits request bodies. Default oauth.MaxFormBytes.
 	MaxBodyBytes int64

@@ -97,8 +97,11 @@ type Users struct {
 	// MinPasswordLen is the shortest password in characters; zero means
 	// DefaultMinPasswordLen.
 	MinPasswordLen int
-	Now            func() time.Time
-	Rand           io.Reader
+	// Blocklist, when set, holds breached or common passwords that are
+	// refused (NIST SP 800-63B-4 §3.1.1.2); see password.LoadBlocklist.
+	Blocklist *password.Blocklist
+	Now       func() time.Time
+	Rand      io.Reader
 	// Revoked, when set, is called after the hook revoked anything, so a
 	// server wakes its revocation feed at once instead of at its next poll.
 	Revoked func()
@@ -140,6 +143,8 @@ func (m *Users) CheckPassword(username, pw string) error {
 		// ASVS asks for context-specific words to be refused; the username
 		// is the first thing an attacker guesses.
 		return bad("must not be the username")
+	case m.Blocklist.Contains(pw):
+		return bad("appears in a list of breached or common passwords; choose another")
 	}
 	return nil
 }
@@ -299,7 +304,7 @@ func (m *Users) Delete(ctx context.Context, ref string) (*UserView, error) {
 // policy and clock, and the feed to wake after revocations.
 func (s *Server) users() *Users {
 	return &Users{Store: s.store, Params: s.cfg.PasswordParams, MinPasswordLen: s.cfg.MinPasswordLen,
-		Now: s.now, Rand: s.rand, Revoked: s.feed.notify}
+		Blocklist: s.cfg.PasswordBlocklist, Now: s.now, Rand: s.rand, Revoked: s.feed.notify}
 }
 
 // LogoutEverywhere ends everything the user is signed in with: the "sign

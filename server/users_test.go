@@ -430,3 +430,21 @@ func TestAdminAPI_Users(t *testing.T) {
 		t.Errorf("a password was logged:\n%s", logs)
 	}
 }
+
+func TestUsers_RefusesBlocklistedPasswords(t *testing.T) {
+	e := newEnv(t)
+	b, err := password.LoadBlocklist(strings.NewReader("correct horse battery staple\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newUsers(e)
+	m.Blocklist = b
+	_, err = m.Create(context.Background(), server.UserSpec{Username: "alice", Password: "correct horse battery staple"})
+	if latch.ErrorCode(err) != latch.EINVALID || !strings.Contains(err.Error(), "breached") {
+		t.Fatalf("create with a listed password: %v", err)
+	}
+	v := mustCreateUser(t, m, server.UserSpec{Username: "alice", Password: "an unlisted long passphrase"})
+	if _, err := m.SetPassword(context.Background(), v.ID, "correct horse battery staple"); latch.ErrorCode(err) != latch.EINVALID {
+		t.Fatalf("set a listed password: %v", err)
+	}
+}

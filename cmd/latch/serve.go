@@ -108,6 +108,13 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	if err != nil {
 		return err
 	}
+	blocklist, err := s.password.loadBlocklist()
+	if err != nil {
+		return err
+	}
+	if blocklist != nil {
+		log.Info("breached-password list loaded", "entries", blocklist.Len())
+	}
 	sealer, err := loadSealer(e, &s.common, s.dev)
 	if err != nil {
 		return err
@@ -144,7 +151,7 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 		AuthCodeTTL: s.grants.codeTTL, IDTokenTTL: s.grants.idTokenTTL,
 		// A burst below 1 would read as "unset" and take the default.
 		IntrospectionRate: rate.Limit(s.introspectionRate), IntrospectionBurst: max(1, int(2*s.introspectionRate)),
-		PasswordParams: s.password.params(), MinPasswordLen: s.password.minLen,
+		PasswordParams: s.password.params(), MinPasswordLen: s.password.minLen, PasswordBlocklist: blocklist,
 		Logger: log,
 	}
 	s.login.apply(&cfg)

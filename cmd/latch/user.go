@@ -46,6 +46,7 @@ type passwordFlags struct {
 	memory      uint32
 	iterations  uint32
 	parallelism uint8
+	blocklist   string
 }
 
 func addPasswordFlags(cmd *cobra.Command, p *passwordFlags) {
@@ -55,6 +56,25 @@ func addPasswordFlags(cmd *cobra.Command, p *passwordFlags) {
 	f.Uint32Var(&p.memory, "argon2-memory", d.Memory, "argon2id memory per hash, in KiB (OWASP: 19456 with 2 iterations)")
 	f.Uint32Var(&p.iterations, "argon2-iterations", d.Iterations, "argon2id passes over the memory")
 	f.Uint8Var(&p.parallelism, "argon2-parallelism", d.Parallelism, "argon2id lanes")
+	f.StringVar(&p.blocklist, "breached-passwords", "",
+		"file of passwords to refuse, one per line: plain, or SHA-1 hex with an optional :count (Have I Been Pwned's format)")
+}
+
+// loadBlocklist reads --breached-passwords; nil when it is not set.
+func (p *passwordFlags) loadBlocklist() (*password.Blocklist, error) {
+	if p.blocklist == "" {
+		return nil, nil
+	}
+	f, err := os.Open(p.blocklist)
+	if err != nil {
+		return nil, fmt.Errorf("--breached-passwords: %w", err)
+	}
+	defer f.Close()
+	b, err := password.LoadBlocklist(f)
+	if err != nil {
+		return nil, fmt.Errorf("--breached-passwords %s: %w", p.blocklist, err)
+	}
+	return b, nil
 }
 
 func (p *passwordFlags) params() password.Params {
@@ -68,6 +88,11 @@ func (p *passwordFlags) users(db *sqlite.DB) (*server.Users, error) {
 	if err := m.Validate(); err != nil {
 		return nil, usageError{err}
 	}
+	b, err := p.loadBlocklist()
+	if err != nil {
+		return nil, err
+	}
+	m.Blocklist = b
 	return m, nil
 }
 

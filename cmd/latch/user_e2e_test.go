@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -260,5 +263,29 @@ func TestUserCLI_AdminAPISeesCLIUsers(t *testing.T) {
 	}
 	if got := mustUserJSON(t, runCLI(t, "user", "get", "erin", "--json", "--data-dir", p.DataDir)); !got.Disabled {
 		t.Errorf("CLI does not see the admin API's disable: %+v", got)
+	}
+}
+
+func TestUserCreate_BreachedPasswordsFile(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "breached.txt")
+	// SHA-1 of "password1234567", in Have I Been Pwned's format.
+	sum := sha1.Sum([]byte("password1234567"))
+	if err := os.WriteFile(list, []byte("correct horse battery staple\n"+strings.ToUpper(hex.EncodeToString(sum[:]))+":42\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, pw := range []string{"correct horse battery staple", "password1234567"} {
+		_, errOut, code := runCLIStdin(t, pw+"\n", "user", "create", "alice", "--password-stdin", "--data-dir", dir, "--breached-passwords", list)
+		if code != 1 || !strings.Contains(errOut, "breached") {
+			t.Fatalf("listed password %q: exit %d, stderr %q", pw, code, errOut)
+		}
+	}
+	if _, errOut, code := runCLIStdin(t, "an unlisted long passphrase\n", "user", "create", "alice", "--password-stdin",
+		"--data-dir", dir, "--breached-passwords", list); code != 0 {
+		t.Fatalf("unlisted password: exit %d, %s", code, errOut)
+	}
+	if _, errOut, code := runCLIStdin(t, "x\n", "user", "set-password", "alice", "--password-stdin", "--data-dir", dir,
+		"--breached-passwords", filepath.Join(dir, "missing.txt")); code != 1 || !strings.Contains(errOut, "--breached-passwords") {
+		t.Fatalf("missing list file: exit %d, stderr %q", code, errOut)
 	}
 }
