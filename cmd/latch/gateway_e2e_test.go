@@ -287,8 +287,9 @@ func TestGateway_E2E_RevocationFeed_StartupFailsClearly(t *testing.T) {
 
 	// An issuer whose metadata answers but whose feed drops every
 	// connection: the feed server unreachable while discovery works.
+	// Unstarted, so that fake is set before any request can read it.
 	var fake *httptest.Server
-	fake = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	fake = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/.well-known/oauth-authorization-server" {
 			w.Header().Set("Content-Type", "application/json")
 			json.NewEncoder(w).Encode(map[string]string{"issuer": fake.URL, "token_endpoint": p.URL("/oauth2/token")})
@@ -298,6 +299,7 @@ func TestGateway_E2E_RevocationFeed_StartupFailsClearly(t *testing.T) {
 			c.Close()
 		}
 	}))
+	fake.Start()
 	t.Cleanup(fake.Close)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
