@@ -48,6 +48,9 @@ type SQLiteStore struct {
 	path   string
 	writer *sql.DB
 	reader *sql.DB
+	// session is the read of every proxied request, prepared once: the
+	// driver would otherwise parse and plan it on each call.
+	session *sql.Stmt
 }
 
 var _ Store = (*SQLiteStore)(nil)
@@ -99,6 +102,10 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 		s.Close()
 		return nil, fmt.Errorf("bff: sqlite: open %s: %w", abs, err)
 	}
+	if s.session, err = s.reader.PrepareContext(ctx, "SELECT sealed, expires_at FROM bff_sessions WHERE key = ? AND expires_at > ?"); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("bff: sqlite: open %s: %w", abs, err)
+	}
 	return s, nil
 }
 
@@ -142,8 +149,11 @@ func (s *SQLiteStore) Path() string { return s.path }
 // Close closes the database.
 func (s *SQLiteStore) Close() error {
 	var err error
+	if s.session != nil {
+		err = s.session.Close()
+	}
 	if s.reader != nil {
-		err = s.reader.Close()
+		err = errors.Join(err, s.reader.Close())
 	}
 	return errors.Join(err, s.writer.Close())
 }
@@ -171,7 +181,7 @@ func (s *SQLiteStore) CreateSession(ctx context.Context, key, sealed []byte, exp
 func (s *SQLiteStore) Session(ctx context.Context, key []byte, now time.Time) ([]byte, time.Time, error) {
 	var sealed []byte
 	var exp int64
-	err := s.reader.QueryRowContext(ctx, "SELECT sealed, expires_at FROM bff_sessions WHERE key = ? AND expires_at > ?", key, micros(now)).Scan(&sealed, &exp)
+	err := s.session.QueryRowContext(ctx, key, micros(now)).Scan(&sealed, &exp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, time.Time{}, latch.Errorf(latch.ENOTFOUND, "bff: no such session")
 	}
