@@ -1,0 +1,68 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/latch-auth/latch"
+)
+
+const keyColumns = `id, algorithm, public, private, created_at, active_at, retired_at, removed_at`
+
+func keyArgs(k *latch.Key) []any {
+	return []any{k.ID, string(k.Algorithm), bytesArg(k.Public), bytesArg(k.Private),
+		timeArg(k.CreatedAt), timeArg(k.ActiveAt), timeArg(k.RetiredAt), timeArg(k.RemovedAt)}
+}
+
+// CreateKey stores k; ECONFLICT if k.ID exists.
+func (db *DB) CreateKey(ctx context.Context, k *latch.Key) error {
+	_, err := db.pool.Exec(ctx,
+		`INSERT INTO keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, keyArgs(k)...)
+	if isUnique(err) {
+		return latch.Errorf(latch.ECONFLICT, "postgres: create key: key %q exists", k.ID)
+	}
+	if err != nil {
+		return internal("create key", err)
+	}
+	return nil
+}
+
+// Keys returns every stored key ordered by CreatedAt, oldest first (then by
+// ID, so the order is total). A key without CreatedAt comes first, as in
+// the SQLite store.
+func (db *DB) Keys(ctx context.Context) ([]*latch.Key, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+keyColumns+` FROM keys
+		ORDER BY created_at NULLS FIRST, id COLLATE "C"`)
+	if err != nil {
+		return nil, internal("keys", err)
+	}
+	defer rows.Close()
+	var ks []*latch.Key
+	for rows.Next() {
+		var (
+			k                                       latch.Key
+			alg                                     string
+			createdAt, activeAt, retiredAt, removed *time.Time
+		)
+		if err := rows.Scan(&k.ID, &alg, &k.Public, &k.Private, &createdAt, &activeAt, &retiredAt, &removed); err != nil {
+			return nil, internal("keys", err)
+		}
+		k.Algorithm = latch.Algorithm(alg)
+		k.Public, k.Private = bytesOf(k.Public), bytesOf(k.Private)
+		k.CreatedAt, k.ActiveAt = timeOf(createdAt), timeOf(activeAt)
+		k.RetiredAt, k.RemovedAt = timeOf(retiredAt), timeOf(removed)
+		ks = append(ks, &k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, internal("keys", err)
+	}
+	return ks, nil
+}
+
+// UpdateKey replaces the stored key k.ID; ENOTFOUND if none.
+func (db *DB) UpdateKey(ctx context.Context, k *latch.Key) error {
+	tag, err := db.pool.Exec(ctx, `UPDATE keys SET algorithm = $2, public = $3,
+		private = $4, created_at = $5, active_at = $6, retired_at = $7, removed_at = $8
+		WHERE id = $1`, keyArgs(k)...)
+	return affectedOne(tag, err, "update key", "key", k.ID)
+}
