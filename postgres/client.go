@@ -113,6 +113,9 @@ func (db *DB) UpdateClient(ctx context.Context, c *latch.Client) error {
 func (db *DB) DeleteClient(ctx context.Context, id string) error {
 	now := time.Now()
 	return db.withTx(ctx, "delete client", func(tx pgx.Tx) error {
+		if err := lockParent(ctx, tx, "delete client", "clients", "client_id", id); err != nil {
+			return err
+		}
 		if _, err := revokeFamiliesTx(ctx, tx, "delete client", now, "client_id = $2", id); err != nil {
 			return err
 		}

@@ -275,11 +275,14 @@ func (db *DB) RotateRefresh(ctx context.Context, hash []byte, now time.Time, gra
 		if err != nil {
 			return internal(op, err)
 		}
-		// Read again under the lock: a rotation or revocation that
-		// committed while this one waited has changed or deleted it.
+		// Read again under the family's lock: a rotation or revocation of
+		// the family that committed while this one waited has changed or
+		// deleted it. The token itself is not locked here: the log lock
+		// must come before token row locks (see lockLog), and a reuse
+		// takes it below.
 		var ts tokenScan
 		err = tx.QueryRow(ctx, `SELECT `+tokenColumns+` FROM tokens
-			WHERE hash = $1 AND kind = 'refresh' FOR UPDATE`, hash).Scan(ts.dest()...)
+			WHERE hash = $1 AND kind = 'refresh'`, hash).Scan(ts.dest()...)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return notFound
 		}
@@ -295,8 +298,15 @@ func (db *DB) RotateRefresh(ctx context.Context, hash []byte, now time.Time, gra
 		case !fam.RevokedAt.IsZero():
 			return errUnauthorized(op, "family %s revoked at %v", fam.ID, fam.RevokedAt)
 		case tok.RotatedAt.IsZero():
-			if _, err := tx.Exec(ctx, `UPDATE tokens SET rotated_at = $1 WHERE hash = $2`, now, hash); err != nil {
+			// rotated_at IS NULL: only the first rotation marks it. Zero
+			// rows: Revoke deleted the token since it was read.
+			tag, err := tx.Exec(ctx, `UPDATE tokens SET rotated_at = $1
+				WHERE hash = $2 AND rotated_at IS NULL`, now, hash)
+			if err != nil {
 				return internal(op, err)
+			}
+			if tag.RowsAffected() == 0 {
+				return notFound
 			}
 			tok.RotatedAt = now.Truncate(time.Microsecond).UTC()
 		case now.Sub(tok.RotatedAt) < grace:
@@ -357,17 +367,25 @@ func (db *DB) RevokeFamilies(ctx context.Context, f latch.FamilyFilter, now time
 	}
 	var n int
 	err := db.withTx(ctx, op, func(tx pgx.Tx) error {
-		var err error
-		if n, err = revokeFamiliesTx(ctx, tx, op, now, column+" = $2", arg); err != nil {
-			return err
-		}
 		// Codes not redeemed yet would start new families after the
 		// sign-out or credential change: they go too (auth_codes has the
-		// same user_id and session_id columns).
+		// same user_id and session_id columns). First, so that a
+		// redemption in flight commits before the families are read, and
+		// its family is revoked with the others.
 		if _, err := tx.Exec(ctx, `DELETE FROM auth_codes WHERE used_at IS NULL AND `+column+` = $1`, arg); err != nil {
 			return internal(op, err)
 		}
-		return nil
+		if f.UserID != "" {
+			// A family the password grant is creating for the user holds
+			// a key-share lock on the user row (the foreign key): wait for
+			// it to commit, and keep new ones out until this commits.
+			if err := lockRow(ctx, tx, op, "users", f.UserID); err != nil {
+				return err
+			}
+		}
+		var err error
+		n, err = revokeFamiliesTx(ctx, tx, op, now, column+" = $2", arg)
+		return err
 	})
 	if err != nil {
 		return 0, err
@@ -392,6 +410,28 @@ func lockFamilies(ctx context.Context, tx pgx.Tx, op, cond string, arg any) (int
 		return 0, internal(op, err)
 	}
 	return n, nil
+}
+
+// lockRow locks the row of table (users or clients) with id, if there is
+// one, so that rows referring to it cannot be inserted until tx ends.
+func lockRow(ctx context.Context, tx pgx.Tx, op, table, id string) error {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM `+table+` WHERE id = $1 FOR UPDATE`, id); err != nil {
+		return internal(op, err)
+	}
+	return nil
+}
+
+// lockParent locks, in tx, the unredeemed and redeemed codes of the client
+// or user (column client_id or user_id) with id and then its row, in the
+// order a redemption takes them (code, then the parent's key-share lock of
+// the family's foreign key), so that a redemption or grant in flight
+// commits before the families are read, and none starts until tx ends.
+func lockParent(ctx context.Context, tx pgx.Tx, op, table, column, id string) error {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM auth_codes WHERE `+column+` = $1
+		ORDER BY hash FOR UPDATE`, id); err != nil {
+		return internal(op, err)
+	}
+	return lockRow(ctx, tx, op, table, id)
 }
 
 // revokeFamiliesTx revokes, in tx, the families that cond selects (a

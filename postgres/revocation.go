@@ -38,13 +38,14 @@ func (db *DB) Revoke(ctx context.Context, r *latch.Revocation) error {
 	)
 	err := db.withTx(ctx, "revoke", func(tx pgx.Tx) error {
 		created = false
+		// The log lock before the token's row lock, as everywhere.
+		if err := lockLog(ctx, tx, "revoke"); err != nil {
+			return err
+		}
 		if r.Kind == latch.RevokeOpaque {
 			if _, err := tx.Exec(ctx, `DELETE FROM tokens WHERE hash = $1`, hash); err != nil {
 				return internal("revoke", err)
 			}
-		}
-		if err := lockLog(ctx, tx, "revoke"); err != nil {
-			return err
 		}
 		// DO NOTHING on either partial unique index: the entry exists.
 		err := tx.QueryRow(ctx, `INSERT INTO revocations
@@ -173,6 +174,13 @@ const logLock = 0x6c6f67 // "log"
 // would never see it. With it, appends commit one at a time in Seq order,
 // as they do in the SQLite store's single writer. Appends are short (one
 // row, or one family's tokens), so the queue is too.
+//
+// Lock order, in every transaction: authorization codes, then the client
+// or user row, then families (in ID order), then this lock, then token
+// rows. A rotation that inserts a token holds its family and takes a
+// key-share lock on the client, so it can still deadlock with a
+// DeleteClient of that client; PostgreSQL breaks the deadlock and withTx
+// retries the loser.
 func lockLog(ctx context.Context, tx pgx.Tx, op string) error {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(logLock)); err != nil {
 		return internal(op, err)

@@ -159,6 +159,9 @@ func (db *DB) RehashPassword(ctx context.Context, id, oldHash, newHash string) (
 func (db *DB) DeleteUser(ctx context.Context, id string) error {
 	now := time.Now()
 	return db.withTx(ctx, "delete user", func(tx pgx.Tx) error {
+		if err := lockParent(ctx, tx, "delete user", "users", "user_id", id); err != nil {
+			return err
+		}
 		if _, err := revokeFamiliesTx(ctx, tx, "delete user", now, "user_id = $2", id); err != nil {
 			return err
 		}
