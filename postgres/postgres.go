@@ -18,7 +18,9 @@
 //
 // connects, and brings the schema up to date before it returns. Query
 // parameters pgx does not know are sent as run-time parameters, so
-// &search_path=latch puts the tables in schema latch. Several processes may
+// &search_path=latch puts the tables in schema latch, and pgxpool's own
+// parameters size the pool (&pool_max_conns=16; the default is four or the
+// number of CPUs, whichever is more). Several processes may
 // open one database at once: each migration runs in a transaction that
 // first takes a transaction-scoped advisory lock, so they apply it once,
 // one after the other.
@@ -54,7 +56,8 @@
 // refuses, a revocation without its key fields, a non-positive limit),
 // EUNAUTHORIZED for an expired or revoked authorization code or refresh
 // token, ECONFLICT with latch.ErrReused for a reused one, and EINTERNAL
-// ("postgres: <op>: <cause>") for the rest. Driver and context errors stay
+// ("postgres: <op>: <cause>") for the rest, or EUNAVAILABLE when the
+// server cannot be reached, is shutting down or out of connections. Driver and context errors stay
 // in the chain: errors.Is(err, context.Canceled) works.
 //
 // # Tests
@@ -73,6 +76,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -90,8 +94,9 @@ var _ latch.Store = (*DB)(nil)
 
 // Open connects to the database at url (a PostgreSQL URL or keyword/value
 // string, as pgx parses it), applies the migrations it lacks, and returns
-// the store. EINVALID for a malformed url; EUNAVAILABLE if the server does
-// not answer; EUNAVAILABLE too if the schema is newer than this latch.
+// the store. EINVALID for a malformed url or one whose role, password or
+// database the server refuses; EUNAVAILABLE if the server does not answer,
+// or if the schema is newer than this latch.
 // Close the DB when done.
 func Open(ctx context.Context, url string) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
@@ -106,6 +111,15 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
+		if sqlState(err) != "" && !unavailable(err) {
+			// The server answered and refused: the URL's role, password
+			// or database is wrong.
+			return nil, &internalError{
+				err: latch.Errorf(latch.EINVALID, "postgres: open: %s:%d refused the connection: %v; check the role, password and database in the URL",
+					cfg.ConnConfig.Host, cfg.ConnConfig.Port, err),
+				cause: err,
+			}
+		}
 		return nil, &internalError{
 			err:   latch.Errorf(latch.EUNAVAILABLE, "postgres: open: cannot reach %s:%d: %v", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err),
 			cause: err,
@@ -144,9 +158,27 @@ type internalError struct {
 func (e *internalError) Error() string   { return e.err.Message }
 func (e *internalError) Unwrap() []error { return []error{e.err, e.cause} }
 
-// internal wraps a driver error as "postgres: <op>: <cause>".
+// internal wraps a driver error as "postgres: <op>: <cause>": EUNAVAILABLE
+// when the server cannot be reached or is refusing work for now (retrying
+// later may work), EINTERNAL otherwise.
 func internal(op string, err error) error {
-	return &internalError{err: latch.Errorf(latch.EINTERNAL, "postgres: %s: %v", op, err), cause: err}
+	code := latch.EINTERNAL
+	if unavailable(err) {
+		code = latch.EUNAVAILABLE
+	}
+	return &internalError{err: latch.Errorf(code, "postgres: %s: %v", op, err), cause: err}
+}
+
+// unavailable reports whether err says the server is down, starting up,
+// shutting down or out of connections, rather than that the request failed.
+func unavailable(err error) bool {
+	if s := sqlState(err); s != "" {
+		return strings.HasPrefix(s, "08") || // connection exception
+			s == "53300" || // too_many_connections
+			s == "57P01" || s == "57P02" || s == "57P03" // admin or crash shutdown, cannot connect now
+	}
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce) // no answer at all: refused, unreachable, timed out
 }
 
 // sqlState returns err's SQLSTATE, "" if it is not a server error.

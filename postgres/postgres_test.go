@@ -196,3 +196,17 @@ func TestOpen_Unreachable(t *testing.T) {
 		t.Fatalf("err %v is not a *latch.Error", err)
 	}
 }
+
+// A database the server does not have is EINVALID (fix the URL), not
+// EUNAVAILABLE (retry later).
+func TestOpen_NoSuchDatabase(t *testing.T) {
+	u, err := url.Parse(testURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/latch_test_no_such_database"
+	_, err = Open(context.Background(), u.String())
+	if latch.ErrorCode(err) != latch.EINVALID || !strings.Contains(err.Error(), "check the role, password and database") {
+		t.Fatalf("err = %v, want EINVALID saying what to check", err)
+	}
+}
