@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latch-auth/latch/server"
-	"github.com/latch-auth/latch/sqlite"
 )
 
 func newClientCmd(e *env) *cobra.Command {
@@ -52,7 +51,7 @@ func clientCreateCmd(e *env) *cobra.Command {
 			}
 			spec.AccessTokenTTL = int64(ttl / time.Second)
 			spec.RefreshTokenTTL = int64(rttl / time.Second)
-			return withStore(cmd, &c, func(db *sqlite.DB) error {
+			return withStore(cmd, &c, func(db store) error {
 				v, err := (&server.Clients{Store: db}).Create(cmd.Context(), spec)
 				if err != nil {
 					return err
@@ -94,7 +93,7 @@ func clientListCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "list", Short: "list clients", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withStore(cmd, &c, func(db *sqlite.DB) error {
+			return withStore(cmd, &c, func(db store) error {
 				cs, err := db.Clients(cmd.Context())
 				if err != nil {
 					return err
@@ -125,7 +124,7 @@ func clientGetCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "get CLIENT_ID", Short: "show one client", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, &c, func(db *sqlite.DB) error {
+			return withStore(cmd, &c, func(db store) error {
 				cl, err := db.Client(cmd.Context(), args[0])
 				if err != nil {
 					return err
@@ -147,7 +146,7 @@ func clientDeleteCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "delete CLIENT_ID", Short: "delete a client and every opaque token issued to it", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, &c, func(db *sqlite.DB) error {
+			return withStore(cmd, &c, func(db store) error {
 				if err := db.DeleteClient(cmd.Context(), args[0]); err != nil {
 					return err
 				}
@@ -168,7 +167,7 @@ func clientRotateCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "rotate-secret CLIENT_ID", Short: "replace a client's secret; the old one stops working at once", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, &c, func(db *sqlite.DB) error {
+			return withStore(cmd, &c, func(db store) error {
 				v, err := (&server.Clients{Store: db}).RotateSecret(cmd.Context(), args[0])
 				if err != nil {
 					return err

@@ -10,7 +10,6 @@ import (
 
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/keys"
-	"github.com/latch-auth/latch/sqlite"
 )
 
 // keysFlags are the key-management settings shared by serve and keys.
@@ -36,7 +35,7 @@ func (k *keysFlags) config() (keys.Config, error) {
 }
 
 // openKeys opens the store and a key manager over it.
-func openKeys(cmd *cobra.Command, e *env, c *common, k *keysFlags) (*sqlite.DB, *keys.Manager, error) {
+func openKeys(cmd *cobra.Command, e *env, c *common, k *keysFlags) (store, *keys.Manager, error) {
 	cfg, err := k.config()
 	if err != nil {
 		return nil, nil, err
@@ -45,7 +44,7 @@ func openKeys(cmd *cobra.Command, e *env, c *common, k *keysFlags) (*sqlite.DB, 
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := openStore(cmd.Context(), c.dataDir)
+	db, err := openStore(cmd.Context(), c)
 	if err != nil {
 		return nil, nil, err
 	}

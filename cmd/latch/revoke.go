@@ -4,7 +4,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latch-auth/latch/server"
-	"github.com/latch-auth/latch/sqlite"
 )
 
 // newRevokeCmd is `latch revoke --subject USER`: logout everywhere from
@@ -30,7 +29,7 @@ feed publishes the denylisted JWTs within its poll interval.`,
 			if subject == "" {
 				return usagef("--subject is required: the username or id of the user to sign out everywhere")
 			}
-			return withStore(cmd, &c, func(db *sqlite.DB) error {
+			return withStore(cmd, &c, func(db store) error {
 				v, err := (&server.Users{Store: db}).LogoutEverywhere(cmd.Context(), subject)
 				return printChange(e, &c, v, err, "signed out everywhere:")
 			})

@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/postgres"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -30,6 +33,7 @@ func newRoot(e *env) *cobra.Command {
 // common holds the flags every command that touches a data directory has.
 type common struct {
 	dataDir     string
+	databaseURL string
 	kekFile     string
 	kekFileFlag bool // --kek-file was given on the command line
 	json        bool
@@ -39,6 +43,8 @@ func addCommon(cmd *cobra.Command, e *env, c *common, withJSON bool) {
 	f := cmd.Flags()
 	f.String("config", "", "YAML config file (env LATCH_CONFIG); flags override env, env overrides the file")
 	f.StringVar(&c.dataDir, "data-dir", "./.latch", "directory of the SQLite database and, in --dev, the key-encryption key")
+	f.StringVar(&c.databaseURL, "database-url", "",
+		"PostgreSQL URL (postgres://user:pass@host/db) instead of the SQLite database in --data-dir; or set LATCH_DATABASE_URL")
 	f.StringVar(&c.kekFile, "kek-file", "", "file holding the base64 key-encryption key (mode 0600); or set LATCH_KEK to the key itself. Default in --dev: DATA_DIR/kek")
 	if withJSON {
 		f.BoolVar(&c.json, "json", false, "print machine-readable JSON")
@@ -49,13 +55,27 @@ func addCommon(cmd *cobra.Command, e *env, c *common, withJSON bool) {
 	}
 }
 
-// openStore opens (creating if needed) the SQLite database of the data
-// directory and brings its schema up to date.
-func openStore(ctx context.Context, dataDir string) (*sqlite.DB, error) {
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+// store is what the commands use of a backend: the store, its schema
+// version (latch migrate) and Close.
+type store interface {
+	latch.Store
+	SchemaVersion(ctx context.Context) (int, error)
+}
+
+// openStore opens the store and brings its schema up to date: PostgreSQL
+// when --database-url is set, else (creating it if needed) the SQLite
+// database of the data directory.
+func openStore(ctx context.Context, c *common) (store, error) {
+	if c.databaseURL != "" {
+		if !strings.HasPrefix(c.databaseURL, "postgres://") && !strings.HasPrefix(c.databaseURL, "postgresql://") {
+			return nil, usagef("--database-url must be a postgres:// URL; without it latch uses SQLite in --data-dir")
+		}
+		return postgres.Open(ctx, c.databaseURL)
+	}
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	db, err := sqlite.Open(ctx, paths(dataDir).db)
+	db, err := sqlite.Open(ctx, paths(c.dataDir).db)
 	if err != nil {
 		return nil, err
 	}
@@ -66,9 +86,18 @@ func openStore(ctx context.Context, dataDir string) (*sqlite.DB, error) {
 	return db, nil
 }
 
+// where names the database for messages: the SQLite file, or PostgreSQL
+// (never the URL, which may hold a password).
+func (c *common) where() string {
+	if c.databaseURL != "" {
+		return "PostgreSQL (--database-url)"
+	}
+	return paths(c.dataDir).db
+}
+
 // withStore runs fn with the data directory's store open.
-func withStore(cmd *cobra.Command, c *common, fn func(*sqlite.DB) error) error {
-	db, err := openStore(cmd.Context(), c.dataDir)
+func withStore(cmd *cobra.Command, c *common, fn func(store) error) error {
+	db, err := openStore(cmd.Context(), c)
 	if err != nil {
 		return err
 	}
@@ -126,7 +155,7 @@ func newMigrateCmd(e *env) *cobra.Command {
 		Short: "create or upgrade the database schema (serve does this too)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := openStore(cmd.Context(), c.dataDir)
+			db, err := openStore(cmd.Context(), &c)
 			if err != nil {
 				return err
 			}
@@ -136,9 +165,9 @@ func newMigrateCmd(e *env) *cobra.Command {
 				return err
 			}
 			if c.json {
-				return printJSON(e, map[string]any{"schema_version": v, "database": paths(c.dataDir).db})
+				return printJSON(e, map[string]any{"schema_version": v, "database": c.where()})
 			}
-			fmt.Fprintf(e.stdout, "schema version %d: %s\n", v, paths(c.dataDir).db)
+			fmt.Fprintf(e.stdout, "schema version %d: %s\n", v, c.where())
 			return nil
 		},
 	}

@@ -119,7 +119,7 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	db, err := openStore(ctx, s.dataDir)
+	db, err := openStore(ctx, &s.common)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/password"
 	"github.com/latch-auth/latch/server"
-	"github.com/latch-auth/latch/sqlite"
 )
 
 func newUserCmd(e *env) *cobra.Command {
@@ -83,7 +82,7 @@ func (p *passwordFlags) params() password.Params {
 	return prm
 }
 
-func (p *passwordFlags) users(db *sqlite.DB) (*server.Users, error) {
+func (p *passwordFlags) users(db store) (*server.Users, error) {
 	m := &server.Users{Store: db, Params: p.params(), MinPasswordLen: p.minLen}
 	if err := m.Validate(); err != nil {
 		return nil, usageError{err}
@@ -115,7 +114,7 @@ func userCreateCmd(e *env) *cobra.Command {
 			if _, err := latch.NormalizeUsername(spec.Username); err != nil {
 				return err
 			}
-			return withStore(cmd, &c, func(db *sqlite.DB) error {
+			return withStore(cmd, &c, func(db store) error {
 				m, err := pf.users(db)
 				if err != nil {
 					return err
@@ -150,7 +149,7 @@ func userListCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "list", Short: "list users", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withStore(cmd, &c, func(db *sqlite.DB) error {
+			return withStore(cmd, &c, func(db store) error {
 				vs, err := (&server.Users{Store: db}).List(cmd.Context())
 				if err != nil {
 					return err
@@ -177,7 +176,7 @@ func userGetCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "get USER", Short: "show one user (by ID or username)", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, &c, func(db *sqlite.DB) error {
+			return withStore(cmd, &c, func(db store) error {
 				v, err := (&server.Users{Store: db}).Get(cmd.Context(), args[0])
 				if err != nil {
 					return err
@@ -204,7 +203,7 @@ func userDisableCmd(e *env, disable bool) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: use, Short: short, Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, &c, func(db *sqlite.DB) error {
+			return withStore(cmd, &c, func(db store) error {
 				v, err := (&server.Users{Store: db}).SetDisabled(cmd.Context(), args[0], disable)
 				return printChange(e, &c, v, err, done)
 			})
@@ -219,7 +218,7 @@ func userDeleteCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "delete USER", Short: "delete a user and end all of the user's login sessions", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, &c, func(db *sqlite.DB) error {
+			return withStore(cmd, &c, func(db store) error {
 				v, err := (&server.Users{Store: db}).Delete(cmd.Context(), args[0])
 				return printChange(e, &c, v, err, "deleted")
 			})
@@ -240,7 +239,7 @@ func userSetPasswordCmd(e *env) *cobra.Command {
 		Short: "replace a user's password (from a prompt or stdin) and end all of the user's login sessions",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, &c, func(db *sqlite.DB) error {
+			return withStore(cmd, &c, func(db store) error {
 				m, err := pf.users(db)
 				if err != nil {
 					return err
@@ -284,7 +283,7 @@ login sessions end, so the next login carries the new claims.`,
 			if !setRoles && !setGroups {
 				return usagef("`latch user set-roles` needs --role or --group (or both); see --help")
 			}
-			return withStore(cmd, &c, func(db *sqlite.DB) error {
+			return withStore(cmd, &c, func(db store) error {
 				m := &server.Users{Store: db}
 				cur, err := m.Get(cmd.Context(), args[0])
 				if err != nil {
