@@ -3,14 +3,10 @@ package postgres
 import (
 	"context"
 	"embed"
-	"fmt"
-	"io/fs"
-	"path"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/internal/sqlmigrate"
 )
 
 // Migrations are SQL files named NNNN_description.sql, applied in order of
@@ -20,45 +16,9 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
 // migrations is parsed once; a misnamed file is a build mistake that
 // TestMigrations_Embedded catches.
-var migrations = mustParseMigrations(migrationFiles)
-
-func mustParseMigrations(fsys fs.FS) []migration {
-	ms, err := parseMigrations(fsys)
-	if err != nil {
-		panic(err)
-	}
-	return ms
-}
-
-func parseMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for i, name := range names { // fs.Glob returns names sorted
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v != i+1 {
-			return nil, fmt.Errorf("postgres: migration %s: want name %04d_description.sql", name, i+1)
-		}
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: strings.TrimSuffix(base, ".sql"), sql: string(b)})
-	}
-	return ms, nil
-}
+var migrations = sqlmigrate.MustParse(migrationFiles, "postgres")
 
 func latestVersion() int { return len(migrations) }
 
@@ -80,7 +40,7 @@ const createSchemaMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
 // refuses a database whose schema is newer than this latch.
 func (db *DB) migrate(ctx context.Context) error {
 	for _, m := range migrations {
-		op := "migrate " + m.name
+		op := "migrate " + m.Name
 		err := db.withTx(ctx, op, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
 				return internal(op, err)
@@ -97,16 +57,16 @@ func (db *DB) migrate(ctx context.Context) error {
 			switch {
 			case v > latestVersion():
 				return checkVersion(v)
-			case v >= m.version:
+			case v >= m.Version:
 				return nil // applied already, perhaps by another process just now
-			case v != m.version-1:
+			case v != m.Version-1:
 				return latch.Errorf(latch.EINTERNAL, "postgres: %s: database is at version %d", op, v)
 			}
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return internal(op, err)
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`,
-				m.version, m.name); err != nil {
+				m.Version, m.Name); err != nil {
 				return internal(op, err)
 			}
 			return nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/internal/sqlmigrate"
 	"github.com/latch-auth/latch/storetest"
 )
 
@@ -95,7 +96,7 @@ func TestStore(t *testing.T) {
 }
 
 func TestMigrations_Embedded(t *testing.T) {
-	ms, err := parseMigrations(migrationFiles)
+	ms, err := sqlmigrate.Parse(migrationFiles, "postgres")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,8 +104,8 @@ func TestMigrations_Embedded(t *testing.T) {
 		t.Fatal("no migrations embedded")
 	}
 	for i, m := range ms {
-		if m.version != i+1 || strings.TrimSpace(m.sql) == "" {
-			t.Errorf("migration %d: version %d, %d bytes of SQL", i, m.version, len(m.sql))
+		if m.Version != i+1 || strings.TrimSpace(m.SQL) == "" {
+			t.Errorf("migration %d: version %d, %d bytes of SQL", i, m.Version, len(m.SQL))
 		}
 	}
 }

@@ -4,14 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"fmt"
-	"io/fs"
-	"path"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/internal/sqlmigrate"
 )
 
 // Migrations are SQL files named NNNN_description.sql, applied in order of
@@ -21,45 +17,9 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
 // migrations is parsed once; a misnamed file is a build mistake that
 // TestMigrations_Embedded catches.
-var migrations = mustParseMigrations(migrationFiles)
-
-func mustParseMigrations(fsys fs.FS) []migration {
-	ms, err := parseMigrations(fsys)
-	if err != nil {
-		panic(err)
-	}
-	return ms
-}
-
-func parseMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for i, name := range names { // fs.Glob returns names sorted
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v != i+1 {
-			return nil, fmt.Errorf("sqlite: migration %s: want name %04d_description.sql", name, i+1)
-		}
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: strings.TrimSuffix(base, ".sql"), sql: string(b)})
-	}
-	return ms, nil
-}
+var migrations = sqlmigrate.MustParse(migrationFiles, "sqlite")
 
 func latestVersion() int { return len(migrations) }
 
@@ -79,27 +39,27 @@ func (db *DB) Migrate(ctx context.Context) error {
 		return internal("migrate", err)
 	}
 	for _, m := range migrations {
-		err := db.withTx(ctx, "migrate "+m.name, func(tx *sql.Tx) error {
+		err := db.withTx(ctx, "migrate "+m.Name, func(tx *sql.Tx) error {
 			var v int
 			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v); err != nil {
-				return internal("migrate "+m.name, err)
+				return internal("migrate "+m.Name, err)
 			}
 			if v > latestVersion() {
 				return checkVersion(db.path, v)
 			}
-			if v >= m.version {
+			if v >= m.Version {
 				return nil // applied already, perhaps by another process just now
 			}
-			if v != m.version-1 {
-				return latch.Errorf(latch.EINTERNAL, "sqlite: migrate %s: database is at version %d", m.name, v)
+			if v != m.Version-1 {
+				return latch.Errorf(latch.EINTERNAL, "sqlite: migrate %s: database is at version %d", m.Name, v)
 			}
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-				return internal("migrate "+m.name, err)
+			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+				return internal("migrate "+m.Name, err)
 			}
 			if _, err := tx.ExecContext(ctx,
 				`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-				m.version, m.name, time.Now().UnixMicro()); err != nil {
-				return internal("migrate "+m.name, err)
+				m.Version, m.Name, time.Now().UnixMicro()); err != nil {
+				return internal("migrate "+m.Name, err)
 			}
 			return nil
 		})

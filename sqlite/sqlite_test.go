@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/internal/sqlmigrate"
 	"github.com/latch-auth/latch/storetest"
 	sqlitedrv "modernc.org/sqlite"
 )
@@ -61,15 +62,15 @@ func TestMigrations_Embedded(t *testing.T) {
 		t.Fatal("no embedded migrations")
 	}
 	for i, m := range migrations {
-		if m.version != i+1 || m.sql == "" {
-			t.Errorf("migration %d = {%d %q, %d bytes}", i, m.version, m.name, len(m.sql))
+		if m.Version != i+1 || m.SQL == "" {
+			t.Errorf("migration %d = {%d %q, %d bytes}", i, m.Version, m.Name, len(m.SQL))
 		}
 	}
 	bad := fstest.MapFS{
 		"migrations/0001_init.sql": {Data: []byte("SELECT 1")},
 		"migrations/0003_gap.sql":  {Data: []byte("SELECT 1")},
 	}
-	if _, err := parseMigrations(bad); err == nil {
+	if _, err := sqlmigrate.Parse(bad, "sqlite"); err == nil {
 		t.Error("parseMigrations accepted a gap in the numbering")
 	}
 }
