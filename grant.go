@@ -148,3 +148,70 @@ func (s *Session) SID() string {
 	sum := sha256.Sum256(append([]byte("latch sid\x00"), s.IDHash...))
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
+
+// Redemption is the verdict of RedeemCode's rules on a stored code, so
+// that every backend applies the same ones, in the same order.
+type Redemption int
+
+const (
+	// RedeemUse: mark the code used, store the family, write the issue.
+	RedeemUse Redemption = iota + 1
+	// RedeemReuse: the code was used before, expired or not; revoke the
+	// family it started and return ErrReused.
+	RedeemReuse
+	// RedeemExpired: EUNAUTHORIZED.
+	RedeemExpired
+	// RedeemOtherFamily: the caller's family is not the code's; EINVALID.
+	RedeemOtherFamily
+)
+
+// RedemptionOf applies GrantStore.RedeemCode's rules to code c, redeemed
+// at now into the family familyID.
+func RedemptionOf(c *AuthCode, now time.Time, familyID string) Redemption {
+	switch {
+	case !c.UsedAt.IsZero():
+		// Used before expired: a second use is a reuse whenever it comes
+		// (RFC 6749 §4.1.2), until the purge forgets the code.
+		return RedeemReuse
+	case !now.Before(c.ExpiresAt):
+		return RedeemExpired
+	case familyID != c.FamilyID:
+		return RedeemOtherFamily
+	}
+	return RedeemUse
+}
+
+// Rotation is the verdict of RotateRefresh's rules on a stored refresh
+// token, so that every backend applies the same ones.
+type Rotation int
+
+const (
+	// RotateFirst: never rotated; mark it rotated at now, write the issue.
+	RotateFirst Rotation = iota + 1
+	// RotateRetry: rotated less than grace ago (a client that sent it
+	// twice at once); write the issue too, a second successor.
+	RotateRetry
+	// RotateReuse: rotated grace or more ago; revoke the family and return
+	// ErrReused.
+	RotateReuse
+)
+
+// RotationOf applies GrantStore.RotateRefresh's rules to refresh token t
+// of family f at now. When the token may not rotate at all (it or its
+// family expired, the family revoked), refused says why, for an
+// EUNAUTHORIZED error.
+func RotationOf(t *Token, f *Family, now time.Time, grace time.Duration) (r Rotation, refused string) {
+	switch {
+	case !now.Before(t.ExpiresAt):
+		return 0, fmt.Sprintf("refresh token %s expired at %v", t.ID, t.ExpiresAt)
+	case !now.Before(f.ExpiresAt):
+		return 0, fmt.Sprintf("family %s expired at %v", f.ID, f.ExpiresAt)
+	case !f.RevokedAt.IsZero():
+		return 0, fmt.Sprintf("family %s revoked at %v", f.ID, f.RevokedAt)
+	case t.RotatedAt.IsZero():
+		return RotateFirst, ""
+	case now.Sub(t.RotatedAt) < grace:
+		return RotateRetry, ""
+	}
+	return RotateReuse, ""
+}

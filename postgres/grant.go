@@ -107,10 +107,8 @@ func (db *DB) RedeemCode(ctx context.Context, hash []byte, now time.Time, f *lat
 		if err != nil {
 			return internal(op, err)
 		}
-		// Used before expired: a second use is a reuse whenever it comes,
-		// and revokes (RFC 6749 §4.1.2), until the purge forgets the code.
-		switch {
-		case !c.UsedAt.IsZero():
+		switch latch.RedemptionOf(c, now, f.ID) {
+		case latch.RedeemReuse:
 			// The family may be gone already (purged, or revoked and its
 			// client deleted): nothing is left to revoke then.
 			if _, err := revokeFamiliesTx(ctx, tx, op, now, "id = $2", c.FamilyID); err != nil {
@@ -119,9 +117,9 @@ func (db *DB) RedeemCode(ctx context.Context, hash []byte, now time.Time, f *lat
 			reused = latch.Reusedf("postgres: %s: code used at %v is used again; family %s revoked",
 				op, c.UsedAt, c.FamilyID)
 			return nil
-		case !now.Before(c.ExpiresAt):
+		case latch.RedeemExpired:
 			return errUnauthorized(op, "code expired at %v", c.ExpiresAt)
-		case f.ID != c.FamilyID:
+		case latch.RedeemOtherFamily:
 			return latch.Errorf(latch.EINVALID, "postgres: %s: family %q is not the code's family %q", op, f.ID, c.FamilyID)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE auth_codes SET used_at = $1 WHERE hash = $2`, now, hash); err != nil {
@@ -290,14 +288,11 @@ func (db *DB) RotateRefresh(ctx context.Context, hash []byte, now time.Time, gra
 			return internal(op, err)
 		}
 		tok, fam = ts.token(hash), fs.family()
-		switch {
-		case !now.Before(tok.ExpiresAt):
-			return errUnauthorized(op, "refresh token %s expired at %v", tok.ID, tok.ExpiresAt)
-		case !now.Before(fam.ExpiresAt):
-			return errUnauthorized(op, "family %s expired at %v", fam.ID, fam.ExpiresAt)
-		case !fam.RevokedAt.IsZero():
-			return errUnauthorized(op, "family %s revoked at %v", fam.ID, fam.RevokedAt)
-		case tok.RotatedAt.IsZero():
+		rot, refused := latch.RotationOf(tok, fam, now, grace)
+		switch rot {
+		case 0:
+			return errUnauthorized(op, "%s", refused)
+		case latch.RotateFirst:
 			// rotated_at IS NULL: only the first rotation marks it. Zero
 			// rows: Revoke deleted the token since it was read.
 			tag, err := tx.Exec(ctx, `UPDATE tokens SET rotated_at = $1
@@ -309,9 +304,9 @@ func (db *DB) RotateRefresh(ctx context.Context, hash []byte, now time.Time, gra
 				return notFound
 			}
 			tok.RotatedAt = now.Truncate(time.Microsecond).UTC()
-		case now.Sub(tok.RotatedAt) < grace:
+		case latch.RotateRetry:
 			// A concurrent duplicate: a second successor.
-		default:
+		case latch.RotateReuse:
 			if _, err := revokeFamiliesTx(ctx, tx, op, now, "id = $2", fam.ID); err != nil {
 				return err
 			}

@@ -143,10 +143,8 @@ func (db *DB) RedeemCode(ctx context.Context, hash []byte, now time.Time, f *lat
 		if err != nil {
 			return internal(op, err)
 		}
-		// Used before expired: a second use is a reuse whenever it comes,
-		// and revokes (RFC 6749 §4.1.2), until the purge forgets the code.
-		switch {
-		case !c.UsedAt.IsZero():
+		switch latch.RedemptionOf(c, now, f.ID) {
+		case latch.RedeemReuse:
 			// The family may be gone already (purged, or revoked and its
 			// client deleted): nothing is left to revoke then.
 			if _, err := revokeFamiliesTx(ctx, tx, op, now, "id = ?", c.FamilyID); err != nil {
@@ -155,9 +153,9 @@ func (db *DB) RedeemCode(ctx context.Context, hash []byte, now time.Time, f *lat
 			reused = latch.Reusedf("sqlite: %s: code used at %v is used again; family %s revoked",
 				op, c.UsedAt, c.FamilyID)
 			return nil
-		case !now.Before(c.ExpiresAt):
+		case latch.RedeemExpired:
 			return errUnauthorized(op, "code expired at %v", c.ExpiresAt)
-		case f.ID != c.FamilyID:
+		case latch.RedeemOtherFamily:
 			return latch.Errorf(latch.EINVALID, "sqlite: %s: family %q is not the code's family %q", op, f.ID, c.FamilyID)
 		}
 		if _, err := tx.StmtContext(ctx, s.useCode).ExecContext(ctx, timeArg(now), hash); err != nil {
@@ -358,21 +356,18 @@ func (db *DB) RotateRefresh(ctx context.Context, hash []byte, now time.Time, gra
 		if fam, err = fs.family(); err != nil {
 			return internal(op, err)
 		}
-		switch {
-		case !now.Before(tok.ExpiresAt):
-			return errUnauthorized(op, "refresh token %s expired at %v", tok.ID, tok.ExpiresAt)
-		case !now.Before(fam.ExpiresAt):
-			return errUnauthorized(op, "family %s expired at %v", fam.ID, fam.ExpiresAt)
-		case !fam.RevokedAt.IsZero():
-			return errUnauthorized(op, "family %s revoked at %v", fam.ID, fam.RevokedAt)
-		case tok.RotatedAt.IsZero():
+		rot, refused := latch.RotationOf(tok, fam, now, grace)
+		switch rot {
+		case 0:
+			return errUnauthorized(op, "%s", refused)
+		case latch.RotateFirst:
 			if _, err := tx.StmtContext(ctx, s.rotateToken).ExecContext(ctx, timeArg(now), hash); err != nil {
 				return internal(op, err)
 			}
 			tok.RotatedAt = timeOf(sql.NullInt64{Int64: now.UnixMicro(), Valid: true})
-		case now.Sub(tok.RotatedAt) < grace:
+		case latch.RotateRetry:
 			// A concurrent duplicate: a second successor.
-		default:
+		case latch.RotateReuse:
 			if _, err := revokeFamiliesTx(ctx, tx, op, now, "id = ?", fam.ID); err != nil {
 				return err
 			}
