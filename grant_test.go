@@ -2,8 +2,8 @@ package latch
 
 import (
 	"errors"
-	"time"
 	"testing"
+	"time"
 )
 
 func TestReusedf_IsConflictAndReused(t *testing.T) {
