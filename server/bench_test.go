@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -27,6 +28,7 @@ import (
 // benchEnv is a server on a fresh SQLite store with one JWT client and one
 // opaque-token client.
 type benchEnv struct {
+	srv                  *server.Server
 	h                    http.Handler
 	jwtAuth, opaqueAuth  string // Authorization header values (client_secret_basic)
 	jwtClient, opqClient string
@@ -47,7 +49,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		b.Fatal(err)
 	}
 	clients := &server.Clients{Store: db}
-	e := &benchEnv{h: srv.Handler()}
+	e := &benchEnv{srv: srv, h: srv.Handler()}
 	for _, c := range []struct {
 		id, format string
 		auth       *string
@@ -122,6 +124,42 @@ func benchIntrospect(b *testing.B, opaque bool) {
 // token: client authentication (a SQLite read and a SHA-256), the token
 // lookup (a SQLite read) and the JSON answer.
 func BenchmarkIntrospect_Opaque(b *testing.B) { benchIntrospect(b, true) }
+
+// BenchmarkIntrospect_Opaque_TokenCache is BenchmarkIntrospect_Opaque with
+// the server's background loop running, so the revocation feed keeps the
+// token cache usable and the token comes from memory.
+func BenchmarkIntrospect_Opaque_TokenCache(b *testing.B) {
+	e := newBenchEnv(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.srv.Run(ctx); close(done) }()
+	b.Cleanup(func() { cancel(); <-done })
+	body := url.Values{"token": {e.issue(b, e.opaqueAuth)}}.Encode()
+	hits := func() string {
+		r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, r)
+		for line := range strings.Lines(w.Body.String()) {
+			if strings.HasPrefix(line, `latch_token_cache_lookups_total{result="hit"}`) {
+				return line
+			}
+		}
+		return ""
+	}
+	// Wait for the feed's first read of the log, after which the token
+	// is cached at its next introspection.
+	for start := hits(); hits() == start; {
+		e.post("/oauth2/introspect", e.jwtAuth, body)
+		time.Sleep(time.Millisecond)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if w := e.post("/oauth2/introspect", e.jwtAuth, body); w.Code != http.StatusOK {
+			b.Fatalf("introspect: %d %s", w.Code, w.Body)
+		}
+	}
+}
 
 // BenchmarkIntrospect_JWT: introspection of an ES256 JWT access token:
 // client authentication, one signature verification and a denylist read.

@@ -70,6 +70,7 @@ type feed struct {
 	now     func() time.Time
 	log     *slog.Logger
 	wake    chan struct{} // capacity 1: a pending wake-up is enough
+	tokens  *tokenCache   // kept in step with the log; nil when disabled
 	running atomic.Bool
 
 	mu       sync.Mutex
@@ -90,7 +91,7 @@ type feed struct {
 
 func newFeed(s *Server) *feed {
 	return &feed{
-		issuer: s.cfg.Issuer, store: s.store, now: s.now, log: s.log,
+		issuer: s.cfg.Issuer, store: s.store, now: s.now, log: s.log, tokens: s.tokens,
 		wake: make(chan struct{}, 1), changed: make(chan struct{}), polled: make(chan struct{}),
 		conns: map[string]int{},
 	}
@@ -136,6 +137,7 @@ func (f *feed) poll(ctx context.Context) {
 	f.started++
 	n := f.started
 	f.mu.Unlock()
+	startedAt := f.now()
 	var (
 		read    []*latch.Revocation
 		dropped int64 // > 0: entries up to this seq fell out of read
@@ -146,6 +148,9 @@ func (f *feed) poll(ctx context.Context) {
 		page, err = f.store.RevocationsSince(ctx, head, feedPageLimit)
 		if err != nil {
 			break
+		}
+		if f.tokens != nil {
+			f.tokens.logRead(page)
 		}
 		read = append(read, page...)
 		if n := len(read) - feedRingSize; n > 0 {
@@ -189,6 +194,9 @@ func (f *feed) poll(ctx context.Context) {
 	case f.err != nil:
 		f.log.Info("revocation feed: reading the revocation log works again")
 		f.err, changed = nil, true
+	}
+	if err == nil && f.tokens != nil {
+		f.tokens.logReadComplete(startedAt)
 	}
 	if err == nil && !f.ready {
 		f.ready, changed = true, true

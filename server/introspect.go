@@ -198,13 +198,25 @@ func (s *Server) inspect(ctx context.Context, caller *latch.Client, raw string) 
 // findOpaque returns the stored token raw names, or nil when raw is
 // malformed (refused by its checksum without a store lookup), unknown, or
 // stored under another kind than its prefix says. Only a failing store is an
-// error.
+// error. Access tokens come from the token cache when it holds them; the
+// result is shared and must not be modified.
 func (s *Server) findOpaque(ctx context.Context, raw string) (*latch.Token, error) {
 	kind, err := token.ParseOpaque(raw)
 	if err != nil {
 		return nil, nil
 	}
-	t, err := s.store.Token(ctx, token.Hash(raw))
+	hash := token.Hash(raw)
+	cached := s.tokens != nil && kind == latch.KindAccess
+	var gen uint64
+	if cached {
+		var t *latch.Token
+		if t, gen = s.tokens.get(hash); t != nil {
+			s.metrics.tokenCacheHits.Inc()
+			return t, nil
+		}
+		s.metrics.tokenCacheMisses.Inc()
+	}
+	t, err := s.store.Token(ctx, hash)
 	if errors.Is(err, latch.ErrNotFound) {
 		return nil, nil
 	} else if err != nil {
@@ -212,6 +224,9 @@ func (s *Server) findOpaque(ctx context.Context, raw string) (*latch.Token, erro
 	}
 	if t.Kind != kind {
 		return nil, nil
+	}
+	if cached {
+		s.tokens.put(hash, t, gen)
 	}
 	return t, nil
 }

@@ -118,6 +118,15 @@ type Config struct {
 	// at once. Default 1s; negative disables the cache.
 	ClientCacheTTL time.Duration
 
+	// TokenCacheSize is how many opaque access tokens read from the store
+	// are kept in memory for introspection and token exchange (see
+	// tokenCache). A revocation made through this server takes effect at
+	// once; one made by another process (the CLI, another node) within the
+	// revocation feed's poll of the log, 100 ms. The cache is used only
+	// while Run runs (the feed keeps it in step). Default 100,000 entries;
+	// negative disables it.
+	TokenCacheSize int
+
 	// PurgeInterval is how often expired tokens and revocations are deleted.
 	// Default 1 minute. KeyReloadInterval is how often keys changed by
 	// another process (the CLI, another node) are picked up. Default 10s.
@@ -182,6 +191,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.ClientCacheTTL == 0 {
 		c.ClientCacheTTL = time.Second
+	}
+	if c.TokenCacheSize == 0 {
+		c.TokenCacheSize = defaultTokenCacheSize
 	}
 	if c.PurgeInterval == 0 {
 		c.PurgeInterval = time.Minute
@@ -279,6 +291,7 @@ type Server struct {
 	mux     *http.ServeMux
 
 	clients *clientCache
+	tokens  *tokenCache // nil when disabled
 
 	limitersMu sync.Mutex
 	limiters   map[string]*rate.Limiter
@@ -319,6 +332,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics.throttled(s.accountThrottle, s.addrThrottle, cfg.Now)
 	s.clients = newClientCache(cfg.Store, cfg.ClientCacheTTL, cfg.Now)
+	if cfg.TokenCacheSize > 0 {
+		s.tokens = newTokenCache(cfg.TokenCacheSize, cfg.Now)
+		s.store = tokenCacheStore{Store: cfg.Store, cache: s.tokens}
+		s.metrics.tokenCache(s.tokens)
+	}
 	s.routes()
 	return s, nil
 }

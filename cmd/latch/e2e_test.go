@@ -230,6 +230,13 @@ func TestServe_IntrospectionRateMustBePositive(t *testing.T) {
 	}
 }
 
+func TestServe_TokenCacheSizeMustNotBeNegative(t *testing.T) {
+	_, stderr, code := runCLICode(t, nil, "serve", "--dev", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--token-cache-size", "-1")
+	if code != 2 || !strings.Contains(stderr, "--token-cache-size must be 0 (off) or a number of entries") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
 func TestServe_DevOnlyOnLoopback(t *testing.T) {
 	_, stderr, code := runCLICode(t, nil, "serve", "--dev", "--data-dir", t.TempDir(), "--listen", "0.0.0.0:0")
 	if code != 2 || !strings.Contains(stderr, "--dev listens on loopback only") {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ type serveFlags struct {
 	accessTokenTTL    time.Duration
 	grants            grantFlags
 	introspectionRate float64
+	tokenCacheSize    int
 	logLevel          string
 	logFormat         string
 	shutdownTimeout   time.Duration
@@ -63,6 +65,7 @@ are required.`,
 	f.DurationVar(&s.accessTokenTTL, "access-token-ttl", 10*time.Minute, "access-token lifetime for clients that do not set one")
 	addGrantFlags(f, &s.grants)
 	f.Float64Var(&s.introspectionRate, "introspection-rate", 2000, "introspection requests per second allowed per client (burst: twice that)")
+	f.IntVar(&s.tokenCacheSize, "token-cache-size", 100_000, "opaque access tokens kept in memory for introspection and token exchange; a revocation by another process (CLI, other node) takes effect within 100 ms; 0 disables")
 	f.StringVar(&s.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&s.logFormat, "log-format", "text", "text or json")
 	f.DurationVar(&s.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may finish on SIGTERM")
@@ -100,6 +103,9 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	}
 	if s.introspectionRate <= 0 {
 		return usagef("--introspection-rate must be positive (requests per second per client), got %v", s.introspectionRate)
+	}
+	if s.tokenCacheSize < 0 {
+		return usagef("--token-cache-size must be 0 (off) or a number of entries, got %d", s.tokenCacheSize)
 	}
 	if err := s.login.check(); err != nil {
 		return err
@@ -152,7 +158,8 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 		// A burst below 1 would read as "unset" and take the default.
 		IntrospectionRate: rate.Limit(s.introspectionRate), IntrospectionBurst: max(1, int(2*s.introspectionRate)),
 		PasswordParams: s.password.params(), MinPasswordLen: s.password.minLen, PasswordBlocklist: blocklist,
-		Logger: log,
+		TokenCacheSize: cmp.Or(s.tokenCacheSize, -1), // 0 on the command line is off
+		Logger:         log,
 	}
 	s.login.apply(&cfg)
 	srv, err := server.New(cfg)
