@@ -102,7 +102,7 @@ func TestToken_ErrorsFollowRFC6749(t *testing.T) {
 	}
 }
 
-func TestEndpoints_BadInputGets4xxNeverPanicOr5xx(t *testing.T) {
+func TestInvariant10_BadInputGets4xxNeverPanicOr5xx(t *testing.T) {
 	e := newEnv(t)
 	c := e.jwtClient()
 	huge := strings.Repeat("a", 100<<10)

@@ -228,7 +228,7 @@ func TestCodeGrant_ExpiredUnknownAndUnregisteredClient(t *testing.T) {
 	}
 }
 
-func TestRefresh_RotatesAndReuseAfterGraceRevokesTheFamily(t *testing.T) {
+func TestInvariant7_RefreshRotatesAndReuseAfterGraceRevokesTheFamily(t *testing.T) {
 	e := newEnv(t)
 	c := e.webClient()
 	code, _ := e.newCode(c, e.alice())

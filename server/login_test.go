@@ -264,7 +264,7 @@ func TestLogin_ReturnTo_OnlyLocalPaths(t *testing.T) {
 	}
 }
 
-func TestLogin_SessionFixation_PlantedIDIsReplacedAndDead(t *testing.T) {
+func TestInvariant6_SessionFixation_PlantedIDIsReplacedAndDead(t *testing.T) {
 	e, users, _ := loginEnv(t)
 	mallory := mustCreateUser(t, users, server.UserSpec{Username: "mallory", Password: "mallory's password"})
 

@@ -105,12 +105,12 @@ func TestServe_OpaqueClientCreatedWhileRunning(t *testing.T) {
 	}
 }
 
-// TestServe_KillDashNine_AcknowledgedWritesSurvive kills the real server with
+// TestInvariant10_KillDashNine_AcknowledgedWritesSurvive kills the real server with
 // SIGKILL while clients issue and revoke opaque tokens, restarts it on the
 // same data directory, and checks that every revocation it acknowledged is
 // still in force and every token it issued (and did not revoke) still works
 // (DESIGN invariant 10).
-func TestServe_KillDashNine_AcknowledgedWritesSurvive(t *testing.T) {
+func TestInvariant10_KillDashNine_AcknowledgedWritesSurvive(t *testing.T) {
 	dir := t.TempDir()
 	p := startLatch(t, dir)
 	c := createClient(t, dir, "--format", "opaque", "--audience", "api", "--access-token-ttl", "1h")

@@ -17,11 +17,11 @@ import (
 	"github.com/latch-auth/latch/verify"
 )
 
-// TestFingerprint_E2E (DESIGN invariant 8): a client registered with
+// TestInvariant8_Fingerprint_E2E (DESIGN invariant 8): a client registered with
 // `latch client create --token-fingerprint` gets its token with a
 // __Host-latch_fgp cookie, the token's fgp is the cookie's hash, and
 // verify.Middleware refuses the token alone and accepts it with the cookie.
-func TestFingerprint_E2E(t *testing.T) {
+func TestInvariant8_Fingerprint_E2E(t *testing.T) {
 	dir := t.TempDir()
 	c := createClient(t, dir, "--token-fingerprint", "--audience", "api", "--scope", "read", "--access-token-ttl", "5m")
 	if out := runCLI(t, "client", "get", c.ID, "--data-dir", dir, "--json"); !strings.Contains(out, `"token_fingerprint": true`) &&
