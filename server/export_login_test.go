@@ -27,3 +27,7 @@ func CurrentSession(s *Server, w http.ResponseWriter, r *http.Request) (*latch.S
 func RenderError(s *Server, w http.ResponseWriter, r *http.Request, status int, title, detail string) {
 	s.renderError(w, r, status, title, detail)
 }
+
+// NewMemoryThrottle returns the in-memory LoginThrottle, the default, for
+// the contract tests of package throttletest.
+func NewMemoryThrottle(cfg Throttle) LoginThrottle { return newThrottle(cfg) }

@@ -30,7 +30,8 @@ import (
 // One broadcaster goroutine per server (feed.run, started by Run) reads the
 // revocation log: every feedPollInterval, for revocations written by the CLI
 // or another node, and at once when this server revokes something
-// (feed.notify). It keeps the most recent entries in memory, so followers at
+// (feed.notify) or another node says it did (Config.Fanout, fanout.go).
+// It keeps the most recent entries in memory, so followers at
 // or near the head are answered without touching the store: 1,000 waiting
 // followers cost one store query per tick, not 1,000. Only a follower whose
 // cursor is older than the ring (a first sync, a reconnect after a long

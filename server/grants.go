@@ -99,7 +99,7 @@ func (s *Server) authorizationCodeGrant(w http.ResponseWriter, r *http.Request, 
 	case errors.Is(err, latch.ErrReused):
 		// RFC 6749 §4.1.2: a code used twice SHOULD revoke the tokens
 		// issued from it. The store revoked the family; tell the feed.
-		s.feed.notify()
+		s.revoked()
 		s.metrics.grants.WithLabelValues("authorization_code", "reused").Inc()
 		s.log.Warn("authorization code reused: the tokens it issued are revoked", "client_id", c.ID, "family", code.FamilyID)
 		return invalidGrant("the authorization code was already used; the tokens issued with it are revoked")
@@ -194,7 +194,7 @@ func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form 
 	_, _, err = s.store.RotateRefresh(ctx, hash, now, s.cfg.RefreshGrace, g.issue)
 	switch {
 	case errors.Is(err, latch.ErrReused):
-		s.feed.notify()
+		s.revoked()
 		s.metrics.grants.WithLabelValues("refresh_token", "reused").Inc()
 		s.log.Warn("refresh token reused after rotation: family revoked", "client_id", c.ID, "family", f.ID, "sub", f.UserID)
 		return invalidGrant("the refresh token was already used; every token of this grant is revoked, sign in again")

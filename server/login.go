@@ -346,8 +346,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) checkCredentials(r *http.Request, username, pw string) (u *latch.User, result string, wait time.Duration, err error) {
 	account := throttleKey(accountKey(username))
 	addr := throttleKey(clientAddr(r, s.cfg.TrustedProxies))
+	ctx := r.Context()
 	now := s.now()
-	if wait := max(s.accountThrottle.blocked(account, now), s.addrThrottle.blocked(addr, now)); wait > 0 {
+	if wait := max(s.accountThrottle.blocked(ctx, account, now), s.addrThrottle.blocked(ctx, addr, now)); wait > 0 {
 		return nil, "throttled", wait, nil
 	}
 	release, ok := s.acquireLoginSlot(r.Context())
@@ -361,15 +362,15 @@ func (s *Server) checkCredentials(r *http.Request, username, pw string) (u *latc
 	}
 	if u == nil {
 		now = s.now()
-		if s.accountThrottle.fail(account, now) {
+		if s.accountThrottle.fail(ctx, account, now) {
 			s.metrics.backoff("account")
 		}
-		if s.addrThrottle.fail(addr, now) {
+		if s.addrThrottle.fail(ctx, addr, now) {
 			s.metrics.backoff("address")
 		}
 		return nil, "bad_credentials", 0, nil
 	}
-	s.accountThrottle.reset(account)
+	s.accountThrottle.reset(ctx, account)
 	return u, "success", 0, nil
 }
 

@@ -522,149 +522,157 @@ func maps(m map[string]int) map[string]int {
 // TestLogin_Throttle_PerAccount_BacksOffExponentially runs on the fixed
 // clock: 5 free failures, then 1s, 2s, 4s, 8s (the cap here); during a
 // back-off the right password gets the very answer a wrong one gets, and
-// the back-off ends by itself.
+// the back-off ends by itself. Like every TestLogin_Throttle_ test it runs
+// on the in-memory throttle and, with LATCH_TEST_REDIS, on Redis; the
+// latch_login_backing_off gauge counts the node's memory only.
 func TestLogin_Throttle_PerAccount_BacksOffExponentially(t *testing.T) {
-	e, _, _ := loginEnv(t, func(c *server.Config) { c.LoginAccountThrottle.Max = 8 * time.Second })
-	a := newAgent(e)
-	tok := a.loginToken()
-	n := 0
-	try := func(pw string) *httptest.ResponseRecorder {
-		// Every attempt from another address: the back-off is the account's.
-		n++
-		a.remote = fmt.Sprintf("203.0.113.%d:1000", n)
-		return a.post("/login", url.Values{"username": {"alice"}, "password": {pw}, "csrf_token": {tok}})
-	}
-	refused := func(wantRetry string) {
-		t.Helper()
-		right, wrong := try(alicePassword), try("wrong password")
-		for _, w := range []*httptest.ResponseRecorder{right, wrong} {
-			if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != wantRetry {
-				t.Fatalf("during the back-off: %d Retry-After %q, want 429 and %s\n%s", w.Code, w.Header().Get("Retry-After"), wantRetry, w.Body)
+	forEachThrottle(t, func(t *testing.T, th throttleBackend) {
+		e, _, _ := loginEnv(t, th.config, func(c *server.Config) { c.LoginAccountThrottle.Max = 8 * time.Second })
+		a := newAgent(e)
+		tok := a.loginToken()
+		n := 0
+		try := func(pw string) *httptest.ResponseRecorder {
+			// Every attempt from another address: the back-off is the account's.
+			n++
+			a.remote = fmt.Sprintf("203.0.113.%d:1000", n)
+			return a.post("/login", url.Values{"username": {"alice"}, "password": {pw}, "csrf_token": {tok}})
+		}
+		refused := func(wantRetry string) {
+			t.Helper()
+			right, wrong := try(alicePassword), try("wrong password")
+			for _, w := range []*httptest.ResponseRecorder{right, wrong} {
+				if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != wantRetry {
+					t.Fatalf("during the back-off: %d Retry-After %q, want 429 and %s\n%s", w.Code, w.Header().Get("Retry-After"), wantRetry, w.Body)
+				}
+			}
+			if right.Body.String() != wrong.Body.String() {
+				t.Fatalf("during the back-off the right password is answered differently:\n%s\n%s", right.Body, wrong.Body)
 			}
 		}
-		if right.Body.String() != wrong.Body.String() {
-			t.Fatalf("during the back-off the right password is answered differently:\n%s\n%s", right.Body, wrong.Body)
+		fail := func() {
+			t.Helper()
+			if w := try("wrong password"); w.Code != http.StatusUnprocessableEntity {
+				t.Fatalf("wrong password: %d, want 422\n%s", w.Code, w.Body)
+			}
 		}
-	}
-	fail := func() {
-		t.Helper()
+		for range 4 {
+			fail()
+		}
 		if w := try("wrong password"); w.Code != http.StatusUnprocessableEntity {
-			t.Fatalf("wrong password: %d, want 422\n%s", w.Code, w.Body)
+			t.Fatalf("5th failure: %d", w.Code)
 		}
-	}
-	for range 4 {
-		fail()
-	}
-	if w := try("wrong password"); w.Code != http.StatusUnprocessableEntity {
-		t.Fatalf("5th failure: %d", w.Code)
-	}
-	refused("1")
-	if metric(t, e, `latch_login_backing_off{scope="account"}`) != 1 {
-		t.Error("the gauge does not show the account backing off")
-	}
-	for _, backoff := range []int{1, 2, 4, 8, 8} { // the back-off the last failure started
-		// Just before its end it still holds; at its end it is over, and
-		// the next failure doubles it.
-		e.clock.Advance(time.Duration(backoff)*time.Second - time.Millisecond)
 		refused("1")
-		e.clock.Advance(time.Millisecond)
+		if th.local && metric(t, e, `latch_login_backing_off{scope="account"}`) != 1 {
+			t.Error("the gauge does not show the account backing off")
+		}
+		for _, backoff := range []int{1, 2, 4, 8, 8} { // the back-off the last failure started
+			// Just before its end it still holds; at its end it is over, and
+			// the next failure doubles it.
+			e.clock.Advance(time.Duration(backoff)*time.Second - time.Millisecond)
+			refused("1")
+			e.clock.Advance(time.Millisecond)
+			fail()
+			next := min(2*backoff, 8)
+			refused(strconv.Itoa(next))
+		}
+		// It ends by itself, and then the right password works.
+		e.clock.Advance(8 * time.Second)
+		if th.local && metric(t, e, `latch_login_backing_off{scope="account"}`) != 0 {
+			t.Error("the gauge still shows the account backing off")
+		}
+		if w := try(alicePassword); w.Code != http.StatusSeeOther {
+			t.Fatalf("after the back-off: %d, want 303", w.Code)
+		}
+		// A success clears the account's count: the next failure is free.
+		tok = a.loginToken() // the login deleted the form's cookie
 		fail()
-		next := min(2*backoff, 8)
-		refused(strconv.Itoa(next))
-	}
-	// It ends by itself, and then the right password works.
-	e.clock.Advance(8 * time.Second)
-	if metric(t, e, `latch_login_backing_off{scope="account"}`) != 0 {
-		t.Error("the gauge still shows the account backing off")
-	}
-	if w := try(alicePassword); w.Code != http.StatusSeeOther {
-		t.Fatalf("after the back-off: %d, want 303", w.Code)
-	}
-	// A success clears the account's count: the next failure is free.
-	tok = a.loginToken() // the login deleted the form's cookie
-	fail()
-	if w := try("wrong password"); w.Code != http.StatusUnprocessableEntity {
-		t.Fatalf("after a success: %d, want 422", w.Code)
-	}
+		if w := try("wrong password"); w.Code != http.StatusUnprocessableEntity {
+			t.Fatalf("after a success: %d, want 422", w.Code)
+		}
 
-	if got := attempts(t, e, "throttled"); got != 2*11 {
-		t.Errorf("throttled attempts = %v, want 22", got)
-	}
-	if got := attempts(t, e, "bad_credentials"); got != 5+5+2 {
-		t.Errorf("bad_credentials = %v, want 12", got)
-	}
-	if got := metric(t, e, `latch_login_backoffs_total{scope="account"}`); got != 6 {
-		t.Errorf("account back-offs = %v, want 6", got)
-	}
+		if got := attempts(t, e, "throttled"); got != 2*11 {
+			t.Errorf("throttled attempts = %v, want 22", got)
+		}
+		if got := attempts(t, e, "bad_credentials"); got != 5+5+2 {
+			t.Errorf("bad_credentials = %v, want 12", got)
+		}
+		if got := metric(t, e, `latch_login_backoffs_total{scope="account"}`); got != 6 {
+			t.Errorf("account back-offs = %v, want 6", got)
+		}
+	})
 }
 
 func TestLogin_Throttle_PerAccount_OtherAccountsUnaffected(t *testing.T) {
-	e, users, _ := loginEnv(t)
-	mustCreateUser(t, users, server.UserSpec{Username: "bob", Password: "bob's password"})
-	for i := range 5 {
-		a := newAgent(e)
-		a.remote = fmt.Sprintf("203.0.113.%d:1", i)
-		a.login("alice", "wrong password", "")
-	}
-	if w := newAgent(e).login("ALICE", alicePassword, ""); w.Code != http.StatusTooManyRequests {
-		t.Fatalf("alice, in another case: %d, want 429", w.Code)
-	}
-	if w := newAgent(e).login("bob", "bob's password", ""); w.Code != http.StatusSeeOther {
-		t.Fatalf("bob: %d, want 303", w.Code)
-	}
+	forEachThrottle(t, func(t *testing.T, th throttleBackend) {
+		e, users, _ := loginEnv(t, th.config)
+		mustCreateUser(t, users, server.UserSpec{Username: "bob", Password: "bob's password"})
+		for i := range 5 {
+			a := newAgent(e)
+			a.remote = fmt.Sprintf("203.0.113.%d:1", i)
+			a.login("alice", "wrong password", "")
+		}
+		if w := newAgent(e).login("ALICE", alicePassword, ""); w.Code != http.StatusTooManyRequests {
+			t.Fatalf("alice, in another case: %d, want 429", w.Code)
+		}
+		if w := newAgent(e).login("bob", "bob's password", ""); w.Code != http.StatusSeeOther {
+			t.Fatalf("bob: %d, want 303", w.Code)
+		}
+	})
 }
 
 func TestLogin_Throttle_PerAddress(t *testing.T) {
-	e, _, _ := loginEnv(t, func(c *server.Config) {
-		c.LoginIPThrottle = server.Throttle{Threshold: 3}
-		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	forEachThrottle(t, func(t *testing.T, th throttleBackend) {
+		e, _, _ := loginEnv(t, th.config, func(c *server.Config) {
+			c.LoginIPThrottle = server.Throttle{Threshold: 3}
+			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+		})
+		from := func(remote, xff string) *agent {
+			a := newAgent(e)
+			a.remote = remote
+			if xff != "" {
+				a.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					r.Header.Set("X-Forwarded-For", xff)
+					e.h.ServeHTTP(w, r)
+				})
+			}
+			return a
+		}
+		// Password spraying: one guess for each of many names, from one address.
+		for i := range 3 {
+			if w := from("[2001:db8::1]:1", "").login(fmt.Sprintf("user%d", i), "guess", ""); w.Code != http.StatusUnprocessableEntity {
+				t.Fatalf("failure %d: %d", i, w.Code)
+			}
+		}
+		// The same /64 is the same attacker, whatever the name, right password or not.
+		if w := from("[2001:db8::2]:1", "").login("alice", alicePassword, ""); w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" {
+			t.Fatalf("same /64: %d %q, want 429", w.Code, w.Header().Get("Retry-After"))
+		}
+		if w := from("[2001:db8:0:1::1]:1", "").login("alice", alicePassword, ""); w.Code != http.StatusSeeOther {
+			t.Fatalf("another /64: %d, want 303", w.Code)
+		}
+		// Behind a trusted proxy the client's address counts, not the proxy's;
+		// a forged X-Forwarded-For from an untrusted peer is ignored.
+		for i := range 3 {
+			from("10.1.2.3:1", "2001:db8::7, 198.51.100.9").login(fmt.Sprintf("user%d", i), "guess", "")
+		}
+		if w := from("10.9.9.9:1", "198.51.100.9").login("alice", alicePassword, ""); w.Code != http.StatusTooManyRequests {
+			t.Fatalf("client behind the proxy: %d, want 429", w.Code)
+		}
+		if w := from("10.1.2.3:1", "198.51.100.10").login("alice", alicePassword, ""); w.Code != http.StatusSeeOther {
+			t.Fatalf("another client behind the proxy: %d, want 303", w.Code)
+		}
+		if w := from("192.0.2.99:1", "198.51.100.9").login("alice", alicePassword, ""); w.Code != http.StatusSeeOther {
+			t.Fatalf("untrusted peer with a forged X-Forwarded-For: %d, want 303", w.Code)
+		}
+		// The back-off ends by itself.
+		e.clock.Advance(time.Second)
+		if w := from("[2001:db8::3]:1", "").login("alice", alicePassword, ""); w.Code != http.StatusSeeOther {
+			t.Fatalf("after the back-off: %d, want 303", w.Code)
+		}
+		if got := metric(t, e, `latch_login_backoffs_total{scope="address"}`); got != 2 {
+			t.Errorf("address back-offs = %v, want 2", got)
+		}
 	})
-	from := func(remote, xff string) *agent {
-		a := newAgent(e)
-		a.remote = remote
-		if xff != "" {
-			a.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				r.Header.Set("X-Forwarded-For", xff)
-				e.h.ServeHTTP(w, r)
-			})
-		}
-		return a
-	}
-	// Password spraying: one guess for each of many names, from one address.
-	for i := range 3 {
-		if w := from("[2001:db8::1]:1", "").login(fmt.Sprintf("user%d", i), "guess", ""); w.Code != http.StatusUnprocessableEntity {
-			t.Fatalf("failure %d: %d", i, w.Code)
-		}
-	}
-	// The same /64 is the same attacker, whatever the name, right password or not.
-	if w := from("[2001:db8::2]:1", "").login("alice", alicePassword, ""); w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" {
-		t.Fatalf("same /64: %d %q, want 429", w.Code, w.Header().Get("Retry-After"))
-	}
-	if w := from("[2001:db8:0:1::1]:1", "").login("alice", alicePassword, ""); w.Code != http.StatusSeeOther {
-		t.Fatalf("another /64: %d, want 303", w.Code)
-	}
-	// Behind a trusted proxy the client's address counts, not the proxy's;
-	// a forged X-Forwarded-For from an untrusted peer is ignored.
-	for i := range 3 {
-		from("10.1.2.3:1", "2001:db8::7, 198.51.100.9").login(fmt.Sprintf("user%d", i), "guess", "")
-	}
-	if w := from("10.9.9.9:1", "198.51.100.9").login("alice", alicePassword, ""); w.Code != http.StatusTooManyRequests {
-		t.Fatalf("client behind the proxy: %d, want 429", w.Code)
-	}
-	if w := from("10.1.2.3:1", "198.51.100.10").login("alice", alicePassword, ""); w.Code != http.StatusSeeOther {
-		t.Fatalf("another client behind the proxy: %d, want 303", w.Code)
-	}
-	if w := from("192.0.2.99:1", "198.51.100.9").login("alice", alicePassword, ""); w.Code != http.StatusSeeOther {
-		t.Fatalf("untrusted peer with a forged X-Forwarded-For: %d, want 303", w.Code)
-	}
-	// The back-off ends by itself.
-	e.clock.Advance(time.Second)
-	if w := from("[2001:db8::3]:1", "").login("alice", alicePassword, ""); w.Code != http.StatusSeeOther {
-		t.Fatalf("after the back-off: %d, want 303", w.Code)
-	}
-	if got := metric(t, e, `latch_login_backoffs_total{scope="address"}`); got != 2 {
-		t.Errorf("address back-offs = %v, want 2", got)
-	}
 }
 
 // TestLogin_ConcurrencyCap_AnswersBusy holds the only argon2 slot with a

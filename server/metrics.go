@@ -22,6 +22,12 @@ type metrics struct {
 	revoked     *prometheus.CounterVec
 	logins      *prometheus.CounterVec
 	backoffs    *prometheus.CounterVec
+	// throttleFallbacks counts calls to the shared login throttle (Redis)
+	// that failed and were answered by this node's memory, by scope.
+	throttleFallbacks *prometheus.CounterVec
+	// fanoutErrors counts revocation hints that could not be published
+	// to the other nodes (Config.Fanout).
+	fanoutErrors prometheus.Counter
 	// grants counts code and refresh-token redemptions by result: ok,
 	// unknown, refused (wrong client, redirect or verifier), expired, and
 	// reused (a reuse that revoked a family: worth an alert).
@@ -60,16 +66,25 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		backoffs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latch_login_backoffs_total", Help: "Login back-offs started or lengthened, by scope (account, address).",
 		}, []string{"scope"}),
+		throttleFallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latch_login_throttle_fallbacks_total",
+			Help: "Calls to the shared login throttle (Redis) that failed and were answered by this node's in-memory throttle instead, by scope (account, address).",
+		}, []string{"scope"}),
+		fanoutErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "latch_revocation_fanout_errors_total",
+			Help: "Revocation hints that could not be published to the other nodes (Redis pub/sub); they learn of the revocations at their next poll of the store.",
+		}),
 		grants: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latch_grants_total", Help: "Authorization code and refresh token redemptions by grant and result (ok, unknown, refused, expired, reused).",
 		}, []string{"grant_type", "result"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.issued, m.introspects, m.revoked, m.logins, m.backoffs, m.grants)
+	reg.MustRegister(m.requests, m.duration, m.issued, m.introspects, m.revoked, m.logins, m.backoffs, m.throttleFallbacks, m.fanoutErrors, m.grants)
 	for _, r := range loginResults {
 		m.logins.WithLabelValues(r)
 	}
 	for _, sc := range []string{"account", "address"} {
 		m.backoffs.WithLabelValues(sc)
+		m.throttleFallbacks.WithLabelValues(sc)
 	}
 	// Process and runtime series; registering twice (tests reuse a registry)
 	// is not an error worth failing over.
@@ -91,6 +106,9 @@ func (m *metrics) login(result string) { m.logins.WithLabelValues(result).Inc() 
 func (m *metrics) backoff(scope string) { m.backoffs.WithLabelValues(scope).Inc() }
 
 // throttled registers the gauge of keys in a login back-off now, by scope.
+// It counts this node's memory only: with a shared throttle (Redis) that
+// holds just the failures counted during an outage of it, and counting
+// the keys in Redis on every scrape would cost a scan.
 func (m *metrics) throttled(account, addr *throttle, now func() time.Time) {
 	for scope, t := range map[string]*throttle{"account": account, "address": addr} {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -171,6 +171,6 @@ func (s *Server) revokeFamilyOf(ctx context.Context, t *latch.Token) error {
 	if err := s.store.RevokeFamily(ctx, t.FamilyID, s.now()); err != nil && !errors.Is(err, latch.ErrNotFound) {
 		return err
 	}
-	s.feed.notify()
+	s.revoked()
 	return nil
 }

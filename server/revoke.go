@@ -56,7 +56,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 		if err := s.store.Revoke(ctx, &latch.Revocation{Kind: latch.RevokeOpaque, TokenHash: t.Hash, ExpiresAt: t.ExpiresAt, RevokedAt: now}); err != nil {
 			return err
 		}
-		s.feed.notify()
+		s.revoked()
 		s.metrics.revoked.WithLabelValues("opaque", "revoked").Inc()
 		w.WriteHeader(http.StatusOK)
 		return nil
@@ -86,7 +86,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	if err := s.store.Revoke(ctx, &latch.Revocation{Kind: latch.RevokeJWT, Issuer: claims.Issuer, JTI: claims.ID, ExpiresAt: exp, RevokedAt: now}); err != nil {
 		return err
 	}
-	s.feed.notify()
+	s.revoked()
 	s.metrics.revoked.WithLabelValues("jwt", "revoked").Inc()
 	w.WriteHeader(http.StatusOK)
 	return nil

@@ -98,9 +98,18 @@ type Config struct {
 	// LoginAccountThrottle and LoginIPThrottle are the exponential
 	// back-offs of /login per account and per client address (see
 	// Throttle; zero fields take the defaults: 5 and 20 free failures, 1s
-	// doubling to 15 minutes). The state is per process.
+	// doubling to 15 minutes). The state is per process unless
+	// SharedLoginThrottle is set.
 	LoginAccountThrottle Throttle
 	LoginIPThrottle      Throttle
+	// SharedLoginThrottle, when set, keeps the login back-offs where every
+	// node sharing the store counts them (package redis), so an attacker
+	// spreading guesses over N nodes gets one allowance, not N. It is
+	// called once per scope, "account" and "address", with that scope's
+	// Throttle (defaults applied). A call that fails is answered by this
+	// node's memory instead (latch_login_throttle_fallbacks_total), so an
+	// outage neither fails logins nor lifts the throttle.
+	SharedLoginThrottle func(scope string, t Throttle) LoginThrottle
 	// MaxConcurrentLogins bounds the argon2 verifications running at once
 	// (default 2×GOMAXPROCS); a login that finds none free within
 	// LoginQueueTimeout (default 1s) gets 503 with Retry-After.
@@ -122,10 +131,17 @@ type Config struct {
 	// are kept in memory for introspection and token exchange (see
 	// tokenCache). A revocation made through this server takes effect at
 	// once; one made by another process (the CLI, another node) within the
-	// revocation feed's poll of the log, 100 ms. The cache is used only
+	// revocation feed's poll of the log, 100 ms (another node's at once
+	// with a Fanout). The cache is used only
 	// while Run runs (the feed keeps it in step). Default 100,000 entries;
 	// negative disables it.
 	TokenCacheSize int
+
+	// Fanout, when set, tells the other nodes sharing the store at once
+	// that this one appended to the revocation log, and this node when
+	// they did (package redis: pub/sub), so their revocation feeds need not
+	// wait for their next poll of the store. Run starts it.
+	Fanout Fanout
 
 	// PurgeInterval is how often expired tokens and revocations are deleted.
 	// Default 1 minute. KeyReloadInterval is how often keys changed by
@@ -300,10 +316,12 @@ type Server struct {
 
 	feed *feed // GET /oauth2/revocations; its broadcaster runs in Run
 
-	origin          string        // the issuer's origin, as browsers send it in Origin
-	accountThrottle *throttle     // login back-off per account
-	addrThrottle    *throttle     // login back-off per client address
-	loginSlots      chan struct{} // one per argon2 verification allowed at once
+	publish chan struct{} // capacity 1: a revocation to announce through cfg.Fanout
+
+	origin          string         // the issuer's origin, as browsers send it in Origin
+	accountThrottle *loginThrottle // login back-off per account
+	addrThrottle    *loginThrottle // login back-off per client address
+	loginSlots      chan struct{}  // one per argon2 verification allowed at once
 	// passwordHook, when set (by tests only), is called before each
 	// argon2 verification of a login, with "verify" or "dummy".
 	passwordHook func(kind string)
@@ -324,13 +342,14 @@ func New(cfg Config) (*Server, error) {
 		rand:     cfg.Rand,
 		metrics:  newMetrics(cfg.Registry),
 		limiters: make(map[string]*rate.Limiter),
+		publish:  make(chan struct{}, 1),
 
-		origin:          originOf(cfg.Issuer),
-		accountThrottle: newThrottle(cfg.LoginAccountThrottle),
-		addrThrottle:    newThrottle(cfg.LoginIPThrottle),
-		loginSlots:      make(chan struct{}, cfg.MaxConcurrentLogins),
+		origin:     originOf(cfg.Issuer),
+		loginSlots: make(chan struct{}, cfg.MaxConcurrentLogins),
 	}
-	s.metrics.throttled(s.accountThrottle, s.addrThrottle, cfg.Now)
+	s.accountThrottle = s.newLoginThrottle("account", cfg.LoginAccountThrottle)
+	s.addrThrottle = s.newLoginThrottle("address", cfg.LoginIPThrottle)
+	s.metrics.throttled(s.accountThrottle.local, s.addrThrottle.local, cfg.Now)
 	s.clients = newClientCache(cfg.Store, cfg.ClientCacheTTL, cfg.Now)
 	if cfg.TokenCacheSize > 0 {
 		s.tokens = newTokenCache(cfg.TokenCacheSize, cfg.Now)
@@ -344,13 +363,18 @@ func New(cfg Config) (*Server, error) {
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Run purges expired records and reloads keys until ctx ends.
+// Run purges expired records and reloads keys until ctx ends; it also
+// runs the revocation feed's broadcaster and, with a Fanout, its
+// publisher and subscriber.
 func (s *Server) Run(ctx context.Context) {
 	purge := time.NewTicker(s.cfg.PurgeInterval)
 	reload := time.NewTicker(s.cfg.KeyReloadInterval)
 	defer purge.Stop()
 	defer reload.Stop()
 	go s.feed.run(ctx)
+	if s.cfg.Fanout != nil {
+		go s.runFanout(ctx)
+	}
 	for {
 		select {
 		case <-ctx.Done():

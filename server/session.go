@@ -157,7 +157,7 @@ func (s *Server) currentSession(w http.ResponseWriter, r *http.Request) (*latch.
 // endSession ends a login session: logout. Ending one that is already gone
 // is not an error.
 func (s *Server) endSession(ctx context.Context, sess *latch.Session) error {
-	return endSessionRecord(ctx, s.store, sess, s.now(), s.feed.notify)
+	return endSessionRecord(ctx, s.store, sess, s.now(), s.revoked)
 }
 
 // endSessionRecord ends sess for logout and the admin API alike. The

@@ -2,15 +2,20 @@ package server
 
 import (
 	"container/list"
+	"context"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Throttle configures the login back-off of one scope: an account or a
@@ -27,10 +32,12 @@ import (
 // their own must not be able to clear their address's count by logging in
 // to it between guesses); failures are forgotten Forget after the last one.
 //
-// The state is in memory, per process: with several latch serve nodes an
-// attacker spreading guesses over them gets each node's allowance. At most
-// Entries keys are remembered per scope; when full, the key whose last
-// failure is oldest is forgotten first.
+// By default the state is in memory, per process: with several latch
+// serve nodes an attacker spreading guesses over them gets each node's
+// allowance. Config.SharedLoginThrottle (Redis) counts across nodes with
+// these same rules. In memory, at most Entries keys are remembered per
+// scope; when full, the key whose last failure is oldest is forgotten
+// first.
 type Throttle struct {
 	Threshold int
 	Base, Max time.Duration
@@ -85,8 +92,110 @@ var (
 	defaultIPThrottle      = Throttle{Threshold: 20, Base: time.Second, Max: 15 * time.Minute, Forget: time.Hour, Entries: 100_000}
 )
 
-// throttle is the state of one scope: failures per key, in a map bounded
-// by an LRU list ordered by last failure (front: most recent).
+// LoginThrottle is the state of one scope of the login back-off, with the
+// rules of Throttle. Keys are SHA-256 hashes (throttleKey) of the account
+// or the address. The in-memory one is the default; package redis has one
+// that every node shares.
+type LoginThrottle interface {
+	// Blocked returns how long key must still wait at now; 0 when it may
+	// try. It does not count as a failure.
+	Blocked(ctx context.Context, key [32]byte, now time.Time) (time.Duration, error)
+	// Fail records a failure of key at now and reports whether it started
+	// or lengthened a back-off.
+	Fail(ctx context.Context, key [32]byte, now time.Time) (backoff bool, err error)
+	// Reset forgets key's failures.
+	Reset(ctx context.Context, key [32]byte) error
+}
+
+// sharedThrottleTimeout bounds one call to a shared throttle. Redis
+// answers in well under a millisecond; one that does not answer in this
+// long is treated as down for that call, so that an outage costs a login
+// at most a few of these, never a hang.
+const sharedThrottleTimeout = 500 * time.Millisecond
+
+// loginThrottle is one scope of the login back-off as checkCredentials
+// uses it: the shared state when there is one, and this node's memory
+// when there is none or for a call the shared one fails. The memory is
+// always consulted too, so failures counted there during an outage keep
+// their back-off after it. Its methods cannot fail.
+type loginThrottle struct {
+	scope     string
+	local     *throttle
+	shared    LoginThrottle // nil: memory only
+	log       *slog.Logger
+	fallbacks prometheus.Counter
+	failing   atomic.Bool // the last shared call failed (for logging once)
+}
+
+func (s *Server) newLoginThrottle(scope string, cfg Throttle) *loginThrottle {
+	t := &loginThrottle{scope: scope, local: newThrottle(cfg), log: s.log, fallbacks: s.metrics.throttleFallbacks.WithLabelValues(scope)}
+	if s.cfg.SharedLoginThrottle != nil {
+		t.shared = s.cfg.SharedLoginThrottle(scope, cfg)
+	}
+	return t
+}
+
+// sharedCtx is the context of one shared call: a client that hangs up
+// must not keep its failure from being counted, and a slow backend must
+// not hold the login.
+func sharedCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), sharedThrottleTimeout)
+}
+
+func (t *loginThrottle) blocked(ctx context.Context, key [32]byte, now time.Time) time.Duration {
+	wait := t.local.blocked(key, now)
+	if t.shared == nil {
+		return wait
+	}
+	ctx, cancel := sharedCtx(ctx)
+	defer cancel()
+	d, err := t.shared.Blocked(ctx, key, now)
+	if t.ok("read", err) {
+		wait = max(wait, d)
+	}
+	return wait
+}
+
+func (t *loginThrottle) fail(ctx context.Context, key [32]byte, now time.Time) bool {
+	if t.shared != nil {
+		ctx, cancel := sharedCtx(ctx)
+		defer cancel()
+		backoff, err := t.shared.Fail(ctx, key, now)
+		if t.ok("count a failure", err) {
+			return backoff
+		}
+	}
+	return t.local.fail(key, now)
+}
+
+func (t *loginThrottle) reset(ctx context.Context, key [32]byte) {
+	t.local.reset(key)
+	if t.shared != nil {
+		ctx, cancel := sharedCtx(ctx)
+		defer cancel()
+		t.ok("reset", t.shared.Reset(ctx, key))
+	}
+}
+
+// ok reports whether a shared call succeeded; a failure is counted, and
+// logged when it begins an outage (and its end when it ends one), not per
+// call: an attack during an outage would otherwise flood the log.
+func (t *loginThrottle) ok(op string, err error) bool {
+	if err == nil {
+		if t.failing.CompareAndSwap(true, false) {
+			t.log.Info("login throttle: the shared state works again", "scope", t.scope)
+		}
+		return true
+	}
+	t.fallbacks.Inc()
+	if t.failing.CompareAndSwap(false, true) {
+		t.log.Error("login throttle: the shared state failed; this node counts in its own memory until it works again", "scope", t.scope, "op", op, "err", err)
+	}
+	return false
+}
+
+// throttle is the in-memory state of one scope: failures per key, in a map
+// bounded by an LRU list ordered by last failure (front: most recent).
 type throttle struct {
 	cfg     Throttle
 	mu      sync.Mutex
@@ -176,6 +285,21 @@ func (t *throttle) reset(key [32]byte) {
 	if el, ok := t.entries[key]; ok {
 		t.remove(el)
 	}
+}
+
+// Blocked, Fail and Reset make throttle a LoginThrottle (for the
+// contract tests that every implementation passes).
+func (t *throttle) Blocked(_ context.Context, key [32]byte, now time.Time) (time.Duration, error) {
+	return t.blocked(key, now), nil
+}
+
+func (t *throttle) Fail(_ context.Context, key [32]byte, now time.Time) (bool, error) {
+	return t.fail(key, now), nil
+}
+
+func (t *throttle) Reset(_ context.Context, key [32]byte) error {
+	t.reset(key)
+	return nil
 }
 
 // backingOff counts the keys in a back-off at now, for the metrics gauge.

@@ -304,7 +304,7 @@ func (m *Users) Delete(ctx context.Context, ref string) (*UserView, error) {
 // policy and clock, and the feed to wake after revocations.
 func (s *Server) users() *Users {
 	return &Users{Store: s.store, Params: s.cfg.PasswordParams, MinPasswordLen: s.cfg.MinPasswordLen,
-		Blocklist: s.cfg.PasswordBlocklist, Now: s.now, Rand: s.rand, Revoked: s.feed.notify}
+		Blocklist: s.cfg.PasswordBlocklist, Now: s.now, Rand: s.rand, Revoked: s.revoked}
 }
 
 // LogoutEverywhere ends everything the user is signed in with: the "sign
