@@ -118,3 +118,19 @@ func issuerTag(issuer string) string {
 	h := sha256.Sum256([]byte(issuer))
 	return hex.EncodeToString(h[:])
 }
+
+// SetDriverLogger sends go-redis's own log lines to log at debug level.
+// go-redis has one logger per process and writes a line per failed
+// connection attempt to stderr; during an outage that would be a line per
+// login. latch reports an outage once, itself (the subscriber, the
+// throttle's fallback, the publisher), so the driver's lines are detail.
+// Call it once, from main.
+func SetDriverLogger(log *slog.Logger) {
+	goredis.SetLogger(driverLogger{log})
+}
+
+type driverLogger struct{ log *slog.Logger }
+
+func (d driverLogger) Printf(ctx context.Context, format string, v ...any) {
+	d.log.DebugContext(ctx, "redis driver: "+fmt.Sprintf(format, v...))
+}

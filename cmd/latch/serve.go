@@ -17,6 +17,7 @@ import (
 
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/keys"
+	"github.com/latch-auth/latch/redis"
 	"github.com/latch-auth/latch/server"
 )
 
@@ -33,6 +34,7 @@ type serveFlags struct {
 	grants            grantFlags
 	introspectionRate float64
 	tokenCacheSize    int
+	redisURL          string
 	logLevel          string
 	logFormat         string
 	shutdownTimeout   time.Duration
@@ -66,6 +68,8 @@ are required.`,
 	addGrantFlags(f, &s.grants)
 	f.Float64Var(&s.introspectionRate, "introspection-rate", 2000, "introspection requests per second allowed per client (burst: twice that)")
 	f.IntVar(&s.tokenCacheSize, "token-cache-size", 100_000, "opaque access tokens kept in memory for introspection and token exchange; a revocation by another process (CLI, other node) takes effect within 100 ms; 0 disables")
+	f.StringVar(&s.redisURL, "redis-url", "",
+		"Redis URL (redis://[user:pass@]host:port/db, rediss:// for TLS) shared by every server node: revocation fan-out and the login throttle (docs/operations.md); or set LATCH_REDIS_URL")
 	f.StringVar(&s.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&s.logFormat, "log-format", "text", "text or json")
 	f.DurationVar(&s.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may finish on SIGTERM")
@@ -110,6 +114,11 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	if err := s.login.check(); err != nil {
 		return err
 	}
+	if s.redisURL != "" {
+		if _, err := redis.ParseURL(s.redisURL); err != nil {
+			return usagef("--redis-url: %v", err)
+		}
+	}
 	keyCfg, err := s.keys.config()
 	if err != nil {
 		return err
@@ -124,6 +133,14 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	sealer, err := loadSealer(e, &s.common, s.dev)
 	if err != nil {
 		return err
+	}
+	var rc *redis.Client
+	if s.redisURL != "" {
+		redis.SetDriverLogger(log)
+		if rc, err = redis.Open(ctx, redis.Config{URL: s.redisURL, Logger: log}); err != nil {
+			return fmt.Errorf("--redis-url: %w", err)
+		}
+		defer rc.Close()
 	}
 	db, err := openStore(ctx, &s.common)
 	if err != nil {
@@ -162,6 +179,14 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 		Logger:         log,
 	}
 	s.login.apply(&cfg)
+	if rc != nil {
+		cfg.Fanout = rc.Fanout(issuer)
+		cfg.SharedLoginThrottle = func(scope string, t server.Throttle) server.LoginThrottle {
+			return rc.Throttle(redis.ThrottleConfig{Issuer: issuer, Scope: scope,
+				Threshold: t.Threshold, Base: t.Base, Max: t.Max, Forget: t.Forget})
+		}
+		log.Info("shared state in Redis: revocation fan-out and login throttle", "redis", rc.Addr())
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		return usageError{err}
