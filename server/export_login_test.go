@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/latch-auth/latch"
 )
@@ -31,3 +32,9 @@ func RenderError(s *Server, w http.ResponseWriter, r *http.Request, status int, 
 // NewMemoryThrottle returns the in-memory LoginThrottle, the default, for
 // the contract tests of package throttletest.
 func NewMemoryThrottle(cfg Throttle) LoginThrottle { return newThrottle(cfg) }
+
+// SetSharedThrottleRetry sets how long s leaves a failed shared login
+// throttle alone (default 1s); set it before s serves a request.
+func SetSharedThrottleRetry(s *Server, d time.Duration) {
+	s.accountThrottle.retry, s.addrThrottle.retry = d, d
+}

@@ -78,67 +78,99 @@ func TestLogin_SharedThrottle_CountsAcrossNodes(t *testing.T) {
 	}
 }
 
-// failingThrottle is a shared throttle whose backend is down: every call
-// fails, as the Redis one does when Redis does not answer.
-type failingThrottle struct{ calls atomic.Int64 }
+// downThrottle is a shared throttle whose backend is down while down is
+// set: every call fails, as the Redis one does when Redis does not answer.
+// Otherwise it answers "not blocked, no back-off".
+type downThrottle struct {
+	down  atomic.Bool
+	calls atomic.Int64
+}
 
 var errDown = errors.New("redis: login throttle: dial tcp 127.0.0.1:6379: connection refused")
 
-func (f *failingThrottle) Blocked(context.Context, [32]byte, time.Time) (time.Duration, error) {
+func (f *downThrottle) err() error {
 	f.calls.Add(1)
-	return 0, errDown
+	if f.down.Load() {
+		return errDown
+	}
+	return nil
 }
 
-func (f *failingThrottle) Fail(context.Context, [32]byte, time.Time) (bool, error) {
-	f.calls.Add(1)
-	return false, errDown
+func (f *downThrottle) Blocked(context.Context, [32]byte, time.Time) (time.Duration, error) {
+	return 0, f.err()
 }
 
-func (f *failingThrottle) Reset(context.Context, [32]byte) error {
-	f.calls.Add(1)
-	return errDown
+func (f *downThrottle) Fail(context.Context, [32]byte, time.Time) (bool, error) {
+	return false, f.err()
 }
+
+func (f *downThrottle) Reset(context.Context, [32]byte) error { return f.err() }
 
 // TestLogin_SharedThrottleDown_FallsBackToMemory: when the shared throttle
 // fails, logins are neither failed (no 5xx) nor let through unthrottled:
-// the node's memory counts instead, each fallback is counted in
-// latch_login_throttle_fallbacks_total, and the outage is logged once.
+// the node's memory counts instead, each call it answers is counted in
+// latch_login_throttle_fallbacks_total, the outage and its end are logged
+// once, and after a failure the shared throttle is left alone for the
+// retry interval (so a hung Redis does not cost every login a timeout).
 func TestLogin_SharedThrottleDown_FallsBackToMemory(t *testing.T) {
-	down := &failingThrottle{}
-	e, _, _ := loginEnv(t, func(c *server.Config) {
-		c.LoginAccountThrottle.Threshold = 3
-		c.SharedLoginThrottle = func(string, server.Throttle) server.LoginThrottle { return down }
-	})
-	for i := range 3 {
-		a := newAgent(e)
-		a.remote = fmt.Sprintf("203.0.113.%d:1", i)
-		if w := a.login("alice", "wrong password", ""); w.Code != http.StatusUnprocessableEntity {
-			t.Fatalf("failure %d with the shared throttle down: %d, want 422\n%s", i+1, w.Code, w.Body)
-		}
-	}
-	if w := newAgent(e).login("alice", alicePassword, ""); w.Code != http.StatusTooManyRequests {
-		t.Fatalf("after 3 failures with the shared throttle down: %d, want 429 (the node's memory throttles)", w.Code)
-	}
-	e.clock.Advance(time.Second)
-	if w := newAgent(e).login("alice", alicePassword, ""); w.Code != http.StatusSeeOther {
-		t.Fatalf("after the back-off: %d, want 303", w.Code)
-	}
-	// 3 failures: 2 blocked + 2 fail calls each; the refused login: 2
-	// blocked; the success: 2 blocked + 1 reset.
-	if got := down.calls.Load(); got != 3*4+2+3 {
-		t.Errorf("shared throttle called %d times, want 17: every check must try it", got)
-	}
-	acct := metric(t, e, `latch_login_throttle_fallbacks_total{scope="account"}`)
-	addr := metric(t, e, `latch_login_throttle_fallbacks_total{scope="address"}`)
-	if acct+addr != 17 {
-		t.Errorf("fallbacks account %v + address %v, want 17", acct, addr)
-	}
-	logs := e.logs.String()
-	if n := strings.Count(logs, "the shared state failed"); n != 2 { // once per scope
-		t.Errorf("%d outage messages, want one per scope:\n%s", n, logs)
-	}
-	if strings.Contains(logs, "alice") {
-		t.Errorf("the log names the account:\n%s", logs)
+	for _, tc := range []struct {
+		name        string
+		retry       time.Duration
+		sharedCalls int64 // while down
+	}{
+		{"RetryEveryCall", 0, 17},
+		{"RetryAfterAnHour", time.Hour, 2}, // the first call of each scope
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			shared := &downThrottle{}
+			shared.down.Store(true)
+			e, _, _ := loginEnv(t, func(c *server.Config) {
+				c.LoginAccountThrottle.Threshold = 3
+				c.SharedLoginThrottle = func(string, server.Throttle) server.LoginThrottle { return shared }
+			})
+			server.SetSharedThrottleRetry(e.srv, tc.retry)
+			for i := range 3 {
+				a := newAgent(e)
+				a.remote = fmt.Sprintf("203.0.113.%d:1", i)
+				if w := a.login("alice", "wrong password", ""); w.Code != http.StatusUnprocessableEntity {
+					t.Fatalf("failure %d with the shared throttle down: %d, want 422\n%s", i+1, w.Code, w.Body)
+				}
+			}
+			if w := newAgent(e).login("alice", alicePassword, ""); w.Code != http.StatusTooManyRequests {
+				t.Fatalf("after 3 failures with the shared throttle down: %d, want 429 (the node's memory throttles)", w.Code)
+			}
+			e.clock.Advance(time.Second)
+			if w := newAgent(e).login("alice", alicePassword, ""); w.Code != http.StatusSeeOther {
+				t.Fatalf("after the back-off: %d, want 303", w.Code)
+			}
+			// 3 failures: 2 blocked + 2 fail calls each; the refused
+			// login: 2 blocked; the success: 2 blocked + 1 reset.
+			if got := shared.calls.Load(); got != tc.sharedCalls {
+				t.Errorf("shared throttle called %d times, want %d", got, tc.sharedCalls)
+			}
+			acct := metric(t, e, `latch_login_throttle_fallbacks_total{scope="account"}`)
+			addr := metric(t, e, `latch_login_throttle_fallbacks_total{scope="address"}`)
+			if acct != 9 || addr != 8 {
+				t.Errorf("fallbacks account %v, address %v; want 9 and 8: every call the memory answered", acct, addr)
+			}
+			logs := e.logs.String()
+			if n := strings.Count(logs, "the shared state failed"); n != 2 { // once per scope
+				t.Errorf("%d outage messages, want one per scope:\n%s", n, logs)
+			}
+			if strings.Contains(logs, "alice") {
+				t.Errorf("the log names the account:\n%s", logs)
+			}
+			if tc.retry > 0 {
+				return
+			}
+			// Back up: the next call uses it again, and says so once.
+			shared.down.Store(false)
+			newAgent(e).login("bob", "wrong password", "")
+			newAgent(e).login("bob", "wrong password", "")
+			if n := strings.Count(e.logs.String(), "the shared state works again"); n != 2 {
+				t.Errorf("%d recovery messages, want one per scope:\n%s", n, e.logs)
+			}
+		})
 	}
 }
 

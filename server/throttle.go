@@ -113,6 +113,12 @@ type LoginThrottle interface {
 // at most a few of these, never a hang.
 const sharedThrottleTimeout = 500 * time.Millisecond
 
+// sharedThrottleRetry is how long the shared throttle is left alone after
+// a call to it failed: meanwhile this node's memory answers at once, so a
+// Redis that hangs costs one login a timeout per interval rather than
+// every login several.
+const sharedThrottleRetry = time.Second
+
 // loginThrottle is one scope of the login back-off as checkCredentials
 // uses it: the shared state when there is one, and this node's memory
 // when there is none or for a call the shared one fails. The memory is
@@ -125,10 +131,15 @@ type loginThrottle struct {
 	log       *slog.Logger
 	fallbacks prometheus.Counter
 	failing   atomic.Bool // the last shared call failed (for logging once)
+	retry     time.Duration
+	// downUntil (unix nanoseconds, the real clock: it is about the
+	// backend, not about logins) is when to try the shared state again.
+	downUntil atomic.Int64
 }
 
 func (s *Server) newLoginThrottle(scope string, cfg Throttle) *loginThrottle {
-	t := &loginThrottle{scope: scope, local: newThrottle(cfg), log: s.log, fallbacks: s.metrics.throttleFallbacks.WithLabelValues(scope)}
+	t := &loginThrottle{scope: scope, local: newThrottle(cfg), log: s.log, retry: sharedThrottleRetry,
+		fallbacks: s.metrics.throttleFallbacks.WithLabelValues(scope)}
 	if s.cfg.SharedLoginThrottle != nil {
 		t.shared = s.cfg.SharedLoginThrottle(scope, cfg)
 	}
@@ -142,9 +153,23 @@ func sharedCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), sharedThrottleTimeout)
 }
 
+// useShared reports whether to call the shared throttle: there is one,
+// and it has not failed within the last retry interval (a call it skips
+// counts as a fallback).
+func (t *loginThrottle) useShared() bool {
+	if t.shared == nil {
+		return false
+	}
+	if time.Now().UnixNano() < t.downUntil.Load() {
+		t.fallbacks.Inc()
+		return false
+	}
+	return true
+}
+
 func (t *loginThrottle) blocked(ctx context.Context, key [32]byte, now time.Time) time.Duration {
 	wait := t.local.blocked(key, now)
-	if t.shared == nil {
+	if !t.useShared() {
 		return wait
 	}
 	ctx, cancel := sharedCtx(ctx)
@@ -157,7 +182,7 @@ func (t *loginThrottle) blocked(ctx context.Context, key [32]byte, now time.Time
 }
 
 func (t *loginThrottle) fail(ctx context.Context, key [32]byte, now time.Time) bool {
-	if t.shared != nil {
+	if t.useShared() {
 		ctx, cancel := sharedCtx(ctx)
 		defer cancel()
 		backoff, err := t.shared.Fail(ctx, key, now)
@@ -170,16 +195,17 @@ func (t *loginThrottle) fail(ctx context.Context, key [32]byte, now time.Time) b
 
 func (t *loginThrottle) reset(ctx context.Context, key [32]byte) {
 	t.local.reset(key)
-	if t.shared != nil {
+	if t.useShared() {
 		ctx, cancel := sharedCtx(ctx)
 		defer cancel()
 		t.ok("reset", t.shared.Reset(ctx, key))
 	}
 }
 
-// ok reports whether a shared call succeeded; a failure is counted, and
-// logged when it begins an outage (and its end when it ends one), not per
-// call: an attack during an outage would otherwise flood the log.
+// ok reports whether a shared call succeeded; a failure is counted, sets
+// the shared state aside for the retry interval, and is logged when it
+// begins an outage (and its end when it ends one), not per call: an
+// attack during an outage would otherwise flood the log.
 func (t *loginThrottle) ok(op string, err error) bool {
 	if err == nil {
 		if t.failing.CompareAndSwap(true, false) {
@@ -188,6 +214,7 @@ func (t *loginThrottle) ok(op string, err error) bool {
 		return true
 	}
 	t.fallbacks.Inc()
+	t.downUntil.Store(time.Now().Add(t.retry).UnixNano())
 	if t.failing.CompareAndSwap(false, true) {
 		t.log.Error("login throttle: the shared state failed; this node counts in its own memory until it works again", "scope", t.scope, "op", op, "err", err)
 	}

@@ -329,3 +329,28 @@ func TestServe_MeasureCrossNodeRevocation(t *testing.T) {
 	f, q := p["redis fan-out"], p["polling only"]
 	t.Logf("polling / fan-out: p50 %.1fx, p99 %.1fx", float64(q[0])/float64(f[0]), float64(q[1])/float64(f[1]))
 }
+
+// TestServe_RedisURL_Refused: a --redis-url (or LATCH_REDIS_URL) that is
+// not a Redis URL is a usage error, one that does not answer stops the
+// start-up; neither message repeats the password.
+func TestServe_RedisURL_Refused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		code int
+		want string
+	}{
+		{"not a redis URL", nil, []string{"--redis-url", "http://127.0.0.1:6379"}, 2, "--redis-url: redis: the URL must start with redis://"},
+		{"bad port, from the environment", []string{"LATCH_REDIS_URL=redis://u:s3cret@127.0.0.1:port"}, nil, 2, "--redis-url: redis: bad URL"},
+		{"nothing listening", nil, []string{"--redis-url", "redis://u:s3cret@127.0.0.1:1/0"}, 1, "--redis-url: redis: cannot reach 127.0.0.1:1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, tc.args...)
+			_, errOut, code := runCLICode(t, tc.env, args...)
+			if code != tc.code || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "s3cret") {
+				t.Fatalf("exit %d, stderr %q; want %d and a message with %q", code, errOut, tc.code, tc.want)
+			}
+		})
+	}
+}
