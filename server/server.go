@@ -132,9 +132,8 @@ type Config struct {
 	// tokenCache). A revocation made through this server takes effect at
 	// once; one made by another process (the CLI, another node) within the
 	// revocation feed's poll of the log, 100 ms (another node's at once
-	// with a Fanout). The cache is used only
-	// while Run runs (the feed keeps it in step). Default 100,000 entries;
-	// negative disables it.
+	// with a Fanout). The cache is used only while Run runs (the feed
+	// keeps it in step). Default 100,000 entries; negative disables it.
 	TokenCacheSize int
 
 	// Fanout, when set, tells the other nodes sharing the store at once
