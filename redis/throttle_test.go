@@ -25,6 +25,7 @@ func throttleConfig(scope string, t server.Throttle) redis.ThrottleConfig {
 // server.Throttle) against Redis; server.TestThrottle_Contract_Memory runs
 // the same against the in-memory throttle.
 func TestThrottle_Contract(t *testing.T) {
+	redistest.URL(t) // skip once, not per case
 	throttletest.Run(t, func(t *testing.T, cfg server.Throttle) server.LoginThrottle {
 		return redistest.Client(t, nil).Throttle(throttleConfig("account", cfg))
 	})
