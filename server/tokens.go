@@ -34,7 +34,9 @@ import (
 // Zero optional fields take the server's defaults.
 type Tokens struct {
 	Store latch.Store
-	Keys  *keys.Manager
+	// Keys sign and verify JWTs; only opaque tokens can be inspected and
+	// revoked without them.
+	Keys *keys.Manager
 	// Issuer is the iss of the tokens Issue mints. It must be the issuer
 	// the servers run with, or the tokens will not verify there: Issue
 	// refuses to work without it. For Inspect and Revoke it may be empty:
@@ -327,6 +329,9 @@ func (m *Tokens) examine(ctx context.Context, raw string, caller *latch.Client, 
 		return x, nil
 	}
 	x.Format = FormatJWT
+	if m.Keys == nil {
+		return x, latch.Errorf(latch.EINTERNAL, "token: no signing keys loaded: a JWT cannot be verified without them")
+	}
 	claims, err := m.verifyJWT(ctx, raw, m.leeway())
 	if errors.Is(err, token.ErrExpired) && operator {
 		// The signature and every other check passed: read the claims,
@@ -590,7 +595,9 @@ func (m *Tokens) Issue(ctx context.Context, req IssueRequest) (*Issued, error) {
 	at, err := m.clientCredentials(ctx, c, req.Scope, req.Audiences, req.TTL)
 	var oerr *oauth.Error
 	if errors.As(err, &oerr) {
-		return nil, latch.Errorf(latch.EINVALID, "token: client %s: %s (%s)", quote(c.ID), oerr.Description, oerr.Code)
+		// The operator may read the registration: say what it allows.
+		return nil, latch.Errorf(latch.EINVALID, "token: client %s: %s (%s); it is registered for grants %s, scope %s, audiences %s",
+			quote(c.ID), oerr.Description, oerr.Code, quote(strings.Join(c.GrantTypes, " ")), quote(strings.Join(c.Scopes, " ")), quote(strings.Join(c.Audiences, " ")))
 	} else if err != nil {
 		return nil, err
 	}
