@@ -302,7 +302,7 @@ func cleanToken(raw, where string) (string, error) {
 		return "", fmt.Errorf("%s holds more than %d bytes: no latch token is that long", where, maxTokenInput)
 	}
 	raw = strings.TrimSpace(raw)
-	if scheme, rest, ok := strings.Cut(raw, " "); ok && strings.EqualFold(scheme, "Bearer") {
+	if scheme, rest, _ := strings.Cut(raw, " "); strings.EqualFold(scheme, "Bearer") {
 		raw = strings.TrimSpace(rest)
 	}
 	switch {
