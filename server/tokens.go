@@ -68,11 +68,15 @@ const (
 	defaultLeeway            = 30 * time.Second
 )
 
-func (m *Tokens) now() time.Time {
+func (m *Tokens) now() time.Time { return m.clock()() }
+
+// clock is Now or time.Now: a func value, where the method value m.now
+// would cost an allocation on every verification.
+func (m *Tokens) clock() func() time.Time {
 	if m.Now == nil {
-		return time.Now()
+		return time.Now
 	}
-	return m.Now()
+	return m.Now
 }
 
 func (m *Tokens) rand() io.Reader {
@@ -179,7 +183,7 @@ func (m *Tokens) verifyJWT(ctx context.Context, raw string, leeway time.Duration
 		Type:              TypeAccessToken,
 		Algorithms:        latch.Algorithms,
 		Leeway:            leeway,
-		Now:               m.now,
+		Now:               m.clock(),
 	})
 }
 
@@ -613,28 +617,28 @@ func (m *Tokens) Issue(ctx context.Context, req IssueRequest) (*Issued, error) {
 // grant, scope and audiences within its registration. ttl, when not zero,
 // shortens the client's lifetime (the CLI's --ttl; the endpoint has no
 // such parameter). Refusals are oauth errors.
-func (m *Tokens) clientCredentials(ctx context.Context, c *latch.Client, scope string, audiences []string, ttl time.Duration) (*accessToken, error) {
+func (m *Tokens) clientCredentials(ctx context.Context, c *latch.Client, scope string, audiences []string, ttl time.Duration) (accessToken, error) {
 	if !c.AllowsGrant(latch.GrantClientCredentials) {
-		return nil, oauth.BadRequest(oauth.ErrUnauthorizedClient, "client is not registered for the client_credentials grant")
+		return accessToken{}, oauth.BadRequest(oauth.ErrUnauthorizedClient, "client is not registered for the client_credentials grant")
 	}
 	sc, aud, err := checkScopeAndAudience(c, scope, audiences)
 	if err != nil {
-		return nil, err
+		return accessToken{}, err
 	}
 	lifetime := m.accessTokenTTL(c)
 	if ttl > lifetime {
-		return nil, oauth.BadRequest(oauth.ErrInvalidRequest, fmt.Sprintf("requested lifetime %v exceeds the client's access-token lifetime of %v", ttl, lifetime))
+		return accessToken{}, oauth.BadRequest(oauth.ErrInvalidRequest, fmt.Sprintf("requested lifetime %v exceeds the client's access-token lifetime of %v", ttl, lifetime))
 	}
 	if ttl > 0 {
 		lifetime = ttl
 	}
 	at, err := m.mintAccessToken(c, c.ID, sc, aud, "", m.now().Truncate(time.Second), lifetime, nil)
 	if err != nil {
-		return nil, err
+		return accessToken{}, err
 	}
 	if at.issue.Access != nil {
 		if err := m.Store.CreateToken(ctx, at.issue.Access); err != nil {
-			return nil, err
+			return accessToken{}, err
 		}
 	}
 	return at, nil
@@ -701,17 +705,17 @@ type accessToken struct {
 // without storing it. familyID may be empty (no family). extra holds
 // claims about the subject for a JWT (an opaque token's introspection
 // answers the registered claims only).
-func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []string, familyID string, now time.Time, ttl time.Duration, extra map[string]any) (*accessToken, error) {
+func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []string, familyID string, now time.Time, ttl time.Duration, extra map[string]any) (accessToken, error) {
 	exp := now.Add(ttl)
-	at := &accessToken{resp: &oauth.TokenResponse{TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scope, " ")}}
+	at := accessToken{resp: &oauth.TokenResponse{TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scope, " ")}}
 	if c.AccessTokenFormat == latch.FormatOpaque {
 		jti, err := token.NewID(m.rand())
 		if err != nil {
-			return nil, err
+			return accessToken{}, err
 		}
 		raw, err := token.NewOpaque(latch.KindAccess, m.rand())
 		if err != nil {
-			return nil, err
+			return accessToken{}, err
 		}
 		at.issue.Access = &latch.Token{Hash: token.Hash(raw), Kind: latch.KindAccess, ID: jti, ClientID: c.ID, Subject: subject,
 			Scope: scope, Audience: aud, FamilyID: familyID, IssuedAt: now, ExpiresAt: exp}
@@ -722,7 +726,7 @@ func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []s
 	if c.TokenFingerprint {
 		cookie, fgp, err := fingerprint(m.rand(), ttl)
 		if err != nil {
-			return nil, err
+			return accessToken{}, err
 		}
 		if extra == nil {
 			extra = map[string]any{}
@@ -735,10 +739,10 @@ func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []s
 	}
 	raw, jti, err := m.signAccessToken(subject, c.ID, aud, at.resp.Scope, now, exp, extra)
 	if err != nil {
-		return nil, err
+		return accessToken{}, err
 	}
 	if raw, err = sealAccessToken(c, raw); err != nil { // encrypt.go
-		return nil, err
+		return accessToken{}, err
 	}
 	// The denylist entry must outlive the token at any verifier that
 	// allows the leeway, as for RFC 7009 revocation.
