@@ -268,11 +268,12 @@ type examined struct {
 	Inspection
 	record *latch.Token  // the stored opaque token, when found
 	claims *token.Claims // the JWT's claims, when its signature verified
+	verr   error         // why the JWT did not verify
 }
 
-func (x *examined) inactive(r InactiveReason, detail string) {
+func (x *examined) inactive(r InactiveReason) {
 	x.Active = false
-	x.Reason, x.Detail = r, detail
+	x.Reason = r
 }
 
 // Inspect says whether raw is an active token issued here, with its claims,
@@ -291,9 +292,19 @@ func (m *Tokens) Inspect(ctx context.Context, raw string) (*Inspection, error) {
 // when not nil, is the introspecting client: a refresh token is active only
 // to its own client (nil: the admin API and userinfo, which want access
 // tokens). operator is the CLI: a refresh token is shown to it, and the
-// reason of an inactive token is worked out where that costs one more read
-// (which the endpoint, answering {"active":false} anyway, does not pay).
+// reason of an inactive token is worked out and explained where that costs
+// more reads or strings (which the endpoint, answering {"active":false}
+// anyway, does not pay).
 func (m *Tokens) examine(ctx context.Context, raw string, caller *latch.Client, operator bool) (examined, error) {
+	x, err := m.look(ctx, raw, caller, operator)
+	if err == nil && operator && !x.Active {
+		x.Detail = m.explain(&x, raw)
+	}
+	return x, err
+}
+
+// look is examine without the explanation.
+func (m *Tokens) look(ctx context.Context, raw string, caller *latch.Client, operator bool) (examined, error) {
 	var x examined
 	if strings.HasPrefix(raw, "lt_") {
 		x.Format = FormatOpaque
@@ -316,9 +327,9 @@ func (m *Tokens) examine(ctx context.Context, raw string, caller *latch.Client, 
 		}
 		switch {
 		case !t.Active(m.now()):
-			x.inactive(ReasonExpired, "expired at "+stamp(t.ExpiresAt))
+			x.inactive(ReasonExpired)
 		case t.Kind == latch.KindRefresh && !operator && (caller == nil || caller.ID != t.ClientID):
-			x.inactive(ReasonOtherClient, "a refresh token is active only to the client it was issued to")
+			x.inactive(ReasonOtherClient)
 		}
 		return x, nil
 	}
@@ -329,7 +340,7 @@ func (m *Tokens) examine(ctx context.Context, raw string, caller *latch.Client, 
 		// any token it cannot vouch for. Resource servers verify these
 		// locally (verify.Config.DecryptionKeys).
 		x.Format = FormatJWE
-		x.inactive(ReasonEncrypted, "an access token encrypted to a resource server (JWE): only the resource server's private key reads it, so this server cannot tell whether it is active")
+		x.inactive(ReasonEncrypted)
 		return x, nil
 	}
 	x.Format = FormatJWT
@@ -343,7 +354,8 @@ func (m *Tokens) examine(ctx context.Context, raw string, caller *latch.Client, 
 		claims, err = m.verifyJWT(ctx, raw, 100*365*24*time.Hour)
 	}
 	if err != nil {
-		x.inactive(jwtReason(err), jwtDetail(err, m.Issuer, strings.Count(raw, ".") == 2))
+		x.verr = err
+		x.inactive(jwtReason(err))
 		return x, nil
 	}
 	x.claims = claims
@@ -356,13 +368,13 @@ func (m *Tokens) examine(ctx context.Context, raw string, caller *latch.Client, 
 	// iat; exp is this server's own promise, kept to the second, as it is
 	// for opaque tokens.
 	if m.now().Unix() >= claims.ExpiresAt {
-		x.inactive(ReasonExpired, "expired at "+stamp(time.Unix(claims.ExpiresAt, 0)))
+		x.inactive(ReasonExpired)
 		return x, nil
 	}
 	// A JWT outlives its client's deletion only at resource servers that
 	// verify it locally; here, where the deletion is known, it is inactive.
 	if _, err := m.client(ctx, claims.ClientID); errors.Is(err, latch.ErrNotFound) {
-		x.inactive(ReasonClientDeleted, "its client "+quote(claims.ClientID)+" was deleted; resource servers that verify JWTs locally still accept it until it expires unless it is revoked")
+		x.inactive(ReasonClientDeleted)
 		return x, nil
 	} else if err != nil {
 		return x, err
@@ -372,15 +384,15 @@ func (m *Tokens) examine(ctx context.Context, raw string, caller *latch.Client, 
 		return x, err
 	}
 	if revoked {
-		x.inactive(ReasonRevoked, "its (iss, jti) is on the denylist")
+		x.inactive(ReasonRevoked)
 	}
 	return x, nil
 }
 
-// whyNotFound fills x for an opaque token that is not stored.
+// whyNotFound sets the reason of an opaque token that is not stored.
 func (m *Tokens) whyNotFound(ctx context.Context, x *examined, raw string, operator bool) error {
 	if _, err := token.ParseOpaque(raw); err != nil {
-		x.inactive(ReasonMalformed, "not a latch opaque token: its length, prefix or checksum is wrong (a typo, or a truncated copy?)")
+		x.inactive(ReasonMalformed)
 		return nil
 	}
 	if operator {
@@ -389,12 +401,43 @@ func (m *Tokens) whyNotFound(ctx context.Context, x *examined, raw string, opera
 			return err
 		}
 		if revoked {
-			x.inactive(ReasonRevoked, "the token was deleted and its revocation logged")
+			x.inactive(ReasonRevoked)
 			return nil
 		}
 	}
-	x.inactive(ReasonUnknown, "this store holds no such token: it was never issued here (another deployment, data directory or database?), or it expired and was purged")
+	x.inactive(ReasonUnknown)
 	return nil
+}
+
+// explain says for people why x is inactive. It never quotes raw.
+func (m *Tokens) explain(x *examined, raw string) string {
+	switch x.Reason {
+	case ReasonExpired:
+		if x.Exp != 0 {
+			return "expired at " + stamp(time.Unix(x.Exp, 0))
+		}
+	case ReasonOtherClient:
+		return "a refresh token is active only to the client it was issued to"
+	case ReasonEncrypted:
+		return "an access token encrypted to a resource server (JWE): only the resource server's private key reads it, so this server cannot tell whether it is active"
+	case ReasonClientDeleted:
+		return "its client " + quote(x.ClientID) + " was deleted; resource servers that verify JWTs locally still accept it until it expires unless it is revoked"
+	case ReasonUnknown:
+		return "this store holds no such token: it was never issued here (another deployment, data directory or database?), or it expired and was purged"
+	case ReasonRevoked:
+		if x.Format == FormatOpaque {
+			return "the token was deleted and its revocation logged"
+		}
+		return "its (iss, jti) is on the denylist"
+	case ReasonMalformed:
+		if x.Format == FormatOpaque {
+			return "not a latch opaque token: its length, prefix or checksum is wrong (a typo, or a truncated copy?)"
+		}
+	}
+	if x.verr != nil {
+		return jwtDetail(x.verr, m.Issuer, strings.Count(raw, ".") == 2)
+	}
+	return strings.ReplaceAll(string(x.Reason), "_", " ")
 }
 
 // jwtReason maps a verification failure to the reason Inspect gives.
@@ -537,9 +580,12 @@ func (m *Tokens) Revoke(ctx context.Context, raw string) (*Revoked, error) {
 		out.AlreadyRevoked = !created
 		out.DenylistedUntil = &until
 	}
-	x.inactive(ReasonRevoked, "revoked now")
-	if out.AlreadyRevoked {
-		x.Detail = "its (iss, jti) is on the denylist"
+	x.inactive(ReasonRevoked)
+	x.Detail = "revoked now"
+	if out.FamilyRevoked {
+		x.Detail = "revoked now, with its whole family"
+	} else if out.AlreadyRevoked {
+		x.Detail = m.explain(&x, raw)
 	}
 	return out, nil
 }
