@@ -548,9 +548,9 @@ type Revoked struct {
 // revocation endpoint does for the client it was issued to: an opaque
 // access token is deleted, a refresh token revokes its family, a JWT is
 // denylisted by (iss, jti) until it expires. Revoking a revoked token is
-// not an error (AlreadyRevoked). A token that is not ours, malformed,
-// expired or encrypted is an EINVALID error saying why, and nothing is
-// written. A JWT of a deleted client is revoked all the same: resource
+// not an error (AlreadyRevoked). A token that is malformed, unknown, not
+// ours, expired or encrypted is an EINVALID error saying why, and nothing
+// is written. A JWT of a deleted client is revoked all the same: resource
 // servers that verify it locally would accept it until it expires.
 func (m *Tokens) Revoke(ctx context.Context, raw string) (*Revoked, error) {
 	x, err := m.examine(ctx, raw, nil, true)

@@ -223,8 +223,8 @@ without the client's secret:
     resource servers following the revocation feed within their poll.
 
 Revoking a revoked token is fine: it says so and exits 0. A token that is
-malformed, not ours, expired or encrypted to a resource server is refused
-with the reason, exit 1, and nothing is written.
+malformed, unknown to this store, not ours, expired or encrypted to a
+resource server is refused with the reason, exit 1, and nothing is written.
 
 TOKEN is read from stdin when it is "-" or absent (preferred: see latch token
 --help).`,
