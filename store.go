@@ -41,6 +41,12 @@ type RevocationStore interface {
 	Revoke(ctx context.Context, r *Revocation) error
 	// IsRevoked reports whether the JWT (issuer, jti) is denylisted.
 	IsRevoked(ctx context.Context, issuer, jti string) (bool, error)
+	// IsRevokedOpaque reports whether the log holds a RevokeOpaque entry
+	// for the token hash: the token was revoked, or deleted with its
+	// family or client, and the entry is not yet purged. It tells an
+	// opaque token revoked from one never issued, which a token lookup
+	// alone cannot (both are not found).
+	IsRevokedOpaque(ctx context.Context, hash []byte) (bool, error)
 	// RevocationsSince returns up to limit entries with Seq > after, in Seq order.
 	RevocationsSince(ctx context.Context, after int64, limit int) ([]*Revocation, error)
 }

@@ -87,6 +87,17 @@ func (db *DB) IsRevoked(ctx context.Context, issuer, jti string) (bool, error) {
 	return revoked, nil
 }
 
+// IsRevokedOpaque reports whether the log holds a RevokeOpaque entry for
+// the token hash.
+func (db *DB) IsRevokedOpaque(ctx context.Context, hash []byte) (bool, error) {
+	var revoked bool
+	if err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM revocations
+		WHERE kind = 'opaque' AND token_hash = $1)`, hash).Scan(&revoked); err != nil {
+		return false, internal("is revoked opaque", err)
+	}
+	return revoked, nil
+}
+
 // RevocationsSince returns up to limit entries with Seq > after, in Seq
 // order. EINVALID if limit is not positive. Entries become visible in Seq
 // order (see lockLog), so a follower whose cursor is the highest Seq it

@@ -223,7 +223,7 @@ func (s *Server) parseAuthorizeRequest(c *latch.Client, params url.Values) (req 
 		return req, oauth.ErrInvalidScope, "requested scope exceeds the client's registered scopes"
 	}
 	req.scope = scope
-	aud, err := s.audience(c, params)
+	aud, err := audience(c, params)
 	if err != nil {
 		var oe *oauth.Error
 		if errors.As(err, &oe) {

@@ -136,7 +136,7 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.
 	scopeStr := strings.Join(scope, " ")
 	// The subject token's client stays client_id; the exchanging client is
 	// the actor (RFC 8693 §4.1).
-	raw, _, err := s.signAccessToken(t.Subject, t.ClientID, aud, scopeStr, iat, exp,
+	raw, _, err := s.tok.signAccessToken(t.Subject, t.ClientID, aud, scopeStr, iat, exp,
 		map[string]any{"act": map[string]string{"sub": c.ID}})
 	if err != nil {
 		return err

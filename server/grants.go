@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/latch-auth/latch"
@@ -228,7 +227,7 @@ func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request, form url.
 	if username == "" || pw == "" {
 		return oauth.BadRequest(oauth.ErrInvalidRequest, "username and password are required")
 	}
-	scope, aud, err := s.scopeAndAudience(c, form)
+	scope, aud, err := scopeAndAudience(c, form)
 	if err != nil {
 		return err
 	}
@@ -285,10 +284,14 @@ type grant struct {
 // and an ID token when scope holds openid. Nothing is stored: the caller
 // writes g.issue with the code redemption or rotation it results from.
 func (s *Server) mintGrant(h http.Header, c *latch.Client, u *latch.User, f *latch.Family, scope []string, now time.Time, nonce string) (*grant, error) {
-	resp, issue, format, err := s.mintAccessToken(h, c, u.ID, scope, f.Audience, f.ID, now, userClaims(u))
+	at, err := s.tok.mintAccessToken(c, u.ID, scope, f.Audience, f.ID, now, s.tok.accessTokenTTL(c), userClaims(u))
 	if err != nil {
 		return nil, err
 	}
+	if at.cookie != "" {
+		h.Add("Set-Cookie", at.cookie)
+	}
+	resp, issue, format := at.resp, at.issue, at.format
 	if c.AllowsGrant(latch.GrantRefreshToken) {
 		idle := c.RefreshTokenTTL
 		if idle <= 0 {
@@ -318,66 +321,6 @@ func (s *Server) mintGrant(h http.Header, c *latch.Client, u *latch.User, f *lat
 		resp.IDToken = idt
 	}
 	return &grant{resp: resp, issue: issue, format: format}, nil
-}
-
-// mintAccessToken builds an access token in c's format without storing
-// it: for the opaque format the Token the caller must store, for a JWT the
-// IssuedJWT a family remembers. familyID may be empty (no family). extra
-// holds claims about the subject for a JWT (an opaque token's
-// introspection answers the registered claims only).
-func (s *Server) mintAccessToken(h http.Header, c *latch.Client, subject string, scope, aud []string, familyID string, now time.Time, extra map[string]any) (*oauth.TokenResponse, latch.Issue, latch.TokenFormat, error) {
-	var issue latch.Issue
-	ttl := c.AccessTokenTTL
-	if ttl <= 0 {
-		ttl = s.cfg.AccessTokenTTL
-	}
-	ttl = min(ttl, s.cfg.MaxAccessTokenTTL)
-	exp := now.Add(ttl)
-	resp := &oauth.TokenResponse{TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scope, " ")}
-	if c.AccessTokenFormat == latch.FormatOpaque {
-		jti, err := token.NewID(s.rand)
-		if err != nil {
-			return nil, issue, "", err
-		}
-		raw, err := token.NewOpaque(latch.KindAccess, s.rand)
-		if err != nil {
-			return nil, issue, "", err
-		}
-		issue.Access = &latch.Token{Hash: token.Hash(raw), Kind: latch.KindAccess, ID: jti, ClientID: c.ID, Subject: subject,
-			Scope: scope, Audience: aud, FamilyID: familyID, IssuedAt: now, ExpiresAt: exp}
-		resp.AccessToken = raw
-		return resp, issue, latch.FormatOpaque, nil
-	}
-	var cookie string
-	if c.TokenFingerprint {
-		var fgp string
-		var err error
-		if cookie, fgp, err = s.fingerprint(ttl); err != nil {
-			return nil, issue, "", err
-		}
-		if extra == nil {
-			extra = map[string]any{}
-		}
-		extra[ClaimFingerprint] = fgp
-	}
-	if len(extra) == 0 {
-		extra = nil
-	}
-	raw, jti, err := s.signAccessToken(subject, c.ID, aud, resp.Scope, now, exp, extra)
-	if err != nil {
-		return nil, issue, "", err
-	}
-	if raw, err = sealAccessToken(c, raw); err != nil { // encrypt.go
-		return nil, issue, "", err
-	}
-	// The denylist entry must outlive the token at any verifier that
-	// allows the leeway, as for RFC 7009 revocation.
-	issue.JWT = &latch.IssuedJWT{Issuer: s.cfg.Issuer, JTI: jti, ExpiresAt: exp.Add(s.cfg.Leeway)}
-	resp.AccessToken = raw
-	if cookie != "" {
-		h.Add("Set-Cookie", cookie)
-	}
-	return resp, issue, latch.FormatJWT, nil
 }
 
 // activeUser returns the user id names if it may still obtain tokens:

@@ -106,7 +106,7 @@ type introspectionJWT struct {
 // key, for the introspecting client (aud) only. An inactive token is
 // {"active":false} there too (DESIGN invariant 5).
 func (s *Server) writeIntrospectionJWT(w http.ResponseWriter, c *latch.Client, resp oauth.Introspection) error {
-	signer, err := s.signer()
+	signer, err := s.tok.signer()
 	if err != nil {
 		return err
 	}
@@ -129,70 +129,18 @@ func (s *Server) writeIntrospectionJWT(w http.ResponseWriter, c *latch.Client, r
 	return err
 }
 
-// inspect finds out whether raw is an active token issued here. Every kind
+// inspect finds out whether raw is an active token issued here, by the
+// rules of Tokens.examine, and returns the answer for a client: every kind
 // of failure (malformed, foreign, expired, revoked, unknown) is the same
 // inactive answer; only a failing store is an error. caller, when not nil,
 // is the client asking: a refresh token is active only to its own client.
+// The format (opaque, jwe or jwt) labels the metrics.
 func (s *Server) inspect(ctx context.Context, caller *latch.Client, raw string) (oauth.Introspection, string, error) {
-	var inactive oauth.Introspection
-	if strings.HasPrefix(raw, "lt_") {
-		t, err := s.findOpaque(ctx, raw)
-		if err != nil {
-			return inactive, "opaque", err
-		}
-		if t == nil || !t.Active(s.now()) {
-			return inactive, "opaque", nil
-		}
-		if t.Kind == latch.KindRefresh && (caller == nil || caller.ID != t.ClientID) {
-			return inactive, "opaque", nil
-		}
-		tokenType := "Bearer"
-		if t.Kind == latch.KindRefresh {
-			tokenType = "refresh_token"
-		}
-		return oauth.Introspection{
-			Active: true, Scope: strings.Join(t.Scope, " "), ClientID: t.ClientID, TokenType: tokenType,
-			Exp: t.ExpiresAt.Unix(), Iat: t.IssuedAt.Unix(), Sub: t.Subject, Aud: t.Audience,
-			Iss: s.cfg.Issuer, Jti: t.ID,
-		}, "opaque", nil
-	}
-	if isCompactJWE(raw) {
-		// An encrypted access token (encrypt.go) can be read only with the
-		// resource server's private key, which this server never holds:
-		// it cannot tell active from revoked, so it says inactive, like for
-		// any token it cannot vouch for. Resource servers verify these
-		// locally (verify.Config.DecryptionKeys).
-		return inactive, "jwe", nil
-	}
-	claims, err := s.verifyJWT(ctx, raw)
+	x, err := s.tok.examine(ctx, raw, caller, false)
 	if err != nil {
-		return inactive, "jwt", nil
+		return oauth.Introspection{}, x.Format, err
 	}
-	// The leeway in verifyJWT is for clock skew between nodes on nbf and
-	// iat; exp is this server's own promise, kept to the second, as it is
-	// for opaque tokens.
-	if s.now().Unix() >= claims.ExpiresAt {
-		return inactive, "jwt", nil
-	}
-	// A JWT outlives its client's deletion only at resource servers that
-	// verify it locally; here, where the deletion is known, it is inactive.
-	if _, err := s.clients.Client(ctx, claims.ClientID); errors.Is(err, latch.ErrNotFound) {
-		return inactive, "jwt", nil
-	} else if err != nil {
-		return inactive, "jwt", err
-	}
-	revoked, err := s.store.IsRevoked(ctx, claims.Issuer, claims.ID)
-	if err != nil {
-		return inactive, "jwt", err
-	}
-	if revoked {
-		return inactive, "jwt", nil
-	}
-	return oauth.Introspection{
-		Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
-		Exp: claims.ExpiresAt, Iat: claims.IssuedAt, Nbf: claims.NotBefore, Sub: claims.Subject,
-		Aud: claims.Audience, Iss: claims.Issuer, Jti: claims.ID,
-	}, "jwt", nil
+	return x.Answer(), x.Format, nil
 }
 
 // findOpaque returns the stored token raw names, or nil when raw is
@@ -216,33 +164,11 @@ func (s *Server) findOpaque(ctx context.Context, raw string) (*latch.Token, erro
 		}
 		s.metrics.tokenCacheMisses.Inc()
 	}
-	t, err := s.store.Token(ctx, hash)
-	if errors.Is(err, latch.ErrNotFound) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	if t.Kind != kind {
-		return nil, nil
-	}
-	if cached {
+	t, err := storedOpaque(ctx, s.store, kind, hash)
+	if t != nil && cached {
 		s.tokens.put(hash, t, gen)
 	}
-	return t, nil
-}
-
-// verifyJWT verifies an access token issued here exactly as a resource
-// server would (DESIGN invariants 1-3), except for the audience, which is
-// the resource server's business, not the issuer's.
-func (s *Server) verifyJWT(ctx context.Context, raw string) (*token.Claims, error) {
-	return token.Verify(ctx, raw, keySet{s.keys}, token.VerifyOptions{
-		Issuer:            s.cfg.Issuer,
-		SkipAudienceCheck: true,
-		Type:              TypeAccessToken,
-		Algorithms:        latch.Algorithms,
-		Leeway:            s.cfg.Leeway,
-		Now:               s.now,
-	})
+	return t, err
 }
 
 // keySet adapts the key manager to token.KeySet, turning "not found" into

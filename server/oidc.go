@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
@@ -49,7 +48,7 @@ func userClaims(u *latch.User) map[string]any {
 // the login session, nonce from the authorization request (empty on
 // refresh, §12.2), at_hash binds the access token issued with it.
 func (s *Server) signIDToken(c *latch.Client, u *latch.User, f *latch.Family, scope []string, now time.Time, nonce, accessToken string) (string, error) {
-	signer, err := s.signer()
+	signer, err := s.tok.signer()
 	if err != nil {
 		return "", err
 	}
@@ -161,16 +160,5 @@ func bearer(r *http.Request) (string, bool) {
 func bearerError(w http.ResponseWriter, status int, code, description string) error {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="latch", error="`+code+`", error_description="`+description+`"`)
 	oauth.WriteJSON(w, status, map[string]string{"error": code, "error_description": description})
-	return nil
-}
-
-// revokeFamilyOf revokes the family of refresh token t: RFC 7009 §2.1 asks
-// that revoking a refresh token also invalidate the access tokens of the
-// same grant.
-func (s *Server) revokeFamilyOf(ctx context.Context, t *latch.Token) error {
-	if err := s.store.RevokeFamily(ctx, t.FamilyID, s.now()); err != nil && !errors.Is(err, latch.ErrNotFound) {
-		return err
-	}
-	s.revoked()
 	return nil
 }

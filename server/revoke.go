@@ -3,16 +3,15 @@ package server
 import (
 	"net/http"
 	"strings"
-	"time"
 
-	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/oauth"
 )
 
 // revoke implements RFC 7009 §2. Opaque tokens are deleted; JWTs are
-// denylisted by (iss, jti) until their exp (DESIGN invariant 4). A client
-// may revoke only tokens issued to it. An invalid, unknown or expired token
-// is answered 200 (§2.2): there is nothing left to revoke.
+// denylisted by (iss, jti) until their exp (DESIGN invariant 4); the
+// writes are Tokens' (tokens.go), which `latch token revoke` makes too. A
+// client may revoke only tokens issued to it. An invalid, unknown or
+// expired token is answered 200 (§2.2): there is nothing left to revoke.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	form, oerr := oauth.ParseForm(w, r, s.cfg.MaxBodyBytes)
 	if oerr != nil {
@@ -28,7 +27,6 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 		return oauth.BadRequest(oauth.ErrInvalidRequest, "token is required")
 	}
 	notYours := oauth.BadRequest(oauth.ErrUnauthorizedClient, "the token was not issued to this client")
-	now := s.now()
 	if strings.HasPrefix(raw, "lt_") {
 		t, err := s.findOpaque(ctx, raw)
 		if err != nil {
@@ -43,21 +41,15 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 			s.metrics.revoked.WithLabelValues("opaque", "refused").Inc()
 			return notYours
 		}
-		if t.Kind == latch.KindRefresh && t.FamilyID != "" {
-			// §2.1: revoking a refresh token revokes the grant: the
-			// family, its other refresh tokens and its access tokens.
-			if err := s.revokeFamilyOf(ctx, t); err != nil {
-				return err
-			}
-			s.metrics.revoked.WithLabelValues("opaque", "family").Inc()
-			w.WriteHeader(http.StatusOK)
-			return nil
-		}
-		if err := s.store.Revoke(ctx, &latch.Revocation{Kind: latch.RevokeOpaque, TokenHash: t.Hash, ExpiresAt: t.ExpiresAt, RevokedAt: now}); err != nil {
+		family, err := s.tok.revokeOpaque(ctx, t)
+		if err != nil {
 			return err
 		}
-		s.revoked()
-		s.metrics.revoked.WithLabelValues("opaque", "revoked").Inc()
+		result := "revoked"
+		if family {
+			result = "family"
+		}
+		s.metrics.revoked.WithLabelValues("opaque", result).Inc()
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
@@ -68,9 +60,9 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 		// while it stays valid until exp: say so instead (RFC 7009
 		// §2.2.1). docs/security.md lists what works instead.
 		s.metrics.revoked.WithLabelValues("jwe", "unsupported").Inc()
-		return oauth.BadRequest(oauth.ErrUnsupportedTokenType, "encrypted access tokens cannot be revoked by value: this server cannot read their jti; revoke the refresh token they were issued with, or let them expire")
+		return oauth.BadRequest(oauth.ErrUnsupportedTokenType, errJWERevocation)
 	}
-	claims, err := s.verifyJWT(ctx, raw)
+	claims, err := s.tok.verifyJWT(ctx, raw, s.tok.leeway())
 	if err != nil {
 		s.metrics.revoked.WithLabelValues("jwt", "invalid").Inc()
 		w.WriteHeader(http.StatusOK)
@@ -80,13 +72,9 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 		s.metrics.revoked.WithLabelValues("jwt", "refused").Inc()
 		return notYours
 	}
-	// Keep the entry until the token could no longer pass a verifier that
-	// allows the same leeway.
-	exp := time.Unix(claims.ExpiresAt, 0).Add(s.cfg.Leeway)
-	if err := s.store.Revoke(ctx, &latch.Revocation{Kind: latch.RevokeJWT, Issuer: claims.Issuer, JTI: claims.ID, ExpiresAt: exp, RevokedAt: now}); err != nil {
+	if _, _, err := s.tok.revokeJWT(ctx, claims); err != nil {
 		return err
 	}
-	s.revoked()
 	s.metrics.revoked.WithLabelValues("jwt", "revoked").Inc()
 	w.WriteHeader(http.StatusOK)
 	return nil

@@ -18,7 +18,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,7 +27,6 @@ import (
 	"github.com/latch-auth/latch/keys"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/password"
-	"github.com/latch-auth/latch/token"
 )
 
 // Config configures a Server. Zero values take the defaults in withDefaults.
@@ -156,13 +154,13 @@ type Config struct {
 
 func (c *Config) withDefaults() {
 	if c.AccessTokenTTL == 0 {
-		c.AccessTokenTTL = 10 * time.Minute
+		c.AccessTokenTTL = defaultAccessTokenTTL
 	}
 	if c.MaxAccessTokenTTL == 0 {
-		c.MaxAccessTokenTTL = 24 * time.Hour
+		c.MaxAccessTokenTTL = defaultMaxAccessTokenTTL
 	}
 	if c.Leeway == 0 {
-		c.Leeway = 30 * time.Second
+		c.Leeway = defaultLeeway
 	}
 	if c.RefreshTokenTTL == 0 {
 		c.RefreshTokenTTL = 14 * 24 * time.Hour
@@ -235,15 +233,11 @@ func (c *Config) Validate() error {
 	if c.Issuer == "" {
 		return errors.New("server: Issuer is required")
 	}
-	u, err := url.Parse(c.Issuer)
-	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("server: issuer %q must be an absolute URL without query or fragment (RFC 8414 §2)", c.Issuer)
+	if err := checkIssuerURL(c.Issuer); err != nil {
+		return fmt.Errorf("server: %w", err)
 	}
-	if u.Scheme != "https" && !(u.Scheme == "http" && c.InsecureAllowHTTP) {
+	if u, _ := url.Parse(c.Issuer); u.Scheme != "https" && !c.InsecureAllowHTTP {
 		return fmt.Errorf("server: issuer %q must use https; behind a TLS-terminating proxy you trust, latch serve --insecure-allow-http allows http (and --dev does on loopback)", c.Issuer)
-	}
-	if strings.HasSuffix(c.Issuer, "/") {
-		return fmt.Errorf("server: issuer %q must not end with a slash", c.Issuer)
 	}
 	if c.Store == nil || c.Keys == nil {
 		return errors.New("server: Store and Keys are required")
@@ -293,6 +287,23 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// checkIssuerURL checks the form of an issuer (RFC 8414 §2): an absolute
+// http or https URL without query, fragment or trailing slash. Whether
+// http is allowed is the caller's decision.
+func checkIssuerURL(issuer string) error {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("issuer %q must be an absolute URL without query or fragment (RFC 8414 §2)", issuer)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return fmt.Errorf("issuer %q must use https", issuer)
+	}
+	if strings.HasSuffix(issuer, "/") {
+		return fmt.Errorf("issuer %q must not end with a slash", issuer)
+	}
+	return nil
+}
+
 // Server is the authorization server. Create it with New, serve
 // Handler(), and run Run in the background for purging and key reloads.
 type Server struct {
@@ -311,7 +322,7 @@ type Server struct {
 	limitersMu sync.Mutex
 	limiters   map[string]*rate.Limiter
 
-	cachedSigner atomic.Pointer[token.Signer]
+	tok *Tokens // the rules of issuance, introspection and revocation
 
 	feed *feed // GET /oauth2/revocations; its broadcaster runs in Run
 
@@ -354,6 +365,13 @@ func New(cfg Config) (*Server, error) {
 		s.tokens = newTokenCache(cfg.TokenCacheSize, cfg.Now)
 		s.store = tokenCacheStore{Store: cfg.Store, cache: s.tokens}
 		s.metrics.tokenCache(s.tokens)
+	}
+	s.tok = &Tokens{
+		Store: s.store, Keys: cfg.Keys, Issuer: cfg.Issuer,
+		AccessTokenTTL: cfg.AccessTokenTTL, MaxAccessTokenTTL: cfg.MaxAccessTokenTTL, Leeway: cfg.Leeway,
+		Now: cfg.Now, Rand: cfg.Rand,
+		findOpaqueFn: s.findOpaque, clientFn: s.clients.Client,
+		revokedFn: s.revoked, // the feed, and the other nodes through the fan-out
 	}
 	s.routes()
 	return s, nil

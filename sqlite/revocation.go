@@ -88,6 +88,20 @@ func (db *DB) IsRevoked(ctx context.Context, issuer, jti string) (bool, error) {
 	return revoked, nil
 }
 
+// IsRevokedOpaque reports whether the log holds a RevokeOpaque entry for
+// the token hash.
+func (db *DB) IsRevokedOpaque(ctx context.Context, hash []byte) (bool, error) {
+	if _, err := db.ready(ctx); err != nil {
+		return false, err
+	}
+	var revoked bool
+	if err := db.reader.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM revocations
+		WHERE kind = 'opaque' AND token_hash = ?)`, hash).Scan(&revoked); err != nil {
+		return false, internal("is revoked opaque", err)
+	}
+	return revoked, nil
+}
+
 // RevocationsSince returns up to limit entries with Seq > after, in Seq
 // order. EINVALID if limit is not positive.
 func (db *DB) RevocationsSince(ctx context.Context, after int64, limit int) ([]*latch.Revocation, error) {

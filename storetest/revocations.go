@@ -17,6 +17,7 @@ var revocationTests = []test{
 	{"Revoke_OpaqueUnknownToken_IsLogged", testRevokeOpaqueUnknown},
 	{"Revoke_SameJTIConcurrently_OneEntry", testRevokeConcurrentSame},
 	{"IsRevoked_MatchesIssuerAndJTI", testIsRevoked},
+	{"IsRevokedOpaque_MatchesTheLoggedHashOnly", testIsRevokedOpaque},
 	{"RevocationsSince_RoundTripsEveryField", testRevocationsRoundTrip},
 	{"RevocationsSince_PagesWithCursor", testRevocationsPaging},
 	{"RevocationsSince_Empty", testRevocationsEmpty},
@@ -161,6 +162,35 @@ func testIsRevoked(t *testing.T, s latch.Store) {
 	} {
 		if got := mustIsRevoked(t, s, tc.issuer, tc.jti); got != tc.want {
 			t.Errorf("IsRevoked(%q, %q) = %v, want %v", tc.issuer, tc.jti, got, tc.want)
+		}
+	}
+}
+
+// IsRevokedOpaque tells a revoked opaque token from one never issued (both
+// are not found by Token), and does not confuse it with a JWT entry.
+func testIsRevokedOpaque(t *testing.T, s latch.Store) {
+	mustCreateClient(t, s, newClient("app"))
+	tok, live := newToken("app", "revoked"), newToken("app", "live")
+	mustCreateToken(t, s, tok)
+	mustCreateToken(t, s, live)
+	mustRevoke(t, s, opaqueRevocation(tok.Hash))
+	mustRevoke(t, s, jwtRevocation("https://issuer.example", "jti-1"))
+	for _, tc := range []struct {
+		name string
+		hash []byte
+		want bool
+	}{
+		{"the revoked token", tok.Hash, true},
+		{"a live token", live.Hash, false},
+		{"a token never issued", sum("never"), false},
+		{"an empty hash", nil, false},
+	} {
+		got, err := s.IsRevokedOpaque(ctx(t), tc.hash)
+		if err != nil {
+			t.Fatalf("IsRevokedOpaque(%s): %v", tc.name, err)
+		}
+		if got != tc.want {
+			t.Errorf("IsRevokedOpaque(%s) = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -20,8 +20,17 @@ type keysFlags struct {
 }
 
 func addKeysFlags(cmd *cobra.Command, k *keysFlags) {
+	cmd.Flags().StringVar(&k.alg, "signing-alg", "ES256", "algorithm of new signing keys: ES256, EdDSA, RS256 or PS256")
+	addKeyScheduleFlags(cmd, k)
+}
+
+// addKeyScheduleFlags adds the flags that decide which keys sign and
+// verify now, for commands that use keys without making new ones.
+func addKeyScheduleFlags(cmd *cobra.Command, k *keysFlags) {
+	if k.alg == "" {
+		k.alg = string(keys.DefaultAlgorithm)
+	}
 	f := cmd.Flags()
-	f.StringVar(&k.alg, "signing-alg", "ES256", "algorithm of new signing keys: ES256, EdDSA, RS256 or PS256")
 	f.DurationVar(&k.prePublish, "key-prepublish", time.Hour, "how long a rotated key is published in the JWKS before it signs")
 	f.DurationVar(&k.maxTokenTTL, "max-access-token-ttl", 24*time.Hour, "longest access-token lifetime; a superseded key stays published this long")
 }

@@ -1,0 +1,819 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/keys"
+	"github.com/latch-auth/latch/oauth"
+	"github.com/latch-auth/latch/token"
+)
+
+// Tokens issues, inspects and revokes access and refresh tokens by value:
+// the rules of the client_credentials grant (RFC 6749 §4.4), of
+// introspection (RFC 7662) and of revocation (RFC 7009) in one place. The
+// server's endpoints apply them with the client's authentication in front;
+// the CLI (`latch token`) applies them on the operator's authority, to the
+// store a running server shares. A token issued, inspected or revoked
+// either way obeys one implementation.
+//
+// A Server builds its own Tokens over its token cache and client cache.
+// One built by another process (the CLI) reads and writes the plain store;
+// running servers learn of its revocations through the revocation log
+// (within 100 ms for their token caches, docs/operations.md), and of JWT
+// revocations at once, since the denylist is read from the store.
+//
+// Zero optional fields take the server's defaults.
+type Tokens struct {
+	Store latch.Store
+	// Keys sign and verify JWTs; only opaque tokens can be inspected and
+	// revoked without them.
+	Keys *keys.Manager
+	// Issuer is the iss of the tokens Issue mints. It must be the issuer
+	// the servers run with, or the tokens will not verify there: Issue
+	// refuses to work without it. For Inspect and Revoke it may be empty:
+	// a JWT is then ours when one of Keys signed it, whatever its iss.
+	Issuer string
+	// AccessTokenTTL is the lifetime of access tokens of clients that set
+	// none (default 10 minutes); MaxAccessTokenTTL caps every client's
+	// (default 24 hours). Leeway is the clock skew allowed on a JWT's
+	// times (default 30 seconds). All as in Config.
+	AccessTokenTTL    time.Duration
+	MaxAccessTokenTTL time.Duration
+	Leeway            time.Duration
+	Now               func() time.Time
+	Rand              io.Reader
+
+	// Set by Server, nil elsewhere: its token cache in front of the store,
+	// its client cache, and the wake-up of its revocation feed.
+	findOpaqueFn func(ctx context.Context, raw string) (*latch.Token, error)
+	clientFn     func(ctx context.Context, id string) (*latch.Client, error)
+	revokedFn    func()
+
+	cachedSigner atomic.Pointer[token.Signer]
+}
+
+// Defaults of Config and Tokens.
+const (
+	defaultAccessTokenTTL    = 10 * time.Minute
+	defaultMaxAccessTokenTTL = 24 * time.Hour
+	defaultLeeway            = 30 * time.Second
+)
+
+func (m *Tokens) now() time.Time { return m.clock()() }
+
+// clock is Now or time.Now: a func value, where the method value m.now
+// would cost an allocation on every verification.
+func (m *Tokens) clock() func() time.Time {
+	if m.Now == nil {
+		return time.Now
+	}
+	return m.Now
+}
+
+func (m *Tokens) rand() io.Reader {
+	if m.Rand == nil {
+		return rand.Reader
+	}
+	return m.Rand
+}
+
+func (m *Tokens) leeway() time.Duration {
+	if m.Leeway <= 0 {
+		return defaultLeeway
+	}
+	return m.Leeway
+}
+
+// accessTokenTTL is the lifetime of c's access tokens: its own, else the
+// default, capped by the maximum.
+func (m *Tokens) accessTokenTTL(c *latch.Client) time.Duration {
+	ttl := c.AccessTokenTTL
+	if ttl <= 0 {
+		ttl = m.AccessTokenTTL
+	}
+	if ttl <= 0 {
+		ttl = defaultAccessTokenTTL
+	}
+	maxTTL := m.MaxAccessTokenTTL
+	if maxTTL <= 0 {
+		maxTTL = defaultMaxAccessTokenTTL
+	}
+	return min(ttl, maxTTL)
+}
+
+func (m *Tokens) client(ctx context.Context, id string) (*latch.Client, error) {
+	if m.clientFn != nil {
+		return m.clientFn(ctx, id)
+	}
+	return m.Store.Client(ctx, id)
+}
+
+// findOpaque returns the stored token raw names, or nil when raw is
+// malformed, unknown or stored under another kind than its prefix says.
+func (m *Tokens) findOpaque(ctx context.Context, raw string) (*latch.Token, error) {
+	if m.findOpaqueFn != nil {
+		return m.findOpaqueFn(ctx, raw)
+	}
+	kind, err := token.ParseOpaque(raw)
+	if err != nil {
+		return nil, nil
+	}
+	return storedOpaque(ctx, m.Store, kind, token.Hash(raw))
+}
+
+// storedOpaque returns the token with hash from store when it is of kind;
+// nil when there is none or it is of another kind. Only a failing store is
+// an error.
+func storedOpaque(ctx context.Context, store latch.TokenStore, kind latch.TokenKind, hash []byte) (*latch.Token, error) {
+	t, err := store.Token(ctx, hash)
+	if errors.Is(err, latch.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if t.Kind != kind {
+		return nil, nil
+	}
+	return t, nil
+}
+
+// revoked tells the server's feed that the log has grown.
+func (m *Tokens) revoked() {
+	if m.revokedFn != nil {
+		m.revokedFn()
+	}
+}
+
+// signer returns a token.Signer for the current signing key, reusing the
+// last one while the key is unchanged (the signer precomputes its header).
+func (m *Tokens) signer() (*token.Signer, error) {
+	kid, alg, key, err := m.Keys.Signing()
+	if err != nil {
+		return nil, latch.Errorf(latch.EUNAVAILABLE, "server: no signing key: %v", err)
+	}
+	if cur := m.cachedSigner.Load(); cur != nil && cur.KeyID() == kid {
+		return cur, nil
+	}
+	sg, err := token.NewSigner(kid, alg, key)
+	if err != nil {
+		return nil, err
+	}
+	m.cachedSigner.Store(sg)
+	return sg, nil
+}
+
+// verifyJWT verifies an access token issued here exactly as a resource
+// server would (DESIGN invariants 1-3), except for the audience, which is
+// the resource server's business, not the issuer's. leeway is m.leeway()
+// but for Inspect reading the claims of an expired token.
+func (m *Tokens) verifyJWT(ctx context.Context, raw string, leeway time.Duration) (*token.Claims, error) {
+	return token.Verify(ctx, raw, keySet{m.Keys}, token.VerifyOptions{
+		Issuer:            m.Issuer,
+		SkipIssuerCheck:   m.Issuer == "",
+		SkipAudienceCheck: true,
+		Type:              TypeAccessToken,
+		Algorithms:        latch.Algorithms,
+		Leeway:            leeway,
+		Now:               m.clock(),
+	})
+}
+
+// InactiveReason says why a token is not active. The introspection
+// endpoint never tells (DESIGN invariant 5: every inactive token is
+// exactly {"active":false}); Tokens.Inspect tells the operator.
+type InactiveReason string
+
+const (
+	// ReasonMalformed: not a token latch issues at all (wrong length,
+	// prefix or checksum of an opaque token; not a JWT).
+	ReasonMalformed InactiveReason = "malformed"
+	// ReasonUnknown: a well-formed opaque token this store does not hold
+	// and has no revocation of: never issued here (another deployment, or
+	// another data directory or database), or expired and purged.
+	ReasonUnknown InactiveReason = "unknown"
+	// ReasonExpired: past its exp.
+	ReasonExpired InactiveReason = "expired"
+	// ReasonRevoked: revoked by value, with its refresh-token family, its
+	// user's sign-out everywhere or its client's deletion.
+	ReasonRevoked InactiveReason = "revoked"
+	// ReasonBadSignature: a JWT whose kid names one of our keys but whose
+	// signature does not verify with it: altered or forged.
+	ReasonBadSignature InactiveReason = "bad_signature"
+	// ReasonNotOurs: a JWT signed by a key this store does not hold, or
+	// issued under another issuer.
+	ReasonNotOurs InactiveReason = "not_ours"
+	// ReasonWrongType: a JWT that is not an access token (an ID token, an
+	// introspection answer).
+	ReasonWrongType InactiveReason = "wrong_type"
+	// ReasonNotYetValid: a JWT whose nbf or iat is ahead of the clock.
+	ReasonNotYetValid InactiveReason = "not_yet_valid"
+	// ReasonRefused: a JWT refused before its signature was checked: an
+	// algorithm or header parameter latch never accepts (alg none, jwk...).
+	ReasonRefused InactiveReason = "refused"
+	// ReasonClientDeleted: a JWT of a client that no longer exists.
+	ReasonClientDeleted InactiveReason = "client_deleted"
+	// ReasonEncrypted: a JWT encrypted to a resource server (a JWE), which
+	// this server cannot read.
+	ReasonEncrypted InactiveReason = "encrypted"
+	// ReasonOtherClient: a refresh token introspected by a client it was
+	// not issued to.
+	ReasonOtherClient InactiveReason = "other_client"
+)
+
+// Token formats, as Inspection.Format names them.
+const (
+	FormatOpaque = "opaque"
+	FormatJWT    = "jwt"
+	FormatJWE    = "jwe"
+)
+
+// Inspection is what Tokens.Inspect found out about a token: the RFC 7662
+// answer, and, for the operator, why an inactive token is inactive. The
+// claims of an inactive token are filled when they are known (a revoked or
+// expired token that could still be read), so that the operator learns
+// whose it was; only Answer is ever sent to a client.
+type Inspection struct {
+	oauth.Introspection
+	// Reason is set when the token is not active; Detail says it for
+	// people.
+	Reason InactiveReason `json:"reason,omitempty"`
+	Detail string         `json:"reason_detail,omitempty"`
+	// Format is opaque (lt_ prefix), jwe (five segments) or jwt (anything
+	// else).
+	Format string `json:"format"`
+	// FamilyID is the refresh-token family of a token issued in one.
+	FamilyID string `json:"family_id,omitempty"`
+}
+
+// Answer is the introspection endpoint's answer: the claims of an active
+// token, exactly {"active":false} for any other (DESIGN invariant 5).
+func (in *Inspection) Answer() oauth.Introspection {
+	if !in.Active {
+		return oauth.Introspection{}
+	}
+	return in.Introspection
+}
+
+// examined is an Inspection and the record or verified claims behind it.
+type examined struct {
+	Inspection
+	record *latch.Token  // the stored opaque token, when found
+	claims *token.Claims // the JWT's claims, when its signature verified
+	verr   error         // why the JWT did not verify
+}
+
+func (x *examined) inactive(r InactiveReason) {
+	x.Active = false
+	x.Reason = r
+}
+
+// Inspect says whether raw is an active token issued here, with its claims,
+// as the introspection endpoint would to the client the token was issued
+// to, and if not why. Only a failing store is an error. It never returns,
+// logs or stores raw.
+func (m *Tokens) Inspect(ctx context.Context, raw string) (*Inspection, error) {
+	x, err := m.examine(ctx, raw, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	return &x.Inspection, nil
+}
+
+// examine is Inspect and the introspection endpoint's inspect. caller,
+// when not nil, is the introspecting client: a refresh token is active only
+// to its own client (nil: the admin API and userinfo, which want access
+// tokens). operator is the CLI: a refresh token is shown to it, and the
+// reason of an inactive token is worked out and explained where that costs
+// more reads or strings (which the endpoint, answering {"active":false}
+// anyway, does not pay).
+func (m *Tokens) examine(ctx context.Context, raw string, caller *latch.Client, operator bool) (examined, error) {
+	x, err := m.look(ctx, raw, caller, operator)
+	if err == nil && operator && !x.Active {
+		x.Detail = m.explain(&x, raw)
+	}
+	return x, err
+}
+
+// look is examine without the explanation.
+func (m *Tokens) look(ctx context.Context, raw string, caller *latch.Client, operator bool) (examined, error) {
+	var x examined
+	if strings.HasPrefix(raw, "lt_") {
+		x.Format = FormatOpaque
+		t, err := m.findOpaque(ctx, raw)
+		if err != nil {
+			return x, err
+		}
+		if t == nil {
+			return x, m.whyNotFound(ctx, &x, raw, operator)
+		}
+		x.record = t
+		x.FamilyID = t.FamilyID
+		x.Introspection = oauth.Introspection{
+			Active: true, Scope: strings.Join(t.Scope, " "), ClientID: t.ClientID, TokenType: "Bearer",
+			Exp: t.ExpiresAt.Unix(), Iat: t.IssuedAt.Unix(), Sub: t.Subject, Aud: t.Audience,
+			Iss: m.Issuer, Jti: t.ID,
+		}
+		if t.Kind == latch.KindRefresh {
+			x.TokenType = "refresh_token"
+		}
+		switch {
+		case !t.Active(m.now()):
+			x.inactive(ReasonExpired)
+		case t.Kind == latch.KindRefresh && !operator && (caller == nil || caller.ID != t.ClientID):
+			x.inactive(ReasonOtherClient)
+		}
+		return x, nil
+	}
+	if isCompactJWE(raw) {
+		// An encrypted access token (encrypt.go) can be read only with the
+		// resource server's private key, which this server never holds:
+		// it cannot tell active from revoked, so it says inactive, like for
+		// any token it cannot vouch for. Resource servers verify these
+		// locally (verify.Config.DecryptionKeys).
+		x.Format = FormatJWE
+		x.inactive(ReasonEncrypted)
+		return x, nil
+	}
+	x.Format = FormatJWT
+	if m.Keys == nil {
+		return x, latch.Errorf(latch.EINTERNAL, "token: no signing keys loaded: a JWT cannot be verified without them")
+	}
+	claims, err := m.verifyJWT(ctx, raw, m.leeway())
+	if errors.Is(err, token.ErrExpired) && operator {
+		// The signature and every other check passed: read the claims,
+		// so the operator learns whose token it was.
+		claims, err = m.verifyJWT(ctx, raw, 100*365*24*time.Hour)
+	}
+	if err != nil {
+		x.verr = err
+		x.inactive(jwtReason(err))
+		return x, nil
+	}
+	x.claims = claims
+	x.Introspection = oauth.Introspection{
+		Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
+		Exp: claims.ExpiresAt, Iat: claims.IssuedAt, Nbf: claims.NotBefore, Sub: claims.Subject,
+		Aud: claims.Audience, Iss: claims.Issuer, Jti: claims.ID,
+	}
+	// The leeway in verifyJWT is for clock skew between nodes on nbf and
+	// iat; exp is this server's own promise, kept to the second, as it is
+	// for opaque tokens.
+	if m.now().Unix() >= claims.ExpiresAt {
+		x.inactive(ReasonExpired)
+		return x, nil
+	}
+	// A JWT outlives its client's deletion only at resource servers that
+	// verify it locally; here, where the deletion is known, it is inactive.
+	if _, err := m.client(ctx, claims.ClientID); errors.Is(err, latch.ErrNotFound) {
+		x.inactive(ReasonClientDeleted)
+		return x, nil
+	} else if err != nil {
+		return x, err
+	}
+	revoked, err := m.Store.IsRevoked(ctx, claims.Issuer, claims.ID)
+	if err != nil {
+		return x, err
+	}
+	if revoked {
+		x.inactive(ReasonRevoked)
+	}
+	return x, nil
+}
+
+// whyNotFound sets the reason of an opaque token that is not stored.
+func (m *Tokens) whyNotFound(ctx context.Context, x *examined, raw string, operator bool) error {
+	if _, err := token.ParseOpaque(raw); err != nil {
+		x.inactive(ReasonMalformed)
+		return nil
+	}
+	if operator {
+		revoked, err := m.Store.IsRevokedOpaque(ctx, token.Hash(raw))
+		if err != nil {
+			return err
+		}
+		if revoked {
+			x.inactive(ReasonRevoked)
+			return nil
+		}
+	}
+	x.inactive(ReasonUnknown)
+	return nil
+}
+
+// explain says for people why x is inactive. It never quotes raw.
+func (m *Tokens) explain(x *examined, raw string) string {
+	switch x.Reason {
+	case ReasonExpired:
+		if x.Exp != 0 {
+			return "expired at " + stamp(time.Unix(x.Exp, 0))
+		}
+	case ReasonOtherClient:
+		return "a refresh token is active only to the client it was issued to"
+	case ReasonEncrypted:
+		return "an access token encrypted to a resource server (JWE): only the resource server's private key reads it, so this server cannot tell whether it is active"
+	case ReasonClientDeleted:
+		return "its client " + quote(x.ClientID) + " was deleted; resource servers that verify JWTs locally still accept it until it expires unless it is revoked"
+	case ReasonUnknown:
+		return "this store holds no such token: it was never issued here (another deployment, data directory or database?), or it expired and was purged"
+	case ReasonRevoked:
+		if x.Format == FormatOpaque {
+			return "the token was deleted and its revocation logged"
+		}
+		return "its (iss, jti) is on the denylist"
+	case ReasonMalformed:
+		if x.Format == FormatOpaque {
+			return "not a latch opaque token: its length, prefix or checksum is wrong (a typo, or a truncated copy?)"
+		}
+	}
+	if x.verr != nil {
+		return jwtDetail(x.verr, m.Issuer, strings.Count(raw, ".") == 2)
+	}
+	return strings.ReplaceAll(string(x.Reason), "_", " ")
+}
+
+// jwtReason maps a verification failure to the reason Inspect gives.
+func jwtReason(err error) InactiveReason {
+	switch {
+	case errors.Is(err, token.ErrExpired):
+		return ReasonExpired
+	case errors.Is(err, token.ErrUnknownKey), errors.Is(err, token.ErrIssuer):
+		return ReasonNotOurs
+	case errors.Is(err, token.ErrSignature):
+		return ReasonBadSignature
+	case errors.Is(err, token.ErrType):
+		return ReasonWrongType
+	case errors.Is(err, token.ErrNotYetValid), errors.Is(err, token.ErrIssuedInFuture):
+		return ReasonNotYetValid
+	case errors.Is(err, token.ErrAlgorithm), errors.Is(err, token.ErrHeader):
+		return ReasonRefused
+	default:
+		return ReasonMalformed
+	}
+}
+
+// jwtDetail says a verification failure for people. The token package's
+// messages quote at most bounded header values, never the token.
+// looksJWT says whether the input had the three segments of a JWT.
+func jwtDetail(err error, issuer string, looksJWT bool) string {
+	switch jwtReason(err) {
+	case ReasonNotOurs:
+		if errors.Is(err, token.ErrIssuer) {
+			return "issued under another issuer than " + quote(issuer) + " (" + err.Error() + ")"
+		}
+		return "signed by a key this store does not hold: another server's token, or its key was retired with --now (" + err.Error() + ")"
+	case ReasonBadSignature:
+		return "the signature does not verify with our key of that kid: the token was altered or forged"
+	case ReasonWrongType:
+		return "not an access token: an ID token or another kind of JWT (" + err.Error() + ")"
+	case ReasonMalformed:
+		if !looksJWT {
+			return "not a latch token: neither an opaque lt_at_/lt_rt_ token nor a JWT"
+		}
+		return "not a valid JWT: " + err.Error()
+	}
+	return err.Error()
+}
+
+// stamp formats a time for people, in UTC.
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// revokeOpaque revokes the stored opaque token t as RFC 7009 asks: a
+// refresh token revokes its grant (§2.1: the family, its other refresh
+// tokens and its access tokens), any other token is deleted with a
+// RevokeOpaque entry in the log, which caches follow. It reports whether a
+// family was revoked.
+func (m *Tokens) revokeOpaque(ctx context.Context, t *latch.Token) (family bool, err error) {
+	now := m.now()
+	if t.Kind == latch.KindRefresh && t.FamilyID != "" {
+		if err := m.Store.RevokeFamily(ctx, t.FamilyID, now); err != nil && !errors.Is(err, latch.ErrNotFound) {
+			return false, err
+		}
+		m.revoked()
+		return true, nil
+	}
+	if err := m.Store.Revoke(ctx, &latch.Revocation{Kind: latch.RevokeOpaque, TokenHash: t.Hash, ExpiresAt: t.ExpiresAt, RevokedAt: now}); err != nil {
+		return false, err
+	}
+	m.revoked()
+	return false, nil
+}
+
+// revokeJWT denylists the verified JWT claims by (iss, jti) (DESIGN
+// invariant 4) until it could no longer pass a verifier that allows the
+// same leeway. It reports whether this call added the entry (false: it was
+// denylisted already) and when the entry ends.
+func (m *Tokens) revokeJWT(ctx context.Context, claims *token.Claims) (created bool, until time.Time, err error) {
+	until = time.Unix(claims.ExpiresAt, 0).Add(m.leeway())
+	r := &latch.Revocation{Kind: latch.RevokeJWT, Issuer: claims.Issuer, JTI: claims.ID, ExpiresAt: until, RevokedAt: m.now()}
+	if err := m.Store.Revoke(ctx, r); err != nil {
+		return false, until, err
+	}
+	if r.Created {
+		m.revoked()
+	}
+	return r.Created, until, nil
+}
+
+// errJWERevocation is why an encrypted access token cannot be revoked by
+// value, for the revocation endpoint and the CLI alike.
+const errJWERevocation = "encrypted access tokens cannot be revoked by value: this server cannot read their jti; revoke the refresh token they were issued with, or let them expire"
+
+// Revoked is what Tokens.Revoke did.
+type Revoked struct {
+	// AlreadyRevoked is true when the token had been revoked before:
+	// nothing was written.
+	AlreadyRevoked bool `json:"already_revoked"`
+	// FamilyRevoked is true when the token was a refresh token and its
+	// whole family was revoked: its refresh tokens, and the access tokens
+	// it issued, opaque (deleted) or JWT (denylisted).
+	FamilyRevoked bool `json:"family_revoked,omitempty"`
+	// DenylistedUntil is when the denylist entry of a JWT ends: its exp
+	// plus the leeway, after which no verifier accepts it anyway.
+	DenylistedUntil *time.Time `json:"denylisted_until,omitempty"`
+	// Token is the token as it is now: inactive, revoked, with the claims
+	// it had.
+	Token *Inspection `json:"token"`
+}
+
+// Revoke revokes the token raw on the operator's authority, as the
+// revocation endpoint does for the client it was issued to: an opaque
+// access token is deleted, a refresh token revokes its family, a JWT is
+// denylisted by (iss, jti) until it expires. Revoking a revoked token is
+// not an error (AlreadyRevoked). A token that is malformed, unknown, not
+// ours, expired or encrypted is an EINVALID error saying why, and nothing
+// is written. A JWT of a deleted client is revoked all the same: resource
+// servers that verify it locally would accept it until it expires.
+func (m *Tokens) Revoke(ctx context.Context, raw string) (*Revoked, error) {
+	x, err := m.examine(ctx, raw, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	out := &Revoked{Token: &x.Inspection}
+	switch {
+	case x.Reason == ReasonRevoked:
+		out.AlreadyRevoked = true
+		return out, nil
+	case x.Reason == ReasonEncrypted:
+		return nil, latch.Errorf(latch.EINVALID, "token: %s", errJWERevocation)
+	case x.Active || x.Reason == ReasonClientDeleted && x.claims != nil:
+	default:
+		return nil, latch.Errorf(latch.EINVALID, "token: not revoked, nothing was written: the token is %s: %s", strings.ReplaceAll(string(x.Reason), "_", " "), x.Detail)
+	}
+	if x.record != nil {
+		if out.FamilyRevoked, err = m.revokeOpaque(ctx, x.record); err != nil {
+			return nil, err
+		}
+	} else {
+		created, until, err := m.revokeJWT(ctx, x.claims)
+		if err != nil {
+			return nil, err
+		}
+		out.AlreadyRevoked = !created
+		out.DenylistedUntil = &until
+	}
+	x.inactive(ReasonRevoked)
+	x.Detail = "revoked now"
+	if out.FamilyRevoked {
+		x.Detail = "revoked now, with its whole family"
+	} else if out.AlreadyRevoked {
+		x.Detail = m.explain(&x, raw)
+	}
+	return out, nil
+}
+
+// IssueRequest asks Tokens.Issue for an access token, as a
+// client_credentials grant of the client would get it.
+type IssueRequest struct {
+	ClientID string
+	// Scope is space-delimited; empty asks for no scope.
+	Scope string
+	// Audiences are the requested audiences (RFC 8707 resource or
+	// audience); none asks for the client's first registered audience.
+	Audiences []string
+	// TTL shortens the token's lifetime; zero is the client's lifetime,
+	// which it may not exceed.
+	TTL time.Duration
+}
+
+// Issued is what Tokens.Issue minted: the token endpoint's response.
+type Issued struct {
+	oauth.TokenResponse
+	// FingerprintCookie is set for a client registered with
+	// TokenFingerprint: the cookie ("__Host-latch_fgp=VALUE") whose
+	// SHA-256 the token's fgp claim holds; a verifier that checks
+	// fingerprints accepts the token only with it (DESIGN invariant 8).
+	FingerprintCookie string `json:"fingerprint_cookie,omitempty"`
+	// Format is the access token's format, the client's.
+	Format latch.TokenFormat `json:"-"`
+	// Encrypted is true when the token is encrypted to the client's
+	// resource server: this server cannot introspect or revoke it by value.
+	Encrypted bool `json:"-"`
+}
+
+// Issue mints an access token for the registered client req.ClientID on
+// the operator's authority, without the client's secret, exactly as the
+// client_credentials grant does: the client must be registered for the
+// grant, the scope and audiences within its registration, and the token
+// is in the client's format, lifetime, fingerprint binding and encryption.
+// Refusals are EINVALID errors (ENOTFOUND for an unknown client) whose
+// message says what to change.
+func (m *Tokens) Issue(ctx context.Context, req IssueRequest) (*Issued, error) {
+	if m.Issuer == "" {
+		return nil, latch.Errorf(latch.EINVALID, "token: the issuer is required to issue a token: give the one the server runs with, or its tokens will not verify")
+	}
+	if err := checkIssuerURL(m.Issuer); err != nil {
+		return nil, latch.Errorf(latch.EINVALID, "token: %v", err)
+	}
+	if req.TTL < 0 || req.TTL > 0 && req.TTL < time.Second {
+		return nil, latch.Errorf(latch.EINVALID, "token: lifetime %v: give at least 1s, or 0 for the client's", req.TTL)
+	}
+	c, err := m.client(ctx, req.ClientID)
+	if errors.Is(err, latch.ErrNotFound) {
+		return nil, latch.Errorf(latch.ENOTFOUND, "token: no client %s; `latch client list` shows the registered ones", quote(req.ClientID))
+	} else if err != nil {
+		return nil, err
+	}
+	at, err := m.clientCredentials(ctx, c, req.Scope, req.Audiences, req.TTL)
+	var oerr *oauth.Error
+	if errors.As(err, &oerr) {
+		// The operator may read the registration: say what it allows.
+		return nil, latch.Errorf(latch.EINVALID, "token: client %s: %s (%s); it is registered for grants %s, scope %s, audiences %s",
+			quote(c.ID), oerr.Description, oerr.Code, quote(strings.Join(c.GrantTypes, " ")), quote(strings.Join(c.Scopes, " ")), quote(strings.Join(c.Audiences, " ")))
+	} else if err != nil {
+		return nil, err
+	}
+	out := &Issued{TokenResponse: *at.resp, Format: at.format, Encrypted: at.format == latch.FormatJWT && len(c.AccessTokenEncryptionKey) > 0}
+	if at.cookie != "" {
+		out.FingerprintCookie, _, _ = strings.Cut(at.cookie, ";")
+	}
+	return out, nil
+}
+
+// clientCredentials mints an access token for c as RFC 6749 §4.4 grants
+// one, and stores it when it is opaque: c must be registered for the
+// grant, scope and audiences within its registration. ttl, when not zero,
+// shortens the client's lifetime (the CLI's --ttl; the endpoint has no
+// such parameter). Refusals are oauth errors.
+func (m *Tokens) clientCredentials(ctx context.Context, c *latch.Client, scope string, audiences []string, ttl time.Duration) (accessToken, error) {
+	if !c.AllowsGrant(latch.GrantClientCredentials) {
+		return accessToken{}, oauth.BadRequest(oauth.ErrUnauthorizedClient, "client is not registered for the client_credentials grant")
+	}
+	sc, aud, err := checkScopeAndAudience(c, scope, audiences)
+	if err != nil {
+		return accessToken{}, err
+	}
+	lifetime := m.accessTokenTTL(c)
+	if ttl > lifetime {
+		return accessToken{}, oauth.BadRequest(oauth.ErrInvalidRequest, fmt.Sprintf("requested lifetime %v exceeds the client's access-token lifetime of %v", ttl, lifetime))
+	}
+	if ttl > 0 {
+		lifetime = ttl
+	}
+	at, err := m.mintAccessToken(c, c.ID, sc, aud, "", m.now().Truncate(time.Second), lifetime, nil)
+	if err != nil {
+		return accessToken{}, err
+	}
+	if at.issue.Access != nil {
+		if err := m.Store.CreateToken(ctx, at.issue.Access); err != nil {
+			return accessToken{}, err
+		}
+	}
+	return at, nil
+}
+
+// checkScopeAndAudience returns the scope and audiences a token request
+// asks for, both within the client's registration: the checks of every
+// grant that starts from the client's own registration rather than from a
+// previous grant.
+func checkScopeAndAudience(c *latch.Client, scope string, audiences []string) ([]string, []string, error) {
+	sc, oerr := oauth.SplitScope(scope)
+	if oerr != nil {
+		return nil, nil, oerr
+	}
+	if !c.AllowsScope(sc) {
+		return nil, nil, oauth.BadRequest(oauth.ErrInvalidScope, "requested scope exceeds the client's registered scopes")
+	}
+	aud, err := checkAudience(c, audiences)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sc, aud, nil
+}
+
+// checkAudience resolves the audiences of a token request; without any it
+// is the client's first registered audience.
+func checkAudience(c *latch.Client, want []string) ([]string, error) {
+	for _, a := range want {
+		if a == "" || len(a) > 512 {
+			return nil, oauth.BadRequest(oauth.ErrInvalidTarget, "empty or oversized audience")
+		}
+	}
+	if len(want) == 0 {
+		if len(c.Audiences) == 0 {
+			return nil, oauth.BadRequest(oauth.ErrInvalidTarget, "client has no registered audience; register one with `latch client create --audience`")
+		}
+		return c.Audiences[:1], nil
+	}
+	if !c.AllowsAudience(want) {
+		return nil, oauth.BadRequest(oauth.ErrInvalidTarget, "requested audience is not registered for the client")
+	}
+	return want, nil
+}
+
+// requestedAudiences are the audiences of a token or authorization
+// request: RFC 8707 resource parameters and the widespread audience
+// parameter.
+func requestedAudiences(form url.Values) []string {
+	return append(append([]string(nil), form["resource"]...), form["audience"]...)
+}
+
+// accessToken is what mintAccessToken built.
+type accessToken struct {
+	resp   *oauth.TokenResponse
+	issue  latch.Issue // the opaque Token to store, or the IssuedJWT a family remembers
+	format latch.TokenFormat
+	// cookie is the Set-Cookie of the fingerprint cookie, for a client
+	// with TokenFingerprint (DESIGN invariant 8); the token response
+	// carries it.
+	cookie string
+}
+
+// mintAccessToken builds an access token in c's format, living ttl,
+// without storing it. familyID may be empty (no family). extra holds
+// claims about the subject for a JWT (an opaque token's introspection
+// answers the registered claims only).
+func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []string, familyID string, now time.Time, ttl time.Duration, extra map[string]any) (accessToken, error) {
+	exp := now.Add(ttl)
+	at := accessToken{resp: &oauth.TokenResponse{TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scope, " ")}}
+	if c.AccessTokenFormat == latch.FormatOpaque {
+		jti, err := token.NewID(m.rand())
+		if err != nil {
+			return accessToken{}, err
+		}
+		raw, err := token.NewOpaque(latch.KindAccess, m.rand())
+		if err != nil {
+			return accessToken{}, err
+		}
+		at.issue.Access = &latch.Token{Hash: token.Hash(raw), Kind: latch.KindAccess, ID: jti, ClientID: c.ID, Subject: subject,
+			Scope: scope, Audience: aud, FamilyID: familyID, IssuedAt: now, ExpiresAt: exp}
+		at.resp.AccessToken = raw
+		at.format = latch.FormatOpaque
+		return at, nil
+	}
+	if c.TokenFingerprint {
+		cookie, fgp, err := fingerprint(m.rand(), ttl)
+		if err != nil {
+			return accessToken{}, err
+		}
+		if extra == nil {
+			extra = map[string]any{}
+		}
+		extra[ClaimFingerprint] = fgp
+		at.cookie = cookie
+	}
+	if len(extra) == 0 {
+		extra = nil
+	}
+	raw, jti, err := m.signAccessToken(subject, c.ID, aud, at.resp.Scope, now, exp, extra)
+	if err != nil {
+		return accessToken{}, err
+	}
+	if raw, err = sealAccessToken(c, raw); err != nil { // encrypt.go
+		return accessToken{}, err
+	}
+	// The denylist entry must outlive the token at any verifier that
+	// allows the leeway, as for RFC 7009 revocation.
+	at.issue.JWT = &latch.IssuedJWT{Issuer: m.Issuer, JTI: jti, ExpiresAt: exp.Add(m.leeway())}
+	at.resp.AccessToken = raw
+	at.format = latch.FormatJWT
+	return at, nil
+}
+
+// signAccessToken signs an RFC 9068 access token (§2.2 claims, typ at+jwt)
+// with the current key and a fresh jti, which it returns so that a refresh
+// family can remember the token for revocation. Every JWT access token
+// latch issues, by any grant or by the CLI, is built here.
+func (m *Tokens) signAccessToken(subject, clientID string, aud []string, scope string, iat, exp time.Time, extra map[string]any) (raw, jti string, err error) {
+	signer, err := m.signer()
+	if err != nil {
+		return "", "", err
+	}
+	if jti, err = token.NewID(m.rand()); err != nil {
+		return "", "", err
+	}
+	raw, err = signer.Sign(TypeAccessToken, &token.Claims{
+		Issuer: m.Issuer, Subject: subject, Audience: aud,
+		ExpiresAt: exp.Unix(), IssuedAt: iat.Unix(), NotBefore: iat.Unix(),
+		ID: jti, ClientID: clientID, Scope: scope, Extra: extra,
+	})
+	return raw, jti, err
+}
