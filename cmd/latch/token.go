@@ -175,35 +175,33 @@ Exit status: 0 when the token is active, 1 when it is not or on an error.`,
   latch token inspect --json < token.txt`,
 		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, err := readToken(e, args)
-			if err != nil {
-				return err
-			}
-			db, m, err := t.open(cmd, e, needsKeys(raw))
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			in, err := m.Inspect(cmd.Context(), raw)
-			if err != nil {
-				return err
-			}
-			if t.common.json {
-				err = printJSON(e, in)
-			} else {
-				err = printInspection(e, in)
-			}
-			if err != nil {
-				return err
-			}
-			if !in.Active {
-				return exitCode(1)
-			}
-			return nil
+			return t.withToken(cmd, e, args, func(m *server.Tokens, raw string) error {
+				return runInspect(cmd, e, &t, m, raw)
+			})
 		},
 	}
 	addTokenFlags(cmd, e, &t, issuerCheckHelp)
 	return cmd
+}
+
+// runInspect prints what the server would say of raw; exit 1 when inactive.
+func runInspect(cmd *cobra.Command, e *env, t *tokenFlags, m *server.Tokens, raw string) error {
+	in, err := m.Inspect(cmd.Context(), raw)
+	if err != nil {
+		return err
+	}
+	if t.common.json {
+		err = printJSON(e, in)
+	} else {
+		err = printInspection(e, in)
+	}
+	if err != nil {
+		return err
+	}
+	if !in.Active {
+		return exitCode(1)
+	}
+	return nil
 }
 
 func tokenRevokeCmd(e *env) *cobra.Command {
@@ -232,28 +230,36 @@ TOKEN is read from stdin when it is "-" or absent (preferred: see latch token
   latch token revoke --json - < leaked.txt`,
 		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, err := readToken(e, args)
-			if err != nil {
-				return err
-			}
-			db, m, err := t.open(cmd, e, needsKeys(raw))
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			r, err := m.Revoke(cmd.Context(), raw)
-			if err != nil {
-				return err
-			}
-			if t.common.json {
-				return printJSON(e, r)
-			}
-			printRevoked(e, r)
-			return nil
+			return t.withToken(cmd, e, args, func(m *server.Tokens, raw string) error {
+				r, err := m.Revoke(cmd.Context(), raw)
+				if err != nil {
+					return err
+				}
+				if t.common.json {
+					return printJSON(e, r)
+				}
+				printRevoked(e, r)
+				return nil
+			})
 		},
 	}
 	addTokenFlags(cmd, e, &t, issuerCheckHelp)
 	return cmd
+}
+
+// withToken reads the token of args (or stdin), opens the store, with the
+// signing keys when the token needs them, and calls fn.
+func (t *tokenFlags) withToken(cmd *cobra.Command, e *env, args []string, fn func(m *server.Tokens, raw string) error) error {
+	raw, err := readToken(e, args)
+	if err != nil {
+		return err
+	}
+	db, m, err := t.open(cmd, e, needsKeys(raw))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return fn(m, raw)
 }
 
 // needsKeys reports whether inspecting or revoking raw needs the signing

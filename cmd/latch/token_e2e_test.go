@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -21,28 +20,6 @@ import (
 // The tests in this file run `latch token` against the store of a running
 // `latch serve`, and check what the server then says over HTTP.
 
-// runLatch runs the latch binary with stdin and returns stdout, stderr and
-// the exit code. Nothing it prints may hold a panic.
-func runLatch(t testing.TB, stdin string, args ...string) (string, string, int) {
-	t.Helper()
-	cmd := exec.Command(latchBin, args...)
-	cmd.Env = cleanEnv()
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run latch: %v", err)
-	}
-	if strings.Contains(stderr.String(), "panic") || strings.Contains(stderr.String(), "goroutine ") {
-		t.Fatalf("latch %s panicked:\n%s", strings.Join(args, " "), stderr.String())
-	}
-	return stdout.String(), stderr.String(), code
-}
-
 // tokenCLI runs `latch token ...` on one store.
 type tokenCLI struct {
 	t     *testing.T
@@ -59,7 +36,7 @@ func newTokenCLI(t *testing.T, extra ...string) *tokenCLI {
 // run runs latch token SUB with the token on stdin.
 func (c *tokenCLI) run(stdin string, sub string, args ...string) (string, string, int) {
 	c.t.Helper()
-	return runLatch(c.t, stdin, append(append([]string{"token", sub}, c.store...), args...)...)
+	return runCLIStdin(c.t, stdin, append(append([]string{"token", sub}, c.store...), args...)...)
 }
 
 // revoke revokes tok through stdin and fails the test unless it exits 0.
@@ -137,7 +114,7 @@ func (c *tokenCLI) inspect(tok string) (inspectJSON, int) {
 func (c *tokenCLI) passwordGrant(web testClient) (access, refresh string) {
 	c.t.Helper()
 	const pw = "correct horse battery staple"
-	if out, errOut, code := runLatch(c.t, pw+"\n", append([]string{"user", "create", "alice", "--password-stdin"}, c.store...)...); code != 0 {
+	if out, errOut, code := runCLIStdin(c.t, pw+"\n", append([]string{"user", "create", "alice", "--password-stdin"}, c.store...)...); code != 0 {
 		c.t.Fatalf("user create: exit %d\n%s%s", code, out, errOut)
 	}
 	status, body := postForm(c.t, http.DefaultClient, c.p.URL("/oauth2/token"), web,

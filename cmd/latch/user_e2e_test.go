@@ -22,7 +22,7 @@ import (
 )
 
 // runCLIStdin runs the latch binary with stdin and returns stdout, stderr
-// and the exit code.
+// and the exit code. Nothing it prints may hold a panic.
 func runCLIStdin(t testing.TB, stdin string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(latchBin, args...)
@@ -36,6 +36,9 @@ func runCLIStdin(t testing.TB, stdin string, args ...string) (string, string, in
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatalf("run latch: %v", err)
+	}
+	if strings.Contains(stderr.String(), "panic") || strings.Contains(stderr.String(), "goroutine ") {
+		t.Fatalf("latch %s panicked:\n%s", strings.Join(args, " "), stderr.String())
 	}
 	return stdout.String(), stderr.String(), code
 }
