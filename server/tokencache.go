@@ -3,11 +3,11 @@ package server
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/internal/tokencache"
 )
 
 // tokenCache keeps opaque access tokens read from the store, so that the
@@ -39,7 +39,6 @@ import (
 // rotation without a revocation entry. Unknown tokens are not cached, so the
 // cache holds only tokens that exist, and at most max of them.
 type tokenCache struct {
-	max        int
 	maxAge     time.Duration
 	staleLimit time.Duration
 	now        func() time.Time
@@ -48,17 +47,10 @@ type tokenCache struct {
 	// began (UnixNano); 0 until the first.
 	fresh atomic.Int64
 
-	mu      sync.RWMutex
-	entries map[[32]byte]tokenEntry
-	// gen counts drops. A store read that began before a drop must not put
-	// what it read into the cache afterwards: the token may have been
-	// deleted in between.
-	gen uint64
-}
-
-type tokenEntry struct {
-	t     *latch.Token
-	until time.Time
+	// entries owns the bound, the eviction and the generation counter
+	// that keeps a store read begun before a drop from being cached after
+	// it (the token may have been deleted in between).
+	entries *tokencache.Cache[*latch.Token]
 }
 
 const (
@@ -74,18 +66,18 @@ const (
 
 func newTokenCache(max int, now func() time.Time) *tokenCache {
 	return &tokenCache{
-		max: max, maxAge: tokenCacheMaxAge, staleLimit: tokenCacheStaleLimit, now: now,
-		entries: make(map[[32]byte]tokenEntry),
+		maxAge: tokenCacheMaxAge, staleLimit: tokenCacheStaleLimit, now: now,
+		entries: tokencache.New[*latch.Token](max),
 	}
 }
 
-// key returns the map key of a token hash; false for a hash that is not a
-// SHA-256 (never cached).
-func tokenCacheKey(hash []byte) ([32]byte, bool) {
+// tokenCacheKey returns the map key of a token hash; false for a hash that
+// is not a SHA-256 (never cached).
+func tokenCacheKey(hash []byte) (*[32]byte, bool) {
 	if len(hash) != 32 {
-		return [32]byte{}, false
+		return nil, false
 	}
-	return [32]byte(hash), true
+	return (*[32]byte)(hash), true
 }
 
 // usable reports whether the feed has read the log recently enough at now
@@ -98,19 +90,17 @@ func (c *tokenCache) usable(now time.Time) bool {
 // get returns the cached token with hash, if any and usable, and the
 // generation to pass to put after a store read.
 func (c *tokenCache) get(hash []byte) (*latch.Token, uint64) {
+	gen := c.entries.Generation()
 	k, ok := tokenCacheKey(hash)
-	c.mu.RLock()
-	e, hit := c.entries[k]
-	gen := c.gen
-	c.mu.RUnlock()
-	if !ok || !hit {
+	if !ok {
 		return nil, gen
 	}
 	now := c.now()
-	if !now.Before(e.until) || !c.usable(now) {
+	t, hit := c.entries.Get(k, now)
+	if !hit || !c.usable(now) {
 		return nil, gen
 	}
-	return e.t, gen
+	return t, gen
 }
 
 // put caches t, read from the store after get returned gen, unless
@@ -128,60 +118,29 @@ func (c *tokenCache) put(hash []byte, t *latch.Token, gen uint64) {
 	if t.ExpiresAt.Before(until) {
 		until = t.ExpiresAt
 	}
-	if !now.Before(until) {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if gen != c.gen {
-		return
-	}
-	if _, exists := c.entries[k]; !exists && len(c.entries) >= c.max {
-		// Full: forget an entry the map's iteration order picks, which
-		// is random enough to keep hot tokens likely cached, and costs
-		// no bookkeeping on the read path.
-		for old := range c.entries {
-			if old != k {
-				delete(c.entries, old)
-				break
-			}
-		}
-	}
-	c.entries[k] = tokenEntry{t: t, until: until}
+	c.entries.Put(k, t, until, now, gen)
 }
 
 // drop forgets the tokens with these hashes.
 func (c *tokenCache) drop(hashes ...[]byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.gen++
 	for _, h := range hashes {
 		if k, ok := tokenCacheKey(h); ok {
-			delete(c.entries, k)
+			c.entries.Drop(k)
 		}
 	}
 }
 
 // clear forgets every token: after a deletion whose tokens are not known
 // here (a family, a client, a user).
-func (c *tokenCache) clear() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.gen++
-	clear(c.entries)
-}
+func (c *tokenCache) clear() { c.entries.Flush() }
 
 // logRead is called by the feed for every page it reads from the
 // revocation log: the opaque tokens named there are gone.
 func (c *tokenCache) logRead(page []*latch.Revocation) {
-	var hashes [][]byte
 	for _, r := range page {
 		if r.Kind == latch.RevokeOpaque {
-			hashes = append(hashes, r.TokenHash)
+			c.drop(r.TokenHash)
 		}
-	}
-	if len(hashes) > 0 {
-		c.drop(hashes...)
 	}
 }
 
@@ -193,11 +152,7 @@ func (c *tokenCache) logReadComplete(started time.Time) {
 }
 
 // len is the number of cached entries, for the metrics gauge.
-func (c *tokenCache) len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.entries)
-}
+func (c *tokenCache) len() int { return c.entries.Len() }
 
 // tokenCacheStore is the server's store with the token cache kept in step:
 // every method that may delete opaque tokens drops what it may have

@@ -1,5 +1,6 @@
 // Package tokencache is the bounded, revocation-aware cache that verify
-// (verified JWTs, introspection answers) and gateway (exchanged JWTs) keep,
+// (verified JWTs, introspection answers), gateway (exchanged JWTs) and
+// server (opaque access tokens read from the store) keep,
 // keyed by SHA-256 of a token. It owns eviction and the generation counter
 // that stops an answer computed before a revocation from being stored after
 // it; it knows nothing of tokens themselves.
