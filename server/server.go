@@ -24,6 +24,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/internal/tokencache"
 	"github.com/latch-auth/latch/keys"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/password"
@@ -131,7 +132,10 @@ type Config struct {
 	// once; one made by another process (the CLI, another node) within the
 	// revocation feed's poll of the log, 100 ms (another node's at once
 	// with a Fanout). The cache is used only while Run runs (the feed
-	// keeps it in step). Default 100,000 entries; negative disables it.
+	// keeps it in step). The same number of JWTs this server verified are
+	// remembered, so that a JWT introspected again is not verified again
+	// (Tokens.verifyJWT; its denylist entry is still read every time).
+	// Default 100,000 entries each; negative disables both.
 	TokenCacheSize int
 
 	// Fanout, when set, tells the other nodes sharing the store at once
@@ -372,6 +376,9 @@ func New(cfg Config) (*Server, error) {
 		Now: cfg.Now, Rand: cfg.Rand,
 		findOpaqueFn: s.findOpaque, clientFn: s.clients.Client,
 		revokedFn: s.revoked, // the feed, and the other nodes through the fan-out
+	}
+	if cfg.TokenCacheSize > 0 {
+		s.tok.verified = tokencache.New[verifiedJWT](cfg.TokenCacheSize)
 	}
 	s.routes()
 	return s, nil

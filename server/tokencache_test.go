@@ -238,3 +238,68 @@ func TestTokenCache_Disabled_EveryIntrospectionReadsTheStore(t *testing.T) {
 		t.Error("a disabled cache still exports its series")
 	}
 }
+
+// A JWT verified once is not verified again, but a key retired with
+// `latch keys retire --now` (a compromise) takes its tokens with it at
+// once, cached or not.
+func TestVerifiedJWTCache_KeyRetiredNow_TokensInactiveAtOnce(t *testing.T) {
+	e := newEnv(t)
+	c := e.jwtClient()
+	ctx := context.Background()
+	tok := e.token(c, nil)
+	for range 3 {
+		if got := e.introspect(c, tok); !strings.HasPrefix(got, `{"active":true`) {
+			t.Fatalf("fresh JWT: %s", got)
+		}
+	}
+	h, _, _ := segments(t, tok)
+	if _, err := e.keys.Rotate(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.keys.Retire(ctx, h["kid"].(string), true); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.introspect(c, tok); got != `{"active":false}` {
+		t.Fatalf("JWT of a key retired with --now, verified before = %s, want exactly {\"active\":false}", got)
+	}
+}
+
+// The cache holds verifications, never the denylist: a JWT revoked by
+// another process after it was verified is inactive at the next request.
+func TestVerifiedJWTCache_RevokedByAnotherProcess_InactiveAtOnce(t *testing.T) {
+	for _, size := range []int{0, -1} {
+		e := newEnv(t, withTokenCacheSize(size))
+		c := e.jwtClient()
+		tok := e.token(c, nil)
+		for range 3 {
+			if got := e.introspect(c, tok); !strings.HasPrefix(got, `{"active":true`) {
+				t.Fatalf("fresh JWT: %s", got)
+			}
+		}
+		if err := e.db.Revoke(context.Background(), &latch.Revocation{Kind: latch.RevokeJWT, Issuer: testIssuer,
+			JTI: jtiOf(t, tok), ExpiresAt: e.clock.Now().Add(time.Hour), RevokedAt: e.clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.introspect(c, tok); got != `{"active":false}` {
+			t.Fatalf("cache size %d: JWT revoked by another process, verified before = %s, want exactly {\"active\":false}", size, got)
+		}
+		// Past its exp it is inactive too, whatever was cached.
+		e.clock.Advance(time.Hour)
+		if got := e.introspect(c, e.token(c, nil)); !strings.HasPrefix(got, `{"active":true`) {
+			t.Fatalf("a new JWT an hour later: %s", got)
+		}
+	}
+}
+
+func TestVerifiedJWTCache_ExpiredTokenInactive(t *testing.T) {
+	e := newEnv(t)
+	c := e.jwtClient()
+	tok := e.token(c, nil)
+	if got := e.introspect(c, tok); !strings.HasPrefix(got, `{"active":true`) {
+		t.Fatalf("fresh JWT: %s", got)
+	}
+	e.clock.Advance(10 * time.Minute) // the default lifetime
+	if got := e.introspect(c, tok); got != `{"active":false}` {
+		t.Fatalf("JWT at its exp, verified before = %s, want exactly {\"active\":false}", got)
+	}
+}

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/internal/tokencache"
 	"github.com/latch-auth/latch/keys"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/token"
@@ -57,8 +60,18 @@ type Tokens struct {
 	findOpaqueFn func(ctx context.Context, raw string) (*latch.Token, error)
 	clientFn     func(ctx context.Context, id string) (*latch.Client, error)
 	revokedFn    func()
+	// verified holds JWTs this server verified (see verifyJWT); nil
+	// elsewhere.
+	verified *tokencache.Cache[verifiedJWT]
 
 	cachedSigner atomic.Pointer[token.Signer]
+}
+
+// verifiedJWT is what verifyJWT remembers of a JWT whose signature and
+// claims it checked: the claims, and the key that signed it.
+type verifiedJWT struct {
+	claims *token.Claims
+	kid    string
 }
 
 // Defaults of Config and Tokens.
@@ -175,8 +188,36 @@ func (m *Tokens) signer() (*token.Signer, error) {
 // server would (DESIGN invariants 1-3), except for the audience, which is
 // the resource server's business, not the issuer's. leeway is m.leeway()
 // but for Inspect reading the claims of an expired token.
+//
+// With the verified cache (the server's), a JWT verified before is not
+// verified again: a signed token cannot change, and what made it valid
+// stays true until its exp, which the cache entry does not outlive, unless
+// its key leaves the key set (latch keys retire --now), which a hit checks.
+// The result is shared and must not be modified. Whether the token is
+// revoked is the caller's check, made on every request.
 func (m *Tokens) verifyJWT(ctx context.Context, raw string, leeway time.Duration) (*token.Claims, error) {
-	return token.Verify(ctx, raw, keySet{m.Keys}, token.VerifyOptions{
+	if m.verified == nil || leeway != m.leeway() {
+		return m.verifyJWTUncached(ctx, raw, leeway, keySet{m.Keys})
+	}
+	key := sha256.Sum256([]byte(raw))
+	now := m.now()
+	if v, ok := m.verified.Get(&key, now); ok {
+		if _, _, err := m.Keys.Key(ctx, v.kid); err == nil {
+			return v.claims, nil
+		}
+		m.verified.Drop(&key)
+	}
+	gen := m.verified.Generation()
+	ks := &kidRecorder{keySet: keySet{m.Keys}}
+	claims, err := m.verifyJWTUncached(ctx, raw, leeway, ks)
+	if err == nil {
+		m.verified.Put(&key, verifiedJWT{claims: claims, kid: ks.kid}, time.Unix(claims.ExpiresAt, 0), now, gen)
+	}
+	return claims, err
+}
+
+func (m *Tokens) verifyJWTUncached(ctx context.Context, raw string, leeway time.Duration, ks token.KeySet) (*token.Claims, error) {
+	return token.Verify(ctx, raw, ks, token.VerifyOptions{
 		Issuer:            m.Issuer,
 		SkipIssuerCheck:   m.Issuer == "",
 		SkipAudienceCheck: true,
@@ -185,6 +226,18 @@ func (m *Tokens) verifyJWT(ctx context.Context, raw string, leeway time.Duration
 		Leeway:            leeway,
 		Now:               m.clock(),
 	})
+}
+
+// kidRecorder remembers the kid that verification asked for: the key the
+// token names, and, once verification succeeds, the key that signed it.
+type kidRecorder struct {
+	keySet
+	kid string
+}
+
+func (k *kidRecorder) Key(ctx context.Context, kid string) (crypto.PublicKey, latch.Algorithm, error) {
+	k.kid = kid
+	return k.keySet.Key(ctx, kid)
 }
 
 // InactiveReason says why a token is not active. The introspection

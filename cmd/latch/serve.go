@@ -67,7 +67,7 @@ are required.`,
 	f.DurationVar(&s.accessTokenTTL, "access-token-ttl", 10*time.Minute, "access-token lifetime for clients that do not set one")
 	addGrantFlags(f, &s.grants)
 	f.Float64Var(&s.introspectionRate, "introspection-rate", 2000, "introspection requests per second allowed per client (burst: twice that)")
-	f.IntVar(&s.tokenCacheSize, "token-cache-size", 100_000, "opaque access tokens kept in memory for introspection and token exchange; a revocation by another process (CLI, other node) takes effect within 100 ms (another node's at once with --redis-url); 0 disables")
+	f.IntVar(&s.tokenCacheSize, "token-cache-size", 100_000, "opaque access tokens kept in memory for introspection and token exchange, and as many verified JWTs; a revocation by another process (CLI, other node) takes effect within 100 ms (another node's at once with --redis-url); 0 disables")
 	f.StringVar(&s.redisURL, "redis-url", "",
 		"Redis URL (redis://[user:pass@]host:port/db, rediss:// for TLS) shared by every server node: revocation fan-out and the login throttle (docs/operations.md); or set LATCH_REDIS_URL")
 	f.StringVar(&s.logLevel, "log-level", "info", "debug, info, warn or error")
