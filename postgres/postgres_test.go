@@ -2,17 +2,14 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/internal/pgtest"
 	"github.com/latch-auth/latch/internal/sqlmigrate"
 	"github.com/latch-auth/latch/storetest"
 )
@@ -20,58 +17,14 @@ import (
 // testURL returns LATCH_TEST_POSTGRES, or skips the test when it is unset.
 func testURL(t *testing.T) string {
 	t.Helper()
-	u := os.Getenv("LATCH_TEST_POSTGRES")
-	if u == "" {
-		t.Skip("set LATCH_TEST_POSTGRES=postgres://... to run the PostgreSQL store tests")
-	}
-	return u
+	return pgtest.URL(t, "the PostgreSQL store tests")
 }
 
-// freshSchema creates an empty schema latch_test_<random>, drops it (and
-// everything in it) when the test ends, and returns a connection URL whose
-// connections use it as their search_path.
+// freshSchema creates an empty schema latch_test_<random>, dropped when the
+// test ends, and returns a connection URL whose connections use it.
 func freshSchema(t *testing.T) string {
 	t.Helper()
-	base := testURL(t)
-	b := make([]byte, 8)
-	rand.Read(b)
-	schema := "latch_test_" + hex.EncodeToString(b)
-
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to LATCH_TEST_POSTGRES: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("connect to drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return withSearchPath(t, base, schema)
-}
-
-// withSearchPath adds search_path=schema to a URL's query, which pgx sends
-// as a run-time parameter on every connection.
-func withSearchPath(t *testing.T, base, schema string) string {
-	t.Helper()
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("LATCH_TEST_POSTGRES must be a postgres:// URL, got %q", base)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return pgtest.Schema(t, testURL(t), "latch_test")
 }
 
 func mustOpen(t *testing.T, u string) *DB {

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/latch-auth/latch/internal/pgtest"
 )
 
 // cluster is several `latch serve` processes sharing one PostgreSQL schema
@@ -38,15 +40,12 @@ type cluster struct {
 // channel and keys are too.
 func startCluster(t *testing.T, n int, redisURL string, extra ...string) *cluster {
 	t.Helper()
-	base := os.Getenv("LATCH_TEST_POSTGRES")
-	if base == "" {
-		t.Skip("set LATCH_TEST_POSTGRES=postgres://... (and LATCH_TEST_REDIS) to run several latch serve nodes")
-	}
+	base := pgtest.URL(t, "several latch serve nodes (with LATCH_TEST_REDIS)")
 	b := make([]byte, 8)
 	rand.Read(b)
 	// A loopback issuer with a path: --dev allows it over http, and every
 	// node gets the same one whatever port it listens on.
-	c := &cluster{issuer: "http://127.0.0.1/e2e-" + hex.EncodeToString(b), dbURL: pgSchema(t, base), dir: t.TempDir()}
+	c := &cluster{issuer: "http://127.0.0.1/e2e-" + hex.EncodeToString(b), dbURL: pgtest.Schema(t, base, "latch_e2e"), dir: t.TempDir()}
 	flags := append([]string{"--database-url", c.dbURL, "--issuer", c.issuer}, extra...)
 	if redisURL != "" {
 		flags = append(flags, "--redis-url", redisURL)

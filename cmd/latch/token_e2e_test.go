@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/token"
+
+	"github.com/latch-auth/latch/internal/pgtest"
 )
 
 // The tests in this file run `latch token` against the store of a running
@@ -132,11 +133,8 @@ func (c *tokenCLI) passwordGrant(web testClient) (access, refresh string) {
 func TestTokenCLI_Revoke_WhileServing(t *testing.T) { testTokenCLIRevoke(t, newTokenCLI(t)) }
 
 func TestTokenCLI_Revoke_WhileServing_PostgreSQL(t *testing.T) {
-	base := os.Getenv("LATCH_TEST_POSTGRES")
-	if base == "" {
-		t.Skip("set LATCH_TEST_POSTGRES=postgres://... to run latch token on PostgreSQL")
-	}
-	testTokenCLIRevoke(t, newTokenCLI(t, "--database-url", pgSchema(t, base)))
+	base := pgtest.URL(t, "latch token on PostgreSQL")
+	testTokenCLIRevoke(t, newTokenCLI(t, "--database-url", pgtest.Schema(t, base, "latch_e2e")))
 }
 
 func testTokenCLIRevoke(t *testing.T, c *tokenCLI) {
