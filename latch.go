@@ -52,6 +52,21 @@ func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// WithCause returns e with cause kept in its chain beside it: ErrorCode and
+// ErrorMessage read e, while errors.Is and errors.As still reach the cause
+// (a driver's error, context.Canceled). Backends wrap driver errors so.
+func WithCause(e *Error, cause error) error {
+	return &causedError{err: e, cause: cause}
+}
+
+type causedError struct {
+	err   *Error
+	cause error
+}
+
+func (e *causedError) Error() string   { return e.err.Error() }
+func (e *causedError) Unwrap() []error { return []error{e.err, e.cause} }
+
 // Sentinels for errors.Is. Return Errorf with a specific message where it
 // helps the reader; these compare equal to any *Error with the same code.
 var (

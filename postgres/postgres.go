@@ -114,16 +114,11 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		if sqlState(err) != "" && !unavailable(err) {
 			// The server answered and refused: the URL's role, password
 			// or database is wrong.
-			return nil, &internalError{
-				err: latch.Errorf(latch.EINVALID, "postgres: open: %s:%d refused the connection: %v; check the role, password and database in the URL",
-					cfg.ConnConfig.Host, cfg.ConnConfig.Port, err),
-				cause: err,
-			}
+			return nil, latch.WithCause(latch.Errorf(latch.EINVALID, "postgres: open: %s:%d refused the connection: %v; check the role, password and database in the URL",
+				cfg.ConnConfig.Host, cfg.ConnConfig.Port, err), err)
 		}
-		return nil, &internalError{
-			err:   latch.Errorf(latch.EUNAVAILABLE, "postgres: open: cannot reach %s:%d: %v", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err),
-			cause: err,
-		}
+		return nil, latch.WithCause(latch.Errorf(latch.EUNAVAILABLE, "postgres: open: cannot reach %s:%d: %v",
+			cfg.ConnConfig.Host, cfg.ConnConfig.Port, err), err)
 	}
 	db := &DB{pool: pool}
 	if err := db.migrate(ctx); err != nil {
@@ -147,26 +142,15 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// internalError is a latch.Error (EINTERNAL, or EUNAVAILABLE) that keeps
-// the driver's error in its chain, so errors.Is(err, context.Canceled)
-// still works.
-type internalError struct {
-	err   *latch.Error
-	cause error
-}
-
-func (e *internalError) Error() string   { return e.err.Message }
-func (e *internalError) Unwrap() []error { return []error{e.err, e.cause} }
-
-// internal wraps a driver error as "postgres: <op>: <cause>": EUNAVAILABLE
-// when the server cannot be reached or is refusing work for now (retrying
-// later may work), EINTERNAL otherwise.
+// internal wraps a driver error, kept in the chain, as "postgres: <op>:
+// <cause>": EUNAVAILABLE when the server cannot be reached or is refusing
+// work for now (retrying later may work), EINTERNAL otherwise.
 func internal(op string, err error) error {
 	code := latch.EINTERNAL
 	if unavailable(err) {
 		code = latch.EUNAVAILABLE
 	}
-	return &internalError{err: latch.Errorf(code, "postgres: %s: %v", op, err), cause: err}
+	return latch.WithCause(latch.Errorf(code, "postgres: %s: %v", op, err), err)
 }
 
 // unavailable reports whether err says the server is down, starting up,

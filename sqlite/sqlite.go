@@ -318,24 +318,15 @@ func (s *statements) close() {
 	}
 }
 
-// internalError is a latch.Error with code EINTERNAL (or EUNAVAILABLE for a
-// lock held too long by another process) that keeps the driver's error in
-// its chain, so errors.Is(err, context.Canceled) still works.
-type internalError struct {
-	err   *latch.Error
-	cause error
-}
-
-func (e *internalError) Error() string   { return e.err.Message }
-func (e *internalError) Unwrap() []error { return []error{e.err, e.cause} }
-
-// internal wraps a driver error as "sqlite: <op>: <cause>".
+// internal wraps a driver error, kept in the chain, as "sqlite: <op>:
+// <cause>": EUNAVAILABLE for a lock held too long by another process,
+// EINTERNAL otherwise.
 func internal(op string, err error) error {
 	code := latch.EINTERNAL
 	if isCode(err, sqlite3.SQLITE_BUSY) {
 		code = latch.EUNAVAILABLE
 	}
-	return &internalError{err: latch.Errorf(code, "sqlite: %s: %v", op, err), cause: err}
+	return latch.WithCause(latch.Errorf(code, "sqlite: %s: %v", op, err), err)
 }
 
 // isCode reports whether err is a SQLite error with the given primary result
