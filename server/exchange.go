@@ -74,7 +74,7 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.
 	if !strings.HasPrefix(subject, token.PrefixAccess) {
 		return oauth.BadRequest(oauth.ErrInvalidRequest, "subject_token must be an opaque access token ("+token.PrefixAccess+"...) issued by this server")
 	}
-	t, err := s.findOpaque(ctx, subject)
+	t, err := s.tok.findOpaque(ctx, subject)
 	if err != nil {
 		return err
 	}

@@ -143,34 +143,6 @@ func (s *Server) inspect(ctx context.Context, caller *latch.Client, raw string) 
 	return x.Answer(), x.Format, nil
 }
 
-// findOpaque returns the stored token raw names, or nil when raw is
-// malformed (refused by its checksum without a store lookup), unknown, or
-// stored under another kind than its prefix says. Only a failing store is an
-// error. Access tokens come from the token cache when it holds them; the
-// result is shared and must not be modified.
-func (s *Server) findOpaque(ctx context.Context, raw string) (*latch.Token, error) {
-	kind, err := token.ParseOpaque(raw)
-	if err != nil {
-		return nil, nil
-	}
-	hash := token.Hash(raw)
-	cached := s.tokens != nil && kind == latch.KindAccess
-	var gen uint64
-	if cached {
-		var t *latch.Token
-		if t, gen = s.tokens.get(hash); t != nil {
-			s.metrics.tokenCacheHits.Inc()
-			return t, nil
-		}
-		s.metrics.tokenCacheMisses.Inc()
-	}
-	t, err := storedOpaque(ctx, s.store, kind, hash)
-	if t != nil && cached {
-		s.tokens.put(hash, t, gen)
-	}
-	return t, err
-}
-
 // keySet adapts the key manager to token.KeySet, turning "not found" into
 // token.ErrUnknownKey.
 type keySet struct{ m *keys.Manager }

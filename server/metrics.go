@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,9 +33,6 @@ type metrics struct {
 	// unknown, refused (wrong client, redirect or verifier), expired, and
 	// reused (a reuse that revoked a family: worth an alert).
 	grants *prometheus.CounterVec
-	// tokenCacheHits and tokenCacheMisses count lookups of opaque access
-	// tokens in the token cache (resolved once: they are on the hot path).
-	tokenCacheHits, tokenCacheMisses prometheus.Counter
 }
 
 // loginResults are the values of latch_login_attempts_total's result label.
@@ -120,11 +118,13 @@ func (m *metrics) throttled(account, addr *throttle, now func() time.Time) {
 
 // tokenCache registers the token cache's series.
 func (m *metrics) tokenCache(c *tokenCache) {
-	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "latch_token_cache_lookups_total", Help: "Lookups of opaque access tokens in the in-memory token cache, by result (hit, miss).",
-	}, []string{"result"})
-	m.tokenCacheHits, m.tokenCacheMisses = lookups.WithLabelValues("hit"), lookups.WithLabelValues("miss")
-	m.reg.MustRegister(lookups, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	const name, help = "latch_token_cache_lookups_total", "Lookups of opaque access tokens in the in-memory token cache, by result (hit, miss)."
+	for result, n := range map[string]*atomic.Uint64{"hit": &c.hits, "miss": &c.misses} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: name, Help: help, ConstLabels: prometheus.Labels{"result": result},
+		}, func() float64 { return float64(n.Load()) }))
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "latch_token_cache_entries", Help: "Opaque access tokens held in the in-memory token cache.",
 	}, func() float64 { return float64(c.len()) }))
 }

@@ -28,7 +28,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	notYours := oauth.BadRequest(oauth.ErrUnauthorizedClient, "the token was not issued to this client")
 	if strings.HasPrefix(raw, "lt_") {
-		t, err := s.findOpaque(ctx, raw)
+		t, err := s.tok.findOpaque(ctx, raw)
 		if err != nil {
 			return err
 		}

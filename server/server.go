@@ -374,7 +374,7 @@ func New(cfg Config) (*Server, error) {
 		Store: s.store, Keys: cfg.Keys, Issuer: cfg.Issuer,
 		AccessTokenTTL: cfg.AccessTokenTTL, MaxAccessTokenTTL: cfg.MaxAccessTokenTTL, Leeway: cfg.Leeway,
 		Now: cfg.Now, Rand: cfg.Rand,
-		findOpaqueFn: s.findOpaque, clientFn: s.clients.Client,
+		opaque: s.tokens, clientFn: s.clients.Client,
 		revokedFn: s.revoked, // the feed, and the other nodes through the fan-out
 	}
 	if cfg.TokenCacheSize > 0 {

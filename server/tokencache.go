@@ -51,6 +51,9 @@ type tokenCache struct {
 	// that keeps a store read begun before a drop from being cached after
 	// it (the token may have been deleted in between).
 	entries *tokencache.Cache[*latch.Token]
+
+	// hits and misses count the lookups of get, for /metrics.
+	hits, misses atomic.Uint64
 }
 
 const (
@@ -98,8 +101,10 @@ func (c *tokenCache) get(hash []byte) (*latch.Token, uint64) {
 	now := c.now()
 	t, hit := c.entries.Get(k, now)
 	if !hit || !c.usable(now) {
+		c.misses.Add(1)
 		return nil, gen
 	}
+	c.hits.Add(1)
 	return t, gen
 }
 

@@ -57,9 +57,11 @@ type Tokens struct {
 
 	// Set by Server, nil elsewhere: its token cache in front of the store,
 	// its client cache, and the wake-up of its revocation feed.
-	findOpaqueFn func(ctx context.Context, raw string) (*latch.Token, error)
-	clientFn     func(ctx context.Context, id string) (*latch.Client, error)
-	revokedFn    func()
+	clientFn  func(ctx context.Context, id string) (*latch.Client, error)
+	revokedFn func()
+	// opaque holds opaque access tokens read from the store (see
+	// tokenCache); nil elsewhere.
+	opaque *tokenCache
 	// verified holds JWTs this server verified (see verifyJWT); nil
 	// elsewhere.
 	verified *tokencache.Cache[verifiedJWT]
@@ -131,16 +133,28 @@ func (m *Tokens) client(ctx context.Context, id string) (*latch.Client, error) {
 }
 
 // findOpaque returns the stored token raw names, or nil when raw is
-// malformed, unknown or stored under another kind than its prefix says.
+// malformed (refused by its checksum without a store lookup), unknown, or
+// stored under another kind than its prefix says. Only a failing store is an
+// error. Access tokens come from the opaque cache when it holds them; the
+// result is shared and must not be modified.
 func (m *Tokens) findOpaque(ctx context.Context, raw string) (*latch.Token, error) {
-	if m.findOpaqueFn != nil {
-		return m.findOpaqueFn(ctx, raw)
-	}
 	kind, err := token.ParseOpaque(raw)
 	if err != nil {
 		return nil, nil
 	}
-	return storedOpaque(ctx, m.Store, kind, token.Hash(raw))
+	hash := token.Hash(raw)
+	if m.opaque == nil || kind != latch.KindAccess {
+		return storedOpaque(ctx, m.Store, kind, hash)
+	}
+	t, gen := m.opaque.get(hash)
+	if t != nil {
+		return t, nil
+	}
+	t, err = storedOpaque(ctx, m.Store, kind, hash)
+	if t != nil {
+		m.opaque.put(hash, t, gen)
+	}
+	return t, err
 }
 
 // storedOpaque returns the token with hash from store when it is of kind;
