@@ -58,7 +58,7 @@ type Client struct {
 	RefreshTokenTTL   time.Duration // 0: the server default
 
 	// TokenFingerprint binds the client's JWT access tokens to a browser
-	// (OWASP JWT cheat sheet, token sidejacking; DESIGN invariant 8): the
+	// (OWASP JWT cheat sheet, token sidejacking; security invariant 8): the
 	// token response sets a __Host- HttpOnly cookie with a random value and
 	// the token carries fgp, the hex SHA-256 of that value. JWT format only.
 	TokenFingerprint bool

@@ -35,7 +35,7 @@ type AuthCode struct {
 }
 
 // Family is one grant's chain of rotated refresh tokens and the access
-// tokens they issued (DESIGN invariant 7). Revoking it deletes every opaque
+// tokens they issued (security invariant 7). Revoking it deletes every opaque
 // token with its FamilyID and denylists every JWT recorded for it.
 type Family struct {
 	ID        string

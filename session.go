@@ -3,7 +3,7 @@ package latch
 import "time"
 
 // Session is the server-side record of a browser's login session
-// (DESIGN.md invariant 6).
+// (security invariant 6).
 //
 // The cookie __Host-latch_session holds 256 bits from crypto/rand; the
 // store keeps only IDHash, its SHA-256, so a copy of the database yields no

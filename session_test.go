@@ -7,7 +7,7 @@ import (
 	"github.com/latch-auth/latch"
 )
 
-// DESIGN.md invariant 6: idle and absolute timeouts both apply.
+// security invariant 6: idle and absolute timeouts both apply.
 func TestSessionActive_IdleAndAbsoluteTimeoutsBothApply(t *testing.T) {
 	now := time.Date(2031, 3, 14, 15, 9, 26, 0, time.UTC)
 	for _, tc := range []struct {

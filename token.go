@@ -42,7 +42,7 @@ func (t *Token) Active(now time.Time) bool { return now.Before(t.ExpiresAt) }
 type RevocationKind string
 
 const (
-	// RevokeJWT denylists a JWT by (Issuer, JTI) until ExpiresAt (DESIGN
+	// RevokeJWT denylists a JWT by (Issuer, JTI) until ExpiresAt (security
 	// invariant 4: never keyed on token bytes, ECDSA signatures are malleable).
 	RevokeJWT RevocationKind = "jwt"
 	// RevokeOpaque records that an opaque token (TokenHash) was deleted, so

@@ -71,7 +71,7 @@ type flight struct {
 // arriving while one runs wait for it and share its result (single
 // flight). A refresh token is single-use and rotated; two refreshes with
 // the same one would look like theft to the authorization server, which
-// then revokes the whole family (DESIGN invariant 7).
+// then revokes the whole family (security invariant 7).
 //
 // The refresh itself runs detached from the request that started it, so
 // that the browser closing that one tab does not fail the others.

@@ -350,7 +350,7 @@ func TestE2E_LoginCallLogout(t *testing.T) {
 		t.Fatalf("API after logout: %d %v", code, body)
 	}
 	// The refresh family was revoked at the server: the access token the
-	// API saw is denylisted by the feed (DESIGN invariant 7).
+	// API saw is denylisted by the feed (security invariant 7).
 	waitFor(t, 5*time.Second, "access token denylisted after logout", func() bool {
 		jti, _ := jwtIDAndExp(tok)
 		return e.deny.IsRevoked(context.Background(), e.issuer, jti)

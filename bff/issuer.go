@@ -224,7 +224,7 @@ func (iss *issuer) verifyIDToken(ctx context.Context, raw, nonce string) (*idCla
 	c, err := token.Verify(ctx, raw, iss.ks, token.VerifyOptions{
 		// latch's ID tokens are typ JWT; an access token (at+jwt) is
 		// refused here as an ID token is refused as an access token
-		// (DESIGN invariant 2).
+		// (security invariant 2).
 		Type:       "JWT",
 		Issuer:     iss.cfg.Issuer,
 		Audience:   iss.cfg.ClientID,
@@ -320,7 +320,7 @@ func (k *keySet) refreshLocked(ctx context.Context) error {
 	return nil
 }
 
-// equalSecret compares two secrets in constant time (DESIGN invariant 9).
+// equalSecret compares two secrets in constant time (security invariant 9).
 func equalSecret(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }

@@ -122,7 +122,7 @@ func checkAlgorithm(alg latch.Algorithm) error {
 // `latch keys retire --now` (a compromise) can linger in caches. There is no
 // floor: with a very short pre-publication period, correctness wins over
 // fewer fetches. Verifiers also refetch, rate-limited, on an unknown kid
-// (DESIGN invariant 1), which covers a cache that is late anyway.
+// (security invariant 1), which covers a cache that is late anyway.
 func cacheControl(prePublish time.Duration) string {
 	age := min(prePublish/4, maxCacheAge)
 	if age < time.Second {

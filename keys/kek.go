@@ -19,7 +19,7 @@ const KEKSize = 32
 // Sealer encrypts private signing keys at rest under the operator's
 // key-encryption key (KEK) with AES-256-GCM. The KEK lives outside the
 // database (a file or an environment variable), so a copy of the database
-// alone yields no signing key (DESIGN "Storage").
+// alone yields no signing key (docs/security.md).
 type Sealer struct {
 	aead cipher.AEAD
 }

@@ -10,7 +10,7 @@
 // (a hash string is data; one planted in the database must not make a
 // login allocate gigabytes), a bound on the password length (argon2's input
 // is hashed once, but an unbounded form field is still a cheap way to make
-// the server work), constant-time comparison (DESIGN.md invariant 9), and
+// the server work), constant-time comparison (security invariant 9), and
 // DummyVerify, so that an unknown username costs the same time as a wrong
 // password (OWASP Authentication Cheat Sheet, "Authentication Responses").
 //

@@ -46,7 +46,7 @@ func csrfToken(raw, label string) string {
 }
 
 // tokenMatches compares a submitted token with the expected one in
-// constant time (DESIGN.md invariant 9).
+// constant time (security invariant 9).
 func tokenMatches(got, want string) bool {
 	return got != "" && hmac.Equal([]byte(got), []byte(want))
 }

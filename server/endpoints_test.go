@@ -132,7 +132,7 @@ func TestInvariant10_BadInputGets4xxNeverPanicOr5xx(t *testing.T) {
 
 // FuzzEndpoints sends arbitrary form bodies and Authorization headers to the
 // token, introspection and revocation endpoints of a real server on SQLite.
-// Whatever the input, the answer is never a 5xx (DESIGN invariant 10).
+// Whatever the input, the answer is never a 5xx (security invariant 10).
 func FuzzEndpoints(f *testing.F) {
 	e := newEnv(f)
 	c := e.jwtClient()

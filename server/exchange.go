@@ -47,7 +47,7 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.
 	}
 	// An exchange tells whether a token is active, as introspection does:
 	// the same per-client limit keeps it from being a faster probe
-	// (DESIGN invariant 5).
+	// (security invariant 5).
 	if retry, ok := s.allowIntrospection(c.ID); !ok {
 		return &oauth.Error{Code: oauth.ErrRateLimited, Description: "too many token-exchange and introspection requests for this client; retry after the Retry-After delay",
 			Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {strconv.Itoa(retry)}}}
@@ -81,7 +81,7 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.
 	now := s.now()
 	if t == nil || t.Kind != latch.KindAccess || !t.Active(now) {
 		// One answer for unknown, expired, revoked and malformed, as
-		// introspection gives (DESIGN invariant 5).
+		// introspection gives (security invariant 5).
 		return oauth.BadRequest(oauth.ErrInvalidGrant, "subject_token is not active")
 	}
 	// RFC 8693 §2.1: scope, audience and resource may narrow the grant,

@@ -281,7 +281,7 @@ func TestIntrospect_JWTResponse_RFC9701(t *testing.T) {
 		t.Fatalf("token_introspection: %v", ti)
 	}
 
-	// Inactive: exactly {"active":false} inside (DESIGN invariant 5).
+	// Inactive: exactly {"active":false} inside (security invariant 5).
 	e.do("/oauth2/revoke", owner, url.Values{"token": {opaque}})
 	_, c = verifyJWS(t, e, e.introspectJWT(rs, opaque, "application/token-introspection+jwt").Body.String())
 	if ti, _ := c["token_introspection"].(map[string]any); len(ti) != 1 || ti["active"] != false {
@@ -296,7 +296,7 @@ func TestIntrospect_JWTResponse_RFC9701(t *testing.T) {
 	}
 }
 
-// TestIntrospect_JWTResponse_IsNotAnAccessToken is DESIGN invariant 2 for
+// TestIntrospect_JWTResponse_IsNotAnAccessToken is security invariant 2 for
 // RFC 9701 answers: signed by the same key, it is still refused as an
 // access token, by its typ.
 func TestIntrospect_JWTResponse_IsNotAnAccessToken(t *testing.T) {
@@ -351,7 +351,7 @@ func equalJSON(a, b any) bool {
 
 // TestTokenExchange_SharesTheIntrospectionRateLimit: an exchange answers
 // whether a token is active, so it counts against the client's
-// introspection budget (DESIGN invariant 5).
+// introspection budget (security invariant 5).
 func TestTokenExchange_SharesTheIntrospectionRateLimit(t *testing.T) {
 	e := newEnv(t, func(c *server.Config) { c.IntrospectionRate = 0.001; c.IntrospectionBurst = 2 })
 	owner := e.opaqueClient()

@@ -15,7 +15,7 @@ import (
 	"github.com/latch-auth/latch/server"
 )
 
-// TestFingerprint_TokenResponse (DESIGN invariant 8): a client registered
+// TestFingerprint_TokenResponse (security invariant 8): a client registered
 // with TokenFingerprint gets a __Host- cookie with exactly the OWASP
 // attributes, and its JWT's fgp is the hex SHA-256 of the cookie value.
 func TestFingerprint_TokenResponse(t *testing.T) {

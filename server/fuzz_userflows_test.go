@@ -14,7 +14,7 @@ import (
 // headers to the endpoints of the user flows, signed in and not: the
 // authorization endpoint (GET query and POST form, where the consent page
 // posts), RP-initiated logout, userinfo, login and the code and refresh
-// grants. Whatever the input, the answer is never a 5xx (DESIGN invariant
+// grants. Whatever the input, the answer is never a 5xx (security invariant
 // 10), and a redirect never leaves for a URI that is not registered.
 func FuzzUserFlows(f *testing.F) {
 	e, _, _ := loginEnv(f)

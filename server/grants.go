@@ -117,7 +117,7 @@ func (s *Server) authorizationCodeGrant(w http.ResponseWriter, r *http.Request, 
 // refreshTokenGrant implements RFC 6749 §6 with rotation (RFC 9700
 // §4.14.2): every use of a refresh token returns a new one, and the old
 // one is spent. Reuse of a spent token after the grace window revokes the
-// whole family (DESIGN invariant 7).
+// whole family (security invariant 7).
 //
 // The grace window (Config.RefreshGrace, default 10s) is for a client that
 // sends the same refresh token twice at once: two browser tabs, a mobile

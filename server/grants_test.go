@@ -151,7 +151,7 @@ func TestCodeGrant_IssuesAccessRefreshAndIDToken(t *testing.T) {
 	if !e.active(c, tr.AccessToken) || !e.active(c, tr.RefreshToken) {
 		t.Error("issued tokens do not introspect active")
 	}
-	// DESIGN invariant 2: an ID token is not an access token.
+	// security invariant 2: an ID token is not an access token.
 	if e.active(c, tr.IDToken) {
 		t.Error("the ID token introspects active")
 	}

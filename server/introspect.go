@@ -20,7 +20,7 @@ import (
 )
 
 // introspect implements RFC 7662 §2. The caller must authenticate as a
-// confidential client and is rate-limited per client (DESIGN invariant 5).
+// confidential client and is rate-limited per client (security invariant 5).
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	form, oerr := oauth.ParseForm(w, r, s.cfg.MaxBodyBytes)
 	if oerr != nil {
@@ -92,7 +92,7 @@ func acceptsIntrospectionJWT(h http.Header) bool {
 // introspectionJWT is the claims set of an RFC 9701 §5 response. It has no
 // sub and no exp at the top level, and its typ is token-introspection+jwt,
 // not at+jwt: it describes a token and must never be usable as one
-// (RFC 9701 §8.1; DESIGN invariant 2 makes every verifier refuse it).
+// (RFC 9701 §8.1; security invariant 2 makes every verifier refuse it).
 type introspectionJWT struct {
 	Issuer        string              `json:"iss"`
 	Audience      string              `json:"aud"`
@@ -104,7 +104,7 @@ type introspectionJWT struct {
 // writeIntrospectionJWT answers with RFC 9701 §5: the RFC 7662 answer in
 // the token_introspection claim of a JWT signed with the current signing
 // key, for the introspecting client (aud) only. An inactive token is
-// {"active":false} there too (DESIGN invariant 5).
+// {"active":false} there too (security invariant 5).
 func (s *Server) writeIntrospectionJWT(w http.ResponseWriter, c *latch.Client, resp oauth.Introspection) error {
 	signer, err := s.tok.signer()
 	if err != nil {

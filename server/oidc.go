@@ -18,7 +18,7 @@ import (
 
 // TypeIDToken is the typ of ID tokens. OIDC Core does not name one; "JWT"
 // (RFC 7519 §5.1) is what verifiers expect, and it is not at+jwt, so an ID
-// token is refused wherever an access token is expected (DESIGN invariant 2).
+// token is refused wherever an access token is expected (security invariant 2).
 const TypeIDToken = "JWT"
 
 // ScopeProfile adds preferred_username to the ID token and userinfo.

@@ -8,7 +8,7 @@ import (
 )
 
 // revoke implements RFC 7009 §2. Opaque tokens are deleted; JWTs are
-// denylisted by (iss, jti) until their exp (DESIGN invariant 4); the
+// denylisted by (iss, jti) until their exp (security invariant 4); the
 // writes are Tokens' (tokens.go), which `latch token revoke` makes too. A
 // client may revoke only tokens issued to it. An invalid, unknown or
 // expired token is answered 200 (§2.2): there is nothing left to revoke.

@@ -98,7 +98,7 @@ func highSTwin(t testing.TB, jwt string) string {
 }
 
 // TestInvariant1_ForgedTokens_IntrospectInactive: the verifier never trusts
-// alg or key material from the token (DESIGN invariant 1). Every forgery
+// alg or key material from the token (security invariant 1). Every forgery
 // introspects to exactly {"active":false}, and none makes the server fetch
 // anything.
 func TestInvariant1_ForgedTokens_IntrospectInactive(t *testing.T) {

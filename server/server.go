@@ -43,7 +43,7 @@ type Config struct {
 	Keys  *keys.Manager
 
 	// AccessTokenTTL is the lifetime of access tokens for clients that do
-	// not set their own. Default 10 minutes (DESIGN.md).
+	// not set their own. Default 10 minutes.
 	AccessTokenTTL time.Duration
 	// MaxAccessTokenTTL caps any client's access-token lifetime; the keys
 	// package keeps a retired key published this long. Default 24h.
@@ -68,7 +68,7 @@ type Config struct {
 	IDTokenTTL time.Duration
 
 	// IntrospectionRate and IntrospectionBurst bound each client's
-	// introspection calls (DESIGN invariant 5). Default 2000/s, burst 4000:
+	// introspection calls (security invariant 5). Default 2000/s, burst 4000:
 	// a resource server behind a cache needs far less; an attacker probing
 	// tokens gets far less than it would need.
 	IntrospectionRate  rate.Limit
@@ -90,7 +90,7 @@ type Config struct {
 	// request (to within a minute: the idle expiry moves at most once a
 	// minute); SessionMaxAge ends it this long after login, however active.
 	// Defaults 30 minutes and 12 hours (OWASP Session Management Cheat
-	// Sheet, "Session Expiration"; DESIGN.md invariant 6).
+	// Sheet, "Session Expiration"; security invariant 6).
 	SessionIdleTimeout time.Duration
 	SessionMaxAge      time.Duration
 

@@ -12,7 +12,7 @@ import (
 	"github.com/latch-auth/latch"
 )
 
-// The login session cookie (DESIGN.md invariant 6, docs/login.md).
+// The login session cookie (security invariant 6, docs/login.md).
 //
 // It holds only the session ID, 256 bits from crypto/rand in base64url;
 // the store keeps the SHA-256 of that string. The __Host- prefix makes the

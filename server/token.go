@@ -78,7 +78,7 @@ func audience(c *latch.Client, form url.Values) ([]string, error) {
 }
 
 // FingerprintCookie is the cookie that carries the raw fingerprint of a
-// bound token (DESIGN invariant 8). __Host-: Secure, Path=/, no Domain, so
+// bound token (security invariant 8). __Host-: Secure, Path=/, no Domain, so
 // no other host or path can set or shadow it (RFC 6265bis §4.1.3.2).
 const FingerprintCookie = "__Host-latch_fgp"
 

@@ -14,8 +14,8 @@ import (
 // introspection or token exchange of a token seen recently costs a map
 // lookup instead of a database read. That read was about half of an opaque
 // introspection's CPU (BENCHMARKS.md, "Profile"), and resource servers
-// introspect the same tokens again and again (DESIGN.md: "one hashed point
-// lookup, in Redis or a local cache").
+// introspect the same tokens again and again (one hashed point lookup, in
+// memory).
 //
 // It must never answer for a token that is gone. It relies on the rule that
 // every deletion of an opaque token appends an entry to the revocation log

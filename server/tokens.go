@@ -199,7 +199,7 @@ func (m *Tokens) signer() (*token.Signer, error) {
 }
 
 // verifyJWT verifies an access token issued here exactly as a resource
-// server would (DESIGN invariants 1-3), except for the audience, which is
+// server would (security invariants 1-3), except for the audience, which is
 // the resource server's business, not the issuer's. leeway is m.leeway()
 // but for Inspect reading the claims of an expired token.
 //
@@ -255,7 +255,7 @@ func (k *kidRecorder) Key(ctx context.Context, kid string) (crypto.PublicKey, la
 }
 
 // InactiveReason says why a token is not active. The introspection
-// endpoint never tells (DESIGN invariant 5: every inactive token is
+// endpoint never tells (security invariant 5: every inactive token is
 // exactly {"active":false}); Tokens.Inspect tells the operator.
 type InactiveReason string
 
@@ -322,7 +322,7 @@ type Inspection struct {
 }
 
 // Answer is the introspection endpoint's answer: the claims of an active
-// token, exactly {"active":false} for any other (DESIGN invariant 5).
+// token, exactly {"active":false} for any other (security invariant 5).
 func (in *Inspection) Answer() oauth.Introspection {
 	if !in.Active {
 		return oauth.Introspection{}
@@ -574,7 +574,7 @@ func (m *Tokens) revokeOpaque(ctx context.Context, t *latch.Token) (family bool,
 	return false, nil
 }
 
-// revokeJWT denylists the verified JWT claims by (iss, jti) (DESIGN
+// revokeJWT denylists the verified JWT claims by (iss, jti) (security
 // invariant 4) until it could no longer pass a verifier that allows the
 // same leeway. It reports whether this call added the entry (false: it was
 // denylisted already) and when the entry ends.
@@ -677,7 +677,7 @@ type Issued struct {
 	// FingerprintCookie is set for a client registered with
 	// TokenFingerprint: the cookie ("__Host-latch_fgp=VALUE") whose
 	// SHA-256 the token's fgp claim holds; a verifier that checks
-	// fingerprints accepts the token only with it (DESIGN invariant 8).
+	// fingerprints accepts the token only with it (security invariant 8).
 	FingerprintCookie string `json:"fingerprint_cookie,omitempty"`
 	// Format is the access token's format, the client's.
 	Format latch.TokenFormat `json:"-"`
@@ -809,7 +809,7 @@ type accessToken struct {
 	issue  latch.Issue // the opaque Token to store, or the IssuedJWT a family remembers
 	format latch.TokenFormat
 	// cookie is the Set-Cookie of the fingerprint cookie, for a client
-	// with TokenFingerprint (DESIGN invariant 8); the token response
+	// with TokenFingerprint (security invariant 8); the token response
 	// carries it.
 	cookie string
 }

@@ -258,7 +258,7 @@ func (m *Users) SetDisabled(ctx context.Context, ref string, disabled bool) (*Us
 
 // SetRoles replaces the user's roles and groups and ends all of the
 // user's login sessions, even when nothing changed (so a call that failed
-// half-way can be repeated): DESIGN.md invariant 6 regenerates sessions on
+// half-way can be repeated): security invariant 6 regenerates sessions on
 // any privilege change, and the roles of a session's tokens are those of
 // its login.
 func (m *Users) SetRoles(ctx context.Context, ref string, roles, groups []string) (*UserView, error) {

@@ -14,7 +14,7 @@
 // instead of failing with SQLITE_BUSY, and a pool of reader connections that
 // never wait for it (WAL). Every connection runs with journal_mode=WAL,
 // synchronous=FULL (a write acknowledged by a nil error survives a power
-// loss, DESIGN.md invariant 10), foreign_keys=ON and busy_timeout=5s, because
+// loss, security invariant 10), foreign_keys=ON and busy_timeout=5s, because
 // the CLI writes to the same file while a server runs. Readers are
 // query_only.
 //

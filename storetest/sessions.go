@@ -135,7 +135,7 @@ func testSessionTouchMissing(t *testing.T, s latch.Store) {
 	wantNoSession(t, s, "after TouchSession(missing)", sum("nope"))
 }
 
-// DESIGN.md invariant 6, through the store: activity extends the idle
+// security invariant 6, through the store: activity extends the idle
 // timeout, never the absolute one.
 func testSessionTimeouts(t *testing.T, s latch.Store) {
 	const idle = 30 * time.Minute

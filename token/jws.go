@@ -135,7 +135,7 @@ func (sp *algSpec) verify(pub crypto.PublicKey, input, sig []byte) bool {
 		// halves are re-encoded as minimal DER INTEGERs, which is exactly
 		// what ecdsa.Verify does with big.Ints, minus the big.Ints. High-s
 		// signatures are valid here as they are in the math: see the
-		// Revocation docs (DESIGN invariant 4).
+		// Revocation docs (security invariant 4).
 		var der [2 + 3 + 2*(2+1+66)]byte
 		n := p1363ToASN1(der[:], sig, sp.size)
 		return ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), sp.digest(&buf, input), der[:n])
@@ -297,7 +297,7 @@ func (s *Signer) Sign(typ string, claims any) (string, error) {
 
 func (s *Signer) sign(input []byte) ([]byte, error) {
 	var buf [64]byte
-	// Every random value comes from crypto/rand (DESIGN invariant 9).
+	// Every random value comes from crypto/rand (security invariant 9).
 	switch s.spec.family {
 	case famECDSA:
 		der, err := s.key.Sign(rand.Reader, s.spec.digest(&buf, input), s.spec.hash)

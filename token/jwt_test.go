@@ -303,7 +303,7 @@ func TestSign_RefusesEmptyTypAndNonObjects(t *testing.T) {
 }
 
 // TestVerify_ECDSAHighS_VerifiesWithSameJTI shows why the denylist keys on
-// (iss, jti) and never on token bytes (DESIGN invariant 4): from one ES256
+// (iss, jti) and never on token bytes (security invariant 4): from one ES256
 // token anyone can make a second, different string (s -> n-s) that verifies
 // and carries the same jti.
 func TestVerify_ECDSAHighS_VerifiesWithSameJTI(t *testing.T) {
@@ -344,7 +344,7 @@ func unsigned(header, payload, sig string) string {
 	return b64.EncodeToString([]byte(header)) + "." + b64.EncodeToString([]byte(payload)) + "." + sig
 }
 
-// TestVerify_ForgedTokens_AreRefused covers DESIGN invariants 1-3 and 10:
+// TestVerify_ForgedTokens_AreRefused covers security invariants 1-3 and 10:
 // each forgery is refused with its sentinel.
 func TestVerify_ForgedTokens_AreRefused(t *testing.T) {
 	keys := keysFor(t)

@@ -20,7 +20,7 @@ const (
 )
 
 const (
-	opaqueBodyBytes = 32 // 256 bits (DESIGN: Token and credential formats)
+	opaqueBodyBytes = 32 // 256 bits
 	prefixLen       = 6
 	opaqueBodyLen   = 43 // base64url, no padding, of 32 bytes
 	checksumLen     = 6  // base64url, no padding, of a 4-byte CRC-32
@@ -35,7 +35,7 @@ var b64 = base64.RawURLEncoding.Strict()
 // NewOpaque returns a new opaque token of the given kind: the kind's prefix,
 // 256 bits from r encoded base64url, and a CRC-32 of both, so that ParseOpaque
 // can refuse a mistyped or truncated token without a store lookup. r is
-// crypto/rand.Reader when nil (DESIGN invariant 9); tests pass their own.
+// crypto/rand.Reader when nil (security invariant 9); tests pass their own.
 func NewOpaque(kind latch.TokenKind, r io.Reader) (string, error) {
 	var prefix string
 	switch kind {

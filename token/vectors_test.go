@@ -23,8 +23,9 @@ import (
 	"github.com/latch-auth/latch"
 )
 
-// Third-party vectors are read in place (see ../../shared/testdata/README.md).
-const testdataDir = "../../shared/testdata"
+// Third-party vectors, copied into the repository with their licences
+// (testdata/README.md names each source).
+const testdataDir = "testdata"
 
 func readVectors(t *testing.T, rel string, v any) {
 	t.Helper()
@@ -329,7 +330,7 @@ func headerAlg(raw string) string {
 // are about encodings and latch never accepts HS256 in Verify.
 //
 // Disagreements with the labels, each a known labelling fault
-// (../../shared/testdata/README.md):
+// (testdata/README.md):
 //   - tcId 367 and 370 are labelled invalid ("invalidBase64Padding") but are
 //     byte-identical to the valid tcId 357 (upstream issue #236): we accept
 //     them, as we must accept 357.

@@ -13,7 +13,7 @@ import (
 )
 
 // MaxJWTSize is the largest JWT Verify reads, in bytes; a larger one is
-// refused before any parsing (DESIGN invariant 10).
+// refused before any parsing (security invariant 10).
 const MaxJWTSize = 8192
 
 // Sentinel errors of Verify and ParseOpaque. Errors returned wrap one of them
@@ -302,7 +302,7 @@ func parseHeader(b []byte, h *header) error {
 		case "typ":
 			bit = seenTyp
 		case "jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256":
-			// RFC 8725 §3.10, DESIGN invariant 1: keys come from the
+			// RFC 8725 §3.10, security invariant 1: keys come from the
 			// KeySet only; a token never names or carries its own key.
 			return fmt.Errorf("token: JWT header has %q: %w", string(name), ErrHeader)
 		case "crit", "b64":

@@ -28,7 +28,7 @@ const (
 	DefaultRealm              = "api"
 
 	// maxLeeway bounds the configured clock skew: more is no longer "small"
-	// (DESIGN invariant 3) but a second lifetime for expired tokens.
+	// (security invariant 3) but a second lifetime for expired tokens.
 	maxLeeway = 5 * time.Minute
 )
 
@@ -54,7 +54,7 @@ type Config struct {
 	// seconds. 0 means the default, 30s; the least is 1s. At most 5m.
 	Leeway time.Duration
 
-	// IsRevoked is the (iss, jti) denylist (DESIGN invariant 4), consulted
+	// IsRevoked is the (iss, jti) denylist (security invariant 4), consulted
 	// on every successful verification, cache hits included, so it must be
 	// fast (an in-memory lookup). nil denylists nothing. Plug in the
 	// IsRevoked of a Denylist from FollowRevocations to follow latch's
@@ -98,7 +98,7 @@ type Config struct {
 
 	// FingerprintCookie, when set (latch's is DefaultFingerprintCookie,
 	// "__Host-latch_fgp"), makes the middleware require that every token
-	// be bound to the browser that received it (DESIGN invariant 8, OWASP
+	// be bound to the browser that received it (security invariant 8, OWASP
 	// token sidejacking): the token's fgp claim must equal the hex SHA-256
 	// of this cookie's value, so a token stolen without the HttpOnly
 	// cookie is refused. A token without fgp is refused too, unless

@@ -9,12 +9,12 @@
 //     Cache-Control says (within a floor and a ceiling) and, on an unknown
 //     kid, at most once per Config.UnknownKeyInterval for all callers
 //     together. When the issuer is down the keys already fetched keep
-//     serving. Every check of DESIGN invariants 1-3 is token.Verify's, with
+//     serving. Every check of security invariants 1-3 is token.Verify's, with
 //     the algorithms pinned per key by this package's JWK parser.
 //
 //   - a cache of verified tokens, keyed by SHA-256 of the token, whose
 //     entries never outlive the token's exp; the denylist hook
-//     (Config.IsRevoked, keyed on iss and jti as DESIGN invariant 4 asks) is
+//     (Config.IsRevoked, keyed on iss and jti as security invariant 4 asks) is
 //     consulted on every request, cache hits included.
 //
 //   - opaque tokens (lt_at_) checked by an RFC 7662 introspection client,

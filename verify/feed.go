@@ -125,7 +125,7 @@ func (c FeedConfig) Validate() error {
 	return nil
 }
 
-// Denylist is the (iss, jti) denylist of DESIGN invariant 4, held in memory
+// Denylist is the (iss, jti) denylist of security invariant 4, held in memory
 // and kept current by following the issuer's revocation feed
 // (GET /oauth2/revocations). Plug IsRevoked into Config.IsRevoked (and
 // IntrospectorConfig.IsRevoked). It is safe for concurrent use.

@@ -11,7 +11,7 @@ import (
 
 // ClaimFingerprint is the claim of a token bound to a browser: the
 // lowercase hex SHA-256 of the value of the fingerprint cookie that the
-// token response set (OWASP JWT cheat sheet, token sidejacking; DESIGN
+// token response set (OWASP JWT cheat sheet, token sidejacking; security
 // invariant 8).
 const ClaimFingerprint = "fgp"
 

@@ -54,7 +54,7 @@ func wantFgpRefused(t *testing.T, name string, w *httptest.ResponseRecorder) {
 	}
 }
 
-// TestFingerprint_Middleware (DESIGN invariant 8): a bound token alone is
+// TestFingerprint_Middleware (security invariant 8): a bound token alone is
 // refused, with the right cookie accepted, with another cookie refused; the
 // cookie is checked on every request, cache hits included.
 func TestFingerprint_Middleware(t *testing.T) {

@@ -67,7 +67,7 @@ func (k *remoteKeys) Key(ctx context.Context, kid string) (crypto.PublicKey, lat
 	}
 	// An unknown kid may be a key published after our last fetch: look
 	// once, rate-limited for everyone together, so a flood of forged kids
-	// costs the issuer at most one request per interval (DESIGN
+	// costs the issuer at most one request per interval (security
 	// invariant 1).
 	if err := k.refresh(ctx, false); err != nil && !errors.Is(err, errRateLimited) {
 		k.log.Warn("verify: JWKS refresh for an unknown kid failed; keeping the keys we have", "kid", kid, "err", err)

@@ -35,7 +35,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (*Claims, 
 		}
 		return a.Introspector.Introspect(ctx, raw)
 	case strings.HasPrefix(raw, token.PrefixRefresh):
-		// DESIGN invariant 2: a refresh token is not an access token.
+		// security invariant 2: a refresh token is not an access token.
 		return nil, fmt.Errorf("verify: a refresh token is not an access token: %w", token.ErrType)
 	}
 	if a.Verifier == nil {
@@ -116,7 +116,7 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		if fgpCookie != "" {
-			// DESIGN invariant 8: checked on every request, never cached.
+			// security invariant 8: checked on every request, never cached.
 			if err := checkBinding(c, r, fgpCookie, allowUnbound); err != nil {
 				challenge(w, http.StatusUnauthorized, realm, "invalid_token", describe(err), "")
 				return

@@ -146,7 +146,7 @@ func TestRequireScope_InvalidScope_Panics(t *testing.T) {
 	}
 }
 
-// TestMiddleware_Forgeries_AreRefused runs DESIGN invariants 1-3 through the
+// TestMiddleware_Forgeries_AreRefused runs security invariants 1-3 through the
 // middleware: every forged or foreign token is 401 invalid_token, and none
 // makes the verifier fetch a URL the token names.
 func TestMiddleware_Forgeries_AreRefused(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 )
 
 // TypeAccessToken is the typ of RFC 9068 access tokens (§2.1). An ID token
-// (typ JWT) or any other JWT the issuer signs is refused (DESIGN
+// (typ JWT) or any other JWT the issuer signs is refused (security
 // invariant 2).
 const TypeAccessToken = "at+jwt"
 
@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 // token's sentinels (token.ErrSignature, token.ErrExpired, ...) or
 // ErrRevoked or ErrMissingClaim.
 //
-// Every check of DESIGN invariants 1-3 is token.Verify's: the algorithm is
+// Every check of security invariants 1-3 is token.Verify's: the algorithm is
 // the key's, pinned from the JWKS and Config.Algorithms (RFC 8725 §3.1);
 // the header may name only alg, kid and typ, so no key or URL is ever taken
 // from the token (RFC 8725 §3.10); typ is at+jwt (RFC 9068 §4); iss, aud,
@@ -199,7 +199,7 @@ func (v *Verifier) checkRevoked(ctx context.Context, c *Claims) (*Claims, error)
 }
 
 // requireClaims checks the claims every latch access token carries (RFC
-// 9068 §2.2): sub, jti (the denylist's key, DESIGN invariant 4) and
+// 9068 §2.2): sub, jti (the denylist's key, security invariant 4) and
 // client_id.
 func requireClaims(c *token.Claims) error {
 	switch {

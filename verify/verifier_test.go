@@ -116,7 +116,7 @@ func TestNew_OversizedJWKS_IsRefused(t *testing.T) {
 	}
 }
 
-// TestKeySet_UnknownKid_OneSingleFlightFetch is DESIGN invariant 1's "an
+// TestKeySet_UnknownKid_OneSingleFlightFetch is security invariant 1's "an
 // unknown kid (after one rate-limited JWKS refresh)": 1000 concurrent
 // requests with a kid the verifier has not seen cause one fetch, which finds
 // the new key; further unknown kids cause none until the interval passed.
@@ -338,7 +338,7 @@ func TestCache_Hit_ReturnsSameClaims(t *testing.T) {
 	}
 }
 
-// TestCache_DenylistedJTI_RefusedEvenWhenCached is DESIGN invariant 4 on
+// TestCache_DenylistedJTI_RefusedEvenWhenCached is security invariant 4 on
 // the cache: the denylist is keyed on (iss, jti) and asked on every hit.
 func TestCache_DenylistedJTI_RefusedEvenWhenCached(t *testing.T) {
 	k := newKey(t, "k1", latch.ES256)

@@ -459,7 +459,7 @@ func TestAuthCode_GoOAuth2AndGoOIDC_ConfidentialClient(t *testing.T) {
 	}
 
 	// The old refresh token again, after the grace window: a stolen token.
-	// Refused, and its whole family is revoked (DESIGN invariant 7): the
+	// Refused, and its whole family is revoked (security invariant 7): the
 	// successor's refresh token and access token too.
 	if _, err := conf.TokenSource(ctx, expired(tok)).Token(); !isOAuthError(err, "invalid_grant") {
 		t.Fatalf("reuse of a rotated refresh token: %v, want invalid_grant", err)

@@ -109,7 +109,7 @@ func TestServe_OpaqueClientCreatedWhileRunning(t *testing.T) {
 // SIGKILL while clients issue and revoke opaque tokens, restarts it on the
 // same data directory, and checks that every revocation it acknowledged is
 // still in force and every token it issued (and did not revoke) still works
-// (DESIGN invariant 10).
+// (security invariant 10).
 func TestInvariant10_KillDashNine_AcknowledgedWritesSurvive(t *testing.T) {
 	dir := t.TempDir()
 	p := startLatch(t, dir)

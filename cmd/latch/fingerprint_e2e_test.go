@@ -17,7 +17,7 @@ import (
 	"github.com/latch-auth/latch/verify"
 )
 
-// TestInvariant8_Fingerprint_E2E (DESIGN invariant 8): a client registered with
+// TestInvariant8_Fingerprint_E2E (security invariant 8): a client registered with
 // `latch client create --token-fingerprint` gets its token with a
 // __Host-latch_fgp cookie, the token's fgp is the cookie's hash, and
 // verify.Middleware refuses the token alone and accepts it with the cookie.
