@@ -62,9 +62,15 @@ func InvalidClient(description string, basic bool) *Error {
 	return e
 }
 
-// ServerError is a 500 whose description never reveals internals.
-func ServerError() *Error {
-	return &Error{Code: ErrServerError, Description: "the server failed to handle the request; it has been logged", Status: http.StatusInternalServerError}
+// ServerError is a 500 whose description never reveals internals. It names
+// requestID, under which the server logged the failure, so that whoever
+// sees the answer can quote it to the operator.
+func ServerError(requestID string) *Error {
+	d := "the server failed to handle the request; it has been logged"
+	if requestID != "" {
+		d += " as request " + requestID
+	}
+	return &Error{Code: ErrServerError, Description: d, Status: http.StatusInternalServerError}
 }
 
 // Unavailable is a 503 for a backend that is down.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/oauth"
 )
 
 // ScopeAdmin is the scope an access token needs for the admin API.
@@ -26,7 +27,9 @@ type problem struct {
 	Title  string `json:"title"`
 	Status int    `json:"status"`
 	Detail string `json:"detail,omitempty"`
-	header http.Header
+	// RequestID names the request in the server's log, on server errors.
+	RequestID string `json:"request_id,omitempty"`
+	header    http.Header
 }
 
 func (p *problem) Error() string { return "admin: " + p.Title + ": " + p.Detail }
@@ -41,11 +44,28 @@ func (p *problem) write(w http.ResponseWriter) {
 	_ = json.NewEncoder(w).Encode(p)
 }
 
-func isAdmin(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/admin/") }
+// renderProblem answers the admin API's errors as RFC 7807 problem details
+// (an OAuth error from a shared code path keeps its RFC 6749 form).
+func renderProblem(w http.ResponseWriter, r *http.Request, status int, err error, id string) {
+	var pe *problem
+	var oe *oauth.Error
+	switch {
+	case errors.As(err, &pe):
+		pe.write(w)
+	case errors.As(err, &oe):
+		oe.Write(w)
+	case status >= 500:
+		(&problem{Status: status, Title: http.StatusText(status), Detail: latch.ErrorMessage(err), RequestID: id}).write(w)
+	default:
+		(&problem{Status: status, Title: http.StatusText(status), Detail: latch.ErrorMessage(err)}).write(w)
+	}
+}
 
 func (s *Server) adminRoutes(m *http.ServeMux) {
 	clients := &Clients{Store: s.store, MaxAccessTokenTTL: s.cfg.MaxAccessTokenTTL, Now: s.now, Rand: s.rand}
-	admin := func(name string, h handlerFunc) http.Handler { return s.handle("admin_"+name, s.requireAdmin(h)) }
+	admin := func(name string, h handlerFunc) http.Handler {
+		return s.adapt("admin_"+name, renderProblem, s.requireAdmin(h))
+	}
 
 	m.Handle("GET /admin/v1/clients", admin("clients", func(w http.ResponseWriter, r *http.Request) error {
 		cs, err := s.store.Clients(r.Context())
@@ -125,7 +145,7 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}))
-	m.Handle("/admin/", s.handle("admin_unknown", func(w http.ResponseWriter, r *http.Request) error {
+	m.Handle("/admin/", s.adapt("admin_unknown", renderProblem, func(w http.ResponseWriter, r *http.Request) error {
 		return &problem{Status: http.StatusNotFound, Title: "Not Found", Detail: "no such admin endpoint; see docs/admin.md"}
 	}))
 }

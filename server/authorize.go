@@ -170,7 +170,7 @@ func (s *Server) authorizeClient(w http.ResponseWriter, r *http.Request, params 
 		s.renderError(w, r, http.StatusBadRequest, "Unknown application", "The application "+quote(id)+" is not registered here.")
 		return nil, "", false
 	} else if err != nil {
-		s.log.Error("authorize: client lookup failed", "err", err)
+		s.log.ErrorContext(r.Context(), "authorize: client lookup failed", "err", err)
 		s.renderError(w, r, http.StatusServiceUnavailable, "Try again later", "The server cannot check the application right now.")
 		return nil, "", false
 	}
@@ -395,7 +395,7 @@ func (s *Server) endSessionEndpoint(w http.ResponseWriter, r *http.Request) erro
 	if target != "" {
 		c, err := s.clients.Client(ctx, clientID)
 		if err != nil && !errors.Is(err, latch.ErrNotFound) {
-			s.log.Error("end session: client lookup failed", "err", err)
+			s.log.ErrorContext(r.Context(), "end session: client lookup failed", "err", err)
 			s.renderError(w, r, http.StatusServiceUnavailable, "Try again later", "The server cannot check the application right now.")
 			return nil
 		}

@@ -78,7 +78,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	status := map[string]string{"status": "ok", "store": "ok", "keys": "ok"}
 	code := http.StatusOK
 	if err := s.store.Ping(ctx); err != nil {
-		s.log.Warn("readiness: store does not answer", "err", err)
+		s.log.WarnContext(r.Context(), "readiness: store does not answer", "err", err)
 		status["store"], status["status"], code = "unavailable", "unavailable", http.StatusServiceUnavailable
 	}
 	if _, _, _, err := s.keys.Signing(); err != nil {

@@ -100,7 +100,7 @@ func (s *Server) authorizationCodeGrant(w http.ResponseWriter, r *http.Request, 
 		// issued from it. The store revoked the family; tell the feed.
 		s.revoked()
 		s.metrics.grants.WithLabelValues("authorization_code", "reused").Inc()
-		s.log.Warn("authorization code reused: the tokens it issued are revoked", "client_id", c.ID, "family", code.FamilyID)
+		s.log.WarnContext(r.Context(), "authorization code reused: the tokens it issued are revoked", "client_id", c.ID, "family", code.FamilyID)
 		return invalidGrant("the authorization code was already used; the tokens issued with it are revoked")
 	case latch.ErrorCode(err) == latch.EUNAUTHORIZED || errors.Is(err, latch.ErrNotFound):
 		s.metrics.grants.WithLabelValues("authorization_code", "expired").Inc()
@@ -195,7 +195,7 @@ func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form 
 	case errors.Is(err, latch.ErrReused):
 		s.revoked()
 		s.metrics.grants.WithLabelValues("refresh_token", "reused").Inc()
-		s.log.Warn("refresh token reused after rotation: family revoked", "client_id", c.ID, "family", f.ID, "sub", f.UserID)
+		s.log.WarnContext(r.Context(), "refresh token reused after rotation: family revoked", "client_id", c.ID, "family", f.ID, "sub", f.UserID)
 		return invalidGrant("the refresh token was already used; every token of this grant is revoked, sign in again")
 	case errors.Is(err, latch.ErrNotFound) || latch.ErrorCode(err) == latch.EUNAUTHORIZED:
 		s.metrics.grants.WithLabelValues("refresh_token", "expired").Inc()

@@ -1,9 +1,15 @@
 package server
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/latch-auth/latch"
@@ -11,10 +17,70 @@ import (
 )
 
 // handlerFunc is an HTTP handler that returns its error instead of writing
-// it, so every error path is logged and answered in one place (writeError).
+// it, so every error path is logged and answered in one place (answer).
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// statusWriter records the status for logs and metrics.
+// renderer answers err, whose HTTP status is status, in the error format of
+// one route group: OAuth JSON, the admin API's problem details, or an HTML
+// page. Each group's routes choose theirs when they are registered. id is the
+// request's ID, for the answers a person can quote.
+type renderer func(w http.ResponseWriter, r *http.Request, status int, err error, id string)
+
+// StatusClientClosedRequest is the status recorded (in metrics and logs,
+// never sent) for a request whose client went away before it was answered:
+// a hung-up client is not a server failure.
+const StatusClientClosedRequest = 499
+
+// HeaderRequestID names the response header carrying the request's ID, the
+// same ID that the server's log lines about the request carry.
+const HeaderRequestID = "X-Request-Id"
+
+type requestIDKey struct{}
+
+// RequestID returns the ID the server gave the request of ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// requestIDs makes IDs unique within a process and, through the random
+// prefix, across nodes and restarts, without a crypto/rand read per request.
+var requestIDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func init() {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	requestIDs.prefix = hex.EncodeToString(b) + "-"
+}
+
+func newRequestID() string {
+	return requestIDs.prefix + strconv.FormatUint(requestIDs.n.Add(1), 36)
+}
+
+// requestIDHandler adds the request ID of the record's context to every log
+// line written with a context (the *Context methods of slog.Logger).
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, rec slog.Record) error {
+	if id := RequestID(ctx); id != "" {
+		rec.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, rec)
+}
+
+func (h requestIDHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
+}
+
+// statusWriter records the status for logs and metrics, and whether the
+// response has started, after which no error may be written into it.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
@@ -39,61 +105,120 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // the http.Server's timeouts).
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// handle adapts h to http.Handler with logging, metrics and panic recovery.
-// name labels the metrics; it is a fixed string, never from the request.
+// handle adapts an OAuth endpoint: its errors are answered as RFC 6749 §5.2
+// JSON.
 func (s *Server) handle(name string, h handlerFunc) http.Handler {
+	return s.adapt(name, renderOAuth, h)
+}
+
+// adapt turns h into an http.Handler that gives the request an ID (in its
+// context, the response header and every log line about it), answers h's
+// error with render, logs and counts the outcome, and recovers a panic.
+// name labels the metrics; it is a fixed string, never from the request.
+func (s *Server) adapt(name string, render renderer, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		id := newRequestID()
+		w.Header().Set(HeaderRequestID, id)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 		sw := &statusWriter{ResponseWriter: w}
+		status := 0 // what the metrics and the access log record
 		defer func() {
 			if p := recover(); p != nil {
-				// A panic is a bug; answer 500 rather than drop the
-				// connection, and log it (never the request body).
-				s.log.Error("panic in handler", "handler", name, "panic", p)
-				if sw.status == 0 {
-					oauth.ServerError().Write(sw)
+				if p == http.ErrAbortHandler {
+					// The handler's way of dropping the connection on
+					// purpose: let net/http do that, quietly.
+					s.metrics.observe(name, StatusClientClosedRequest, time.Since(start))
+					panic(p)
 				}
+				// A panic is a bug: log it with the stack, and answer 500
+				// rather than drop the connection if nothing was sent yet.
+				s.log.ErrorContext(r.Context(), "panic in handler", "handler", name, "method", r.Method,
+					"path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+				if sw.status == 0 {
+					render(sw, r, http.StatusInternalServerError, errPanic, id)
+				}
+				status = sw.status
 			}
-			s.metrics.observe(name, sw.status, time.Since(start))
+			if status == 0 {
+				status = sw.status
+			}
+			s.metrics.observe(name, status, time.Since(start))
 			// The access log names the route, never the query string or
 			// body, which can carry codes, tokens and secrets.
 			if s.log.Enabled(r.Context(), slog.LevelDebug) {
-				s.log.Debug("request", "handler", name, "method", r.Method, "path", r.URL.Path,
-					"status", sw.status, "duration", time.Since(start))
+				s.log.DebugContext(r.Context(), "request", "handler", name, "method", r.Method, "path", r.URL.Path,
+					"status", status, "duration", time.Since(start))
 			}
 		}()
 		if err := h(sw, r); err != nil {
-			s.writeError(sw, r, name, err)
+			status = s.answer(sw, r, name, render, err, id)
 		}
 	})
 }
 
-// writeError answers err: an *oauth.Error as itself, an admin *problem as
-// RFC 7807 JSON, and a domain error mapped by its code. 5xx are logged.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, name string, err error) {
+var errPanic = errors.New("server: handler panicked")
+
+// answer answers h's err with render unless the client has gone or the
+// response has started, logs it as it deserves, and returns the status to
+// record.
+func (s *Server) answer(sw *statusWriter, r *http.Request, name string, render renderer, err error, id string) int {
+	ctx := r.Context()
+	if ctx.Err() != nil {
+		// The client hung up (or the server is shutting down): whatever
+		// failed failed for that reason, and nobody is there to answer.
+		s.log.DebugContext(ctx, "client went away before the answer", "handler", name, "method", r.Method,
+			"path", r.URL.Path, "err", err)
+		return StatusClientClosedRequest
+	}
+	status := statusOfAny(err)
+	if sw.status != 0 {
+		// Headers, and perhaps a body, are out: a second answer would
+		// corrupt the first. Say so in the log only.
+		s.log.ErrorContext(ctx, "request failed after its response started", "handler", name, "method", r.Method,
+			"path", r.URL.Path, "status", sw.status, "err", err)
+		return sw.status
+	}
+	if status >= 500 {
+		s.log.ErrorContext(ctx, "request failed", "handler", name, "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	render(sw, r, status, err, id)
+	if sw.status == 0 {
+		return status
+	}
+	return sw.status
+}
+
+// statusOfAny is the status err is answered with: its own for the wire's
+// error types, the domain code's otherwise.
+func statusOfAny(err error) int {
 	var oe *oauth.Error
 	var pe *problem
 	switch {
 	case errors.As(err, &oe):
-		oe.Write(w)
-		return
+		if oe.Status == 0 {
+			return http.StatusBadRequest
+		}
+		return oe.Status
 	case errors.As(err, &pe):
-		pe.write(w)
-		return
+		return pe.Status
 	}
-	status := statusOf(err)
-	if status >= 500 {
-		s.log.Error("request failed", "handler", name, "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	if isAdmin(r) {
-		(&problem{Status: status, Title: http.StatusText(status), Detail: latch.ErrorMessage(err)}).write(w)
+	return statusOf(err)
+}
+
+// renderOAuth answers as the OAuth endpoints do (RFC 6749 §5.2). A
+// server_error names the request ID, so a developer can quote it.
+func renderOAuth(w http.ResponseWriter, r *http.Request, status int, err error, id string) {
+	var oe *oauth.Error
+	if errors.As(err, &oe) {
+		oe.Write(w)
 		return
 	}
 	switch status {
 	case http.StatusServiceUnavailable:
 		oauth.Unavailable().Write(w)
 	case http.StatusInternalServerError:
-		oauth.ServerError().Write(w)
+		oauth.ServerError(id).Write(w)
 	default:
 		oauth.BadRequest(oauth.ErrInvalidRequest, latch.ErrorMessage(err)).Write(w)
 	}

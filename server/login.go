@@ -95,18 +95,18 @@ func (s *Server) loginRoutes(m *http.ServeMux) {
 // page adapts a browser-facing handler: its errors are answered with the
 // HTML error page rather than OAuth JSON.
 func (s *Server) page(name string, h handlerFunc) http.Handler {
-	return s.handle(name, func(w http.ResponseWriter, r *http.Request) error {
-		if err := h(w, r); err != nil {
-			status := statusOf(err)
-			if status >= 500 {
-				s.log.Error("request failed", "handler", name, "method", r.Method, "path", r.URL.Path, "err", err)
-				s.renderError(w, r, status, "Something went wrong", "The server could not complete your request. Try again in a moment.")
-				return nil
-			}
-			s.renderError(w, r, status, http.StatusText(status), latch.ErrorMessage(err))
-		}
-		return nil
-	})
+	return s.adapt(name, s.renderPageError, h)
+}
+
+// renderPageError is the renderer of the browser-facing pages. A server
+// failure names the request ID, for the person to quote to the operator.
+func (s *Server) renderPageError(w http.ResponseWriter, r *http.Request, status int, err error, id string) {
+	if status >= 500 {
+		s.renderError(w, r, status, "Something went wrong",
+			"The server could not complete your request. Try again in a moment. If it keeps happening, quote request "+id+" to the site's operator.")
+		return
+	}
+	s.renderError(w, r, status, http.StatusText(status), latch.ErrorMessage(err))
 }
 
 // setPageHeaders sets the security headers of every HTML page.
@@ -156,7 +156,7 @@ func newPage(title string) page { return page{Title: title, CSSVersion: cssVersi
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
 	err := s.renderPage(w, status, errorPage, errorView{page: newPage(title), Detail: detail}, true)
 	if err != nil {
-		s.log.Error("render error page", "err", err)
+		s.log.ErrorContext(r.Context(), "render error page", "err", err)
 		http.Error(w, title, status)
 	}
 }
@@ -441,7 +441,7 @@ func (s *Server) authenticate(ctx context.Context, username, pw string) (*latch.
 	if err != nil {
 		// The stored hash is unreadable (the password was checked above):
 		// an operator's problem, not the user's. Pay the cost anyway.
-		s.log.Error("login: stored password hash is unreadable; reset the user's password", "user", u.ID, "err", err)
+		s.log.ErrorContext(ctx, "login: stored password hash is unreadable; reset the user's password", "user", u.ID, "err", err)
 		s.dummyVerify(pw)
 		return nil, nil
 	}
@@ -474,11 +474,11 @@ func (s *Server) rehash(ctx context.Context, u *latch.User, pw string) {
 		var done bool
 		if done, err = s.store.RehashPassword(ctx, u.ID, u.PasswordHash, h); err == nil && done {
 			u.PasswordHash = h
-			s.log.Info("login: password rehashed with the configured parameters", "user", u.ID)
+			s.log.InfoContext(ctx, "login: password rehashed with the configured parameters", "user", u.ID)
 		}
 	}
 	if err != nil {
-		s.log.Error("login: rehashing the password failed; the old hash stays", "user", u.ID, "err", err)
+		s.log.ErrorContext(ctx, "login: rehashing the password failed; the old hash stays", "user", u.ID, "err", err)
 	}
 }
 
@@ -570,7 +570,7 @@ type ConsentView struct {
 func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, sess *latch.Session, v ConsentView) {
 	raw := sessionCookieValue(r)
 	if sess == nil || raw == "" || !bytes.Equal(hashID(raw), sess.IDHash) {
-		s.log.Error("render consent: the request's cookie is not the session's")
+		s.log.ErrorContext(r.Context(), "render consent: the request's cookie is not the session's")
 		s.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "The consent page could not be shown. Sign in again.")
 		return
 	}
@@ -593,7 +593,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, sess *lat
 	view := consentView{page: newPage("Allow " + v.ClientName + "?"), ConsentView: v, Hidden: hidden,
 		CSRF: csrfToken(raw, csrfLabel)}
 	if err := s.renderPage(w, http.StatusOK, consentPage, view, false); err != nil {
-		s.log.Error("render consent", "err", err)
+		s.log.ErrorContext(r.Context(), "render consent", "err", err)
 		s.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "The consent page could not be shown.")
 	}
 }

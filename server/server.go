@@ -351,7 +351,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		store:    cfg.Store,
 		keys:     cfg.Keys,
-		log:      cfg.Logger,
+		log:      slog.New(requestIDHandler{cfg.Logger.Handler()}),
 		now:      cfg.Now,
 		rand:     cfg.Rand,
 		metrics:  newMetrics(cfg.Registry),
