@@ -11,6 +11,8 @@
 //     together. When the issuer is down the keys already fetched keep
 //     serving. Every check of security invariants 1-3 is token.Verify's, with
 //     the algorithms pinned per key by this package's JWK parser.
+//     NewWithJWKS takes the key set as a document instead, for services that
+//     verify offline and for tests: it never makes a request.
 //
 //   - a cache of verified tokens, keyed by SHA-256 of the token, whose
 //     entries never outlive the token's exp; the denylist hook

@@ -205,3 +205,15 @@ func keysChanged(old, new map[string]publicKey) bool {
 	}
 	return false
 }
+
+// staticKeys is the token.KeySet of NewWithJWKS: a fixed set, never
+// refetched.
+type staticKeys map[string]publicKey
+
+// Key implements token.KeySet.
+func (k staticKeys) Key(_ context.Context, kid string) (crypto.PublicKey, latch.Algorithm, error) {
+	if pk, ok := k[kid]; ok {
+		return pk.pub, pk.alg, nil
+	}
+	return nil, "", fmt.Errorf("verify: kid %q is not in the configured JWKS: %w", kid, token.ErrUnknownKey)
+}

@@ -68,7 +68,7 @@ func (c *Claims) HasScope(scope string) bool {
 // them stale.
 type Verifier struct {
 	cfg   Config
-	keys  *remoteKeys
+	keys  token.KeySet // *remoteKeys, or staticKeys from NewWithJWKS
 	opts  token.VerifyOptions
 	cache *cache[*Claims] // nil when disabled
 	dec   *decrypter      // nil without Config.DecryptionKeys
@@ -90,6 +90,60 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if err := checkEndpoint("jwks_uri", md.JWKSURI, cfg.InsecureAllowHTTP); err != nil {
 		return nil, err
 	}
+	v, err := newVerifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	remote := &remoteKeys{
+		uri: md.JWKSURI, fetch: f, allowed: cfg.Algorithms,
+		floor: cfg.RefreshFloor, ceiling: cfg.RefreshCeiling, interval: cfg.UnknownKeyInterval,
+		now: cfg.Now, log: cfg.Logger,
+		changed: func() {
+			// A key left the JWKS (retired at once after a compromise) or
+			// changed: the tokens it signed must stop being accepted now,
+			// not when their cache entries expire.
+			if v.cache != nil {
+				v.cache.Flush()
+			}
+		},
+	}
+	v.keys = remote
+	if err := remote.refresh(ctx, true); err != nil {
+		return nil, fmt.Errorf("verify: fetch JWKS of %s: %w", cfg.Issuer, err)
+	}
+	return v, nil
+}
+
+// NewWithJWKS returns a Verifier that checks tokens against the keys of
+// jwks, the issuer's JWK Set document (its /.well-known/jwks.json), with
+// every other check of New. It makes no network request, ever: for a
+// service that must verify offline or whose keys are delivered with its
+// configuration, and for tests. A token signed by a key not in jwks is
+// refused (token.ErrUnknownKey); to follow key rotation, build a new
+// Verifier from the new set. The fetch settings of cfg are not used.
+func NewWithJWKS(cfg Config, jwks []byte) (*Verifier, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	keys, skipped, err := parseJWKS(jwks, cfg.Algorithms)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range skipped {
+		cfg.Logger.Warn("verify: a key of the JWKS is not used", "err", e)
+	}
+	v, err := newVerifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	v.keys = staticKeys(keys)
+	return v, nil
+}
+
+// newVerifier builds the parts of a Verifier that do not depend on where
+// its keys come from.
+func newVerifier(cfg Config) (*Verifier, error) {
 	v := &Verifier{
 		cfg: cfg,
 		opts: token.VerifyOptions{
@@ -106,25 +160,10 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		v.cache = newCache[*Claims](cfg.CacheEntries)
 	}
 	if len(cfg.DecryptionKeys) > 0 {
+		var err error
 		if v.dec, err = newDecrypter(cfg.DecryptionKeys, cfg.KeyEncryptionAlgorithms, cfg.ContentEncryption); err != nil {
 			return nil, err
 		}
-	}
-	v.keys = &remoteKeys{
-		uri: md.JWKSURI, fetch: f, allowed: cfg.Algorithms,
-		floor: cfg.RefreshFloor, ceiling: cfg.RefreshCeiling, interval: cfg.UnknownKeyInterval,
-		now: cfg.Now, log: cfg.Logger,
-		changed: func() {
-			// A key left the JWKS (retired at once after a compromise) or
-			// changed: the tokens it signed must stop being accepted now,
-			// not when their cache entries expire.
-			if v.cache != nil {
-				v.cache.Flush()
-			}
-		},
-	}
-	if err := v.keys.refresh(ctx, true); err != nil {
-		return nil, fmt.Errorf("verify: fetch JWKS of %s: %w", cfg.Issuer, err)
 	}
 	return v, nil
 }

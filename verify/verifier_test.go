@@ -236,7 +236,7 @@ func TestKeySet_MaxAge_ClampedToFloorAndCeiling(t *testing.T) {
 			is.set(func(is *issuer) { is.cacheControl = tc.cc })
 			c := newClock()
 			v := mustNew(t, is.config(c))
-			if got := v.keys.snap.Load().next.Sub(c.Now()); got != tc.want {
+			if got := v.keys.(*remoteKeys).snap.Load().next.Sub(c.Now()); got != tc.want {
 				t.Fatalf("Cache-Control %q: refresh after %v, want %v", tc.cc, got, tc.want)
 			}
 		})
@@ -259,7 +259,7 @@ func TestKeySet_IssuerDown_KeepsServingWithCachedKeys(t *testing.T) {
 			t.Fatalf("with the issuer down: %v", err)
 		}
 		// The failed refresh reschedules itself; the keys stay.
-		waitFor(t, "the failed refresh", func() bool { return v.keys.snap.Load().next.After(c.Now()) })
+		waitFor(t, "the failed refresh", func() bool { return v.keys.(*remoteKeys).snap.Load().next.After(c.Now()) })
 	}
 	// An unknown kid is refused, the known keys still work.
 	if _, err := v.Verify(ctx, mustSign(t, newKey(t, "k9", latch.ES256), "at+jwt", claimsAt(is, c))); !errors.Is(err, token.ErrUnknownKey) {
@@ -302,7 +302,7 @@ func TestKeySet_BadKeysRefusedOneByOne(t *testing.T) {
 			t.Errorf("token of refused key %s: %v, want ErrUnknownKey", k.kid, err)
 		}
 	}
-	if got := len(v.keys.snap.Load().keys); got != 1 {
+	if got := len(v.keys.(*remoteKeys).snap.Load().keys); got != 1 {
 		t.Fatalf("%d usable keys, want 1", got)
 	}
 }
