@@ -57,7 +57,8 @@ func init() {
 }
 
 func newRequestID() string {
-	return requestIDs.prefix + strconv.FormatUint(requestIDs.n.Add(1), 36)
+	var b [32]byte
+	return string(strconv.AppendUint(append(b[:0], requestIDs.prefix...), requestIDs.n.Add(1), 36))
 }
 
 // requestIDHandler adds the request ID of the record's context to every log
@@ -119,7 +120,7 @@ func (s *Server) adapt(name string, render renderer, h handlerFunc) http.Handler
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := newRequestID()
-		w.Header().Set(HeaderRequestID, id)
+		w.Header()[HeaderRequestID] = []string{id} // canonical already: no Set
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 		sw := &statusWriter{ResponseWriter: w}
 		status := 0 // what the metrics and the access log record
