@@ -7,8 +7,7 @@ package server_test
 // it in context: GET / signed in is the lookup plus the account template,
 // GET / without a cookie is the handler and redirect without any store
 // access, and GET /login without a session is a template render without a
-// lookup. The store reads are
-// measured alone too, on the same store.
+// lookup. The store reads are measured alone too, on the same store.
 //
 // The clock is fixed, so the once-a-minute touch write never happens here:
 // BenchmarkSession_Store/touch is its cost, paid by one request per
