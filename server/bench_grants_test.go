@@ -1,6 +1,6 @@
 package server_test
 
-// In-process benchmarks of the refresh_token grant with rotation (issue 4),
+// In-process benchmarks of the refresh_token grant with rotation,
 // through the handler on a real SQLite store: client authentication, the
 // store reads of the token, its family and the user, one JWT signature
 // (ES256) for the access token, a second for the ID token when the scope

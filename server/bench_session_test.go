@@ -1,14 +1,13 @@
 package server_test
 
-// In-process benchmarks of the login session lookup (issue 4: "session
-// lookup ns/op in-process"), every browser request's fixed cost, through
-// the handler on a real SQLite store. BenchmarkSession_Lookup is the
-// lookup alone (server.currentSession: one store read of the session and
-// one of its user); the page benchmarks put it in context: GET / signed in
-// is the lookup plus the account template, GET / without a cookie is the
-// handler and redirect without any store access, and GET /login without a
-// session is a template render without a lookup. The store reads are
-// measured alone too, on the same store.
+// In-process benchmarks of the login session lookup, every browser
+// request's fixed cost, through the handler on a real SQLite store.
+// BenchmarkSession_Lookup is the lookup alone (server.currentSession: one
+// store read of the session and one of its user); the page benchmarks put
+// it in context: GET / signed in is the lookup plus the account template,
+// GET / without a cookie is the handler and redirect without any store
+// access, and GET /login without a session is a template render without a
+// lookup. The store reads are measured alone too, on the same store.
 //
 // The clock is fixed, so the once-a-minute touch write never happens here:
 // BenchmarkSession_Store/touch is its cost, paid by one request per

@@ -10,7 +10,7 @@
 #     of a JWT; each at -c $C for $D after a $WARMUP warm-up;
 #   phase B: seeds $SEED_N more opaque tokens (tools/seedtokens), restarts
 #     the server and re-runs the baseline and the opaque introspections;
-#   phase C (issue 4: refresh, login), on a fresh data dir: the no-op
+#   phase C (refresh, login), on a fresh data dir: the no-op
 #     baseline (first and last), client_credentials issuance (JWT) for
 #     contrast, the refresh_token grant with rotation (JWT without and with
 #     openid, and opaque; one chain per connection, seeded by a password
@@ -219,7 +219,7 @@ if has_phase B; then
 	stop_latch
 fi
 
-# ---- phase C: refresh rotation and login (issue 4) -------------------------
+# ---- phase C: refresh rotation and login ----------------------------------
 
 if has_phase C; then
 	DATA=$WORK/data_c
