@@ -85,7 +85,7 @@ func build(cfg Config, iss *issuer) (*BFF, error) {
 // Config.SPA, everything else.
 func (b *BFF) Handler() http.Handler { return b.mux }
 
-// Run deletes expired sessions and pending logins every PurgeInterval
+// Run deletes expired sessions every PurgeInterval
 // until ctx ends.
 func (b *BFF) Run(ctx context.Context) {
 	t := time.NewTicker(b.cfg.PurgeInterval)
@@ -273,7 +273,7 @@ func (b *BFF) setCookie(w http.ResponseWriter, name, value string, maxAge time.D
 
 func (b *BFF) clearCookie(w http.ResponseWriter, name string) {
 	sameSite := http.SameSiteStrictMode
-	if name == b.loginCookie {
+	if strings.HasPrefix(name, b.loginCookie) {
 		sameSite = http.SameSiteLaxMode
 	}
 	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: sameSite})
@@ -444,7 +444,7 @@ func (b *BFF) checkCSRF(r *http.Request) error {
 // after login: it starts with one "/", and no browser could read it as
 // another host ("//evil", "/\evil", a scheme, control characters).
 func validReturnTo(p string) bool {
-	if p == "" || len(p) > 2048 || p[0] != '/' {
+	if p == "" || len(p) > MaxReturnTo || p[0] != '/' {
 		return false
 	}
 	if len(p) > 1 && (p[1] == '/' || p[1] == '\\') {

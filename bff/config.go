@@ -83,8 +83,8 @@ type Config struct {
 
 	// CookieName names the session cookie; it must start with __Host-
 	// (Secure, Path=/, no Domain: no subdomain can set or read it).
-	// Default "__Host-latch_bff". The pre-login cookie is CookieName +
-	// "_login".
+	// Default "__Host-latch_bff". The pre-login cookies are CookieName +
+	// "_login_" + an identifier of the login.
 	CookieName string
 	// SessionIdle ends a session that made no request for this long.
 	// Default 1h. SessionMaxAge ends every session this long after login,
