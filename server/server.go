@@ -80,7 +80,8 @@ type Config struct {
 	PasswordParams password.Params
 	MinPasswordLen int
 	// PasswordBlocklist, when set, is refused as new passwords through
-	// the admin API (breached or common passwords).
+	// the admin API (breached or common passwords), in addition to the
+	// built-in password.Common.
 	PasswordBlocklist *password.Blocklist
 
 	// MaxBodyBytes limits request bodies. Default oauth.MaxFormBytes.
