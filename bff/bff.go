@@ -82,8 +82,23 @@ func build(cfg Config, iss *issuer) (*BFF, error) {
 }
 
 // Handler returns the BFF's HTTP handler: /bff/*, the API prefix and, with
-// Config.SPA, everything else.
-func (b *BFF) Handler() http.Handler { return b.mux }
+// Config.SPA, everything else. Served over https (RedirectURL's scheme),
+// every answer carries Strict-Transport-Security (RFC 6797): the app's
+// session cookie must never be offered to a plain-http address.
+func (b *BFF) Handler() http.Handler {
+	if !strings.HasPrefix(b.cfg.RedirectURL, "https://") {
+		return b.mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", HSTSHeader)
+		b.mux.ServeHTTP(w, r)
+	})
+}
+
+// HSTSHeader is the BFF's Strict-Transport-Security value: one year
+// (OWASP's HTTP Strict Transport Security Cheat Sheet). No
+// includeSubDomains: the app's subdomains are not the BFF's to commit.
+const HSTSHeader = "max-age=31536000"
 
 // Run deletes expired sessions every PurgeInterval
 // until ctx ends.

@@ -69,7 +69,7 @@ type Config struct {
 	// http.DefaultTransport.
 	Transport http.RoundTripper
 	// SPA, when set, serves every path that is neither /bff/* nor the API:
-	// the single-page app's files (http.FileServer) or a dev server
+	// the single-page app's files (StaticFiles) or a dev server
 	// (httputil.ReverseProxy). nil answers 404 there.
 	SPA http.Handler
 

@@ -215,7 +215,9 @@ func runBFF(ctx context.Context, e *env, g *bffFlags) error {
 		if err != nil || !fi.IsDir() {
 			return usagef("--static %q is not a directory", g.static)
 		}
-		spa = http.FileServer(http.Dir(g.static))
+		if spa, err = bff.StaticFiles(g.static); err != nil {
+			return usagef("--static %q: %v", g.static, err)
+		}
 	case g.spaUpstream != "":
 		su, err := url.Parse(g.spaUpstream)
 		if err != nil || (su.Scheme != "http" && su.Scheme != "https") || su.Host == "" {
