@@ -397,6 +397,17 @@ func (s *Server) Handler() http.Handler {
 	return hsts(s.mux)
 }
 
+// MaxHeaderBytes is the most a request's line and header fields may
+// take, in bytes; a larger request is answered 431 Request Header Fields
+// Too Large (RFC 6585 §5) before any handler runs.
+const MaxHeaderBytes = 16 << 10
+
+// HTTPServerMaxHeaderBytes is the value of http.Server.MaxHeaderBytes
+// that enforces MaxHeaderBytes: net/http reads up to 4096 bytes more than
+// its MaxHeaderBytes ("bufio slop") before it answers 431, so set as
+// MaxHeaderBytes the real limit would be 20 KiB.
+const HTTPServerMaxHeaderBytes = MaxHeaderBytes - 4096
+
 // HSTSHeader is the Strict-Transport-Security value latch sends over
 // https: one year, OWASP's HTTP Strict Transport Security Cheat Sheet's
 // value. No includeSubDomains: the subdomains of the issuer's host are not

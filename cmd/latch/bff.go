@@ -20,6 +20,7 @@ import (
 
 	"github.com/latch-auth/latch/bff"
 	"github.com/latch-auth/latch/keys"
+	"github.com/latch-auth/latch/server"
 	"github.com/latch-auth/latch/verify"
 )
 
@@ -296,7 +297,7 @@ func runBFF(ctx context.Context, e *env, g *bffFlags) error {
 		Handler:           b.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    server.HTTPServerMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	storeName := "sqlite:" + filepath.Join(g.dataDir, "bff.db")
