@@ -82,10 +82,25 @@ func build(cfg Config, iss *issuer) (*BFF, error) {
 }
 
 // Handler returns the BFF's HTTP handler: /bff/*, the API prefix and, with
-// Config.SPA, everything else.
-func (b *BFF) Handler() http.Handler { return b.mux }
+// Config.SPA, everything else. Served over https (RedirectURL's scheme),
+// every answer carries Strict-Transport-Security (RFC 6797): the app's
+// session cookie must never be offered to a plain-http address.
+func (b *BFF) Handler() http.Handler {
+	if !strings.HasPrefix(b.cfg.RedirectURL, "https://") {
+		return b.mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", HSTSHeader)
+		b.mux.ServeHTTP(w, r)
+	})
+}
 
-// Run deletes expired sessions and pending logins every PurgeInterval
+// HSTSHeader is the BFF's Strict-Transport-Security value: one year
+// (OWASP's HTTP Strict Transport Security Cheat Sheet). No
+// includeSubDomains: the app's subdomains are not the BFF's to commit.
+const HSTSHeader = "max-age=31536000"
+
+// Run deletes expired sessions every PurgeInterval
 // until ctx ends.
 func (b *BFF) Run(ctx context.Context) {
 	t := time.NewTicker(b.cfg.PurgeInterval)
@@ -273,7 +288,7 @@ func (b *BFF) setCookie(w http.ResponseWriter, name, value string, maxAge time.D
 
 func (b *BFF) clearCookie(w http.ResponseWriter, name string) {
 	sameSite := http.SameSiteStrictMode
-	if name == b.loginCookie {
+	if strings.HasPrefix(name, b.loginCookie) {
 		sameSite = http.SameSiteLaxMode
 	}
 	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: sameSite})
@@ -444,7 +459,7 @@ func (b *BFF) checkCSRF(r *http.Request) error {
 // after login: it starts with one "/", and no browser could read it as
 // another host ("//evil", "/\evil", a scheme, control characters).
 func validReturnTo(p string) bool {
-	if p == "" || len(p) > 2048 || p[0] != '/' {
+	if p == "" || len(p) > MaxReturnTo || p[0] != '/' {
 		return false
 	}
 	if len(p) > 1 && (p[1] == '/' || p[1] == '\\') {

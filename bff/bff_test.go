@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -312,7 +313,9 @@ func TestLogin_RedirectsWithPKCEAndPreLoginCookie(t *testing.T) {
 			t.Errorf("%s = %q, want 256 bits base64url", k, q.Get(k))
 		}
 	}
-	raw := rawSetCookie(w, e.b.loginCookie)
+	key := sha256.Sum256([]byte(q.Get("state")))
+	name := e.b.pendingCookie(key)
+	raw := rawSetCookie(w, name)
 	for _, attr := range []string{"Path=/", "HttpOnly", "Secure", "SameSite=Lax", "Max-Age=600"} {
 		if !strings.Contains(raw, attr) {
 			t.Errorf("pre-login cookie %q lacks %s", raw, attr)
@@ -321,10 +324,9 @@ func TestLogin_RedirectsWithPKCEAndPreLoginCookie(t *testing.T) {
 	if strings.Contains(strings.ToLower(raw), "domain=") {
 		t.Errorf("pre-login cookie has a Domain: %q", raw)
 	}
-	// The pending login is in the store, sealed, and its verifier matches
-	// the challenge sent.
-	key := sha256.Sum256([]byte(q.Get("state")))
-	sealed, err := e.store.TakeLogin(context.Background(), key[:], e.clock.Now())
+	// The pending login is in the cookie, sealed, and its verifier
+	// matches the challenge sent.
+	sealed, err := base64.RawURLEncoding.DecodeString(findCookie(t, w, name).Value)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,14 +334,64 @@ func TestLogin_RedirectsWithPKCEAndPreLoginCookie(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var p pendingLogin
-	json.Unmarshal(plain, &p)
+	p, err := unmarshalPending(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ch := sha256.Sum256([]byte(p.Verifier))
 	if base64.RawURLEncoding.EncodeToString(ch[:]) != q.Get("code_challenge") || p.Nonce != q.Get("nonce") || p.ReturnTo != "/settings?tab=2" {
 		t.Fatalf("pending login %+v does not match the authorization request", p)
 	}
 	if bytes.Contains(sealed, []byte(p.Verifier)) || bytes.Contains(sealed, []byte(p.Nonce)) {
-		t.Fatal("pending login stored in the clear")
+		t.Fatal("pending login sealed in the clear")
+	}
+}
+
+// Unauthenticated logins cost the BFF no storage: a flood of them with
+// the longest return_to leaves the store as it was, and each pre-login
+// cookie stays within what a browser keeps.
+func TestLogin_Flood_StoresNothingServerSide(t *testing.T) {
+	e := newUnitEnv(t)
+	ctx := context.Background()
+	rt := "/" + strings.Repeat("<", MaxReturnTo-1)
+	for i := range 500 {
+		w := e.do("GET", "/bff/login?return_to="+url.QueryEscape(rt), "", nil, nil)
+		if w.Code != http.StatusFound {
+			t.Fatalf("login %d: %d %s", i, w.Code, w.Body)
+		}
+		if i == 0 {
+			for _, c := range w.Header().Values("Set-Cookie") {
+				if len(c) > 2048 {
+					t.Fatalf("pre-login cookie of %d bytes", len(c))
+				}
+			}
+		}
+	}
+	var logins, sessions int
+	db := e.store.reader
+	db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE name = 'bff_logins'").Scan(&logins)
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM bff_sessions").Scan(&sessions); err != nil {
+		t.Fatal(err)
+	}
+	if logins != 0 || sessions != 0 {
+		t.Fatalf("after 500 logins the store holds a logins table (%d) and %d sessions; want nothing", logins, sessions)
+	}
+	if w := e.do("GET", "/bff/login?return_to="+url.QueryEscape("/"+strings.Repeat("a", MaxReturnTo)), "", nil, nil); w.Code != http.StatusBadRequest {
+		t.Fatalf("return_to of %d bytes: %d, want 400", MaxReturnTo+1, w.Code)
+	}
+}
+
+// A browser sent to /bff/login again and again keeps at most
+// maxPendingLogins pre-login cookies.
+func TestLogin_PendingCookiesPerBrowser_Bounded(t *testing.T) {
+	e := newUnitEnv(t)
+	var jar []*http.Cookie
+	for range 10 {
+		_, _, w := startLoginIn(t, e, jar)
+		jar = applyCookies(jar, w)
+		if n := len(jar); n > maxPendingLogins {
+			t.Fatalf("%d pre-login cookies, want at most %d", n, maxPendingLogins)
+		}
 	}
 }
 
@@ -373,13 +425,13 @@ func TestLogin_ReturnTo_OpenRedirectRefused(t *testing.T) {
 	}
 }
 
-// startLogin runs /bff/login in a browser whose pre-login cookie is
-// browser ("" for a new one) and returns the state and the cookie value.
-func startLogin(t testing.TB, e *unitEnv, browser string) (state, cookie string) {
+// startLoginIn runs /bff/login in a browser holding jar and returns the
+// state, the new pre-login cookie and the answer.
+func startLoginIn(t testing.TB, e *unitEnv, jar []*http.Cookie) (string, *http.Cookie, *httptest.ResponseRecorder) {
 	t.Helper()
 	r := httptest.NewRequest("GET", unitOrigin+"/bff/login", nil)
-	if browser != "" {
-		r.AddCookie(&http.Cookie{Name: e.b.loginCookie, Value: browser})
+	for _, c := range jar {
+		r.AddCookie(c)
 	}
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, r)
@@ -387,36 +439,66 @@ func startLogin(t testing.TB, e *unitEnv, browser string) (state, cookie string)
 		t.Fatalf("login: %d %s", w.Code, w.Body)
 	}
 	loc, _ := url.Parse(w.Header().Get("Location"))
-	c := findCookie(t, w, e.b.loginCookie)
+	state := loc.Query().Get("state")
+	c := findCookie(t, w, e.b.pendingCookie(sha256.Sum256([]byte(state))))
 	if c == nil {
 		t.Fatal("no pre-login cookie")
 	}
-	return loc.Query().Get("state"), c.Value
+	return state, c, w
 }
 
-func callback(e *unitEnv, query, browser string) *httptest.ResponseRecorder {
+// startLogin runs /bff/login in a new browser and returns the state and
+// the pre-login cookie.
+func startLogin(t testing.TB, e *unitEnv) (string, *http.Cookie) {
+	t.Helper()
+	state, c, _ := startLoginIn(t, e, nil)
+	return state, c
+}
+
+// applyCookies is what a browser does with w's Set-Cookie lines.
+func applyCookies(jar []*http.Cookie, w *httptest.ResponseRecorder) []*http.Cookie {
+	for _, set := range w.Result().Cookies() {
+		jar = slices.DeleteFunc(jar, func(c *http.Cookie) bool { return c.Name == set.Name })
+		if set.MaxAge >= 0 {
+			jar = append(jar, &http.Cookie{Name: set.Name, Value: set.Value})
+		}
+	}
+	return jar
+}
+
+func callback(e *unitEnv, query string, cookies ...*http.Cookie) *httptest.ResponseRecorder {
 	r := httptest.NewRequest("GET", unitOrigin+"/bff/callback?"+query, nil)
-	if browser != "" {
-		r.AddCookie(&http.Cookie{Name: e.b.loginCookie, Value: browser})
+	for _, c := range cookies {
+		r.AddCookie(c)
 	}
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, r)
 	return w
 }
 
-func TestLogin_SecondTabReusesBrowserCookie(t *testing.T) {
+func TestLogin_TwoTabs_EachHasItsOwnPendingLogin(t *testing.T) {
 	e := newUnitEnv(t)
-	_, c1 := startLogin(t, e, "")
-	_, c2 := startLogin(t, e, c1)
-	if c1 != c2 {
-		t.Fatal("a second login in the same browser replaced its pre-login cookie: the first tab's callback would fail")
+	s1, c1, w := startLoginIn(t, e, nil)
+	jar := applyCookies(nil, w)
+	s2, c2, w := startLoginIn(t, e, jar)
+	jar = applyCookies(jar, w)
+	if c1.Name == c2.Name || len(jar) != 2 {
+		t.Fatal("a second login in the same browser replaced the first one's pre-login cookie: the first tab's callback would fail")
+	}
+	// Each tab's callback finds its own pending login (and fails later,
+	// at the fake issuer's answer, not for want of one).
+	for _, st := range []string{s1, s2} {
+		w := callback(e, "error=access_denied&state="+url.QueryEscape(st), jar...)
+		if !strings.Contains(w.Body.String(), "access_denied") {
+			t.Fatalf("tab callback: %d %s", w.Code, w.Body)
+		}
 	}
 }
 
 func TestCallback_StateFromAnotherBrowser_Refused(t *testing.T) {
 	e := newUnitEnv(t)
-	state, _ := startLogin(t, e, "")    // the victim's browser
-	_, attacker := startLogin(t, e, "") // another browser with its own cookie
+	state, _ := startLogin(t, e)    // the victim's browser
+	_, attacker := startLogin(t, e) // another browser with its own cookie
 	w := callback(e, "code=abc&state="+url.QueryEscape(state), attacker)
 	if w.Code != http.StatusBadRequest || decodeError(t, w) != CodeLoginFailed || !strings.Contains(w.Body.String(), "another browser") {
 		t.Fatalf("callback from another browser: %d %s", w.Code, w.Body)
@@ -428,8 +510,8 @@ func TestCallback_StateFromAnotherBrowser_Refused(t *testing.T) {
 
 func TestCallback_WithoutPreLoginCookie_Refused(t *testing.T) {
 	e := newUnitEnv(t)
-	state, _ := startLogin(t, e, "")
-	w := callback(e, "code=abc&state="+url.QueryEscape(state), "")
+	state, _ := startLogin(t, e)
+	w := callback(e, "code=abc&state="+url.QueryEscape(state))
 	if w.Code != http.StatusBadRequest || decodeError(t, w) != CodeLoginFailed {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
@@ -437,7 +519,7 @@ func TestCallback_WithoutPreLoginCookie_Refused(t *testing.T) {
 
 func TestCallback_UnknownOrMissingState_Refused(t *testing.T) {
 	e := newUnitEnv(t)
-	_, browser := startLogin(t, e, "")
+	_, browser := startLogin(t, e)
 	for _, q := range []string{"code=abc", "code=abc&state=" + strings.Repeat("A", 43), "code=abc&state=" + strings.Repeat("A", 600)} {
 		if w := callback(e, q, browser); w.Code != http.StatusBadRequest || decodeError(t, w) != CodeLoginFailed {
 			t.Fatalf("%q: %d %s", q, w.Code, w.Body)
@@ -447,7 +529,7 @@ func TestCallback_UnknownOrMissingState_Refused(t *testing.T) {
 
 func TestCallback_ExpiredState_Refused(t *testing.T) {
 	e := newUnitEnv(t)
-	state, browser := startLogin(t, e, "")
+	state, browser := startLogin(t, e)
 	e.clock.Advance(DefaultLoginTimeout)
 	w := callback(e, "code=abc&state="+url.QueryEscape(state), browser)
 	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "expired") {
@@ -457,14 +539,20 @@ func TestCallback_ExpiredState_Refused(t *testing.T) {
 
 func TestCallback_StateIsSingleUse(t *testing.T) {
 	e := newUnitEnv(t)
-	state, browser := startLogin(t, e, "")
+	state, browser := startLogin(t, e)
 	// The first use ends at the authorization server's error answer, after
-	// the state was taken.
+	// the pre-login cookie was cleared. (A copy of the cookie replayed
+	// with the state would reach the code exchange, where the code is
+	// single-use.)
 	w := callback(e, "error=access_denied&state="+url.QueryEscape(state), browser)
 	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "access_denied") {
 		t.Fatalf("first use: %d %s", w.Code, w.Body)
 	}
-	w = callback(e, "code=abc&state="+url.QueryEscape(state), browser)
+	if c := findCookie(t, w, browser.Name); c == nil || c.MaxAge >= 0 {
+		t.Fatal("the callback did not clear the pre-login cookie")
+	}
+	jar := applyCookies([]*http.Cookie{browser}, w)
+	w = callback(e, "code=abc&state="+url.QueryEscape(state), jar...)
 	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "already used") {
 		t.Fatalf("second use: %d %s", w.Code, w.Body)
 	}
@@ -472,7 +560,7 @@ func TestCallback_StateIsSingleUse(t *testing.T) {
 
 func TestCallback_MixUp_WrongIss_Refused(t *testing.T) {
 	e := newUnitEnv(t)
-	state, browser := startLogin(t, e, "")
+	state, browser := startLogin(t, e)
 	w := callback(e, "code=abc&iss="+url.QueryEscape("https://evil.test")+"&state="+url.QueryEscape(state), browser)
 	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "another issuer") {
 		t.Fatalf("%d %s", w.Code, w.Body)
@@ -507,7 +595,7 @@ func TestEncryptionAtRest_DatabaseHoldsNoToken(t *testing.T) {
 			AccessToken: secrets[0], RefreshToken: secrets[1], IDToken: secrets[2],
 		}))
 	}
-	startLogin(t, e, "")
+	startLogin(t, e)
 	// Every session still opens.
 	for _, c := range cookies {
 		if w := e.do("GET", "/bff/user", c, nil, nil); w.Code != http.StatusOK {

@@ -69,7 +69,7 @@ type Config struct {
 	// http.DefaultTransport.
 	Transport http.RoundTripper
 	// SPA, when set, serves every path that is neither /bff/* nor the API:
-	// the single-page app's files (http.FileServer) or a dev server
+	// the single-page app's files (StaticFiles) or a dev server
 	// (httputil.ReverseProxy). nil answers 404 there.
 	SPA http.Handler
 
@@ -83,8 +83,8 @@ type Config struct {
 
 	// CookieName names the session cookie; it must start with __Host-
 	// (Secure, Path=/, no Domain: no subdomain can set or read it).
-	// Default "__Host-latch_bff". The pre-login cookie is CookieName +
-	// "_login".
+	// Default "__Host-latch_bff". The pre-login cookies are CookieName +
+	// "_login_" + an identifier of the login.
 	CookieName string
 	// SessionIdle ends a session that made no request for this long.
 	// Default 1h. SessionMaxAge ends every session this long after login,

@@ -13,13 +13,14 @@
 //
 // # What it owns
 //
-//   - GET /bff/login?return_to=/path: a pending login (state, nonce, PKCE
-//     verifier; server-side, single use, bound to a __Host- pre-login
-//     cookie) and the redirect to the authorization endpoint.
-//   - GET /bff/callback: the state check (single use, same browser), the
-//     code exchange, the ID token check (signature, typ, iss, aud, azp,
-//     exp, nonce), a new session (a new cookie value at every login) and
-//     the redirect to return_to, a local path only.
+//   - GET /bff/login?return_to=/path: a pending login (nonce, PKCE
+//     verifier, return_to), sealed into a __Host- pre-login cookie named
+//     after the state (nothing is stored before the callback), and the
+//     redirect to the authorization endpoint.
+//   - GET /bff/callback: the state check (its cookie, in this browser,
+//     cleared at once), the code exchange, the ID token check (signature,
+//     typ, iss, aud, azp, exp, nonce), a new session (a new cookie value
+//     at every login) and the redirect to return_to, a local path only.
 //   - GET /bff/user: the user's non-secret claims; never a token.
 //   - POST /bff/logout: RFC 7009 revocation of the refresh token (latch
 //     revokes its whole family), deletion of the session, the cookie

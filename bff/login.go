@@ -3,55 +3,89 @@ package bff
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/latch-auth/latch"
 )
 
-// pendingLogin is the server-side half of one authorization request,
-// sealed in the Store under SHA-256 of its state, for LoginTimeout, and
-// taken (read and deleted) by the callback: a state works once.
+// pendingLogin is the BFF's half of one authorization request. It lives
+// nowhere on the server: it is sealed (AES-256-GCM under the BFF's Key,
+// bound to SHA-256 of the state) into a pre-login cookie named after the
+// state, which only the browser that started the login holds. So an
+// unauthenticated GET /bff/login costs the BFF no storage at all, and a
+// callback carrying the state without that browser's cookie (login CSRF,
+// a leaked authorization response) finds nothing to complete.
 type pendingLogin struct {
-	// Browser is SHA-256 of the pre-login cookie of the browser that
-	// started the login: a callback carrying this state from another
-	// browser (login CSRF, a leaked authorization response) is refused.
-	Browser  []byte `json:"browser"`
-	Nonce    string `json:"nonce"`
-	Verifier string `json:"verifier"` // PKCE code_verifier (RFC 7636 §4.1)
-	ReturnTo string `json:"return_to"`
+	Expires  int64 // Unix seconds; the login fails from then on
+	Nonce    string
+	Verifier string // PKCE code_verifier (RFC 7636 §4.1)
+	ReturnTo string
 }
 
-// login answers GET /bff/login?return_to=/path: it records a pending
-// login and redirects the browser to the authorization endpoint with
-// state, nonce and a PKCE S256 challenge.
+// MaxReturnTo bounds return_to, which travels sealed in the pre-login
+// cookie: with it, maxPendingLogins cookies stay far below the 4096 bytes
+// a browser keeps per cookie and the 16 KiB of headers servers accept.
+const MaxReturnTo = 1024
+
+// maxPendingLogins is how many logins one browser may have in flight (one
+// per tab). A login started beyond it clears the others, whose callbacks
+// then ask the user to start again: a page that navigates a victim's
+// browser to /bff/login in a loop cannot pile up cookies.
+const maxPendingLogins = 3
+
+// marshal encodes p compactly, without JSON's escaping of the characters
+// a path may hold: a field's length (one byte; nonce and verifier are 43)
+// before it, return_to last.
+func (p pendingLogin) marshal() []byte {
+	out := binary.BigEndian.AppendUint64(nil, uint64(p.Expires))
+	for _, f := range []string{p.Nonce, p.Verifier} {
+		out = append(out, byte(len(f)))
+		out = append(out, f...)
+	}
+	return append(out, p.ReturnTo...)
+}
+
+var errPendingFormat = errors.New("bff: malformed pending login")
+
+func unmarshalPending(b []byte) (pendingLogin, error) {
+	var p pendingLogin
+	if len(b) < 8 {
+		return p, errPendingFormat
+	}
+	p.Expires, b = int64(binary.BigEndian.Uint64(b)), b[8:]
+	for _, f := range []*string{&p.Nonce, &p.Verifier} {
+		if len(b) < 1 || len(b) < 1+int(b[0]) {
+			return p, errPendingFormat
+		}
+		*f, b = string(b[1:1+int(b[0])]), b[1+int(b[0]):]
+	}
+	p.ReturnTo = string(b)
+	return p, nil
+}
+
+// pendingCookie names the pre-login cookie of the login whose state
+// hashes to key: a login per tab gets its own cookie, so logins started
+// in several tabs each complete.
+func (b *BFF) pendingCookie(key [32]byte) string {
+	return b.loginCookie + "_" + base64.RawURLEncoding.EncodeToString(key[:12])
+}
+
+// login answers GET /bff/login?return_to=/path: it seals the pending login
+// into a pre-login cookie and redirects the browser to the authorization
+// endpoint with state, nonce and a PKCE S256 challenge.
 func (b *BFF) login(w http.ResponseWriter, r *http.Request) error {
 	returnTo := "/"
 	if v := r.URL.Query()["return_to"]; len(v) > 0 {
 		if len(v) > 1 || !validReturnTo(v[0]) {
-			return &httpError{status: http.StatusBadRequest, code: CodeInvalidRequest, desc: "return_to must be one local path starting with a single /, e.g. /settings"}
+			return &httpError{status: http.StatusBadRequest, code: CodeInvalidRequest, desc: fmt.Sprintf("return_to must be one local path of at most %d bytes starting with a single /, e.g. /settings", MaxReturnTo)}
 		}
 		returnTo = v[0]
-	}
-	// One pre-login cookie per browser, reused by logins started in
-	// several tabs, so that each of them can complete.
-	browser := ""
-	if c, err := r.Cookie(b.loginCookie); err == nil {
-		if _, ok := cookieKey(c.Value); ok {
-			browser = c.Value
-		}
-	}
-	var err error
-	if browser == "" {
-		if browser, err = b.random(32); err != nil {
-			return err
-		}
 	}
 	state, err := b.random(32)
 	if err != nil {
@@ -65,19 +99,23 @@ func (b *BFF) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	bh := sha256.Sum256([]byte(browser))
-	plain, err := json.Marshal(pendingLogin{Browser: bh[:], Nonce: nonce, Verifier: verifier, ReturnTo: returnTo})
-	if err != nil {
-		return err
-	}
-	key := sha256.Sum256([]byte(state))
-	sealed, err := b.seal.seal(kindLogin, key[:], plain)
-	if err != nil {
-		return err
-	}
 	now := b.cfg.Now()
-	if err := b.cfg.Store.PutLogin(r.Context(), key[:], sealed, now.Add(b.cfg.LoginTimeout), now); err != nil {
-		return unavailable("the session store cannot be reached", err)
+	key := sha256.Sum256([]byte(state))
+	p := pendingLogin{Expires: now.Add(b.cfg.LoginTimeout).Unix(), Nonce: nonce, Verifier: verifier, ReturnTo: returnTo}
+	sealed, err := b.seal.seal(kindLogin, key[:], p.marshal())
+	if err != nil {
+		return err
+	}
+	var pending []string
+	for _, c := range r.Cookies() {
+		if strings.HasPrefix(c.Name, b.loginCookie+"_") {
+			pending = append(pending, c.Name)
+		}
+	}
+	if len(pending) >= maxPendingLogins {
+		for _, name := range pending {
+			b.clearCookie(w, name)
+		}
 	}
 	challenge := sha256.Sum256([]byte(verifier))
 	q := url.Values{
@@ -93,7 +131,7 @@ func (b *BFF) login(w http.ResponseWriter, r *http.Request) error {
 	if b.cfg.Audience != "" {
 		q.Set("resource", b.cfg.Audience)
 	}
-	b.setCookie(w, b.loginCookie, browser, b.cfg.LoginTimeout, http.SameSiteLaxMode)
+	b.setCookie(w, b.pendingCookie(key), base64.RawURLEncoding.EncodeToString(sealed), b.cfg.LoginTimeout, http.SameSiteLaxMode)
 	noStore(w)
 	http.Redirect(w, r, withQuery(b.iss.md.AuthorizationEndpoint, q), http.StatusFound)
 	return nil
@@ -132,31 +170,30 @@ func (b *BFF) callback(w http.ResponseWriter, r *http.Request) error {
 	if state == "" || len(state) > 512 {
 		return loginFailed("the callback has no valid state; start again at /bff/login", nil)
 	}
-	c, err := r.Cookie(b.loginCookie)
-	if err != nil {
-		return loginFailed("no login was started in this browser (the pre-login cookie is missing or expired); start again at /bff/login", nil)
-	}
-	b.clearCookie(w, b.loginCookie)
 	now := b.cfg.Now()
 	key := sha256.Sum256([]byte(state))
-	sealed, err := b.cfg.Store.TakeLogin(ctx, key[:], now)
-	if errors.Is(err, latch.ErrNotFound) {
-		return loginFailed("unknown, expired or already used state; start again at /bff/login", nil)
-	}
+	name := b.pendingCookie(key)
+	c, err := r.Cookie(name)
 	if err != nil {
-		return unavailable("the session store cannot be reached", err)
+		return loginFailed("no login with this state is pending in this browser: it expired, was already used or was started in another browser; start again at /bff/login", nil)
 	}
+	// Single use: the cookie goes now, whatever happens next, and the code
+	// the state came with is single-use at the authorization server (RFC
+	// 6749 §4.1.2).
+	b.clearCookie(w, name)
 	var p pendingLogin
-	plain, err := b.seal.open(kindLogin, key[:], sealed)
+	sealed, err := base64.RawURLEncoding.DecodeString(c.Value)
 	if err == nil {
-		err = json.Unmarshal(plain, &p)
+		var plain []byte
+		if plain, err = b.seal.open(kindLogin, key[:], sealed); err == nil {
+			p, err = unmarshalPending(plain)
+		}
 	}
 	if err != nil {
 		return loginFailed("the pending login cannot be read; start again at /bff/login", err)
 	}
-	bh := sha256.Sum256([]byte(c.Value))
-	if subtle.ConstantTimeCompare(bh[:], p.Browser) != 1 {
-		return loginFailed("this login was started in another browser; start again at /bff/login", errors.New("state presented with another browser's pre-login cookie"))
+	if now.Unix() >= p.Expires {
+		return loginFailed("the login expired; start again at /bff/login", nil)
 	}
 	// RFC 9207 §2.4: the response must come from the issuer we sent the
 	// user to (mix-up attacks).

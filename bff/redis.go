@@ -3,7 +3,6 @@ package bff
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -101,13 +100,6 @@ if not e or tonumber(e) <= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], 'e', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1`)
-	// KEYS[1]; ARGV: now_us. The sealed bytes, or false if missing or
-	// expired; the record is gone either way.
-	redisTake = redis.NewScript(`
-local r = redis.call('HMGET', KEYS[1], 's', 'e')
-redis.call('DEL', KEYS[1])
-if not r[1] or not r[2] or tonumber(r[2]) <= tonumber(ARGV[1]) then return false end
-return r[1]`)
 )
 
 func redisFail(op string, err error) error {
@@ -178,23 +170,6 @@ func (s *RedisStore) DeleteSession(ctx context.Context, key []byte) error {
 		return redisFail("delete session", err)
 	}
 	return nil
-}
-
-// PutLogin implements Store.
-func (s *RedisStore) PutLogin(ctx context.Context, key, sealed []byte, expires, now time.Time) error {
-	return s.create(ctx, kindLogin, key, sealed, expires, now)
-}
-
-// TakeLogin implements Store.
-func (s *RedisStore) TakeLogin(ctx context.Context, key []byte, now time.Time) ([]byte, error) {
-	v, err := redisTake.Run(ctx, s.c, []string{s.key(kindLogin, key)}, us(now)).Text()
-	if errors.Is(err, redis.Nil) {
-		return nil, latch.Errorf(latch.ENOTFOUND, "bff: no such pending login")
-	}
-	if err != nil {
-		return nil, redisFail("take pending login", err)
-	}
-	return []byte(v), nil
 }
 
 // Purge implements Store: Redis expires records by their TTL.

@@ -28,12 +28,7 @@ CREATE TABLE IF NOT EXISTS bff_sessions (
 	expires_at INTEGER NOT NULL -- unix microseconds
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS bff_sessions_expires ON bff_sessions (expires_at);
-CREATE TABLE IF NOT EXISTS bff_logins (
-	key        BLOB PRIMARY KEY,
-	sealed     BLOB NOT NULL,
-	expires_at INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS bff_logins_expires ON bff_logins (expires_at);
+DROP TABLE IF EXISTS bff_logins; -- pending logins live in the pre-login cookie
 PRAGMA user_version = 1;
 `
 
@@ -224,41 +219,12 @@ func (s *SQLiteStore) DeleteSession(ctx context.Context, key []byte) error {
 	return nil
 }
 
-// PutLogin implements Store.
-func (s *SQLiteStore) PutLogin(ctx context.Context, key, sealed []byte, expires, _ time.Time) error {
-	_, err := s.writer.ExecContext(ctx, "INSERT INTO bff_logins (key, sealed, expires_at) VALUES (?, ?, ?)", key, sealed, micros(expires))
-	if err != nil {
-		return s.fail("store pending login", err)
-	}
-	return nil
-}
-
-// TakeLogin implements Store. One DELETE ... RETURNING: the row is read
-// and removed in one statement of the one writer connection, so two
-// callbacks with the same state cannot both get it.
-func (s *SQLiteStore) TakeLogin(ctx context.Context, key []byte, now time.Time) ([]byte, error) {
-	var sealed []byte
-	var exp int64
-	err := s.writer.QueryRowContext(ctx, "DELETE FROM bff_logins WHERE key = ? RETURNING sealed, expires_at", key).Scan(&sealed, &exp)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && exp <= micros(now)) {
-		return nil, latch.Errorf(latch.ENOTFOUND, "bff: no such pending login")
-	}
-	if err != nil {
-		return nil, s.fail("take pending login", err)
-	}
-	return sealed, nil
-}
-
 // Purge implements Store.
 func (s *SQLiteStore) Purge(ctx context.Context, now time.Time) (int, error) {
-	total := 0
-	for _, table := range []string{"bff_sessions", "bff_logins"} {
-		res, err := s.writer.ExecContext(ctx, "DELETE FROM "+table+" WHERE expires_at <= ?", micros(now))
-		if err != nil {
-			return total, s.fail("purge", err)
-		}
-		n, _ := res.RowsAffected()
-		total += int(n)
+	res, err := s.writer.ExecContext(ctx, "DELETE FROM bff_sessions WHERE expires_at <= ?", micros(now))
+	if err != nil {
+		return 0, s.fail("purge", err)
 	}
-	return total, nil
+	n, _ := res.RowsAffected()
+	return int(n), nil
 }

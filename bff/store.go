@@ -5,13 +5,12 @@ import (
 	"time"
 )
 
-// Store keeps the BFF's two kinds of server-side records: sessions (one per
-// logged-in browser) and pending logins (one per authorization request in
-// flight). It sees only opaque, sealed bytes under a 32-byte key: the key
-// of a session is the SHA-256 of its cookie value, the key of a pending
-// login the SHA-256 of its state; the value is AES-256-GCM ciphertext
-// (package doc, "Storage"). A copy of the store therefore yields neither a
-// cookie that opens a session nor a token.
+// Store keeps the BFF's server-side records: sessions, one per logged-in
+// browser (a pending login is not one: it travels sealed in the pre-login
+// cookie until the callback). It sees only opaque, sealed bytes under a
+// 32-byte key, the SHA-256 of the session's cookie value; the value is
+// AES-256-GCM ciphertext (package doc, "Storage"). A copy of the store
+// therefore yields neither a cookie that opens a session nor a token.
 //
 // Two implementations pass the same conformance tests: SQLite (OpenSQLite,
 // the default, one file) and Redis (NewRedisStore, for several BFF nodes).
@@ -36,13 +35,6 @@ type Store interface {
 	// DeleteSession removes a session; deleting a missing one is not an
 	// error.
 	DeleteSession(ctx context.Context, key []byte) error
-
-	// PutLogin stores a pending login that expires at expires.
-	PutLogin(ctx context.Context, key, sealed []byte, expires, now time.Time) error
-	// TakeLogin returns a pending login and deletes it, atomically: of two
-	// concurrent calls for one key, one gets the record and the other
-	// ErrNotFound (a state is single-use).
-	TakeLogin(ctx context.Context, key []byte, now time.Time) ([]byte, error)
 
 	// Purge deletes the records expired at now and returns how many; a
 	// store that expires records by itself returns 0.

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,82 +193,13 @@ func runStoreTests(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatal(err)
 		}
 	})
-	t.Run("TakeLogin_IsSingleUse", func(t *testing.T) {
-		s := newStore(t)
-		k, v := key(t), val(t)
-		if err := s.PutLogin(ctx, k, v, now.Add(10*time.Minute), now); err != nil {
-			t.Fatal(err)
-		}
-		got, err := s.TakeLogin(ctx, k, now)
-		if err != nil || !bytes.Equal(got, v) {
-			t.Fatalf("TakeLogin = %x, %v; want %x", got, err, v)
-		}
-		if _, err := s.TakeLogin(ctx, k, now); !errors.Is(err, latch.ErrNotFound) {
-			t.Fatalf("second TakeLogin: %v, want ErrNotFound", err)
-		}
-	})
-	t.Run("TakeLogin_Expired_IsNotFound", func(t *testing.T) {
-		s := newStore(t)
-		k := key(t)
-		exp := now.Add(10 * time.Minute)
-		if err := s.PutLogin(ctx, k, val(t), exp, now); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.TakeLogin(ctx, k, exp); !errors.Is(err, latch.ErrNotFound) {
-			t.Fatalf("TakeLogin at expiry: %v, want ErrNotFound", err)
-		}
-	})
-	t.Run("TakeLogin_Concurrent_OneWins", func(t *testing.T) {
-		s := newStore(t)
-		k := key(t)
-		if err := s.PutLogin(ctx, k, val(t), now.Add(10*time.Minute), now); err != nil {
-			t.Fatal(err)
-		}
-		var wins, notFound atomic.Int32
-		var wg sync.WaitGroup
-		for range 20 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := s.TakeLogin(ctx, k, now)
-				switch {
-				case err == nil:
-					wins.Add(1)
-				case errors.Is(err, latch.ErrNotFound):
-					notFound.Add(1)
-				default:
-					t.Error(err)
-				}
-			}()
-		}
-		wg.Wait()
-		if wins.Load() != 1 || notFound.Load() != 19 {
-			t.Fatalf("20 concurrent TakeLogin: %d got the record, %d not found; want 1 and 19", wins.Load(), notFound.Load())
-		}
-	})
-	t.Run("SessionsAndLogins_AreSeparate", func(t *testing.T) {
-		s := newStore(t)
-		k := key(t)
-		if err := s.PutLogin(ctx, k, val(t), now.Add(time.Minute), now); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := s.Session(ctx, k, now); !errors.Is(err, latch.ErrNotFound) {
-			t.Fatalf("a pending login read as a session: %v", err)
-		}
-		if err := s.CreateSession(ctx, k, val(t), now.Add(time.Minute), now); err != nil {
-			t.Fatalf("session beside a login of the same key: %v", err)
-		}
-	})
 	t.Run("Purge_KeepsLiveRecords", func(t *testing.T) {
 		s := newStore(t)
-		live, dead, login := key(t), key(t), key(t)
+		live, dead := key(t), key(t)
 		if err := s.CreateSession(ctx, live, val(t), now.Add(time.Hour), now); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.CreateSession(ctx, dead, val(t), now.Add(time.Minute), now); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.PutLogin(ctx, login, val(t), now.Add(time.Minute), now); err != nil {
 			t.Fatal(err)
 		}
 		later := now.Add(2 * time.Minute)
@@ -278,8 +207,8 @@ func runStoreTests(t *testing.T, newStore func(t *testing.T) Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, isRedis := s.(*RedisStore); !isRedis && n != 2 {
-			t.Fatalf("Purge removed %d records, want 2", n)
+		if _, isRedis := s.(*RedisStore); !isRedis && n != 1 {
+			t.Fatalf("Purge removed %d records, want 1", n)
 		}
 		if _, _, err := s.Session(ctx, live, later); err != nil {
 			t.Fatalf("live session after purge: %v", err)

@@ -37,3 +37,25 @@ func TestBlocklist_OverlongLineIsAnError(t *testing.T) {
 		t.Fatal("a line longer than any password loaded")
 	}
 }
+
+// The built-in list holds at least the 10,000 most common passwords and
+// matches them in any case; a long passphrase is not on it.
+func TestCommon_HoldsTheMostCommonPasswords(t *testing.T) {
+	c := Common()
+	if c.Len() < 10_000 {
+		t.Fatalf("built-in list has %d entries, want at least 10,000", c.Len())
+	}
+	for _, pw := range []string{"123456", "password", "qwerty", "password1", "Password1", "PASSWORD1", "iloveyou", "trustno1", "qqqqqq1", "baseball"} {
+		if !c.Contains(pw) {
+			t.Errorf("%q not on the built-in list", pw)
+		}
+	}
+	for _, pw := range []string{"correct horse battery staple", "an unlisted long passphrase", "", "# The 30,000 most common passwords, most common first: the \"passwords\""} {
+		if c.Contains(pw) {
+			t.Errorf("%q on the built-in list", pw)
+		}
+	}
+	if Common() != c {
+		t.Error("the built-in list is loaded more than once")
+	}
+}

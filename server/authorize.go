@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -61,9 +62,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := s.now()
-	// max_age in whole seconds (a multiplication could overflow): a login
-	// older than it is asked again, like prompt=login.
-	tooOld := sess != nil && req.maxAge >= 0 && int64(now.Sub(sess.AuthTime)/time.Second) > req.maxAge
+	tooOld := sess != nil && loginTooOld(now.Sub(sess.AuthTime), req.maxAge)
 	if sess == nil || req.forceLogin || tooOld {
 		if req.promptNone {
 			return fail("login_required", "the user is not signed in, or not recently enough")
@@ -282,6 +281,24 @@ func validChallenge(ch string) bool {
 		}
 	}
 	return true
+}
+
+// loginTooOld reports whether a login elapsed ago is older than the
+// request's max_age (seconds; -1 when absent), which then asks for the
+// password again like prompt=login (OIDC Core §3.1.2.1). max_age=0 always
+// does, even within the second of the login (OIDC Core: it is equivalent
+// to prompt=login); the comparison is exact, not in whole seconds, and a
+// max_age too large for a Duration is never exceeded.
+func loginTooOld(elapsed time.Duration, maxAge int64) bool {
+	switch {
+	case maxAge < 0:
+		return false
+	case maxAge == 0:
+		return true
+	case maxAge > int64(math.MaxInt64/time.Second):
+		return false
+	}
+	return elapsed > time.Duration(maxAge)*time.Second
 }
 
 // redirectToLogin sends the browser to the login page, which brings it

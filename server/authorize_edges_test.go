@@ -71,6 +71,35 @@ func TestAuthorize_MaxAge_AsksForThePasswordOnceThenIssues(t *testing.T) {
 	}
 }
 
+// max_age=0 asks for the password even within the first second after a
+// login (whole seconds compared with > never exceeded 0 then), and a
+// max_age of 1 is exceeded at 1.5 s.
+func TestAuthorize_MaxAgeZero_ForcesLoginWithinTheSameSecond(t *testing.T) {
+	e, _, _ := loginEnv(t)
+	c := e.webClient()
+	for _, tc := range []struct {
+		maxAge string
+		after  time.Duration
+	}{{"0", 0}, {"0", 500 * time.Millisecond}, {"1", 1500 * time.Millisecond}} {
+		a := newAgent(e)
+		a.mustLogin("alice", alicePassword)
+		e.clock.Advance(tc.after)
+		w := a.get(authorizeURL(c, func(v url.Values) { v.Set("max_age", tc.maxAge) }))
+		loc, _ := url.Parse(w.Header().Get("Location"))
+		if w.Code != http.StatusSeeOther || loc.Path != "/login" || loc.Query().Get("prompt") != "login" {
+			t.Fatalf("max_age=%s %v after the login: %d %q, want the login form", tc.maxAge, tc.after, w.Code, w.Header().Get("Location"))
+		}
+	}
+	// Within max_age, no new login.
+	a := newAgent(e)
+	a.mustLogin("alice", alicePassword)
+	e.clock.Advance(time.Second)
+	w := a.get(authorizeURL(c, func(v url.Values) { v.Set("max_age", "1") }))
+	if w.Code != http.StatusFound || callback(t, w).Get("code") == "" {
+		t.Fatalf("max_age=1 right after the login: %d %q", w.Code, w.Header().Get("Location"))
+	}
+}
+
 func TestAuthorize_IDTokenHintOfAnotherUser_NoSilentCode(t *testing.T) {
 	e, users, _ := loginEnv(t)
 	mustCreateUser(t, users, server.UserSpec{Username: "bob", Password: "bob's long passphrase"})

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"slices"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -72,6 +71,30 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 	}
 }
 
+// assertionAudienceIsIssuer reports whether a (verified) client
+// assertion's aud is exactly the issuer identifier: a JSON string, or an
+// array of that one string. draft-ietf-oauth-rfc7523bis requires the
+// issuer alone (OpenID Foundation advisory of January 2025): an assertion
+// a client made for another server, with that server's token endpoint as
+// aud or with several audiences, could otherwise be replayed here by that
+// server (audience injection). The one-element array is kept because the
+// draft allows it and it names nothing but the issuer; jwt.Audience would
+// read both forms alike and any other array too, so the raw claim is read.
+func assertionAudienceIsIssuer(tok *jwt.JSONWebToken, issuer string) bool {
+	var raw struct {
+		Aud json.RawMessage `json:"aud"`
+	}
+	if tok.UnsafeClaimsWithoutVerification(&raw) != nil {
+		return false
+	}
+	var one string
+	if json.Unmarshal(raw.Aud, &one) == nil {
+		return one == issuer
+	}
+	var many []string
+	return json.Unmarshal(raw.Aud, &many) == nil && len(many) == 1 && many[0] == issuer
+}
+
 // assertionAlgorithms are the algorithms latch accepts for client
 // assertions. HMAC (client_secret_jwt) is not offered: it would require
 // keeping client secrets in the clear.
@@ -79,7 +102,7 @@ var assertionAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose
 
 // authenticateAssertion checks a private_key_jwt client assertion
 // (RFC 7523 §3, OIDC Core §9): signed by a key in the client's registered
-// JWKS, iss = sub = client_id, aud naming this server, not expired, and its
+// JWKS, iss = sub = client_id, aud the issuer identifier, not expired, and its
 // jti not seen before.
 func (s *Server) authenticateAssertion(ctx context.Context, a oauth.ClientAuth) (*latch.Client, error) {
 	bad := func(why string) error { return oauth.InvalidClient("client assertion refused: "+why, false) }
@@ -133,9 +156,8 @@ func (s *Server) authenticateAssertion(ctx context.Context, a oauth.ClientAuth) 
 		return nil, bad("signature does not verify with any registered key")
 	}
 	now := s.now()
-	aud := claims.Audience
-	if !slices.Contains(aud, s.cfg.Issuer) && !slices.Contains(aud, s.endpoint("/oauth2/token")) {
-		return nil, bad("aud must contain the issuer or the token endpoint URL")
+	if !assertionAudienceIsIssuer(tok, s.cfg.Issuer) {
+		return nil, bad("aud must be the issuer identifier " + s.cfg.Issuer + ", as a single string")
 	}
 	if claims.Issuer != id || claims.Subject != id {
 		return nil, bad("iss and sub must both be the client_id")

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -161,6 +162,71 @@ func FuzzEndpoints(f *testing.F) {
 
 func b64std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
+// signAssertion signs a private_key_jwt client assertion for client id
+// with aud (any JSON value: a string, or an array for audience injection).
+func signAssertion(t *testing.T, key *ecdsa.PrivateKey, id string, aud any, now time.Time, exp time.Duration, jti string) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := map[string]any{"iss": id, "sub": id, "aud": aud, "iat": now.Unix(), "exp": now.Add(exp).Unix()}
+	if jti != "" {
+		claims["jti"] = jti
+	}
+	out, err := jwt.Signed(s).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sendAssertion(e *env, id, assertion string) *httptest.ResponseRecorder {
+	return e.do("/oauth2/token", creds{}, url.Values{"grant_type": {"client_credentials"}, "client_id": {id},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}})
+}
+
+// An assertion's aud must be the issuer identifier alone
+// (draft-ietf-oauth-rfc7523bis): the token endpoint URL, or an array that
+// adds any other value to the issuer, is what another server could
+// harvest from an assertion made for it and replay here (audience
+// injection).
+func TestPrivateKeyJWT_AudienceOnlyTheIssuer(t *testing.T) {
+	e := newEnv(t)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+	c := e.client(server.ClientSpec{AuthMethod: "private_key_jwt", JWKS: jwks, Audiences: []string{"api"}})
+	tests := []struct {
+		name string
+		aud  any
+		want int
+	}{
+		{"issuer string", testIssuer, 200},
+		{"one-element array of the issuer", []string{testIssuer}, 200},
+		{"token endpoint", testIssuer + "/oauth2/token", 401},
+		{"array with the token endpoint", []string{testIssuer + "/oauth2/token"}, 401},
+		{"issuer and another server", []string{testIssuer, "https://other.example"}, 401},
+		{"another server and the issuer", []string{"https://other.example", testIssuer}, 401},
+		{"issuer twice", []string{testIssuer, testIssuer}, 401},
+		{"issuer with a trailing slash", testIssuer + "/", 401},
+		{"empty array", []string{}, 401},
+		{"number", 1, 401},
+		{"null", nil, 401},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := signAssertion(t, key, c.ID, tt.aud, e.clock.Now(), time.Minute, fmt.Sprintf("aud-%d", i))
+			w := sendAssertion(e, c.ID, a)
+			if w.Code != tt.want {
+				t.Fatalf("aud %v: %d %s, want %d", tt.aud, w.Code, w.Body, tt.want)
+			}
+			if tt.want == 401 && !strings.Contains(w.Body.String(), "invalid_client") {
+				t.Fatalf("aud %v: %s, want invalid_client", tt.aud, w.Body)
+			}
+		})
+	}
+}
+
 // TestPrivateKeyJWT_AssertionAuthenticatesOnceOnly covers RFC 7523 client
 // authentication: a correct assertion works once; a replay, a wrong key, a
 // wrong audience and an expired assertion are refused.
@@ -173,20 +239,12 @@ func TestPrivateKeyJWT_AssertionAuthenticatesOnceOnly(t *testing.T) {
 		t.Fatal("private_key_jwt client got a secret")
 	}
 	assertion := func(signKey *ecdsa.PrivateKey, aud string, exp time.Duration, jti string) string {
-		s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: signKey}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
-		now := e.clock.Now()
-		out, err := jwt.Signed(s).Claims(jwt.Claims{Issuer: c.ID, Subject: c.ID, Audience: jwt.Audience{aud}, ID: jti,
-			IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(exp))}).Serialize()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
+		return signAssertion(t, signKey, c.ID, aud, e.clock.Now(), exp, jti)
 	}
 	send := func(a string) *httptest.ResponseRecorder {
-		return e.do("/oauth2/token", creds{}, url.Values{"grant_type": {"client_credentials"}, "client_id": {c.ID},
-			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}})
+		return sendAssertion(e, c.ID, a)
 	}
-	good := assertion(key, testIssuer+"/oauth2/token", time.Minute, "a-1")
+	good := assertion(key, testIssuer, time.Minute, "a-1")
 	if w := send(good); w.Code != 200 {
 		t.Fatalf("valid assertion: %d %s", w.Code, w.Body)
 	}

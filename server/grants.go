@@ -72,6 +72,9 @@ func (s *Server) authorizationCodeGrant(w http.ResponseWriter, r *http.Request, 
 		s.metrics.grants.WithLabelValues("authorization_code", "refused").Inc()
 		return invalidGrant("code_verifier does not match the code_challenge of the authorization request")
 	}
+	if err := checkGrantTarget(c, form, code.Audience); err != nil {
+		return err
+	}
 	u, err := s.activeUser(ctx, code.UserID)
 	if err != nil {
 		return err
@@ -180,6 +183,9 @@ func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form 
 			}
 		}
 		scope = req
+	}
+	if err := checkGrantTarget(c, form, f.Audience); err != nil {
+		return err
 	}
 	u, err := s.activeUser(ctx, f.UserID)
 	if err != nil {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
@@ -68,7 +69,7 @@ func TestThrottle_BoundedAndForgetful(t *testing.T) {
 	// A third key evicts the one whose last failure is oldest.
 	th.fail(b, now.Add(time.Millisecond))
 	th.fail(c, now.Add(2*time.Millisecond))
-	if len(th.entries) != 2 || th.lru.Len() != 2 {
+	if len(th.entries) != 2 || th.quiet.Len()+th.backing.Len() != 2 {
 		t.Fatalf("%d entries, want 2", len(th.entries))
 	}
 	if th.blocked(a, now) != 0 || th.blocked(b, now) == 0 || th.blocked(c, now) == 0 {
@@ -92,6 +93,60 @@ func TestThrottle_BoundedAndForgetful(t *testing.T) {
 	}
 	if got := th.blocked(a, later.Add(199)); got != time.Minute {
 		t.Fatalf("back-off %v, want capped at 1m", got)
+	}
+}
+
+// A flood of failures on other keys, more than the map holds, must not
+// forget a key that is backing off: the flood would otherwise reset the
+// victim's back-off for the price of one failure per key.
+func TestThrottle_FloodOfOtherKeys_KeepsBackoff(t *testing.T) {
+	const entries = 1000
+	now := time.Unix(1_000_000, 0)
+	th := newThrottle(Throttle{Threshold: 5, Base: time.Second, Max: 15 * time.Minute, Forget: 24 * time.Hour, Entries: entries})
+	victim := throttleKey("victim")
+	for i := range 10 {
+		th.fail(victim, now.Add(time.Duration(i)*time.Millisecond))
+	}
+	before := th.blocked(victim, now.Add(time.Second))
+	if before == 0 {
+		t.Fatal("the victim is not backing off")
+	}
+	for i := range 10 * entries {
+		th.fail(throttleKey(fmt.Sprintf("other-%d", i)), now.Add(time.Second+time.Duration(i)*time.Microsecond))
+	}
+	if n := len(th.entries); n > entries {
+		t.Fatalf("%d entries, want at most %d", n, entries)
+	}
+	if got := th.blocked(victim, now.Add(time.Second)); got != before {
+		t.Fatalf("after the flood the victim waits %v, want %v", got, before)
+	}
+	// Its count survives too: the next failure lengthens the back-off.
+	th.fail(victim, now.Add(time.Hour))
+	if got := th.blocked(victim, now.Add(time.Hour)); got != 64*time.Second {
+		t.Fatalf("next back-off %v, want 64s (the 11th failure)", got)
+	}
+}
+
+// When every key has reached the threshold, the map still stays bounded:
+// the one whose last failure is oldest goes, and a key whose failures are
+// already forgotten goes before any live one.
+func TestThrottle_AllBackingOff_StaysBounded(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	th := newThrottle(Throttle{Threshold: 1, Base: time.Second, Max: time.Minute, Forget: time.Hour, Entries: 3})
+	stale, a, b := throttleKey("stale"), throttleKey("a"), throttleKey("b")
+	th.fail(stale, now)
+	th.fail(a, now.Add(time.Hour-time.Second))
+	th.fail(b, now.Add(time.Hour))
+	later := now.Add(time.Hour + time.Second)
+	th.fail(throttleKey("c"), later)
+	if _, ok := th.entries[stale]; ok || len(th.entries) != 3 {
+		t.Fatalf("the forgotten key was not evicted first (%d entries)", len(th.entries))
+	}
+	th.fail(throttleKey("d"), later)
+	_, hasA := th.entries[a]
+	_, hasB := th.entries[b]
+	if hasA || !hasB || len(th.entries) != 3 {
+		t.Fatalf("the oldest backing-off key was not the one evicted (%d entries)", len(th.entries))
 	}
 }
 

@@ -266,7 +266,7 @@ func TestLogin_ReturnTo_OnlyLocalPaths(t *testing.T) {
 
 func TestInvariant6_SessionFixation_PlantedIDIsReplacedAndDead(t *testing.T) {
 	e, users, _ := loginEnv(t)
-	mallory := mustCreateUser(t, users, server.UserSpec{Username: "mallory", Password: "mallory's password"})
+	mallory := mustCreateUser(t, users, server.UserSpec{Username: "mallory", Password: "mallory's passphrase"})
 
 	for name, plant := range map[string]func() string{
 		// The attacker's own live session, planted in the victim's browser.
@@ -429,11 +429,11 @@ func TestLogout_EndsSessionAndRefusesCSRF(t *testing.T) {
 
 func TestLogout_Everywhere_EndsEveryOneOfTheUsersSessions(t *testing.T) {
 	e, users, _ := loginEnv(t)
-	mustCreateUser(t, users, server.UserSpec{Username: "bob", Password: "bob's password"})
+	mustCreateUser(t, users, server.UserSpec{Username: "bob", Password: "bob's own password"})
 	laptop, phone, bob := newAgent(e), newAgent(e), newAgent(e)
 	laptop.mustLogin("alice", alicePassword)
 	phone.mustLogin("alice", alicePassword)
-	bob.mustLogin("bob", "bob's password")
+	bob.mustLogin("bob", "bob's own password")
 
 	tok := csrfOf(t, laptop.get("/").Body.String())
 	w := laptop.post("/logout", url.Values{"csrf_token": {tok}, "everywhere": {"1"}})
@@ -460,8 +460,8 @@ func TestLogin_UserEnumeration_SameAnswerAndSameArgon2Work(t *testing.T) {
 	calls := map[string]int{}
 	server.SetPasswordHook(e.srv, func(kind string) { mu.Lock(); calls[kind]++; mu.Unlock() })
 
-	mustCreateUser(t, users, server.UserSpec{Username: "dora", Password: "dora's password", Disabled: true})
-	nopw := mustCreateUser(t, users, server.UserSpec{Username: "nopass", Password: "to be removed"})
+	mustCreateUser(t, users, server.UserSpec{Username: "dora", Password: "dora's own password", Disabled: true})
+	nopw := mustCreateUser(t, users, server.UserSpec{Username: "nopass", Password: "to be removed soon"})
 	u, err := e.db.User(context.Background(), nopw.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -499,8 +499,8 @@ func TestLogin_UserEnumeration_SameAnswerAndSameArgon2Work(t *testing.T) {
 		{"unknown user", "zed", "wrong password", "dummy"},
 		{"unknown user, another case of a known name's letters", "ALICEX", "wrong password", "dummy"},
 		{"name that cannot exist", "a b", "wrong password", "dummy"},
-		{"disabled user, right password", "dora", "dora's password", "verify"},
-		{"user without a password", "nopass", "to be removed", "dummy"},
+		{"disabled user, right password", "dora", "dora's own password", "verify"},
+		{"user without a password", "nopass", "to be removed soon", "dummy"},
 	} {
 		code, body, hdr, c := try(tc.user, tc.pw)
 		if code != wantCode || body != wantBody {
@@ -609,7 +609,7 @@ func TestLogin_Throttle_PerAccount_BacksOffExponentially(t *testing.T) {
 func TestLogin_Throttle_PerAccount_OtherAccountsUnaffected(t *testing.T) {
 	forEachThrottle(t, func(t *testing.T, th throttleBackend) {
 		e, users, _ := loginEnv(t, th.config)
-		mustCreateUser(t, users, server.UserSpec{Username: "bob", Password: "bob's password"})
+		mustCreateUser(t, users, server.UserSpec{Username: "bob", Password: "bob's own password"})
 		for i := range 5 {
 			a := newAgent(e)
 			a.remote = fmt.Sprintf("203.0.113.%d:1", i)
@@ -618,7 +618,7 @@ func TestLogin_Throttle_PerAccount_OtherAccountsUnaffected(t *testing.T) {
 		if w := newAgent(e).login("ALICE", alicePassword, ""); w.Code != http.StatusTooManyRequests {
 			t.Fatalf("alice, in another case: %d, want 429", w.Code)
 		}
-		if w := newAgent(e).login("bob", "bob's password", ""); w.Code != http.StatusSeeOther {
+		if w := newAgent(e).login("bob", "bob's own password", ""); w.Code != http.StatusSeeOther {
 			t.Fatalf("bob: %d, want 303", w.Code)
 		}
 	})

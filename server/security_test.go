@@ -477,3 +477,25 @@ func TestInvariant9_SecretsNeverStoredOrLogged(t *testing.T) {
 		}
 	}
 }
+
+// Over https every answer, whatever the route or status, carries
+// Strict-Transport-Security; an http issuer (dev on loopback) sends none.
+func TestHSTS_EveryResponseWhenIssuerIsHTTPS(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct{ method, path string }{
+		{"GET", "/healthz"}, {"GET", "/.well-known/openid-configuration"}, {"GET", "/login"},
+		{"POST", "/oauth2/token"}, {"GET", "/oauth2/authorize"}, {"GET", "/no-such-page"}, {"GET", "/userinfo"},
+	} {
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, httptest.NewRequest(tc.method, testIssuer+tc.path, nil))
+		if got := w.Header().Get("Strict-Transport-Security"); got != server.HSTSHeader {
+			t.Errorf("%s %s (%d): Strict-Transport-Security %q, want %q", tc.method, tc.path, w.Code, got, server.HSTSHeader)
+		}
+	}
+	dev := newEnv(t, func(c *server.Config) { c.Issuer, c.InsecureAllowHTTP = "http://127.0.0.1:8080", true })
+	w := httptest.NewRecorder()
+	dev.h.ServeHTTP(w, httptest.NewRequest("GET", "http://127.0.0.1:8080/healthz", nil))
+	if got := w.Header().Get("Strict-Transport-Security"); got != "" {
+		t.Errorf("http issuer: Strict-Transport-Security %q, want none", got)
+	}
+}

@@ -80,7 +80,8 @@ type Config struct {
 	PasswordParams password.Params
 	MinPasswordLen int
 	// PasswordBlocklist, when set, is refused as new passwords through
-	// the admin API (breached or common passwords).
+	// the admin API (breached or common passwords), in addition to the
+	// built-in password.Common.
 	PasswordBlocklist *password.Blocklist
 
 	// MaxBodyBytes limits request bodies. Default oauth.MaxFormBytes.
@@ -384,8 +385,41 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the server's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler returns the server's HTTP handler. When the issuer is https,
+// every response carries Strict-Transport-Security (RFC 6797), so that a
+// browser that has seen latch once never sends a login form or a session
+// cookie over plain http, even to a link or a typed address that says
+// http.
+func (s *Server) Handler() http.Handler {
+	if !strings.HasPrefix(s.cfg.Issuer, "https://") {
+		return s.mux
+	}
+	return hsts(s.mux)
+}
+
+// MaxHeaderBytes is the most a request's line and header fields may
+// take, in bytes; a larger request is answered 431 Request Header Fields
+// Too Large (RFC 6585 §5) before any handler runs.
+const MaxHeaderBytes = 16 << 10
+
+// HTTPServerMaxHeaderBytes is the value of http.Server.MaxHeaderBytes
+// that enforces MaxHeaderBytes: net/http reads up to 4096 bytes more than
+// its MaxHeaderBytes ("bufio slop") before it answers 431, so set as
+// MaxHeaderBytes the real limit would be 20 KiB.
+const HTTPServerMaxHeaderBytes = MaxHeaderBytes - 4096
+
+// HSTSHeader is the Strict-Transport-Security value latch sends over
+// https: one year, OWASP's HTTP Strict Transport Security Cheat Sheet's
+// value. No includeSubDomains: the subdomains of the issuer's host are not
+// latch's to commit to https.
+const HSTSHeader = "max-age=31536000"
+
+func hsts(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", HSTSHeader)
+		h.ServeHTTP(w, r)
+	})
+}
 
 // Run purges expired records and reloads keys until ctx ends; it also
 // runs the revocation feed's broadcaster and, with a Fanout, its

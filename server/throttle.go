@@ -36,8 +36,9 @@ import (
 // serve nodes an attacker spreading guesses over them gets each node's
 // allowance. Config.SharedLoginThrottle (Redis) counts across nodes with
 // these same rules. In memory, at most Entries keys are remembered per
-// scope; when full, the key whose last failure is oldest is forgotten
-// first.
+// scope; when full, a key below the threshold (the one whose last failure
+// is oldest) is forgotten before any key that has reached it, so that a
+// flood of failures on other keys cannot end a back-off.
 type Throttle struct {
 	Threshold int
 	Base, Max time.Duration
@@ -222,12 +223,19 @@ func (t *loginThrottle) ok(op string, err error) bool {
 }
 
 // throttle is the in-memory state of one scope: failures per key, in a map
-// bounded by an LRU list ordered by last failure (front: most recent).
+// bounded by two lists ordered by last failure (front: most recent), one
+// of the keys that have reached the threshold and one of those that have
+// not. A full map forgets a key below the threshold first, so that
+// failures spread over many other keys cannot flush a key's back-off:
+// evicting one that has reached it takes Entries keys each pushed to the
+// threshold, Threshold×Entries failures that the address throttle also
+// counts.
 type throttle struct {
 	cfg     Throttle
 	mu      sync.Mutex
 	entries map[[32]byte]*list.Element
-	lru     *list.List
+	quiet   *list.List // below the threshold
+	backing *list.List // at or above it: in a back-off, or one failure from the next
 }
 
 type throttleEntry struct {
@@ -235,10 +243,11 @@ type throttleEntry struct {
 	failures int
 	last     time.Time // last failure
 	until    time.Time // end of the back-off; zero or past when none
+	backing  bool      // on the backing list
 }
 
 func newThrottle(cfg Throttle) *throttle {
-	return &throttle{cfg: cfg, entries: make(map[[32]byte]*list.Element), lru: list.New()}
+	return &throttle{cfg: cfg, entries: make(map[[32]byte]*list.Element), quiet: list.New(), backing: list.New()}
 }
 
 // throttleKey hashes a key so that a long or hostile string costs a fixed
@@ -275,21 +284,41 @@ func (t *throttle) fail(key [32]byte, now time.Time) bool {
 		if now.Sub(e.last) >= t.cfg.Forget {
 			e.failures = 0
 		}
-		t.lru.MoveToFront(el)
+		t.remove(el)
 	} else {
-		for t.lru.Len() >= t.cfg.Entries {
-			t.remove(t.lru.Back())
+		for len(t.entries) >= t.cfg.Entries {
+			t.evict(now)
 		}
 		e = &throttleEntry{key: key}
-		t.entries[key] = t.lru.PushFront(e)
 	}
 	e.failures++
 	e.last = now
-	if e.failures < t.cfg.Threshold {
-		return false
+	backoff := e.failures >= t.cfg.Threshold
+	if backoff {
+		e.until = now.Add(t.backoff(e.failures))
 	}
-	e.until = now.Add(t.backoff(e.failures))
-	return true
+	e.backing = backoff
+	l := t.quiet
+	if backoff {
+		l = t.backing
+	}
+	t.entries[key] = l.PushFront(e)
+	return backoff
+}
+
+// evict forgets one key to make room: one whose failures are already
+// forgotten, else the quiet key whose last failure is oldest, and only
+// when every key has reached the threshold the oldest of those.
+func (t *throttle) evict(now time.Time) {
+	if el := t.backing.Back(); el != nil && now.Sub(el.Value.(*throttleEntry).last) >= t.cfg.Forget {
+		t.remove(el)
+		return
+	}
+	if el := t.quiet.Back(); el != nil {
+		t.remove(el)
+		return
+	}
+	t.remove(t.backing.Back())
 }
 
 // backoff is Base doubled once per failure beyond the threshold, capped.
@@ -334,7 +363,7 @@ func (t *throttle) backingOff(now time.Time) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
-	for el := t.lru.Front(); el != nil; el = el.Next() {
+	for el := t.backing.Front(); el != nil; el = el.Next() {
 		if e := el.Value.(*throttleEntry); now.Before(e.until) {
 			n++
 		}
@@ -343,8 +372,13 @@ func (t *throttle) backingOff(now time.Time) int {
 }
 
 func (t *throttle) remove(el *list.Element) {
-	delete(t.entries, el.Value.(*throttleEntry).key)
-	t.lru.Remove(el)
+	e := el.Value.(*throttleEntry)
+	delete(t.entries, e.key)
+	if e.backing {
+		t.backing.Remove(el)
+	} else {
+		t.quiet.Remove(el)
+	}
 }
 
 // clientAddr returns the address a request came from, as the key of the

@@ -64,21 +64,24 @@ func TestUsers_PasswordPolicy(t *testing.T) {
 		ok       bool
 	}{
 		{"empty", 0, "alice", "", false},
-		{"seven characters", 0, "alice", "abcdefg", false},
-		{"eight characters", 0, "alice", "abcdefgh", true},
+		{"fourteen characters", 0, "alice", "abcdefghijklmn", false},
+		{"fifteen characters", 0, "alice", "abcdefghijklmno", true},
 		// No composition rules (ASVS 5.0 V6.2, NIST SP 800-63B-4): one letter
 		// repeated is accepted, and so are spaces and any Unicode.
-		{"no composition rules", 0, "alice", "aaaaaaaa", true},
-		{"spaces and emoji", 0, "alice", "correct horse 🐎", true},
-		{"length counts characters, not bytes", 0, "alice", "ééééééé", false}, // 7 characters, 14 bytes
-		{"eight multi-byte characters", 0, "alice", "éééééééé", true},
+		{"no composition rules", 0, "alice", "aaaaaaaaaaaaaaa", true},
+		{"spaces and emoji", 0, "alice", "correct horse 🐎 staple", true},
+		{"length counts characters, not bytes", 0, "alice", strings.Repeat("é", 14), false}, // 14 characters, 28 bytes
+		{"fifteen multi-byte characters", 0, "alice", strings.Repeat("é", 15), true},
 		{"max bytes", 0, "alice", strings.Repeat("x", password.MaxPasswordLen), true},
 		{"over max bytes", 0, "alice", strings.Repeat("x", password.MaxPasswordLen+1), false},
-		{"not UTF-8", 0, "alice", "abcdefgh\xff", false},
-		{"the username", 0, "alice-smith", "alice-smith", false},
-		{"the username in another case", 0, "alice-smith", "Alice-Smith", false},
-		{"configured minimum refuses", 15, "alice", "fourteen chars", false},
-		{"configured minimum accepts", 15, "alice", "fifteen chars!!", true},
+		{"not UTF-8", 0, "alice", "abcdefghijklmno\xff", false},
+		{"the username", 0, "alice-the-smith", "alice-the-smith", false},
+		{"the username in another case", 0, "alice-the-smith", "Alice-The-Smith", false},
+		{"configured minimum refuses", 8, "alice", "seven c", false},
+		{"configured minimum accepts", 8, "alice", "eight ch", true},
+		// The built-in list of common passwords is on by default.
+		{"common password", 8, "alice", "password1", false},
+		{"common password in another case", 8, "alice", "Password1", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newUsers(e)
@@ -132,7 +135,7 @@ func TestUsers_Create_StoresArgon2idHashNotPassword(t *testing.T) {
 func TestUsers_DefaultParams_AreOWASPs(t *testing.T) {
 	e := newEnv(t)
 	m := &server.Users{Store: e.db}
-	v := mustCreateUser(t, m, server.UserSpec{Username: "bob", Password: "correct horse"})
+	v := mustCreateUser(t, m, server.UserSpec{Username: "bob", Password: "correct horse battery"})
 	u, err := e.db.User(context.Background(), v.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -145,8 +148,8 @@ func TestUsers_DefaultParams_AreOWASPs(t *testing.T) {
 func TestUsers_Create_UsernameConflictIsCaseInsensitive(t *testing.T) {
 	e := newEnv(t)
 	m := newUsers(e)
-	mustCreateUser(t, m, server.UserSpec{Username: "alice", Password: "password one"})
-	_, err := m.Create(context.Background(), server.UserSpec{Username: "ALICE", Password: "password two"})
+	mustCreateUser(t, m, server.UserSpec{Username: "alice", Password: "password number one"})
+	_, err := m.Create(context.Background(), server.UserSpec{Username: "ALICE", Password: "password number two"})
 	if latch.ErrorCode(err) != latch.ECONFLICT {
 		t.Fatalf("second ALICE: %v, want ECONFLICT", err)
 	}
@@ -155,18 +158,18 @@ func TestUsers_Create_UsernameConflictIsCaseInsensitive(t *testing.T) {
 func TestUsers_Create_Refused(t *testing.T) {
 	e := newEnv(t)
 	m := newUsers(e)
-	first := mustCreateUser(t, m, server.UserSpec{Username: "first", Password: "password one"})
+	first := mustCreateUser(t, m, server.UserSpec{Username: "first", Password: "password number one"})
 	for name, spec := range map[string]server.UserSpec{
-		"empty username":         {Username: "", Password: "password one"},
-		"username with a space":  {Username: "a b", Password: "password one"},
-		"zero-width space":       {Username: "a\u200bb", Password: "password one"},
+		"empty username":         {Username: "", Password: "password number one"},
+		"username with a space":  {Username: "a b", Password: "password number one"},
+		"zero-width space":       {Username: "a\u200bb", Password: "password number one"},
 		"weak password":          {Username: "carol", Password: "short"},
-		"role with a space":      {Username: "carol", Password: "password one", Roles: []string{"a b"}},
-		"empty group":            {Username: "carol", Password: "password one", Groups: []string{""}},
-		"role with a quote":      {Username: "carol", Password: "password one", Roles: []string{`a"b`}},
-		"non-ASCII role":         {Username: "carol", Password: "password one", Roles: []string{"ädmin"}},
-		"role too long":          {Username: "carol", Password: "password one", Roles: []string{strings.Repeat("r", 129)}},
-		"another user's ID name": {Username: first.ID, Password: "password one"},
+		"role with a space":      {Username: "carol", Password: "password number one", Roles: []string{"a b"}},
+		"empty group":            {Username: "carol", Password: "password number one", Groups: []string{""}},
+		"role with a quote":      {Username: "carol", Password: "password number one", Roles: []string{`a"b`}},
+		"non-ASCII role":         {Username: "carol", Password: "password number one", Roles: []string{"ädmin"}},
+		"role too long":          {Username: "carol", Password: "password number one", Roles: []string{strings.Repeat("r", 129)}},
+		"another user's ID name": {Username: first.ID, Password: "password number one"},
 	} {
 		_, err := m.Create(context.Background(), spec)
 		if code := latch.ErrorCode(err); code != latch.EINVALID && code != latch.ECONFLICT {
@@ -181,7 +184,7 @@ func TestUsers_Create_Refused(t *testing.T) {
 func TestUsers_Get_ByIDOrUsername(t *testing.T) {
 	e := newEnv(t)
 	m := newUsers(e)
-	v := mustCreateUser(t, m, server.UserSpec{Username: "Dave", Password: "password one"})
+	v := mustCreateUser(t, m, server.UserSpec{Username: "Dave", Password: "password number one"})
 	for _, ref := range []string{v.ID, "Dave", "dave", "DAVE"} {
 		if got, err := m.Get(context.Background(), ref); err != nil || got.ID != v.ID {
 			t.Errorf("Get(%q) = %+v, %v", ref, got, err)
@@ -201,7 +204,7 @@ func TestUsers_Changes_EndTheUsersSessions(t *testing.T) {
 		change func(m *server.Users, ref string) (*server.UserView, error)
 	}{
 		{"set-password", func(m *server.Users, ref string) (*server.UserView, error) {
-			return m.SetPassword(ctx, ref, "a new password")
+			return m.SetPassword(ctx, ref, "a brand new passphrase")
 		}},
 		{"disable", func(m *server.Users, ref string) (*server.UserView, error) { return m.SetDisabled(ctx, ref, true) }},
 		{"set-roles", func(m *server.Users, ref string) (*server.UserView, error) {
@@ -212,8 +215,8 @@ func TestUsers_Changes_EndTheUsersSessions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			m := newUsers(e)
-			alice := mustCreateUser(t, m, server.UserSpec{Username: "alice", Password: "old password", Roles: []string{"admin"}})
-			bob := mustCreateUser(t, m, server.UserSpec{Username: "bob", Password: "bobs password"})
+			alice := mustCreateUser(t, m, server.UserSpec{Username: "alice", Password: "the old password", Roles: []string{"admin"}})
+			bob := mustCreateUser(t, m, server.UserSpec{Username: "bob", Password: "bob's own password"})
 			a1, a2 := mustSession(t, e, alice.ID, "a1"), mustSession(t, e, alice.ID, "a2")
 			b1 := mustSession(t, e, bob.ID, "b1")
 
@@ -237,12 +240,12 @@ func TestUsers_Changes_EndTheUsersSessions(t *testing.T) {
 func TestUsers_SetPassword_ReplacesHash(t *testing.T) {
 	e := newEnv(t)
 	m := newUsers(e)
-	v := mustCreateUser(t, m, server.UserSpec{Username: "alice", Password: "old password"})
+	v := mustCreateUser(t, m, server.UserSpec{Username: "alice", Password: "the old password"})
 	e.clock.Advance(time.Minute)
 	if _, err := m.SetPassword(context.Background(), v.ID, "alice"); latch.ErrorCode(err) != latch.EINVALID {
 		t.Fatalf("password = username: %v, want EINVALID", err)
 	}
-	got, err := m.SetPassword(context.Background(), v.ID, "new password")
+	got, err := m.SetPassword(context.Background(), v.ID, "the new password")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,10 +253,10 @@ func TestUsers_SetPassword_ReplacesHash(t *testing.T) {
 		t.Errorf("password_changed_at %v not after %v", got.PasswordChangedAt, v.PasswordChangedAt)
 	}
 	u, _ := e.db.User(context.Background(), v.ID)
-	if ok, _ := password.Verify("old password", u.PasswordHash); ok {
+	if ok, _ := password.Verify("the old password", u.PasswordHash); ok {
 		t.Error("old password still verifies")
 	}
-	if ok, _ := password.Verify("new password", u.PasswordHash); !ok {
+	if ok, _ := password.Verify("the new password", u.PasswordHash); !ok {
 		t.Error("new password does not verify")
 	}
 }
@@ -261,7 +264,7 @@ func TestUsers_SetPassword_ReplacesHash(t *testing.T) {
 func TestUsers_Enable_KeepsSessions(t *testing.T) {
 	e := newEnv(t)
 	m := newUsers(e)
-	v := mustCreateUser(t, m, server.UserSpec{Username: "alice", Password: "old password", Disabled: true})
+	v := mustCreateUser(t, m, server.UserSpec{Username: "alice", Password: "the old password", Disabled: true})
 	if !v.Disabled {
 		t.Fatal("created enabled")
 	}
@@ -284,7 +287,7 @@ func TestUsers_Enable_KeepsSessions(t *testing.T) {
 func TestUsers_Delete(t *testing.T) {
 	e := newEnv(t)
 	m := newUsers(e)
-	v := mustCreateUser(t, m, server.UserSpec{Username: "alice", Password: "old password"})
+	v := mustCreateUser(t, m, server.UserSpec{Username: "alice", Password: "the old password"})
 	if _, err := m.Delete(context.Background(), "ALICE"); err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +357,7 @@ func TestAdminAPI_Users(t *testing.T) {
 		body   string
 		status int
 	}{
-		"same name, other case": {`{"username":"alice","password":"another password"}`, 409},
+		"same name, other case": {`{"username":"alice","password":"yet another password"}`, 409},
 		"weak password":         {`{"username":"bob","password":"short"}`, 400},
 		"password is username":  {`{"username":"bob","password":"BOB"}`, 400},
 		"no password":           {`{"username":"bob"}`, 400},
@@ -428,6 +431,30 @@ func TestAdminAPI_Users(t *testing.T) {
 	}
 	if logs := e.logs.String(); strings.Contains(logs, pw) || strings.Contains(logs, "brand new") {
 		t.Errorf("a password was logged:\n%s", logs)
+	}
+}
+
+// With no list configured, the built-in list of common passwords is
+// checked, in any case, and the default minimum is NIST SP 800-63B-4's 15
+// characters for a single-factor password.
+func TestUsers_CommonPasswordsAndShortOnes_RefusedByDefault(t *testing.T) {
+	e := newEnv(t)
+	m := newUsers(e)
+	if server.DefaultMinPasswordLen != 15 {
+		t.Fatalf("DefaultMinPasswordLen = %d, want 15", server.DefaultMinPasswordLen)
+	}
+	if err := m.CheckPassword("alice", "fourteen chars"); latch.ErrorCode(err) != latch.EINVALID {
+		t.Fatalf("14 characters: %v, want EINVALID", err)
+	}
+	m.MinPasswordLen = 8
+	for _, pw := range []string{"password1", "Password1", "qwertyuiop", "1qaz2wsx3edc4rfv", "iloveyou"} {
+		err := m.CheckPassword("alice", pw)
+		if latch.ErrorCode(err) != latch.EINVALID || !strings.Contains(err.Error(), "common") {
+			t.Errorf("%q: %v, want EINVALID (common password)", pw, err)
+		}
+	}
+	if err := m.CheckPassword("alice", "tangerine rowboat"); err != nil {
+		t.Errorf("an unlisted passphrase: %v", err)
 	}
 }
 

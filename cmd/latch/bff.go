@@ -20,6 +20,7 @@ import (
 
 	"github.com/latch-auth/latch/bff"
 	"github.com/latch-auth/latch/keys"
+	"github.com/latch-auth/latch/server"
 	"github.com/latch-auth/latch/verify"
 )
 
@@ -215,7 +216,9 @@ func runBFF(ctx context.Context, e *env, g *bffFlags) error {
 		if err != nil || !fi.IsDir() {
 			return usagef("--static %q is not a directory", g.static)
 		}
-		spa = http.FileServer(http.Dir(g.static))
+		if spa, err = bff.StaticFiles(g.static); err != nil {
+			return usagef("--static %q: %v", g.static, err)
+		}
 	case g.spaUpstream != "":
 		su, err := url.Parse(g.spaUpstream)
 		if err != nil || (su.Scheme != "http" && su.Scheme != "https") || su.Host == "" {
@@ -294,7 +297,7 @@ func runBFF(ctx context.Context, e *env, g *bffFlags) error {
 		Handler:           b.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    server.HTTPServerMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	storeName := "sqlite:" + filepath.Join(g.dataDir, "bff.db")

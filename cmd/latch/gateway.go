@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latch-auth/latch/gateway"
+	"github.com/latch-auth/latch/server"
 	"github.com/latch-auth/latch/verify"
 )
 
@@ -164,7 +165,7 @@ func runGateway(ctx context.Context, e *env, g *gatewayFlags) error {
 		// No ReadTimeout or WriteTimeout: they would cut off the upstream's
 		// long uploads and streamed answers; ReadHeaderTimeout bounds slow
 		// clients before any work is done for them.
-		MaxHeaderBytes: 16 << 10,
+		MaxHeaderBytes: server.HTTPServerMaxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	addr := ln.Addr().String()

@@ -203,7 +203,7 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    server.HTTPServerMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	runCtx, cancel := context.WithCancel(ctx)

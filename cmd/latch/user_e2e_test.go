@@ -101,7 +101,7 @@ func TestUserCLI_Lifecycle(t *testing.T) {
 		t.Fatalf("created %+v", alice)
 	}
 	// stdin that is not a terminal is read without --password-stdin.
-	if _, errOut, code := runCLIStdin(t, "bobs password\n", append([]string{"user", "create", "bob"}, d...)...); code != 0 {
+	if _, errOut, code := runCLIStdin(t, "bob's own password\n", append([]string{"user", "create", "bob"}, d...)...); code != 0 {
 		t.Fatalf("create bob from piped stdin: exit %d: %s", code, errOut)
 	}
 
@@ -142,11 +142,11 @@ func TestUserCLI_Lifecycle(t *testing.T) {
 	}
 
 	s = addSession(t, db, alice.ID, "alice-browser-2")
-	if out, errOut, code := runCLIStdin(t, "a new password\n", append([]string{"user", "set-password", "alice"}, d...)...); code != 0 || !strings.Contains(out, "ended 1 login session") {
+	if out, errOut, code := runCLIStdin(t, "a brand new passphrase\n", append([]string{"user", "set-password", "alice"}, d...)...); code != 0 || !strings.Contains(out, "ended 1 login session") {
 		t.Fatalf("set-password: exit %d: %s %s", code, out, errOut)
 	}
 	u, _ = db.User(context.Background(), alice.ID)
-	if ok, _ := password.Verify("a new password", u.PasswordHash); !ok {
+	if ok, _ := password.Verify("a brand new passphrase", u.PasswordHash); !ok {
 		t.Error("new password not stored")
 	}
 	if _, err := db.Session(context.Background(), s); latch.ErrorCode(err) != latch.ENOTFOUND {
@@ -167,7 +167,7 @@ func TestUserCLI_Lifecycle(t *testing.T) {
 func TestUserCLI_RefusesBadInput(t *testing.T) {
 	dir := t.TempDir()
 	d := []string{"--data-dir", dir}
-	runCLIStdin(t, "alices password\n", append([]string{"user", "create", "alice"}, d...)...)
+	runCLIStdin(t, "alice's own password\n", append([]string{"user", "create", "alice"}, d...)...)
 
 	for _, tc := range []struct {
 		name  string
@@ -182,15 +182,16 @@ func TestUserCLI_RefusesBadInput(t *testing.T) {
 		{"no username", "pw\n", []string{"user", "create"}, 2, "takes 1 argument"},
 		{"two usernames", "pw\n", []string{"user", "create", "a", "b"}, 2, "takes 1 argument"},
 		{"set-roles without flags", "", []string{"user", "set-roles", "alice"}, 2, "--role or --group"},
-		{"bad argon2 memory", "long enough\n", []string{"user", "create", "carol", "--argon2-memory", "1"}, 2, "memory"},
+		{"bad argon2 memory", "long enough passphrase\n", []string{"user", "create", "carol", "--argon2-memory", "1"}, 2, "memory"},
 		{"no password", "", []string{"user", "create", "carol"}, 1, "no password on stdin"},
 		{"two lines", "first line\nsecond\n", []string{"user", "create", "carol"}, 1, "more than one line"},
-		{"too short", "7chars!\n", []string{"user", "create", "carol"}, 1, "shorter than 8"},
+		{"too short", "fourteen chars\n", []string{"user", "create", "carol"}, 1, "shorter than 15"},
 		{"the username", "carol-the-admin\n", []string{"user", "create", "carol-the-admin"}, 1, "must not be the username"},
-		{"configured minimum", "twelve chars\n", []string{"user", "create", "carol", "--min-password-length", "15"}, 1, "shorter than 15"},
-		{"same name, other case", "long enough\n", []string{"user", "create", "ALICE"}, 1, "taken"},
-		{"bad username", "long enough\n", []string{"user", "create", "car ol"}, 1, "space"},
-		{"bad role", "long enough\n", []string{"user", "create", "carol", "--role", "ädmin"}, 1, "role"},
+		{"configured minimum", "nineteen characters\n", []string{"user", "create", "carol", "--min-password-length", "20"}, 1, "shorter than 20"},
+		{"common password, built-in list", "Qwertyuiop12345\n", []string{"user", "create", "carol"}, 1, "common passwords"},
+		{"same name, other case", "long enough passphrase\n", []string{"user", "create", "ALICE"}, 1, "taken"},
+		{"bad username", "long enough passphrase\n", []string{"user", "create", "car ol"}, 1, "space"},
+		{"bad role", "long enough passphrase\n", []string{"user", "create", "carol", "--role", "ädmin"}, 1, "role"},
 		{"unknown user", "", []string{"user", "disable", "nobody"}, 1, "no user"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -211,7 +212,7 @@ func TestUserCLI_RefusesBadInput(t *testing.T) {
 
 func TestUserCLI_Argon2Flags(t *testing.T) {
 	dir := t.TempDir()
-	out, errOut, code := runCLIStdin(t, "long enough\n", "user", "create", "dave", "--json", "--data-dir", dir,
+	out, errOut, code := runCLIStdin(t, "long enough passphrase\n", "user", "create", "dave", "--json", "--data-dir", dir,
 		"--argon2-memory", "1024", "--argon2-iterations", "3")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -232,7 +233,7 @@ func TestUserCLI_Argon2Flags(t *testing.T) {
 func TestUserCLI_AdminAPISeesCLIUsers(t *testing.T) {
 	p := startLatch(t, t.TempDir())
 	dev := testClient{ID: "dev", Secret: p.DevSecret(t)}
-	out, errOut, code := runCLIStdin(t, "erins password\n", "user", "create", "erin", "--json", "--data-dir", p.DataDir)
+	out, errOut, code := runCLIStdin(t, "erin's own password\n", "user", "create", "erin", "--json", "--data-dir", p.DataDir)
 	if code != 0 {
 		t.Fatalf("create: exit %d: %s", code, errOut)
 	}
@@ -258,7 +259,7 @@ func TestUserCLI_AdminAPISeesCLIUsers(t *testing.T) {
 	if code, body := call("GET", "/admin/v1/users/erin", ""); code != 200 || !strings.Contains(body, erin.ID) || strings.Contains(body, "argon2") {
 		t.Fatalf("admin get: %d %s", code, body)
 	}
-	if code, body := call("POST", "/admin/v1/users/erin/password", `{"password":"short"}`); code != 400 || !strings.Contains(body, "shorter than 8") {
+	if code, body := call("POST", "/admin/v1/users/erin/password", `{"password":"short"}`); code != 400 || !strings.Contains(body, "shorter than 15") {
 		t.Errorf("admin weak password: %d %s", code, body)
 	}
 	if code, body := call("POST", "/admin/v1/users/erin/disable", ""); code != 200 {
