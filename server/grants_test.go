@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/internal/latchtest"
+	"github.com/latch-auth/latch/keys"
 	"github.com/latch-auth/latch/server"
 	"github.com/latch-auth/latch/token"
 )
@@ -402,6 +404,54 @@ func TestRefresh_32ConcurrentRefreshesOfOneToken(t *testing.T) {
 			t.Fatalf("the winner's successor survived the reuse: %d", status)
 		}
 	})
+}
+
+// TestRefresh_RetryOnAnotherNode_GetsTheSameSuccessor: two servers
+// sharing a store and a key-encryption key, each with its own key manager
+// as two processes have, derive the same successor, so a retry that a load
+// balancer sends to the other node does not fork the family.
+func TestRefresh_RetryOnAnotherNode_GetsTheSameSuccessor(t *testing.T) {
+	kek := make([]byte, keys.KEKSize)
+	copy(kek, "a key-encryption key both nodes")
+	db := latchtest.Store(t)
+	clk := &clock{t: time.Now().Truncate(time.Second)}
+	node := func() *env {
+		t.Helper()
+		sealer, err := keys.NewSealer(kek)
+		if err != nil {
+			t.Fatal(err)
+		}
+		km, err := keys.NewManager(db, sealer, keys.Config{Now: clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := km.EnsureKey(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		srv, err := server.New(server.Config{Issuer: testIssuer, Store: db, Keys: km, Now: clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &env{t: t, srv: srv, h: srv.Handler(), db: db, keys: km, clock: clk, logs: &lockedBuffer{},
+			clients: &server.Clients{Store: db, Now: clk.Now}}
+	}
+	a, b := node(), node()
+
+	c := a.webClient()
+	code, _ := a.newCode(c, a.alice())
+	_, t0 := a.redeem(c, code)
+	status, t1 := a.refresh(c, t0.RefreshToken)
+	if status != 200 {
+		t.Fatalf("refresh on node A: %d %+v", status, t1)
+	}
+	a.clock.Advance(time.Second)
+	status, retry := b.refresh(c, t0.RefreshToken)
+	if status != 200 || retry.RefreshToken != t1.RefreshToken {
+		t.Fatalf("retry on node B: %d, refresh token %q; want 200 and node A's successor %q", status, retry.RefreshToken, t1.RefreshToken)
+	}
+	if status, _ := b.refresh(c, t1.RefreshToken); status != 200 {
+		t.Fatalf("the one successor on node B: %d", status)
+	}
 }
 
 func TestRefresh_BoundToClientLifetimesAndUser(t *testing.T) {
