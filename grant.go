@@ -11,8 +11,9 @@ import (
 
 // AuthCode is the server-side record of an authorization code (RFC 6749
 // §4.1, PKCE RFC 7636), by the SHA-256 of the code. A code is single-use:
-// RedeemCode marks it used and keeps the record until ExpiresAt so that a
-// second use is recognised and revokes what the first one issued.
+// RedeemCode marks it used and keeps the record as long as its family can
+// be revoked, so that a second use, however late, is recognised and
+// revokes what the first one issued (RFC 6749 §4.1.2).
 type AuthCode struct {
 	Hash        []byte // SHA-256 of the code string; the primary key
 	ClientID    string
@@ -28,8 +29,12 @@ type AuthCode struct {
 	// FamilyID is the refresh family the redemption creates. It is fixed
 	// when the code is issued so that a reused code can revoke the family
 	// (and every token in it) that its first redemption started.
-	FamilyID  string
-	IssuedAt  time.Time
+	FamilyID string
+	IssuedAt time.Time
+	// ExpiresAt is, until the code is redeemed, when it expires. RedeemCode
+	// moves it to the family's ExpiresAt when that is later: the purge
+	// keeps a used code until then, while a replay can still revoke
+	// something, and no longer (only its hash is kept in any case).
 	ExpiresAt time.Time
 	UsedAt    time.Time // zero until redeemed
 }
@@ -90,8 +95,10 @@ type GrantStore interface {
 	// RedeemCode uses the code once. In one transaction: if the code is
 	// unknown, ENOTFOUND; if it was used before (expired or not), it
 	// revokes the family code.FamilyID (as RevokeFamily) and returns
-	// ErrReused; if it is expired at now, EUNAUTHORIZED; otherwise it sets UsedAt, stores
-	// f (whose ID must be the code's FamilyID) and writes issue.
+	// ErrReused; if it is expired at now, EUNAUTHORIZED; otherwise it sets
+	// UsedAt, moves ExpiresAt to f.ExpiresAt if that is later (see
+	// AuthCode.ExpiresAt), stores f (whose ID must be the code's FamilyID)
+	// and writes issue.
 	RedeemCode(ctx context.Context, hash []byte, now time.Time, f *Family, issue Issue) error
 
 	// CreateFamily stores f and writes issue in one transaction: a grant
@@ -108,9 +115,14 @@ type GrantStore interface {
 	//     EUNAUTHORIZED;
 	//   - the token was never rotated: it is marked rotated at now and
 	//     issue is written;
-	//   - it was rotated less than grace ago: issue is written too (a
-	//     second successor, for a client that sent the same token twice
-	//     at once; both successors stay valid);
+	//   - it was rotated less than grace ago (a client that sent the same
+	//     token twice at once, or retried): a retry. Its successor is the
+	//     first rotation's: issue.Refresh, when set, must be a refresh
+	//     token of the family already stored (callers derive the successor
+	//     from the presented token, so every use gets the same one); it is
+	//     not written again, and the rest of issue is. If no such token is
+	//     stored, EUNAUTHORIZED and nothing is written: a retry never
+	//     starts a second chain;
 	//   - it was rotated grace or more ago: reuse. The family is revoked
 	//     (as RevokeFamily) and ErrReused returned.
 	// It returns the presented token and its family. The caller checks
@@ -171,7 +183,8 @@ func RedemptionOf(c *AuthCode, now time.Time, familyID string) Redemption {
 	switch {
 	case !c.UsedAt.IsZero():
 		// Used before expired: a second use is a reuse whenever it comes
-		// (RFC 6749 §4.1.2), until the purge forgets the code.
+		// (RFC 6749 §4.1.2); the purge keeps the code as long as its
+		// family (AuthCode.ExpiresAt).
 		return RedeemReuse
 	case !now.Before(c.ExpiresAt):
 		return RedeemExpired
@@ -179,6 +192,16 @@ func RedemptionOf(c *AuthCode, now time.Time, familyID string) Redemption {
 		return RedeemOtherFamily
 	}
 	return RedeemUse
+}
+
+// UsedCodeExpiry is the ExpiresAt RedeemCode gives code c when it starts
+// family f: the later of the code's and the family's, so that the purge
+// keeps the used code while a replay can still revoke what it issued.
+func UsedCodeExpiry(c *AuthCode, f *Family) time.Time {
+	if f.ExpiresAt.After(c.ExpiresAt) {
+		return f.ExpiresAt
+	}
+	return c.ExpiresAt
 }
 
 // Rotation is the verdict of RotateRefresh's rules on a stored refresh
@@ -189,7 +212,8 @@ const (
 	// RotateFirst: never rotated; mark it rotated at now, write the issue.
 	RotateFirst Rotation = iota + 1
 	// RotateRetry: rotated less than grace ago (a client that sent it
-	// twice at once); write the issue too, a second successor.
+	// twice at once); the successor is the one the first rotation stored,
+	// write the rest of the issue.
 	RotateRetry
 	// RotateReuse: rotated grace or more ago; revoke the family and return
 	// ErrReused.

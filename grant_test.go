@@ -67,3 +67,19 @@ func TestRedemptionAndRotationRules(t *testing.T) {
 		}
 	}
 }
+
+func TestUsedCodeExpiry_IsTheLaterOfCodeAndFamily(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	for _, tc := range []struct {
+		code, family, want time.Time
+	}{
+		{now.Add(time.Minute), now.Add(30 * 24 * time.Hour), now.Add(30 * 24 * time.Hour)}, // the usual case
+		{now.Add(time.Minute), now.Add(time.Second), now.Add(time.Minute)},                 // a family shorter than the code
+		{now.Add(time.Minute), time.Time{}, now.Add(time.Minute)},
+	} {
+		got := UsedCodeExpiry(&AuthCode{ExpiresAt: tc.code}, &Family{ExpiresAt: tc.family})
+		if !got.Equal(tc.want) {
+			t.Errorf("UsedCodeExpiry(code %v, family %v) = %v, want %v", tc.code, tc.family, got, tc.want)
+		}
+	}
+}

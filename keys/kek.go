@@ -3,7 +3,9 @@ package keys
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -22,6 +24,7 @@ const KEKSize = 32
 // alone yields no signing key (docs/security.md).
 type Sealer struct {
 	aead cipher.AEAD
+	prk  []byte // HKDF-Extract of the KEK, for DeriveKey
 }
 
 // NewSealer returns a Sealer for kek, which must be exactly KEKSize bytes.
@@ -37,7 +40,26 @@ func NewSealer(kek []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
-	return &Sealer{aead: aead}, nil
+	prk, err := hkdf.Extract(sha256.New, kek, []byte("latch kek v1"))
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	return &Sealer{aead: aead, prk: prk}, nil
+}
+
+// DeriveKey returns a 32-byte key for purpose, derived from the KEK with
+// HKDF-SHA256 (RFC 5869): every process holding the same KEK derives the
+// same key, and no derived key tells anything about the KEK or about the key
+// of another purpose. Keys whose loss must not expose the signing keys,
+// such as the server's refresh-successor secret, come from here rather than
+// from the KEK itself.
+func (s *Sealer) DeriveKey(purpose string) []byte {
+	k, err := hkdf.Expand(sha256.New, s.prk, "latch "+purpose, KEKSize)
+	if err != nil {
+		// Expand fails only for a length over 255 hash blocks.
+		panic("keys: " + err.Error())
+	}
+	return k
 }
 
 // Seal encrypts plaintext and returns nonce || ciphertext || tag. The 96-bit

@@ -97,6 +97,30 @@ func TestSealer_AADSwap_Refused(t *testing.T) {
 	}
 }
 
+// TestSealer_DeriveKey_SameKEKSameKeyPerPurpose: two processes holding
+// the same KEK derive the same key for a purpose, and a different KEK or
+// purpose gives an unrelated key that is not the KEK.
+func TestSealer_DeriveKey_SameKEKSameKeyPerPurpose(t *testing.T) {
+	kek := mustKEK(t, 7)
+	a, b := mustSealer(t, kek), mustSealer(t, append([]byte(nil), kek...))
+	k := a.DeriveKey("refresh successor")
+	if len(k) != KEKSize {
+		t.Fatalf("derived key has %d bytes, want %d", len(k), KEKSize)
+	}
+	if !bytes.Equal(k, b.DeriveKey("refresh successor")) {
+		t.Error("the same KEK derived two keys for one purpose")
+	}
+	for name, other := range map[string][]byte{
+		"other purpose": a.DeriveKey("another purpose"),
+		"other KEK":     mustSealer(t, mustKEK(t, 8)).DeriveKey("refresh successor"),
+		"the KEK":       kek,
+	} {
+		if bytes.Equal(k, other) {
+			t.Errorf("derived key equals %s", name)
+		}
+	}
+}
+
 func TestNewSealer_RequiresKEKSize(t *testing.T) {
 	for _, n := range []int{0, 16, 24, 31, 33, 64} {
 		if _, err := NewSealer(make([]byte, n)); err == nil {

@@ -92,6 +92,10 @@ func NewManager(store latch.KeyStore, sealer *Sealer, cfg Config) (*Manager, err
 	}, nil
 }
 
+// DeriveKey returns the key for purpose derived from the KEK (see
+// Sealer.DeriveKey): the same on every node that shares the store.
+func (m *Manager) DeriveKey(purpose string) []byte { return m.sealer.DeriveKey(purpose) }
+
 // now strips the monotonic reading, so stored times compare as they read.
 func (m *Manager) now() time.Time { return m.cfg.Now().UTC() }
 

@@ -122,7 +122,8 @@ func (db *DB) RedeemCode(ctx context.Context, hash []byte, now time.Time, f *lat
 		case latch.RedeemOtherFamily:
 			return latch.Errorf(latch.EINVALID, "postgres: %s: family %q is not the code's family %q", op, f.ID, c.FamilyID)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE auth_codes SET used_at = $1 WHERE hash = $2`, now, hash); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE auth_codes SET used_at = $1, expires_at = $2 WHERE hash = $3`,
+			now, timeArg(latch.UsedCodeExpiry(c, f)), hash); err != nil {
 			return internal(op, err)
 		}
 		if err := createFamilyTx(ctx, tx, op, f); err != nil {
@@ -252,6 +253,7 @@ func (db *DB) RotateRefresh(ctx context.Context, hash []byte, now time.Time, gra
 	)
 	err := db.withTx(ctx, op, func(tx pgx.Tx) error {
 		tok, fam, reused = nil, nil, nil
+		issue := issue // RotateRetry drops issue.Refresh; a rerun of the transaction starts afresh
 		notFound := latch.Errorf(latch.ENOTFOUND, "postgres: %s: refresh token not found", op)
 		// The family first, unlocked: a token's family never changes. Then
 		// the family's row lock, which every rotation and revocation of the
@@ -305,7 +307,20 @@ func (db *DB) RotateRefresh(ctx context.Context, hash []byte, now time.Time, gra
 			}
 			tok.RotatedAt = now.Truncate(time.Microsecond).UTC()
 		case latch.RotateRetry:
-			// A concurrent duplicate: a second successor.
+			// A concurrent duplicate or a retry: the same successor as
+			// the first rotation, already stored.
+			if issue.Refresh != nil {
+				var stored bool
+				if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tokens
+					WHERE hash = $1 AND kind = 'refresh' AND family_id = $2)`,
+					issue.Refresh.Hash, fam.ID).Scan(&stored); err != nil {
+					return internal(op, err)
+				}
+				if !stored {
+					return errUnauthorized(op, "refresh token %s was rotated at %v into another successor than this retry's", tok.ID, tok.RotatedAt)
+				}
+				issue.Refresh = nil
+			}
 		case latch.RotateReuse:
 			if _, err := revokeFamiliesTx(ctx, tx, op, now, "id = $2", fam.ID); err != nil {
 				return err

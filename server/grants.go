@@ -92,7 +92,7 @@ func (s *Server) authorizationCodeGrant(w http.ResponseWriter, r *http.Request, 
 		// The absolute lifetime counts from the login, not the redemption.
 		CreatedAt: now, ExpiresAt: code.AuthTime.Add(s.cfg.RefreshFamilyMaxAge),
 	}
-	g, err := s.mintGrant(w.Header(), c, u, f, code.Scope, now, code.Nonce)
+	g, err := s.mintGrant(w.Header(), c, u, f, code.Scope, now, code.Nonce, "")
 	if err != nil {
 		return err
 	}
@@ -124,11 +124,13 @@ func (s *Server) authorizationCodeGrant(w http.ResponseWriter, r *http.Request, 
 //
 // The grace window (Config.RefreshGrace, default 10s) is for a client that
 // sends the same refresh token twice at once: two browser tabs, a mobile
-// app retrying after a lost response. Within it every request succeeds and
-// gets its own successor; all successors stay valid, so whichever one the
-// client keeps works. A thief who replays a token within the window of
-// its legitimate use gets a working successor too: that is the price of
-// not logging users out on a retry, and why the window is seconds long.
+// app retrying after a lost response. Within it every request succeeds
+// with its own access token and the same successor refresh token
+// (successorOf), so the family keeps exactly one live chain and none of
+// the callers is logged out. A thief who replays a token within the window
+// of its legitimate use gets that same successor, not a chain of their
+// own: whichever of thief and client uses it second, after its window, is
+// a reuse and revokes the family.
 func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form url.Values) error {
 	ctx := r.Context()
 	c, err := s.authenticateClient(ctx, r, form, false)
@@ -192,7 +194,7 @@ func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form 
 		return err
 	}
 	now := s.now().Truncate(time.Second)
-	g, err := s.mintGrant(w.Header(), c, u, f, scope, now, "")
+	g, err := s.mintGrant(w.Header(), c, u, f, scope, now, "", raw)
 	if err != nil {
 		return err
 	}
@@ -265,7 +267,7 @@ func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request, form url.
 		ID: familyID, ClientID: c.ID, UserID: u.ID, Scope: scope, Audience: aud,
 		AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshFamilyMaxAge),
 	}
-	g, err := s.mintGrant(w.Header(), c, u, f, scope, now, "")
+	g, err := s.mintGrant(w.Header(), c, u, f, scope, now, "", "")
 	if err != nil {
 		return err
 	}
@@ -287,9 +289,11 @@ type grant struct {
 
 // mintGrant builds the tokens of a user grant in family f: an access token
 // in the client's format, a refresh token when the client may refresh,
-// and an ID token when scope holds openid. Nothing is stored: the caller
-// writes g.issue with the code redemption or rotation it results from.
-func (s *Server) mintGrant(h http.Header, c *latch.Client, u *latch.User, f *latch.Family, scope []string, now time.Time, nonce string) (*grant, error) {
+// and an ID token when scope holds openid. The refresh token is new and
+// random, or, when parent is the refresh token being rotated, parent's
+// successor (successorOf). Nothing is stored: the caller writes g.issue
+// with the code redemption or rotation it results from.
+func (s *Server) mintGrant(h http.Header, c *latch.Client, u *latch.User, f *latch.Family, scope []string, now time.Time, nonce, parent string) (*grant, error) {
 	at, err := s.tok.mintAccessToken(c, u.ID, scope, f.Audience, f.ID, now, s.tok.accessTokenTTL(c), userClaims(u))
 	if err != nil {
 		return nil, err
@@ -307,7 +311,12 @@ func (s *Server) mintGrant(h http.Header, c *latch.Client, u *latch.User, f *lat
 		if f.ExpiresAt.Before(exp) {
 			exp = f.ExpiresAt
 		}
-		raw, err := token.NewOpaque(latch.KindRefresh, s.rand)
+		var raw string
+		if parent == "" {
+			raw, err = token.NewOpaque(latch.KindRefresh, s.rand)
+		} else {
+			raw, err = successorOf(s.successorKey, parent, f.ID)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/internal/latchtest"
+	"github.com/latch-auth/latch/keys"
 	"github.com/latch-auth/latch/server"
 	"github.com/latch-auth/latch/token"
 )
@@ -177,6 +179,43 @@ func TestCodeGrant_ReusedCode_RevokesEverythingItIssued(t *testing.T) {
 	}
 }
 
+// TestCodeGrant_ReplayAfterPurge_RevokesWhatItIssued: a code replayed
+// minutes after it expired, after the purge has run, is still recognised
+// as used and revokes every token its first use issued, down the rotated
+// chain (RFC 6749 §4.1.2).
+func TestCodeGrant_ReplayAfterPurge_RevokesWhatItIssued(t *testing.T) {
+	e := newEnv(t)
+	c := e.webClient()
+	code, _ := e.newCode(c, e.alice())
+	status, first := e.redeem(c, code)
+	if status != 200 {
+		t.Fatalf("redeem: %d %+v", status, first)
+	}
+	e.clock.Advance(time.Minute)
+	status, next := e.refresh(c, first.RefreshToken)
+	if status != 200 {
+		t.Fatalf("refresh: %d %+v", status, next)
+	}
+	// Past the 60 s code lifetime and the purge interval after it.
+	e.clock.Advance(2 * time.Minute)
+	if _, err := e.db.PurgeExpired(context.Background(), e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	status, replay := e.redeem(c, code)
+	if status != 400 || replay.Error != "invalid_grant" || replay.AccessToken != "" {
+		t.Fatalf("replayed code: %d %+v, want 400 invalid_grant", status, replay)
+	}
+	for name, tok := range map[string]string{"first access": first.AccessToken, "first refresh": first.RefreshToken,
+		"next access": next.AccessToken, "next refresh": next.RefreshToken} {
+		if e.active(c, tok) {
+			t.Errorf("%s still active after the code was replayed", name)
+		}
+	}
+	if status, _ := e.refresh(c, next.RefreshToken); status != 400 {
+		t.Errorf("the newest refresh token still works after the code was replayed: %d", status)
+	}
+}
+
 func TestCodeGrant_FailedChecksDoNotConsumeTheCode(t *testing.T) {
 	e := newEnv(t)
 	c := e.webClient()
@@ -240,11 +279,12 @@ func TestInvariant7_RefreshRotatesAndReuseAfterGraceRevokesTheFamily(t *testing.
 	if t1.IDToken == "" || payload(t, t1.IDToken)["nonce"] != nil {
 		t.Errorf("refreshed ID token missing or carries a nonce: %q", t1.IDToken)
 	}
-	// Inside the grace window, the spent token works once more: a retry.
+	// Inside the grace window, the spent token works once more: a retry,
+	// which gets a new access token and the same successor.
 	e.clock.Advance(5 * time.Second)
 	status, t1b := e.refresh(c, t0.RefreshToken)
-	if status != 200 || t1b.RefreshToken == t1.RefreshToken {
-		t.Fatalf("retry within grace: %d %+v", status, t1b)
+	if status != 200 || t1b.RefreshToken != t1.RefreshToken || t1b.AccessToken == t1.AccessToken {
+		t.Fatalf("retry within grace: %d %+v, want the successor %q again", status, t1b, t1.RefreshToken)
 	}
 	status, t2 := e.refresh(c, t1.RefreshToken)
 	if status != 200 {
@@ -257,7 +297,7 @@ func TestInvariant7_RefreshRotatesAndReuseAfterGraceRevokesTheFamily(t *testing.
 		t.Fatalf("reuse after grace: %d %+v", status, reuse)
 	}
 	for name, tok := range map[string]string{"t0 access": t0.AccessToken, "t1 access": t1.AccessToken,
-		"t2 access": t2.AccessToken, "t1b refresh": t1b.RefreshToken, "t2 refresh": t2.RefreshToken} {
+		"t1b access": t1b.AccessToken, "t2 access": t2.AccessToken, "t1 refresh": t1.RefreshToken, "t2 refresh": t2.RefreshToken} {
 		if e.active(c, tok) {
 			t.Errorf("%s still active after the family was revoked", name)
 		}
@@ -267,23 +307,25 @@ func TestInvariant7_RefreshRotatesAndReuseAfterGraceRevokesTheFamily(t *testing.
 	}
 }
 
-// TestRefresh_32ConcurrentRefreshesOfOneToken is issue 4's race test. The
-// documented behaviour (refreshTokenGrant): within the grace window every
-// concurrent refresh of one token succeeds with its own successor, and all
-// successors keep working; nothing is revoked. With no grace window,
-// exactly one succeeds and the reuse by the others revokes the family.
+// TestRefresh_32ConcurrentRefreshesOfOneToken is the race test of
+// refreshTokenGrant's grace window. Within it, every concurrent refresh of
+// one token succeeds with its own access token and the same successor, so
+// exactly one chain lives and nobody is logged out; a replay of the parent
+// after the window revokes that chain. With no grace window, exactly one
+// succeeds and the reuse by the others revokes the family.
 func TestRefresh_32ConcurrentRefreshesOfOneToken(t *testing.T) {
-	run := func(t *testing.T, grace time.Duration) (ok []tokenResp, failed int, c creds, e *env) {
+	const callers = 32
+	run := func(t *testing.T, grace time.Duration) (ok []tokenResp, failed int, c creds, e *env, t0 tokenResp) {
 		e = newEnv(t, func(cfg *server.Config) { cfg.RefreshGrace = grace })
 		c = e.webClient()
 		code, _ := e.newCode(c, e.alice())
-		_, t0 := e.redeem(c, code)
+		_, t0 = e.redeem(c, code)
 		var (
 			mu    sync.Mutex
 			wg    sync.WaitGroup
 			start = make(chan struct{})
 		)
-		for range 32 {
+		for range callers {
 			wg.Go(func() {
 				<-start
 				status, tr := e.refresh(c, t0.RefreshToken)
@@ -301,36 +343,115 @@ func TestRefresh_32ConcurrentRefreshesOfOneToken(t *testing.T) {
 		}
 		close(start)
 		wg.Wait()
-		return ok, failed, c, e
+		return ok, failed, c, e, t0
 	}
-	t.Run("WithinGrace_AllSucceed", func(t *testing.T) {
-		ok, failed, c, e := run(t, 0) // the default, 10s
-		if len(ok) != 32 || failed != 0 {
-			t.Fatalf("%d succeeded, %d failed; want 32, 0", len(ok), failed)
+	t.Run("WithinGrace_ExactlyOneChainLives_ReplayAfterWindowRevokesIt", func(t *testing.T) {
+		ok, failed, c, e, t0 := run(t, 0) // the default, 10s
+		if len(ok) != callers || failed != 0 {
+			t.Fatalf("%d succeeded, %d failed; want %d, 0", len(ok), failed, callers)
 		}
-		seen := map[string]bool{}
+		successors, access := map[string]bool{}, map[string]bool{}
 		for _, tr := range ok {
-			if seen[tr.RefreshToken] {
-				t.Fatal("two refreshes got the same successor")
-			}
-			seen[tr.RefreshToken] = true
+			successors[tr.RefreshToken] = true
+			access[tr.AccessToken] = true
 		}
-		// Every successor works: whichever one the client kept.
-		for _, tr := range ok[:4] {
-			if status, _ := e.refresh(c, tr.RefreshToken); status != 200 {
-				t.Fatalf("a successor does not refresh: %d", status)
+		if len(successors) != 1 || len(access) != callers {
+			t.Fatalf("%d distinct successors and %d distinct access tokens, want 1 and %d", len(successors), len(access), callers)
+		}
+		// Each returned refresh token in turn, as each caller would use
+		// the one it kept: all lead into one chain, none is refused.
+		next := map[string]bool{}
+		for i, tr := range ok {
+			status, tr2 := e.refresh(c, tr.RefreshToken)
+			if status != 200 {
+				t.Fatalf("caller %d's successor does not refresh: %d %+v", i, status, tr2)
+			}
+			next[tr2.RefreshToken] = true
+		}
+		if len(next) != 1 {
+			t.Fatalf("the %d callers' refresh tokens lead to %d chains, want 1", callers, len(next))
+		}
+		var newest string
+		for rt := range next {
+			newest = rt
+		}
+		// Nobody was logged out: every caller's access token works.
+		for _, tr := range ok {
+			if !e.active(c, tr.AccessToken) {
+				t.Fatal("a concurrent caller's access token is inactive")
+			}
+		}
+		// The parent again, 1 s after its window: a thief's replay.
+		e.clock.Advance(10*time.Second + time.Second)
+		if status, tr := e.refresh(c, t0.RefreshToken); status != 400 || tr.Error != "invalid_grant" {
+			t.Fatalf("replay of the parent after the window: %d %+v, want 400 invalid_grant", status, tr)
+		}
+		if status, _ := e.refresh(c, newest); status != 400 {
+			t.Fatalf("the live chain survived a reuse of its parent: %d", status)
+		}
+		for i, tr := range ok {
+			if e.active(c, tr.AccessToken) || e.active(c, tr.RefreshToken) {
+				t.Fatalf("caller %d's tokens still active after the family was revoked", i)
 			}
 		}
 	})
 	t.Run("NoGrace_ExactlyOneSucceedsAndTheFamilyIsRevoked", func(t *testing.T) {
-		ok, failed, c, e := run(t, -1)
-		if len(ok) != 1 || failed != 31 {
-			t.Fatalf("%d succeeded, %d failed; want 1, 31", len(ok), failed)
+		ok, failed, c, e, _ := run(t, -1)
+		if len(ok) != 1 || failed != callers-1 {
+			t.Fatalf("%d succeeded, %d failed; want 1, %d", len(ok), failed, callers-1)
 		}
 		if status, _ := e.refresh(c, ok[0].RefreshToken); status != 400 {
 			t.Fatalf("the winner's successor survived the reuse: %d", status)
 		}
 	})
+}
+
+// TestRefresh_RetryOnAnotherNode_GetsTheSameSuccessor: two servers
+// sharing a store and a key-encryption key, each with its own key manager
+// as two processes have, derive the same successor, so a retry that a load
+// balancer sends to the other node does not fork the family.
+func TestRefresh_RetryOnAnotherNode_GetsTheSameSuccessor(t *testing.T) {
+	kek := make([]byte, keys.KEKSize)
+	copy(kek, "a key-encryption key both nodes")
+	db := latchtest.Store(t)
+	clk := &clock{t: time.Now().Truncate(time.Second)}
+	node := func() *env {
+		t.Helper()
+		sealer, err := keys.NewSealer(kek)
+		if err != nil {
+			t.Fatal(err)
+		}
+		km, err := keys.NewManager(db, sealer, keys.Config{Now: clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := km.EnsureKey(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		srv, err := server.New(server.Config{Issuer: testIssuer, Store: db, Keys: km, Now: clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &env{t: t, srv: srv, h: srv.Handler(), db: db, keys: km, clock: clk, logs: &lockedBuffer{},
+			clients: &server.Clients{Store: db, Now: clk.Now}}
+	}
+	a, b := node(), node()
+
+	c := a.webClient()
+	code, _ := a.newCode(c, a.alice())
+	_, t0 := a.redeem(c, code)
+	status, t1 := a.refresh(c, t0.RefreshToken)
+	if status != 200 {
+		t.Fatalf("refresh on node A: %d %+v", status, t1)
+	}
+	a.clock.Advance(time.Second)
+	status, retry := b.refresh(c, t0.RefreshToken)
+	if status != 200 || retry.RefreshToken != t1.RefreshToken {
+		t.Fatalf("retry on node B: %d, refresh token %q; want 200 and node A's successor %q", status, retry.RefreshToken, t1.RefreshToken)
+	}
+	if status, _ := b.refresh(c, t1.RefreshToken); status != 200 {
+		t.Fatalf("the one successor on node B: %d", status)
+	}
 }
 
 func TestRefresh_BoundToClientLifetimesAndUser(t *testing.T) {

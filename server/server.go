@@ -329,6 +329,8 @@ type Server struct {
 
 	tok *Tokens // the rules of issuance, introspection and revocation
 
+	successorKey []byte // derives refresh successors (successorOf)
+
 	feed *feed // GET /oauth2/revocations; its broadcaster runs in Run
 
 	publish chan struct{} // capacity 1: a revocation to announce through cfg.Fanout
@@ -361,6 +363,8 @@ func New(cfg Config) (*Server, error) {
 
 		origin:     originOf(cfg.Issuer),
 		loginSlots: make(chan struct{}, cfg.MaxConcurrentLogins),
+
+		successorKey: cfg.Keys.DeriveKey(successorKeyPurpose),
 	}
 	s.accountThrottle = s.newLoginThrottle("account", cfg.LoginAccountThrottle)
 	s.addrThrottle = s.newLoginThrottle("address", cfg.LoginIPThrottle)

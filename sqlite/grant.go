@@ -24,7 +24,7 @@ const codeColumns = `hash, client_id, user_id, session_id, redirect_uri, scope, 
 
 const selectCode = `SELECT ` + codeColumns + ` FROM auth_codes WHERE hash = ?`
 
-const useCode = `UPDATE auth_codes SET used_at = ? WHERE hash = ?`
+const useCode = `UPDATE auth_codes SET used_at = ?, expires_at = ? WHERE hash = ?`
 
 const familyColumns = `id, client_id, user_id, COALESCE(session_id, ''), scope, audience,
 	auth_time, created_at, expires_at, revoked_at`
@@ -158,7 +158,8 @@ func (db *DB) RedeemCode(ctx context.Context, hash []byte, now time.Time, f *lat
 		case latch.RedeemOtherFamily:
 			return latch.Errorf(latch.EINVALID, "sqlite: %s: family %q is not the code's family %q", op, f.ID, c.FamilyID)
 		}
-		if _, err := tx.StmtContext(ctx, s.useCode).ExecContext(ctx, timeArg(now), hash); err != nil {
+		if _, err := tx.StmtContext(ctx, s.useCode).ExecContext(ctx, timeArg(now),
+			timeArg(latch.UsedCodeExpiry(c, f)), hash); err != nil {
 			return internal(op, err)
 		}
 		if err := createFamilyTx(ctx, tx, s, op, f); err != nil {
@@ -366,7 +367,20 @@ func (db *DB) RotateRefresh(ctx context.Context, hash []byte, now time.Time, gra
 			}
 			tok.RotatedAt = timeOf(sql.NullInt64{Int64: now.UnixMicro(), Valid: true})
 		case latch.RotateRetry:
-			// A concurrent duplicate: a second successor.
+			// A concurrent duplicate or a retry: the same successor as
+			// the first rotation, already stored.
+			if issue.Refresh != nil {
+				var stored bool
+				if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM tokens
+					WHERE hash = ? AND kind = 'refresh' AND family_id = ?)`,
+					issue.Refresh.Hash, fam.ID).Scan(&stored); err != nil {
+					return internal(op, err)
+				}
+				if !stored {
+					return errUnauthorized(op, "refresh token %s was rotated at %v into another successor than this retry's", tok.ID, tok.RotatedAt)
+				}
+				issue.Refresh = nil
+			}
 		case latch.RotateReuse:
 			if _, err := revokeFamiliesTx(ctx, tx, op, now, "id = ?", fam.ID); err != nil {
 				return err

@@ -23,7 +23,8 @@ var grantTests = []test{
 	{"Family_Missing_IsNotFound", testFamilyMissing},
 	{"CreateFamily_StoresFamilyAndIssue_ConflictRollsBack", testCreateFamily},
 	{"RotateRefresh_First_WritesIssueAndSetsRotatedAt", testRotateFirst},
-	{"RotateRefresh_WithinGrace_WritesSecondSuccessor", testRotateWithinGrace},
+	{"RotateRefresh_WithinGrace_SameSuccessorWrittenOnce", testRotateWithinGrace},
+	{"RotateRefresh_WithinGrace_OtherSuccessor_IsUnauthorizedWritesNothing", testRotateWithinGraceOtherSuccessor},
 	{"RotateRefresh_AfterGrace_IsReusedAndRevokesFamily", testRotateAfterGrace},
 	{"RotateRefresh_ExpiredTokenOrFamily_IsUnauthorized", testRotateExpired},
 	{"RotateRefresh_RevokedFamily_IsRefused", testRotateRevoked},
@@ -39,7 +40,8 @@ var grantTests = []test{
 	{"DeleteClientOrUser_RemovesCodesAndFamilies", testGrantDeleteCascade},
 	{"PurgeExpired_RemovesExpiredCodesFamiliesJWTs", testPurgeGrants},
 	{"RotateRefresh_32Concurrent_NoGrace_OneWinsFamilyRevoked", testRotateConcurrentNoGrace},
-	{"RotateRefresh_32Concurrent_WithinGrace_AllSucceed", testRotateConcurrentGrace},
+	{"RotateRefresh_32Concurrent_WithinGrace_AllSucceedOneChainLives", testRotateConcurrentGrace},
+	{"RedeemCode_ReplayAfterCodePurgeHorizon_RevokesFamily", testRedeemReplayAfterPurge},
 }
 
 // errUnauthorized and errInvalid match any latch error with their code.
@@ -356,6 +358,7 @@ func testRedeemOnce(t *testing.T, s latch.Store) {
 	}
 	used := *c
 	used.UsedAt = now
+	used.ExpiresAt = f.ExpiresAt // kept while its family can be revoked
 	checkCode(t, &used, mustCode(t, s, c.Hash))
 	checkFamily(t, f, mustFamily(t, s, f.ID))
 	wantLive(t, s, issue.Refresh, issue.Access)
@@ -539,26 +542,80 @@ func testRotateFirst(t *testing.T, s latch.Store) {
 	wantLive(t, s, opaqueIssue(f, "third").Refresh)
 }
 
+// retryIssue is what a retry of a rotation within grace writes: a new
+// access token named name, and the successor the first rotation stored.
+func retryIssue(f *latch.Family, successor, name string) latch.Issue {
+	return latch.Issue{Refresh: refreshOf(f, successor), Access: accessOf(f, name)}
+}
+
 func testRotateWithinGrace(t *testing.T, s latch.Store) {
 	grantSetup(t, s)
 	f := mustRedeem(t, s, "u1", "c1", opaqueIssue)
 	rt := refreshOf(f, "c1")
 	first := base.Add(time.Hour)
-	a, b := opaqueIssue(f, "a"), opaqueIssue(f, "b")
+	a, b := opaqueIssue(f, "a"), retryIssue(f, "a", "b")
 	mustRotate(t, s, rt.Hash, first, grace, a)
+	// The successor is rotated in its turn before the retry comes: the
+	// retry still gets it, and the chain goes on from its successor.
+	a2 := opaqueIssue(f, "a2")
+	mustRotate(t, s, a.Refresh.Hash, first.Add(time.Millisecond), grace, a2)
 	tok, _ := mustRotate(t, s, rt.Hash, first.Add(grace-time.Millisecond), grace, b)
 	var d diff
 	d.time("RotatedAt", first, tok.RotatedAt) // the first rotation's
 	d.time("stored RotatedAt", first, mustToken(t, s, rt.Hash).RotatedAt)
 	d.check(t, "token rotated twice within grace")
-	wantLive(t, s, a.Refresh, a.Access, b.Refresh, b.Access)
+	rotatedA := *a.Refresh
+	rotatedA.RotatedAt = first.Add(time.Millisecond)
+	wantLive(t, s, &rotatedA, a.Access, b.Access, a2.Refresh) // the successor as the first rotation wrote it
 	wantFamilyLive(t, s, f.ID)
+	if n := mustFeed(t, s).n; n != 0 {
+		t.Errorf("revocation log has %d entries after a retry within grace, want 0", n)
+	}
 
-	// Both successors stay valid.
-	mustRotate(t, s, a.Refresh.Hash, first.Add(time.Hour), grace, opaqueIssue(f, "a2"))
-	mustRotate(t, s, b.Refresh.Hash, first.Add(time.Hour), grace, opaqueIssue(f, "b2"))
-	wantLive(t, s, opaqueIssue(f, "a2").Refresh, opaqueIssue(f, "b2").Refresh)
-	wantFamilyLive(t, s, f.ID)
+	// One chain: the successor's successor rotates, and the successor
+	// itself, used again after its own window, is a reuse.
+	mustRotate(t, s, a2.Refresh.Hash, first.Add(time.Hour), grace, opaqueIssue(f, "a3"))
+	_, _, err := s.RotateRefresh(ctx(t), a.Refresh.Hash, first.Add(time.Hour), grace, opaqueIssue(f, "fork"))
+	wantReused(t, "RotateRefresh(the shared successor, after its window)", err)
+	wantGone(t, s, "after reuse of the shared successor", a.Access, b.Access, a2.Refresh, opaqueIssue(f, "a3").Refresh)
+}
+
+func testRotateWithinGraceOtherSuccessor(t *testing.T, s latch.Store) {
+	grantSetup(t, s)
+	f := mustRedeem(t, s, "u1", "c1", jwtIssue)
+	other := mustRedeem(t, s, "u1", "other", opaqueIssue)
+	rt := refreshOf(f, "c1")
+	first := base.Add(time.Minute)
+	a := opaqueIssue(f, "a")
+	mustRotate(t, s, rt.Hash, first, grace, a)
+	for _, tc := range []struct {
+		name  string
+		issue latch.Issue
+	}{
+		{"a successor never stored", jwtIssue(f, "fork")},
+		{"a refresh token of another family", latch.Issue{Refresh: refreshOf(other, "other"), JWT: jwtOf("fork")}},
+		{"an access token, not a refresh token", latch.Issue{Refresh: accessOf(f, "a"), JWT: jwtOf("fork")}},
+	} {
+		_, _, err := s.RotateRefresh(ctx(t), rt.Hash, first.Add(time.Second), grace, tc.issue)
+		wantCode(t, "RotateRefresh(retry within grace with "+tc.name+")", err, errUnauthorized)
+		if errors.Is(err, latch.ErrReused) {
+			t.Errorf("RotateRefresh(retry with %s) is a reuse: %v", tc.name, err)
+		}
+	}
+	wantGone(t, s, "after refused retries", jwtIssue(f, "fork").Refresh, accessOf(f, "fork"))
+	if mustIsRevoked(t, s, issuer, jwtOf("fork").JTI) || mustFeed(t, s).n != 0 {
+		t.Error("a refused retry wrote to the revocation log")
+	}
+	// The refused retries wrote no JWT record: revoking the family
+	// denylists only the JWT of the redemption.
+	if err := s.RevokeFamily(ctx(t), f.ID, first.Add(2*time.Second)); err != nil {
+		t.Fatalf("RevokeFamily: %v", err)
+	}
+	if mustIsRevoked(t, s, issuer, jwtOf("fork").JTI) {
+		t.Error("a refused retry's JWT was recorded in the family")
+	}
+	mustFeed(t, s).wantJWTDenylisted(t, s, first.Add(2*time.Second), jwtOf("c1"))
+	wantFamilyLive(t, s, other.ID)
 }
 
 func testRotateAfterGrace(t *testing.T, s latch.Store) {
@@ -954,8 +1011,8 @@ func testPurgeGrants(t *testing.T, s latch.Store) {
 }
 
 // concurrentRotations has 32 goroutines rotate the refresh token of a fresh
-// family at the same now, each with its own successor, and returns the
-// family and the errors.
+// family at the same now, each with its own JWT and the same successor
+// "next" (as the server derives it), and returns the family and the errors.
 func concurrentRotations(t *testing.T, s latch.Store, grace time.Duration) (*latch.Family, []latch.Issue, []error) {
 	const workers = 32
 	grantSetup(t, s)
@@ -965,7 +1022,7 @@ func concurrentRotations(t *testing.T, s latch.Store, grace time.Duration) (*lat
 	issues := make([]latch.Issue, workers)
 	errs := make([]error, workers)
 	for w := range workers {
-		issues[w] = latch.Issue{Refresh: refreshOf(f, fmt.Sprint("w", w)), JWT: jwtOf(fmt.Sprint("w", w))}
+		issues[w] = latch.Issue{Refresh: refreshOf(f, "next"), JWT: jwtOf(fmt.Sprint("w", w))}
 	}
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -1002,10 +1059,7 @@ func testRotateConcurrentNoGrace(t *testing.T, s latch.Store) {
 	if mustFamily(t, s, f.ID).RevokedAt.IsZero() {
 		t.Error("family not revoked after concurrent reuse")
 	}
-	wantGone(t, s, "after concurrent reuse", refreshOf(f, "c1"), accessOf(f, "c1"))
-	for _, is := range issues {
-		wantGone(t, s, "after concurrent reuse", is.Refresh)
-	}
+	wantGone(t, s, "after concurrent reuse", refreshOf(f, "c1"), accessOf(f, "c1"), refreshOf(f, "next"))
 	// The winner's JWT, the one successor issued, is denylisted.
 	var denylisted int
 	for _, is := range issues {
@@ -1018,18 +1072,93 @@ func testRotateConcurrentNoGrace(t *testing.T, s latch.Store) {
 	}
 }
 
+// testRotateConcurrentGrace: 32 rotations of one token within grace all
+// succeed and leave one chain, the shared successor, which rotates; the
+// parent presented again 1 s after its window revokes the family with all
+// 32 callers' access tokens.
 func testRotateConcurrentGrace(t *testing.T, s latch.Store) {
-	f, issues, errs := concurrentRotations(t, s, time.Minute)
+	f, issues, errs := concurrentRotations(t, s, grace)
 	for w, err := range errs {
 		if err != nil {
 			t.Errorf("worker %d: RotateRefresh within grace: %v", w, err)
 		}
 	}
 	wantFamilyLive(t, s, f.ID)
-	for _, is := range issues {
-		wantLive(t, s, is.Refresh)
-	}
 	if n := mustFeed(t, s).n; n != 0 {
 		t.Errorf("revocation log has %d entries after rotations within grace, want 0", n)
 	}
+	now := base.Add(time.Minute)
+	parent := mustToken(t, s, refreshOf(f, "c1").Hash)
+	var d diff
+	d.time("parent RotatedAt", now, parent.RotatedAt)
+	d.check(t, "after 32 rotations within grace")
+	wantLive(t, s, refreshOf(f, "next")) // written once, never rotated
+	// Every caller got "next": each uses it in turn; the first rotates
+	// it, the others are retries within its window.
+	for w := range issues {
+		mustRotate(t, s, refreshOf(f, "next").Hash, now.Add(time.Second), grace,
+			latch.Issue{Refresh: refreshOf(f, "third"), JWT: jwtOf(fmt.Sprint("third", w))})
+	}
+	wantLive(t, s, refreshOf(f, "third"))
+	wantFamilyLive(t, s, f.ID)
+
+	// The parent, 1 s after its window: reuse; the one chain dies.
+	late := now.Add(grace + time.Second)
+	_, _, err := s.RotateRefresh(ctx(t), refreshOf(f, "c1").Hash, late, grace, opaqueIssue(f, "thief"))
+	wantReused(t, "RotateRefresh(parent, 1 s after the window)", err)
+	wantRevokedAt(t, s, f.ID, late)
+	wantGone(t, s, "after the parent's reuse", refreshOf(f, "c1"), refreshOf(f, "next"), refreshOf(f, "third"),
+		opaqueIssue(f, "thief").Refresh, opaqueIssue(f, "thief").Access)
+	fd := mustFeed(t, s)
+	for w, is := range issues {
+		fd.wantJWTDenylisted(t, s, late, is.JWT, jwtOf(fmt.Sprint("third", w)))
+	}
+}
+
+// testRedeemReplayAfterPurge: a used code outlives the purge that removes
+// expired unused codes, for as long as its family, so that a replay long
+// after the code expired still revokes what it issued (RFC 6749 §4.1.2).
+func testRedeemReplayAfterPurge(t *testing.T, s latch.Store) {
+	grantSetup(t, s)
+	c := newCode("u1", "c1")
+	mustCreateCode(t, s, c)
+	unused := newCode("u1", "unused")
+	mustCreateCode(t, s, unused)
+	f := familyOf(c)
+	f.ExpiresAt = base.Add(2 * time.Hour)
+	issue := jwtIssue(f, "c1")
+	issue.Access = accessOf(f, "c1")
+	if err := s.RedeemCode(ctx(t), c.Hash, base, f, issue); err != nil {
+		t.Fatalf("RedeemCode: %v", err)
+	}
+	used := *c
+	used.UsedAt, used.ExpiresAt = base, f.ExpiresAt
+	checkCode(t, &used, mustCode(t, s, c.Hash))
+
+	// Two minutes later both codes have expired: the purge removes the
+	// unused one and keeps the used one.
+	purgeAt := c.ExpiresAt.Add(time.Minute)
+	if n := mustPurgeExpired(t, s, purgeAt); n != 1 {
+		t.Errorf("PurgeExpired = %d, want 1 (the unused code)", n)
+	}
+	_, err := s.Code(ctx(t), unused.Hash)
+	wantCode(t, "Code(expired, unused) after purge", err, latch.ErrNotFound)
+	checkCode(t, &used, mustCode(t, s, c.Hash))
+
+	replay := purgeAt.Add(time.Second)
+	err = s.RedeemCode(ctx(t), c.Hash, replay, familyOf(c), opaqueIssue(f, "replay"))
+	wantReused(t, "RedeemCode(replayed after the purge)", err)
+	wantRevokedAt(t, s, f.ID, replay)
+	wantGone(t, s, "after the replay", issue.Refresh, issue.Access, opaqueIssue(f, "replay").Refresh)
+	fd := mustFeed(t, s)
+	fd.wantOpaqueLogged(t, replay, issue.Refresh, issue.Access)
+	fd.wantJWTDenylisted(t, s, replay, issue.JWT)
+
+	// Once the family has expired nothing is left to revoke: the code goes
+	// with it.
+	if n := mustPurgeExpired(t, s, f.ExpiresAt.Add(time.Second)); n < 2 {
+		t.Errorf("PurgeExpired after the family expired = %d, want at least 2 (code and family)", n)
+	}
+	_, err = s.Code(ctx(t), c.Hash)
+	wantCode(t, "Code(used) after its family expired and was purged", err, latch.ErrNotFound)
 }

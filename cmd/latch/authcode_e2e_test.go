@@ -519,9 +519,10 @@ func TestAuthCode_GoOAuth2AndGoOIDC_ConfidentialClient(t *testing.T) {
 // client (token_endpoint_auth_method none): no secret, PKCE alone proves
 // that the redeemer is the one that asked. It also checks the other side
 // of the grace window: a retry with the rotated refresh token within it
-// gets its own successor and revokes nothing. The server runs with the
-// longest window, --refresh-grace 1m, so that the retry, the next request
-// after the rotation, is inside it even on a loaded machine.
+// gets the same successor, a new access token, and revokes nothing. The
+// server runs with the longest window, --refresh-grace 1m, so that the
+// retry, the next request after the rotation, is inside it even on a
+// loaded machine.
 func TestAuthCode_GoOAuth2_PublicClientPKCE(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // hang guard
 	defer cancel()
@@ -575,15 +576,16 @@ func TestAuthCode_GoOAuth2_PublicClientPKCE(t *testing.T) {
 		t.Fatalf("refresh did not rotate: old %q new %q", tok.RefreshToken, tok2.RefreshToken)
 	}
 	// The rotated token again, as a second tab or a retry after a lost
-	// response would send it: within the window it works, with a
-	// successor of its own, and the first successor stays valid.
+	// response would send it: within the window it works, with the same
+	// successor (one chain), and that successor stays valid.
 	tok3, err := conf.TokenSource(ctx, expired(tok)).Token()
 	if since := time.Since(rotated); since < grace-10*time.Second {
 		if err != nil {
 			t.Fatalf("retry with the rotated refresh token %v after its rotation, within the %v window: %v", since, grace, err)
 		}
-		if tok3.RefreshToken == tok2.RefreshToken || tok3.RefreshToken == tok.RefreshToken {
-			t.Fatalf("a retry within the grace window got no successor of its own")
+		if tok3.RefreshToken != tok2.RefreshToken || tok3.AccessToken == tok2.AccessToken {
+			t.Fatalf("a retry within the grace window got refresh token %q and access token %q, want the first successor %q and a new access token",
+				tok3.RefreshToken, tok3.AccessToken, tok2.RefreshToken)
 		}
 	} else {
 		// Only a machine stalled for most of a minute gets here; then
