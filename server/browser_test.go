@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -411,4 +412,64 @@ func browserAuthorize(e *env, appURL string) http.Handler {
 	})
 	mux.Handle("/", e.h)
 	return mux
+}
+
+// TestBrowser_Pages_Screenshots opens the pages a user sees in the
+// authorization code flow, in Chromium, and keeps a screenshot of each as
+// a test artefact (see screenshot).
+func TestBrowser_Pages_Screenshots(t *testing.T) {
+	br := newBrowser(t)
+	app := newClientApp(t)
+	e, issuer := serveLatchHTTP(t, func(e *env) http.Handler { return e.h })
+	cb := app.URL + "/cb"
+	c := e.webClient(func(s *server.ClientSpec) {
+		s.FirstParty, s.Name, s.RedirectURIs = false, "Photo Print", []string{cb}
+		s.Scope = "openid profile offline_access read write photos:print"
+	})
+	authorize := issuer + authorizeURL(c, func(v url.Values) {
+		v.Set("redirect_uri", cb)
+		v.Set("scope", "openid profile offline_access read photos:print")
+	})
+	br.run("viewport", chromedp.EmulateViewport(520, 760))
+
+	br.run("login page", chromedp.Navigate(authorize), chromedp.WaitVisible("#username", chromedp.ByID))
+	br.screenshot("login")
+	br.run("log in",
+		chromedp.SendKeys("#username", "alice", chromedp.ByID),
+		chromedp.SendKeys("#password", alicePassword, chromedp.ByID),
+		chromedp.Click(`form button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#allow", chromedp.ByID),
+	)
+	br.screenshot("consent")
+	br.run("404 page", chromedp.Navigate(issuer+"/no/such/page"), chromedp.WaitReady("body", chromedp.ByQuery))
+	br.screenshot("404")
+	br.run("bad redirect page", chromedp.Navigate(issuer+authorizeURL(c, func(v url.Values) {
+		v.Set("redirect_uri", "https://evil.example/cb")
+	})), chromedp.WaitReady("body", chromedp.ByQuery))
+	br.screenshot("bad-redirect")
+}
+
+// screenshot saves a PNG of the whole page as name.png in the directory
+// named by LATCH_TEST_ARTIFACTS (CI keeps it), or else in the test's
+// temporary directory.
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	var png []byte
+	b.run("screenshot "+name, chromedp.FullScreenshot(&png, 100))
+	saveArtefact(b.t, name+".png", png)
+}
+
+func saveArtefact(t *testing.T, name string, b []byte) {
+	t.Helper()
+	dir := os.Getenv("LATCH_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("artefact: %s", p)
 }

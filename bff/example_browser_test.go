@@ -1,0 +1,83 @@
+package bff
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowser_ExampleSPA_States drives examples/spa through the BFF in
+// Chromium: signed out, signed in, an API result, and the session ended
+// at the server (logout everywhere), keeping a screenshot of each state as
+// a test artefact.
+func TestBrowser_ExampleSPA_States(t *testing.T) {
+	e := newE2E(t, e2eOptions{issuerHost: "localhost"})
+	ctx := newBrowser(t)
+	run := func(step string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(ctx, actions...); err != nil {
+			var loc string
+			chromedp.Run(ctx, chromedp.Location(&loc))
+			t.Fatalf("%s (at %s): %v", step, loc, err)
+		}
+	}
+	shot := func(name string) {
+		t.Helper()
+		var png []byte
+		run("screenshot "+name, chromedp.FullScreenshot(&png, 100))
+		saveArtefact(t, name+".png", png)
+	}
+	run("open the app signed out", chromedp.EmulateViewport(640, 560),
+		chromedp.Navigate(e.bffURL+"/"), chromedp.WaitVisible("#login", chromedp.ByID))
+	shot("example-signed-out")
+
+	run("sign in",
+		chromedp.Click("#login", chromedp.ByID),
+		chromedp.WaitVisible("#username", chromedp.ByID),
+		chromedp.SendKeys("#username", "alice", chromedp.ByID),
+		chromedp.SendKeys("#password", alicePassword, chromedp.ByID),
+		chromedp.Click(`button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#signed-in", chromedp.ByID),
+	)
+	shot("example-signed-in")
+	run("call the API",
+		chromedp.Click("#call", chromedp.ByID),
+		chromedp.WaitVisible(`//pre[@id="result" and contains(., "sub")]`, chromedp.BySearch),
+	)
+	shot("example-api-result")
+
+	// The session ends at the server; the app learns it at its next call.
+	if _, err := e.users.LogoutEverywhere(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	var status string
+	waitFor(t, 10*time.Second, "the app's next call answered session_revoked", func() bool {
+		run("call the API again", chromedp.Click("#call", chromedp.ByID), chromedp.Sleep(20*time.Millisecond),
+			chromedp.Text("#status", &status, chromedp.ByID))
+		return strings.Contains(status, "ended")
+	})
+	shot("example-session-ended")
+}
+
+// saveArtefact saves b as name in the directory named by
+// LATCH_TEST_ARTIFACTS (CI keeps it), or else in the test's temporary
+// directory.
+func saveArtefact(t *testing.T, name string, b []byte) {
+	t.Helper()
+	dir := os.Getenv("LATCH_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("artefact: %s", p)
+}
