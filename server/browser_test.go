@@ -473,3 +473,27 @@ func saveArtefact(t *testing.T, name string, b []byte) {
 	}
 	t.Logf("artefact: %s", p)
 }
+
+// TestBrowser_LocalhostInsteadOfIssuer_SignInWorks opens the sign-in page
+// at http://localhost:PORT, another origin than the issuer's
+// http://127.0.0.1:PORT to the browser: the page redirects to the issuer,
+// and signing in there works.
+func TestBrowser_LocalhostInsteadOfIssuer_SignInWorks(t *testing.T) {
+	br := newBrowser(t)
+	_, issuer := serveLatchHTTP(t, func(e *env) http.Handler { return e.h })
+	alias := strings.Replace(issuer, "127.0.0.1", "localhost", 1)
+	var loc, who string
+	br.run("sign in, starting at localhost",
+		chromedp.Navigate(alias+"/login"),
+		chromedp.WaitVisible("#username", chromedp.ByID),
+		chromedp.SendKeys("#username", "alice", chromedp.ByID),
+		chromedp.SendKeys("#password", alicePassword, chromedp.ByID),
+		chromedp.Click(`form button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#username", chromedp.ByID),
+		chromedp.Location(&loc),
+		chromedp.Text("#username", &who, chromedp.ByID),
+	)
+	if loc != issuer+"/" || who != "alice" {
+		t.Fatalf("after signing in from %s the browser is at %s, showing %q; want %s/ signed in as alice", alias, loc, who, issuer)
+	}
+}

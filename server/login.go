@@ -63,6 +63,10 @@ type loginView struct {
 	CSRF, ReturnTo, Username string
 	Error, Notice            string
 	SignedInAs               string
+	// OpenedAt is set when the page was opened under another name of this
+	// server (an origin the Origin check refuses): the page then links to
+	// IssuerLogin, at IssuerOrigin, instead of showing a form.
+	OpenedAt, IssuerOrigin, IssuerLogin string
 }
 
 type accountView struct {
@@ -93,9 +97,19 @@ func (s *Server) loginRoutes(m *http.ServeMux) {
 }
 
 // page adapts a browser-facing handler: its errors are answered with the
-// HTML error page rather than OAuth JSON.
+// HTML error page rather than OAuth JSON. A GET under another loopback
+// name than the issuer's (http://localhost:8080 for an issuer of
+// http://127.0.0.1:8080) is redirected to the issuer, where its forms
+// will work.
 func (s *Server) page(name string, h handlerFunc) http.Handler {
 	return s.handle(name, func(w http.ResponseWriter, r *http.Request) error {
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && s.loopbackAlias(r) {
+			to := s.endpoint(r.URL.RequestURI())
+			s.log.Info("page opened under another name than the issuer's: redirected to the issuer",
+				"host", r.Host, "to", s.origin)
+			redirect(w, to)
+			return nil
+		}
 		if err := h(w, r); err != nil {
 			status := statusOf(err)
 			if status >= 500 {
@@ -284,9 +298,16 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	// The username is not echoed back: the answer for an unknown user
 	// must be byte-identical to the one for a wrong password.
 	v := loginView{ReturnTo: safeReturnTo(f.Get("return_to"))}
-	if !s.checkLoginCSRF(r) {
+	if seen, ok := s.checkLoginCSRF(r); !ok {
 		s.metrics.login("csrf")
 		v.Error = msgCSRF
+		if openedElsewhere(r, seen) {
+			v.OpenedAt, v.IssuerOrigin = seen, s.origin
+			v.IssuerLogin = s.endpoint("/login")
+			if v.ReturnTo != "/" {
+				v.IssuerLogin += "?" + url.Values{"return_to": {v.ReturnTo}}.Encode()
+			}
+		}
 		return s.renderLogin(w, r, http.StatusForbidden, v)
 	}
 	if username == "" || pw == "" {
