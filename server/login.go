@@ -63,6 +63,10 @@ type loginView struct {
 	CSRF, ReturnTo, Username string
 	Error, Notice            string
 	SignedInAs               string
+	// AppName is the registered name of the client whose authorization
+	// request return_to carries: the user should know where signing in
+	// leads.
+	AppName string
 	// OpenedAt is set when the page was opened under another name of this
 	// server (an origin the Origin check refuses): the page then links to
 	// IssuerLogin, at IssuerOrigin, instead of showing a form.
@@ -79,8 +83,9 @@ type hiddenField struct{ Name, Value string }
 type consentView struct {
 	page
 	ConsentView
-	Hidden []hiddenField
-	CSRF   string
+	ScopeList []scopeView
+	Hidden    []hiddenField
+	CSRF      string
 }
 
 type errorView struct {
@@ -272,7 +277,27 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 		return err
 	}
 	v.page, v.CSRF = newPage("Sign in"), tok
+	v.AppName = s.appOf(r.Context(), v.ReturnTo)
 	return s.renderPage(w, status, loginPage, v, false)
+}
+
+// appOf returns the name of the registered client whose authorization
+// request returnTo is, or "". Only a registered client's name is shown:
+// a client_id from the URL, unchecked, would let anyone write on the page.
+func (s *Server) appOf(ctx context.Context, returnTo string) string {
+	u, err := url.Parse(returnTo)
+	if err != nil || u.Path != "/oauth2/authorize" {
+		return ""
+	}
+	id := u.Query().Get("client_id")
+	if id == "" {
+		return ""
+	}
+	c, err := s.clients.Client(ctx, id)
+	if err != nil {
+		return ""
+	}
+	return c.Name
 }
 
 // Login outcomes shown on the form. One message for every credential
@@ -582,6 +607,15 @@ type ConsentView struct {
 	Params                         url.Values
 }
 
+// appName is how the pages name a client: its registered name, or its ID
+// when it has none.
+func appName(c *latch.Client) string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
+}
+
 // renderConsent renders the consent page for sess: a POST form to
 // /oauth2/authorize with every entry of v.Params as a hidden field (except
 // consent and csrf_token, which the page sets itself, so that a request
@@ -612,7 +646,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, sess *lat
 		}
 	}
 	view := consentView{page: newPage("Allow " + v.ClientName + "?"), ConsentView: v, Hidden: hidden,
-		CSRF: csrfToken(raw, csrfLabel)}
+		ScopeList: describeScopes(v.Scopes), CSRF: csrfToken(raw, csrfLabel)}
 	if err := s.renderPage(w, http.StatusOK, consentPage, view, false); err != nil {
 		s.log.Error("render consent", "err", err)
 		s.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "The consent page could not be shown.")

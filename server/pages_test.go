@@ -126,3 +126,122 @@ func TestPages_LoopbackAlias_GETRedirectsToIssuer(t *testing.T) {
 		}
 	})
 }
+
+// TestNotFound_HTMLPageForBrowsers_JSONForAPIs: an unknown path gets the
+// styled HTML error page, except under /oauth2 and /.well-known (an RFC
+// 6749-shaped JSON error) and /admin/ (an RFC 7807 problem); a known path
+// asked with another method still gets 405 with Allow.
+func TestNotFound_HTMLPageForBrowsers_JSONForAPIs(t *testing.T) {
+	e, _, _ := loginEnv(t)
+	cases := []struct {
+		method, path string
+		status       int
+		ctype, body  string
+		allow        string
+	}{
+		{"GET", "/no/such/page", 404, "text/html; charset=utf-8", "Page not found", ""},
+		{"POST", "/favicon.ico", 404, "text/html; charset=utf-8", "Page not found", ""},
+		{"GET", "/oauth2/nope", 404, "application/json", `"error":"invalid_request"`, ""},
+		{"GET", "/oauth2", 404, "application/json", `no endpoint at /oauth2;`, ""},
+		{"GET", "/.well-known/nope", 404, "application/json", `/.well-known/openid-configuration lists`, ""},
+		{"GET", "/admin/v1/nope", 404, "application/problem+json", `"status":404`, ""},
+		{"GET", "/oauth2x", 404, "text/html; charset=utf-8", "Page not found", ""},
+		{"PUT", "/login", 405, "text/plain; charset=utf-8", "Method Not Allowed", "GET, HEAD, POST"},
+		{"DELETE", "/userinfo", 405, "text/plain; charset=utf-8", "Method Not Allowed", "GET, HEAD, POST"},
+		{"POST", "/healthz", 405, "text/plain; charset=utf-8", "Method Not Allowed", "GET, HEAD"},
+		{"GET", "/login", 200, "text/html; charset=utf-8", "Sign in", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			w := newAgent(e).do(tc.method, tc.path, nil, nil)
+			if w.Code != tc.status || w.Header().Get("Content-Type") != tc.ctype || !strings.Contains(w.Body.String(), tc.body) {
+				t.Fatalf("%d %q, want %d %q containing %q:\n%s", w.Code, w.Header().Get("Content-Type"), tc.status, tc.ctype, tc.body, w.Body)
+			}
+			if got := w.Header().Get("Allow"); got != tc.allow {
+				t.Errorf("Allow %q, want %q", got, tc.allow)
+			}
+			if strings.HasPrefix(tc.ctype, "text/html") && w.Header().Get("Content-Security-Policy") == "" {
+				t.Error("the HTML page has no CSP")
+			}
+		})
+	}
+}
+
+// TestLoginPage_NamesTheApplication: signing in on the way to a
+// registered client's authorization request, the page says which
+// application it leads to; a client_id nobody registered shows nothing.
+func TestLoginPage_NamesTheApplication(t *testing.T) {
+	e, _, _ := loginEnv(t)
+	c := e.webClient(func(s *server.ClientSpec) { s.Name = "Photo <Print>" })
+	for _, tc := range []struct{ clientID, want string }{
+		{c.ID, `to continue to <strong>Photo &lt;Print&gt;</strong>`},
+		{"unregistered", ""},
+	} {
+		returnTo := "/oauth2/authorize?client_id=unregistered"
+		if tc.clientID != "unregistered" {
+			w := newAgent(e).get(authorizeURL(creds{ID: tc.clientID}))
+			loc, _ := url.Parse(w.Header().Get("Location"))
+			if w.Code != http.StatusSeeOther || loc == nil || loc.Path != "/login" {
+				t.Fatalf("authorize: %d %s", w.Code, w.Header().Get("Location"))
+			}
+			returnTo = loc.Query().Get("return_to")
+		}
+		w := newAgent(e).get("/login?return_to=" + url.QueryEscape(returnTo))
+		body := w.Body.String()
+		if tc.want == "" {
+			if strings.Contains(body, "to continue to") {
+				t.Errorf("login page names an unregistered client:\n%s", body)
+			}
+		} else if !strings.Contains(body, tc.want) {
+			t.Errorf("login page lacks %q:\n%s", tc.want, body)
+		}
+	}
+}
+
+// TestConsent_DescribesKnownScopes_MarksUnknownOnes: the consent page
+// says in words what each scope latch knows allows, and shows a scope it
+// does not know by name, marked as not described.
+func TestConsent_DescribesKnownScopes_MarksUnknownOnes(t *testing.T) {
+	e, _, _ := loginEnv(t)
+	c := e.webClient(func(s *server.ClientSpec) {
+		s.FirstParty, s.Name = false, "Photo Print"
+		s.Scope = "openid profile email offline_access read write latch:admin photos:print"
+	})
+	a := newAgent(e)
+	a.mustLogin("alice", alicePassword)
+	w := a.get(authorizeURL(c, func(v url.Values) {
+		v.Set("scope", "openid profile email offline_access read write latch:admin photos:print")
+	}))
+	body := w.Body.String()
+	if w.Code != http.StatusOK || !strings.Contains(body, `id="allow"`) {
+		t.Fatalf("consent page: %d\n%s", w.Code, body)
+	}
+	for _, want := range []string{
+		`<li><span class="scope-text">Know who you are on this server: your user ID, roles and groups</span><span class="scope-name">Scope <code>openid</code></span></li>`,
+		`<span class="scope-text">See your username</span>`,
+		`<span class="scope-text">See your email address</span>`,
+		`<span class="scope-text">Keep its access when you are not using it, without asking you again</span>`,
+		`<span class="scope-text">Read your data</span>`,
+		`<span class="scope-text">Create, change and delete your data</span>`,
+		`<span class="scope-text">Administer this server: its applications, users and signing keys</span>`,
+		`<li class="unknown"><span class="scope-text">Something this server does not describe: ask the application what it is for</span><span class="scope-name">Scope <code>photos:print</code></span></li>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("consent page lacks %s", want)
+		}
+	}
+}
+
+// TestAuthorize_UnregisteredRedirect_PageNamesTheApplication: the page
+// refusing an unregistered redirect URI names the application by its
+// registered name, its ID beside it.
+func TestAuthorize_UnregisteredRedirect_PageNamesTheApplication(t *testing.T) {
+	e, _, _ := loginEnv(t)
+	c := e.webClient(func(s *server.ClientSpec) { s.Name = "Photo Print" })
+	w := newAgent(e).get(authorizeURL(c, func(v url.Values) { v.Set("redirect_uri", "https://evil.example/cb") }))
+	body := w.Body.String()
+	if w.Code != http.StatusBadRequest || !strings.Contains(body, "<h1>Cannot return to Photo Print</h1>") ||
+		!strings.Contains(body, `Photo Print (client ID &#34;`+c.ID+`&#34;)`) || strings.Contains(body, "evil.example") {
+		t.Fatalf("%d\n%s", w.Code, body)
+	}
+}
