@@ -177,7 +177,7 @@ func (s *Server) authorizeClient(w http.ResponseWriter, r *http.Request, params 
 	redirectURI := params.Get("redirect_uri")
 	if redirectURI == "" || !redirectRegistered(c.RedirectURIs, redirectURI) {
 		s.renderError(w, r, http.StatusBadRequest, "Cannot return to "+appName(c),
-			appName(c)+" (client ID "+quote(id)+") asked to send you back to an address it has not registered here, so you were not sent anywhere. Tell the application's developers.")
+			unregisteredRedirect(c))
 		return nil, "", false
 	}
 	return c, redirectURI, true

@@ -136,8 +136,8 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) error {
 		(&oauth.Error{Code: oauth.ErrInvalidRequest, Status: http.StatusNotFound,
 			Description: "no endpoint at " + p + "; /.well-known/openid-configuration lists this server's endpoints"}).Write(w)
 	default:
-		s.renderError(w, r, http.StatusNotFound, "Page not found",
-			"There is no page at this address. Check the link you followed, or start again from your account page.")
+		s.renderErrorView(w, http.StatusNotFound, errorView{page: newPage("Page not found"), Calm: true,
+			Detail: "There is no page at this address. Check the link you followed, or start again from your account page."})
 	}
 	return nil
 }

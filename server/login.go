@@ -91,6 +91,9 @@ type consentView struct {
 type errorView struct {
 	page
 	Detail string
+	// Calm shows Detail as plain text rather than an alert: for a page
+	// that is missing, nothing went wrong that the user must act on.
+	Calm bool
 }
 
 func (s *Server) loginRoutes(m *http.ServeMux) {
@@ -173,10 +176,13 @@ func newPage(title string) page { return page{Title: title, CSSVersion: cssVersi
 // renderError answers a browser-facing error with an HTML page: title as
 // its heading, detail as the alert below it.
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
-	err := s.renderPage(w, status, errorPage, errorView{page: newPage(title), Detail: detail}, true)
-	if err != nil {
+	s.renderErrorView(w, status, errorView{page: newPage(title), Detail: detail})
+}
+
+func (s *Server) renderErrorView(w http.ResponseWriter, status int, v errorView) {
+	if err := s.renderPage(w, status, errorPage, v, true); err != nil {
 		s.log.Error("render error page", "err", err)
-		http.Error(w, title, status)
+		http.Error(w, v.Title, status)
 	}
 }
 
@@ -605,6 +611,16 @@ type ConsentView struct {
 	ClientID, ClientName, Username string
 	Scopes                         []string
 	Params                         url.Values
+}
+
+// unregisteredRedirect is the error page's text for an authorization
+// request whose redirect URI c has not registered.
+func unregisteredRedirect(c *latch.Client) string {
+	who := "The application with client ID " + c.ID
+	if c.Name != "" {
+		who = c.Name + " (client ID " + c.ID + ")"
+	}
+	return who + " asked to send you back to an address it has not registered here, so you were not sent there. Tell the application's developers."
 }
 
 // appName is how the pages name a client: its registered name, or its ID

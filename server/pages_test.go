@@ -224,7 +224,7 @@ func TestConsent_DescribesKnownScopes_MarksUnknownOnes(t *testing.T) {
 		`<span class="scope-text">Read your data</span>`,
 		`<span class="scope-text">Create, change and delete your data</span>`,
 		`<span class="scope-text">Administer this server: its applications, users and signing keys</span>`,
-		`<li class="unknown"><span class="scope-text">Something this server does not describe: ask the application what it is for</span><span class="scope-name">Scope <code>photos:print</code></span></li>`,
+		`<li class="unknown"><span class="scope-text">Not described by this server: ask the application what it allows</span><span class="scope-name">Scope <code>photos:print</code></span></li>`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("consent page lacks %s", want)
@@ -241,7 +241,7 @@ func TestAuthorize_UnregisteredRedirect_PageNamesTheApplication(t *testing.T) {
 	w := newAgent(e).get(authorizeURL(c, func(v url.Values) { v.Set("redirect_uri", "https://evil.example/cb") }))
 	body := w.Body.String()
 	if w.Code != http.StatusBadRequest || !strings.Contains(body, "<h1>Cannot return to Photo Print</h1>") ||
-		!strings.Contains(body, `Photo Print (client ID &#34;`+c.ID+`&#34;)`) || strings.Contains(body, "evil.example") {
+		!strings.Contains(body, `Photo Print (client ID `+c.ID+`) asked to send you back`) || strings.Contains(body, "evil.example") {
 		t.Fatalf("%d\n%s", w.Code, body)
 	}
 }

@@ -24,7 +24,7 @@ func describeScopes(scopes []string) []scopeView {
 	for _, sc := range scopes {
 		text, ok := scopeDescriptions[sc]
 		if !ok {
-			text = "Something this server does not describe: ask the application what it is for"
+			text = "Not described by this server: ask the application what it allows"
 		}
 		out = append(out, scopeView{Name: sc, Text: text, Known: ok})
 	}
