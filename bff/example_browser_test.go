@@ -11,11 +11,13 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// TestBrowser_ExampleSPA_States drives examples/spa through the BFF in
-// Chromium: signed out, signed in, an API result, and the session ended
-// at the server (logout everywhere), keeping a screenshot of each state as
-// a test artefact.
-func TestBrowser_ExampleSPA_States(t *testing.T) {
+// TestBrowser_ExampleSPA_OneClearStateAtATime drives examples/spa through
+// the BFF in Chromium and checks what the user sees: signed out, one
+// invitation to sign in; signed in, the user and no empty result box; an
+// API answer; then, the session ended at the server (logout everywhere),
+// the next call shows why and the last API answer is gone. It keeps a
+// screenshot of each state as a test artefact.
+func TestBrowser_ExampleSPA_OneClearStateAtATime(t *testing.T) {
 	e := newE2E(t, e2eOptions{issuerHost: "localhost"})
 	ctx := newBrowser(t)
 	run := func(step string, actions ...chromedp.Action) {
@@ -26,6 +28,16 @@ func TestBrowser_ExampleSPA_States(t *testing.T) {
 			t.Fatalf("%s (at %s): %v", step, loc, err)
 		}
 	}
+	// visible lists which of the page's parts are shown.
+	visible := func() string {
+		t.Helper()
+		var v []string
+		run("read the page", chromedp.Evaluate(`["loading", "anonymous", "signed-in", "result-box", "status"].filter(id => {
+			const el = document.getElementById(id);
+			return el && el.getClientRects().length > 0;
+		})`, &v))
+		return strings.Join(v, " ")
+	}
 	shot := func(name string) {
 		t.Helper()
 		var png []byte
@@ -34,6 +46,9 @@ func TestBrowser_ExampleSPA_States(t *testing.T) {
 	}
 	run("open the app signed out", chromedp.EmulateViewport(640, 560),
 		chromedp.Navigate(e.bffURL+"/"), chromedp.WaitVisible("#login", chromedp.ByID))
+	if got := visible(); got != "anonymous" {
+		t.Errorf("signed out, the page shows %q, want only the sign-in invitation", got)
+	}
 	shot("example-signed-out")
 
 	run("sign in",
@@ -44,11 +59,19 @@ func TestBrowser_ExampleSPA_States(t *testing.T) {
 		chromedp.Click(`button[type="submit"]`, chromedp.ByQuery),
 		chromedp.WaitVisible("#signed-in", chromedp.ByID),
 	)
+	var user string
+	run("read the user", chromedp.Text("#user", &user, chromedp.ByID))
+	if got := visible(); got != "signed-in" || user != "alice" {
+		t.Errorf("signed in, the page shows %q for %q, want only the signed-in part for alice", got, user)
+	}
 	shot("example-signed-in")
 	run("call the API",
 		chromedp.Click("#call", chromedp.ByID),
 		chromedp.WaitVisible(`//pre[@id="result" and contains(., "sub")]`, chromedp.BySearch),
 	)
+	if got := visible(); got != "signed-in result-box" {
+		t.Errorf("after the API call the page shows %q", got)
+	}
 	shot("example-api-result")
 
 	// The session ends at the server; the app learns it at its next call.
@@ -61,6 +84,11 @@ func TestBrowser_ExampleSPA_States(t *testing.T) {
 			chromedp.Text("#status", &status, chromedp.ByID))
 		return strings.Contains(status, "ended")
 	})
+	var result string
+	run("read the result", chromedp.Text("#result", &result, chromedp.ByID))
+	if got := visible(); got != "anonymous status" || result != "" {
+		t.Errorf("after the session ended, the page shows %q and the API answer %q; want the sign-in invitation and the reason, no API answer", got, result)
+	}
 	shot("example-session-ended")
 }
 
