@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -75,16 +76,16 @@ func (s *Server) formOrigin(r *http.Request) (seen string, ok bool) {
 // who sees "did not come from this site" needs the operator to be able to
 // tell an old page from a page opened under another name of the server
 // (http://localhost:8080 for an issuer of http://127.0.0.1:8080).
-func (s *Server) refuseForm(what, reason, seen string) {
+func (s *Server) refuseForm(ctx context.Context, what, reason, seen string) {
 	if seen == "" {
-		s.log.Info("form refused: "+reason, "form", what)
+		s.log.InfoContext(ctx, "form refused: "+reason, "form", what)
 		return
 	}
 	msg := "form refused: it was posted from " + seen + ", not from the issuer's origin " + s.origin
 	if strings.HasPrefix(seen, "http") {
 		msg += ": open " + s.cfg.Issuer + ", not another name or port of this server"
 	}
-	s.log.Info(msg, "form", what, "origin_seen", seen, "origin_expected", s.origin)
+	s.log.InfoContext(ctx, msg, "form", what, "origin_seen", seen, "origin_expected", s.origin)
 }
 
 // Why a form is refused, as logged.
@@ -103,7 +104,7 @@ func (s *Server) checkCSRF(r *http.Request, sess *latch.Session) bool {
 		return false
 	}
 	if seen, ok := s.formOrigin(r); !ok {
-		s.refuseForm(r.URL.Path, "", seen)
+		s.refuseForm(r.Context(), r.URL.Path, "", seen)
 		return false
 	}
 	raw := sessionCookieValue(r)
@@ -116,7 +117,7 @@ func (s *Server) checkCSRF(r *http.Request, sess *latch.Session) bool {
 		}
 	}
 	if !tokenMatches(r.PostForm.Get(csrfField), csrfToken(raw, csrfLabel)) {
-		s.refuseForm(r.URL.Path, refusedToken, "")
+		s.refuseForm(r.Context(), r.URL.Path, refusedToken, "")
 		return false
 	}
 	return true
@@ -151,16 +152,16 @@ func (s *Server) loginCSRF(w http.ResponseWriter, r *http.Request) (string, erro
 // from another origin, seen is that origin (or what Sec-Fetch-Site said).
 func (s *Server) checkLoginCSRF(r *http.Request) (seen string, ok bool) {
 	if seen, ok := s.formOrigin(r); !ok {
-		s.refuseForm("login", "", seen)
+		s.refuseForm(r.Context(), "login", "", seen)
 		return seen, false
 	}
 	c, err := r.Cookie(loginCookie)
 	if err != nil || !validRawID(c.Value) {
-		s.refuseForm("login", refusedCookie, "")
+		s.refuseForm(r.Context(), "login", refusedCookie, "")
 		return "", false
 	}
 	if !tokenMatches(r.PostForm.Get(csrfField), csrfToken(c.Value, loginCSRFLabel)) {
-		s.refuseForm("login", refusedToken, "")
+		s.refuseForm(r.Context(), "login", refusedToken, "")
 		return "", false
 	}
 	return "", true
@@ -178,6 +179,21 @@ func openedElsewhere(r *http.Request, seen string) bool {
 	}
 	u, err := url.Parse(seen)
 	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}
+
+// atIssuer redirects a GET of the page h under another loopback name than
+// the issuer's (http://localhost:8080 for an issuer of
+// http://127.0.0.1:8080) to the issuer, where its forms will work.
+func (s *Server) atIssuer(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if (r.Method != http.MethodGet && r.Method != http.MethodHead) || !s.loopbackAlias(r) {
+			return h(w, r)
+		}
+		s.log.InfoContext(r.Context(), "page opened under another name than the issuer's: redirected to the issuer",
+			"host", r.Host, "issuer", s.cfg.Issuer)
+		redirect(w, s.endpoint(r.URL.RequestURI()))
+		return nil
+	}
 }
 
 // loopbackAlias reports whether r reached this server under another

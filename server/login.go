@@ -97,27 +97,17 @@ type errorView struct {
 }
 
 func (s *Server) loginRoutes(m *http.ServeMux) {
-	m.Handle("GET /login", s.page("login", s.loginForm))
+	m.Handle("GET /login", s.page("login", s.atIssuer(s.loginForm)))
 	m.Handle("POST /login", s.page("login", s.login))
 	m.Handle("POST /logout", s.page("logout", s.logout))
-	m.Handle("GET /{$}", s.page("account", s.account))
+	m.Handle("GET /{$}", s.page("account", s.atIssuer(s.account)))
 	m.Handle("GET /static/latch.css", s.handle("static", s.static))
 }
 
 // page adapts a browser-facing handler: its errors are answered with the
-// HTML error page rather than OAuth JSON. A GET under another loopback
-// name than the issuer's (http://localhost:8080 for an issuer of
-// http://127.0.0.1:8080) is redirected to the issuer, where its forms
-// will work.
+// HTML error page rather than OAuth JSON.
 func (s *Server) page(name string, h handlerFunc) http.Handler {
 	return s.handle(name, func(w http.ResponseWriter, r *http.Request) error {
-		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && s.loopbackAlias(r) {
-			to := s.endpoint(r.URL.RequestURI())
-			s.log.Info("page opened under another name than the issuer's: redirected to the issuer",
-				"host", r.Host, "to", s.origin)
-			redirect(w, to)
-			return nil
-		}
 		if err := h(w, r); err != nil {
 			status := statusOf(err)
 			if status >= 500 {
@@ -176,13 +166,10 @@ func newPage(title string) page { return page{Title: title, CSSVersion: cssVersi
 // renderError answers a browser-facing error with an HTML page: title as
 // its heading, detail as the alert below it.
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
-	s.renderErrorView(w, status, errorView{page: newPage(title), Detail: detail})
-}
-
-func (s *Server) renderErrorView(w http.ResponseWriter, status int, v errorView) {
-	if err := s.renderPage(w, status, errorPage, v, true); err != nil {
+	err := s.renderPage(w, status, errorPage, errorView{page: newPage(title), Detail: detail}, true)
+	if err != nil {
 		s.log.Error("render error page", "err", err)
-		http.Error(w, v.Title, status)
+		http.Error(w, title, status)
 	}
 }
 
