@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
@@ -509,6 +510,11 @@ func TestBrowser_Pages_ClearAndAccessible(t *testing.T) {
 		t.Errorf("bad redirect page: heading %q", h1)
 	}
 	br.screenshot("bad-redirect")
+
+	// The dark scheme, as a browser set to prefer it shows the pages.
+	br.run("dark scheme", emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}),
+		chromedp.Navigate(authorize), chromedp.WaitVisible("#allow", chromedp.ByID))
+	br.screenshot("consent-dark")
 }
 
 // screenshot saves a PNG of the whole page as name.png in the directory
