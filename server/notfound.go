@@ -8,11 +8,11 @@ import (
 )
 
 // notFound answers a request no route has, in the form its caller reads:
-// an RFC 6749 §5.2-shaped JSON error under /oauth2 and /.well-known (whose
-// callers parse JSON), and the HTML error page anywhere else, where a
-// browser is the likely caller (/admin/ has its own, an RFC 7807 problem). A path that
-// has routes for other methods is answered 405 with Allow, exactly as
-// http.ServeMux answers it without a catch-all route.
+// an RFC 6749 §5.2-shaped JSON error under /oauth2 and /.well-known, whose
+// callers parse JSON, and the HTML error page anywhere else, where a
+// browser is the likely caller (/admin/ has its own catch-all, an RFC 7807
+// problem). A path that has routes for other methods is answered 405 with
+// Allow, exactly as http.ServeMux answers it without a catch-all route.
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) error {
 	if allow := s.allowedMethods(r); len(allow) > 0 {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
