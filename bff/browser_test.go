@@ -210,7 +210,7 @@ func TestBrowser_TokensNeverReachJavaScript(t *testing.T) {
 		chromedp.Navigate(e.bffURL+"/"),
 		chromedp.WaitVisible("#logout", chromedp.ByID),
 		chromedp.Click("#logout", chromedp.ByID),
-		chromedp.WaitVisible(`//p[@id="status" and contains(., "Logged out")]`, chromedp.BySearch),
+		chromedp.WaitVisible(`//p[@id="status" and contains(., "signed out")]`, chromedp.BySearch),
 		chromedp.Text("#status", &status, chromedp.ByID),
 		chromedp.ActionFunc(func(ctx context.Context) error {
 			var err error

@@ -175,8 +175,8 @@ func (s *Server) authorizeClient(w http.ResponseWriter, r *http.Request, params 
 	}
 	redirectURI := params.Get("redirect_uri")
 	if redirectURI == "" || !redirectRegistered(c.RedirectURIs, redirectURI) {
-		s.renderError(w, r, http.StatusBadRequest, "Bad request",
-			"The redirect URI of the request is not registered for the application "+quote(id)+".")
+		s.renderError(w, r, http.StatusBadRequest, "Cannot return to "+appName(c),
+			unregisteredRedirect(c))
 		return nil, "", false
 	}
 	return c, redirectURI, true

@@ -10,12 +10,14 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
@@ -246,9 +248,10 @@ type browser struct {
 	ctx context.Context
 }
 
-// newBrowser starts Chromium (NoSandbox, no background networking), or
-// skips the test when chromium is not on PATH. It is stopped at cleanup.
-func newBrowser(t *testing.T) *browser {
+// newBrowser starts Chromium (NoSandbox, no background networking, and
+// extra), or skips the test when chromium is not on PATH. It is stopped at
+// cleanup.
+func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
@@ -259,6 +262,7 @@ func newBrowser(t *testing.T) *browser {
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("disable-background-networking", true))
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc) // ends the browser process
 	ctx, cancelCtx := chromedp.NewContext(actx)
@@ -411,4 +415,193 @@ func browserAuthorize(e *env, appURL string) http.Handler {
 	})
 	mux.Handle("/", e.h)
 	return mux
+}
+
+// TestBrowser_Pages_ClearAndAccessible opens, in Chromium, the pages a
+// user meets in the authorization code flow and checks what they show:
+// the login page names the application and labels every field, the
+// keyboard focus is visible, the consent page describes each scope, a
+// missing page is the styled 404, and the unregistered-redirect page names
+// the application. It keeps a screenshot of each as a test artefact.
+func TestBrowser_Pages_ClearAndAccessible(t *testing.T) {
+	br := newBrowser(t)
+	app := newClientApp(t)
+	e, issuer := serveLatchHTTP(t, func(e *env) http.Handler { return e.h })
+	cb := app.URL + "/cb"
+	c := e.webClient(func(s *server.ClientSpec) {
+		s.FirstParty, s.Name, s.RedirectURIs = false, "Photo Print", []string{cb}
+		s.Scope = "openid profile offline_access read write photos:print"
+	})
+	authorize := issuer + authorizeURL(c, func(v url.Values) {
+		v.Set("redirect_uri", cb)
+		v.Set("scope", "openid profile offline_access read photos:print")
+	})
+	text := func(sel string) string {
+		t.Helper()
+		var s string
+		br.run("read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery))
+		return s
+	}
+	eval := func(js string) string {
+		t.Helper()
+		var s string
+		br.run("evaluate", chromedp.Evaluate(js, &s))
+		return s
+	}
+	br.run("viewport", chromedp.EmulateViewport(520, 320))
+
+	br.run("login page", chromedp.Navigate(authorize), chromedp.WaitVisible("#username", chromedp.ByID))
+	if got := text("#signing-in-to"); got != "to continue to Photo Print" {
+		t.Errorf("the login page says %q, want it to name Photo Print", got)
+	}
+	if unlabelled := eval(`[...document.querySelectorAll("input:not([type=hidden])")].filter(i => i.labels.length === 0).map(i => i.id).join(" ")`); unlabelled != "" {
+		t.Errorf("fields without a label: %s", unlabelled)
+	}
+	br.screenshot("login")
+	// The keyboard focus, on a field and on the button, is a visible ring.
+	focusRing := `(() => { const a = document.activeElement, s = getComputedStyle(a); return a.tagName + ":" + s.outlineStyle + " " + s.outlineWidth; })()`
+	br.run("tab to a field", chromedp.KeyEvent("\t"))
+	if got := eval(focusRing); got != "INPUT:solid 3px" {
+		t.Errorf("keyboard focus on a field: %q, want a 3px solid outline on an input", got)
+	}
+	for range 3 {
+		if eval(`document.activeElement.tagName`) == "BUTTON" {
+			break
+		}
+		br.run("tab on", chromedp.KeyEvent("\t"))
+	}
+	if got := eval(focusRing); got != "BUTTON:solid 3px" {
+		t.Errorf("keyboard focus on the sign-in button: %q, want a 3px solid outline on the button", got)
+	}
+	br.screenshot("login-focus")
+
+	br.run("wrong password",
+		chromedp.SendKeys("#username", "alice", chromedp.ByID),
+		chromedp.SendKeys("#password", "not the password", chromedp.ByID),
+		chromedp.Click(`form button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#login-error", chromedp.ByID),
+	)
+	br.screenshot("login-error")
+	br.run("log in",
+		chromedp.SendKeys("#username", "alice", chromedp.ByID),
+		chromedp.SendKeys("#password", alicePassword, chromedp.ByID),
+		chromedp.Click(`form button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#allow", chromedp.ByID),
+	)
+	scopes := eval(`[...document.querySelectorAll(".scopes li")].map(li => li.className + "|" + li.querySelector(".scope-text").textContent).join("\n")`)
+	for _, want := range []string{"|Know who you are", "|See your username", "|Keep its access", "|Read your data",
+		"unknown|Not described by this server"} {
+		if !strings.Contains(scopes, want) {
+			t.Errorf("the consent page's scopes lack %q:\n%s", want, scopes)
+		}
+	}
+	br.screenshot("consent")
+
+	br.run("404 page", chromedp.Navigate(issuer+"/no/such/page"), chromedp.WaitVisible("main", chromedp.ByQuery))
+	if h1, radius := text("h1"), eval(`getComputedStyle(document.querySelector("main")).borderRadius`); h1 != "Page not found" || radius != "12px" {
+		t.Errorf("404: heading %q, card radius %q; want the styled page", h1, radius)
+	}
+	br.screenshot("404")
+
+	br.run("bad redirect page", chromedp.Navigate(issuer+authorizeURL(c, func(v url.Values) {
+		v.Set("redirect_uri", "https://evil.example/cb")
+	})), chromedp.WaitVisible("main", chromedp.ByQuery))
+	if h1 := text("h1"); h1 != "Cannot return to Photo Print" {
+		t.Errorf("bad redirect page: heading %q", h1)
+	}
+	br.screenshot("bad-redirect")
+
+	// The dark scheme, as a browser set to prefer it shows the pages.
+	br.run("dark scheme", emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}),
+		chromedp.Navigate(authorize), chromedp.WaitVisible("#allow", chromedp.ByID))
+	br.screenshot("consent-dark")
+}
+
+// screenshot saves a PNG of the whole page as name.png in the directory
+// named by LATCH_TEST_ARTIFACTS (CI keeps it), or else in the test's
+// temporary directory.
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	var png []byte
+	b.run("screenshot "+name, chromedp.FullScreenshot(&png, 100))
+	saveArtefact(b.t, name+".png", png)
+}
+
+func saveArtefact(t *testing.T, name string, b []byte) {
+	t.Helper()
+	dir := os.Getenv("LATCH_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("artefact: %s", p)
+}
+
+// TestBrowser_LocalhostInsteadOfIssuer_SignInWorks opens the sign-in page
+// at http://localhost:PORT, another origin than the issuer's
+// http://127.0.0.1:PORT to the browser: the page redirects to the issuer,
+// and signing in there works.
+func TestBrowser_LocalhostInsteadOfIssuer_SignInWorks(t *testing.T) {
+	br := newBrowser(t)
+	_, issuer := serveLatchHTTP(t, func(e *env) http.Handler { return e.h })
+	alias := strings.Replace(issuer, "127.0.0.1", "localhost", 1)
+	var loc, who string
+	br.run("sign in, starting at localhost",
+		chromedp.Navigate(alias+"/login"),
+		chromedp.WaitVisible("#username", chromedp.ByID),
+		chromedp.SendKeys("#username", "alice", chromedp.ByID),
+		chromedp.SendKeys("#password", alicePassword, chromedp.ByID),
+		chromedp.Click(`form button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#username", chromedp.ByID),
+		chromedp.Location(&loc),
+		chromedp.Text("#username", &who, chromedp.ByID),
+	)
+	if loc != issuer+"/" || who != "alice" {
+		t.Fatalf("after signing in from %s the browser is at %s, showing %q; want %s/ signed in as alice", alias, loc, who, issuer)
+	}
+}
+
+// TestBrowser_PageOpenedUnderAnotherName_SaysWhereToSignIn opens the
+// sign-in page under a name of the server that is not the issuer's and
+// not loopback (login.auth.test, resolved to 127.0.0.1 by Chromium), so
+// that no redirect applies: signing in there is refused, the page says
+// where the page was opened and where to go, and its link leads to a
+// sign-in that works.
+func TestBrowser_PageOpenedUnderAnotherName_SaysWhereToSignIn(t *testing.T) {
+	br := newBrowser(t, chromedp.Flag("host-resolver-rules", "MAP login.auth.test 127.0.0.1"))
+	_, issuer := serveLatchHTTP(t, func(e *env) http.Handler { return e.h })
+	alias := strings.Replace(issuer, "127.0.0.1", "login.auth.test", 1)
+	br.run("viewport", chromedp.EmulateViewport(520, 320))
+	var msg, loc, who string
+	br.run("sign in at the alias",
+		chromedp.Navigate(alias+"/login"),
+		chromedp.WaitVisible("#username", chromedp.ByID),
+		chromedp.SendKeys("#username", "alice", chromedp.ByID),
+		chromedp.SendKeys("#password", alicePassword, chromedp.ByID),
+		chromedp.Click(`form button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#issuer-login", chromedp.ByID),
+		chromedp.Text("#login-error", &msg, chromedp.ByID),
+	)
+	if want := "You opened this page at " + alias + ", but this server’s address is " + issuer + ". Sign-in works only there."; msg != want {
+		t.Errorf("the page says %q, want %q", msg, want)
+	}
+	br.screenshot("login-wrong-origin")
+	br.run("follow the link and sign in",
+		chromedp.Click("#issuer-login", chromedp.ByID),
+		chromedp.WaitVisible("#password", chromedp.ByID),
+		chromedp.SendKeys("#username", "alice", chromedp.ByID),
+		chromedp.SendKeys("#password", alicePassword, chromedp.ByID),
+		chromedp.Click(`form button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("strong#username", chromedp.ByQuery),
+		chromedp.Location(&loc),
+		chromedp.Text("#username", &who, chromedp.ByID),
+	)
+	if loc != issuer+"/" || who != "alice" {
+		t.Fatalf("after following the link the browser is at %s showing %q, want %s/ signed in as alice", loc, who, issuer)
+	}
 }

@@ -63,6 +63,14 @@ type loginView struct {
 	CSRF, ReturnTo, Username string
 	Error, Notice            string
 	SignedInAs               string
+	// AppName is the registered name of the client whose authorization
+	// request return_to carries: the user should know where signing in
+	// leads.
+	AppName string
+	// OpenedAt is set when the page was opened under another name of this
+	// server (an origin the Origin check refuses): the page then links to
+	// IssuerLogin, at IssuerOrigin, instead of showing a form.
+	OpenedAt, IssuerOrigin, IssuerLogin string
 }
 
 type accountView struct {
@@ -75,20 +83,24 @@ type hiddenField struct{ Name, Value string }
 type consentView struct {
 	page
 	ConsentView
-	Hidden []hiddenField
-	CSRF   string
+	ScopeList []scopeView
+	Hidden    []hiddenField
+	CSRF      string
 }
 
 type errorView struct {
 	page
 	Detail string
+	// Calm shows Detail as plain text rather than an alert: for a page
+	// that is missing, nothing went wrong that the user must act on.
+	Calm bool
 }
 
 func (s *Server) loginRoutes(m *http.ServeMux) {
-	m.Handle("GET /login", s.page("login", s.loginForm))
+	m.Handle("GET /login", s.page("login", s.atIssuer(s.loginForm)))
 	m.Handle("POST /login", s.page("login", s.login))
 	m.Handle("POST /logout", s.page("logout", s.logout))
-	m.Handle("GET /{$}", s.page("account", s.account))
+	m.Handle("GET /{$}", s.page("account", s.atIssuer(s.account)))
 	m.Handle("GET /static/latch.css", s.handle("static", s.static))
 }
 
@@ -258,7 +270,27 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 		return err
 	}
 	v.page, v.CSRF = newPage("Sign in"), tok
+	v.AppName = s.appOf(r.Context(), v.ReturnTo)
 	return s.renderPage(w, status, loginPage, v, false)
+}
+
+// appOf returns the name of the registered client whose authorization
+// request returnTo is, or "". Only a registered client's name is shown:
+// a client_id from the URL, unchecked, would let anyone write on the page.
+func (s *Server) appOf(ctx context.Context, returnTo string) string {
+	u, err := url.Parse(returnTo)
+	if err != nil || u.Path != "/oauth2/authorize" {
+		return ""
+	}
+	id := u.Query().Get("client_id")
+	if id == "" {
+		return ""
+	}
+	c, err := s.clients.Client(ctx, id)
+	if err != nil {
+		return ""
+	}
+	return c.Name
 }
 
 // Login outcomes shown on the form. One message for every credential
@@ -284,9 +316,16 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	// The username is not echoed back: the answer for an unknown user
 	// must be byte-identical to the one for a wrong password.
 	v := loginView{ReturnTo: safeReturnTo(f.Get("return_to"))}
-	if !s.checkLoginCSRF(r) {
+	if seen, ok := s.checkLoginCSRF(r); !ok {
 		s.metrics.login("csrf")
 		v.Error = msgCSRF
+		if openedElsewhere(r, seen) {
+			v.OpenedAt, v.IssuerOrigin = seen, s.origin
+			v.IssuerLogin = s.endpoint("/login")
+			if v.ReturnTo != "/" {
+				v.IssuerLogin += "?" + url.Values{"return_to": {v.ReturnTo}}.Encode()
+			}
+		}
 		return s.renderLogin(w, r, http.StatusForbidden, v)
 	}
 	if username == "" || pw == "" {
@@ -561,6 +600,25 @@ type ConsentView struct {
 	Params                         url.Values
 }
 
+// unregisteredRedirect is the error page's text for an authorization
+// request whose redirect URI c has not registered.
+func unregisteredRedirect(c *latch.Client) string {
+	who := "The application with client ID " + c.ID
+	if c.Name != "" {
+		who = c.Name + " (client ID " + c.ID + ")"
+	}
+	return who + " asked to send you back to an address it has not registered here, so you were not sent there. Tell the application's developers."
+}
+
+// appName is how the pages name a client: its registered name, or its ID
+// when it has none.
+func appName(c *latch.Client) string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
+}
+
 // renderConsent renders the consent page for sess: a POST form to
 // /oauth2/authorize with every entry of v.Params as a hidden field (except
 // consent and csrf_token, which the page sets itself, so that a request
@@ -591,7 +649,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, sess *lat
 		}
 	}
 	view := consentView{page: newPage("Allow " + v.ClientName + "?"), ConsentView: v, Hidden: hidden,
-		CSRF: csrfToken(raw, csrfLabel)}
+		ScopeList: describeScopes(v.Scopes), CSRF: csrfToken(raw, csrfLabel)}
 	if err := s.renderPage(w, http.StatusOK, consentPage, view, false); err != nil {
 		s.log.ErrorContext(r.Context(), "render consent", "err", err)
 		s.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "The consent page could not be shown.")

@@ -991,7 +991,7 @@ func TestConsent_FormCarriesParamsAndCSRF(t *testing.T) {
 		t.Fatalf("consent page: %d", w.Code)
 	}
 	for _, want := range []string{
-		"<h1>Allow Example &lt;App&gt;?</h1>",
+		"<h1>Allow Example &lt;App&gt; to use your account?</h1>",
 		`<input type="hidden" name="client_id" value="app">`,
 		`<input type="hidden" name="scope" value="openid read">`,
 		`<input type="hidden" name="state" value="&#34;&gt;&lt;script&gt;x&lt;/script&gt;">`,

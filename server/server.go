@@ -475,6 +475,7 @@ func (s *Server) routes() {
 	m.Handle("GET /metrics", s.metrics.handler())
 	s.adminRoutes(m)
 	s.loginRoutes(m)
+	m.Handle(catchAll, s.handle("not_found", s.notFound))
 	s.mux = m
 }
 

@@ -6,54 +6,98 @@
 
 const $ = (id) => document.getElementById(id);
 
-function show(signedIn, user) {
-  $("anonymous").hidden = signedIn;
-  $("signed-in").hidden = !signedIn;
+// The page is in one state at a time: loading, signed-out or signed-in.
+// Anything shown for a session (the user, the last API answer) goes when
+// the session does.
+function setState(state, user) {
+  $("loading").hidden = state !== "loading";
+  $("anonymous").hidden = state !== "signed-out";
+  $("signed-in").hidden = state !== "signed-in";
   $("user").textContent = user ? (user.name || user.preferred_username || user.sub) : "";
+  if (state !== "signed-in") {
+    clearResult();
+  }
 }
 
-// loginRequired handles the BFF's 401 answers: login_required (no session,
-// or it timed out) and session_revoked (logged out everywhere at the
-// server). Either way the user logs in again.
-function loginRequired(body) {
-  show(false);
-  $("status").textContent = body.error === "session_revoked"
-    ? "Your session was ended at the server. Please log in again."
-    : "Please log in.";
+function clearResult() {
+  $("result").textContent = "";
+  $("result-status").textContent = "";
+  $("result-box").hidden = true;
+}
+
+// say shows one message in the status line; warn marks it as something
+// that went wrong.
+function say(text, warn) {
+  $("status").textContent = text;
+  $("status").className = warn ? "warn" : "";
+}
+
+// signedOut handles the BFF's 401 answers: login_required (no session, or
+// it timed out) and session_revoked (signed out everywhere at the server).
+function signedOut(body, during) {
+  setState("signed-out");
+  if (body.error === "session_revoked") {
+    say("Your session was ended at the server, so you are signed out here too.", true);
+  } else if (during) {
+    say("Your session has expired.", true);
+  } else {
+    say("");
+  }
 }
 
 async function load() {
-  const resp = await fetch("/bff/user");
+  let resp;
+  try {
+    resp = await fetch("/bff/user");
+  } catch (e) {
+    say("The BFF could not be reached. Reload the page to try again.", true);
+    return;
+  }
   if (resp.status === 401) {
-    loginRequired(await resp.json());
+    signedOut(await resp.json().catch(() => ({})), false);
     return;
   }
   if (!resp.ok) {
-    $("status").textContent = "The BFF answered " + resp.status;
+    say("The BFF answered " + resp.status + ". Reload the page to try again.", true);
     return;
   }
-  show(true, await resp.json());
+  say("");
+  setState("signed-in", await resp.json());
 }
 
 $("call").addEventListener("click", async () => {
-  const resp = await fetch("/api/hello");
-  const body = await resp.json().catch(() => ({}));
-  if (resp.status === 401 && body.error) {
-    loginRequired(body);
-    return;
+  const button = $("call");
+  button.disabled = true;
+  say("");
+  try {
+    const resp = await fetch("/api/hello");
+    const body = await resp.json().catch(() => ({}));
+    if (resp.status === 401 && body.error) {
+      signedOut(body, true);
+      return;
+    }
+    $("result-status").textContent = resp.status + (resp.ok ? " OK" : "");
+    $("result").textContent = JSON.stringify(body, null, 2);
+    $("result-box").hidden = false;
+  } catch (e) {
+    say("The API could not be reached. Try again.", true);
+  } finally {
+    button.disabled = false;
   }
-  $("status").textContent = "API answered " + resp.status;
-  $("result").textContent = JSON.stringify(body, null, 2);
 });
 
 $("logout").addEventListener("click", async () => {
-  const resp = await fetch("/bff/logout", { method: "POST", headers: { "X-Latch-CSRF": "1" } });
-  const body = await resp.json().catch(() => ({}));
-  $("result").textContent = "";
-  $("status").textContent = resp.ok ? "Logged out." : "Logout failed: " + resp.status;
-  show(false);
+  const resp = await fetch("/bff/logout", { method: "POST", headers: { "X-Latch-CSRF": "1" } })
+    .catch(() => null);
+  if (!resp || !resp.ok) {
+    say("Signing out failed" + (resp ? " (the BFF answered " + resp.status + ")" : "") + ". Try again.", true);
+    return;
+  }
+  setState("signed-out");
+  say("You have signed out.");
   // To end the login at the authorization server as well, follow
-  // body.end_session_url when it is present:
+  // end_session_url when the BFF's answer has one:
+  //   const body = await resp.json();
   //   if (body.end_session_url) location.assign(body.end_session_url);
 });
 
