@@ -26,6 +26,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"strings"
@@ -43,6 +44,9 @@ type Gateway struct {
 	exchange *exchanger
 	verifier *verify.Verifier // nil unless AcceptJWT
 	proxy    *httputil.ReverseProxy
+	tagKeys  *verify.TagKeys // nil when the issuer tags nothing
+	untagged *untaggedBudget
+	logs     *tallies
 }
 
 // jwtKey carries the JWT to forward from ServeHTTP to the proxy's Rewrite.
@@ -56,14 +60,29 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	endpoint := cfg.TokenEndpoint
+	endpoint, keysEndpoint := cfg.TokenEndpoint, cfg.OpaqueTokenKeysEndpoint
 	if endpoint == "" {
+		var discovered string
 		var err error
-		if endpoint, err = discoverTokenEndpoint(ctx, &cfg); err != nil {
+		if endpoint, discovered, err = discoverEndpoints(ctx, &cfg); err != nil {
 			return nil, err
 		}
+		if keysEndpoint == "" {
+			keysEndpoint = discovered
+		}
 	}
-	g := &Gateway{cfg: cfg, exchange: newExchanger(&cfg, endpoint)}
+	logs := newTallies(cfg.Logger, cfg.LogInterval, cfg.Now)
+	g := &Gateway{cfg: cfg, exchange: newExchanger(&cfg, endpoint, logs), logs: logs,
+		untagged: newUntaggedBudget(cfg.UntaggedRate, cfg.UntaggedPerSourceRate)}
+	if keysEndpoint != "" {
+		tk, err := verify.NewTagKeys(ctx, verify.TagKeysConfig{Endpoint: keysEndpoint, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
+			HTTPClient: cfg.HTTPClient, Timeout: cfg.Timeout, MaxResponseBytes: cfg.MaxResponseBytes,
+			InsecureAllowHTTP: cfg.InsecureAllowHTTP, Logger: cfg.Logger, Now: cfg.Now})
+		if err != nil {
+			return nil, fmt.Errorf("gateway: fetch the opaque-token tag keys: %w", err)
+		}
+		g.tagKeys = tk
+	}
 	if cfg.AcceptJWT {
 		v, err := verify.New(ctx, verify.Config{
 			Issuer: cfg.Issuer, Audience: cfg.Audience, HTTPClient: cfg.HTTPClient, Timeout: cfg.Timeout,
@@ -92,7 +111,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				return // the client went away
 			}
-			cfg.Logger.Warn("gateway: upstream unreachable", "upstream", upstream.Redacted(), "method", r.Method, "path", r.URL.Path, "err", err)
+			logs.add(slog.LevelWarn, "gateway: upstream unreachable", "upstream", upstream.Redacted(), "method", r.Method, "err", err)
 			http.Error(w, "upstream unreachable", http.StatusBadGateway)
 		},
 	}
@@ -123,7 +142,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var jwt string
 	switch {
 	case strings.HasPrefix(raw, token.PrefixAccess):
-		jwt, err = g.exchanged(r.Context(), raw)
+		jwt, err = g.exchanged(r, raw)
 	case strings.HasPrefix(raw, token.PrefixRefresh):
 		err = errRefused("a refresh token is not an access token")
 	case g.verifier != nil:
@@ -166,17 +185,43 @@ type errRefused string
 
 func (e errRefused) Error() string { return "gateway: " + string(e) }
 
-// exchanged returns the JWT standing for the opaque token raw: from the
-// cache, or exchanged at the token endpoint.
-func (g *Gateway) exchanged(ctx context.Context, raw string) (string, error) {
-	// A mistyped or forged string is refused by its checksum, without a
-	// round trip to the issuer.
-	kind, err := token.ParseOpaque(raw)
+// exchanged returns the JWT standing for the opaque token raw of r: from
+// the cache, or exchanged at the token endpoint.
+//
+// A mistyped string is refused by its checksum, and a forged one by its
+// tag, without a round trip to the issuer. A token whose tag the gateway
+// cannot check (untagged, or under a key it does not hold yet) may be
+// forged as cheaply as a checksum, so its exchanges spend the separate,
+// per-address budget of Config.UntaggedRate, and a flood of them never
+// delays a tagged token.
+func (g *Gateway) exchanged(r *http.Request, raw string) (string, error) {
+	var kind latch.TokenKind
+	tag := token.Untagged
+	var err error
+	if g.tagKeys != nil {
+		kind, tag, err = g.tagKeys.Check(raw)
+	} else {
+		kind, err = token.ParseOpaque(raw)
+	}
+	if errors.Is(err, token.ErrForgedTag) {
+		g.logs.add(slog.LevelWarn, "gateway: refused opaque tokens with a forged tag")
+		return "", errRefused("the token is malformed")
+	}
 	if err != nil || kind != latch.KindAccess {
 		return "", errRefused("the token is malformed")
 	}
 	key := sha256.Sum256([]byte(raw))
-	return g.exchange.get(ctx, &key, raw)
+	var admit func() bool
+	if tag != token.TagValid {
+		admit = func() bool {
+			if g.untagged.allow(r) {
+				return true
+			}
+			g.logs.add(slog.LevelWarn, "gateway: untagged opaque tokens over their exchange budget answered 503; raise UntaggedRate if they are legitimate")
+			return false
+		}
+	}
+	return g.exchange.get(r.Context(), &key, raw, admit)
 }
 
 // outsideJWT verifies a JWT that came from outside (AcceptJWT).

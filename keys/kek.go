@@ -3,7 +3,9 @@ package keys
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -22,6 +24,7 @@ const KEKSize = 32
 // alone yields no signing key (docs/security.md).
 type Sealer struct {
 	aead cipher.AEAD
+	kek  []byte // for Derive only
 }
 
 // NewSealer returns a Sealer for kek, which must be exactly KEKSize bytes.
@@ -37,7 +40,19 @@ func NewSealer(kek []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
-	return &Sealer{aead: aead}, nil
+	return &Sealer{aead: aead, kek: append([]byte(nil), kek...)}, nil
+}
+
+// Derive returns a 32-byte key for purpose, derived from the KEK with
+// HKDF-SHA256 (RFC 5869) and purpose as its info: every node holding the
+// KEK derives the same key, and a derived key reveals nothing of the KEK
+// or of another purpose's key.
+func (s *Sealer) Derive(purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, s.kek, nil, purpose, KEKSize)
+	if err != nil {
+		panic("keys: HKDF of 32 bytes failed: " + err.Error()) // only for lengths over 255*32
+	}
+	return k
 }
 
 // Seal encrypts plaintext and returns nonce || ciphertext || tag. The 96-bit

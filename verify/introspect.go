@@ -24,6 +24,12 @@ type IntrospectorConfig struct {
 	Issuer string
 	// Endpoint is the introspection endpoint; "" discovers it.
 	Endpoint string
+	// OpaqueTokenKeysEndpoint is where the keys that tag latch's opaque
+	// tokens are fetched (TagKeys), so that forged tokens are refused
+	// without introspecting them. "" takes it from the metadata when
+	// Endpoint is discovered; an issuer that names none tags nothing, and
+	// every opaque token is introspected.
+	OpaqueTokenKeysEndpoint string
 	// ClientID and ClientSecret authenticate this resource server to the
 	// endpoint (RFC 7662 §2.1), with client_secret_basic.
 	ClientID     string
@@ -129,6 +135,7 @@ type Introspector struct {
 	endpoint string
 	fetch    *fetcher
 	cache    *cache[introAnswer] // nil when both TTLs are 0
+	tagKeys  *TagKeys            // nil when the issuer tags nothing
 
 	mu       sync.Mutex
 	inflight map[[32]byte]*introCall
@@ -154,7 +161,7 @@ func NewIntrospector(ctx context.Context, cfg IntrospectorConfig) (*Introspector
 		return nil, err
 	}
 	f := &fetcher{client: cfg.HTTPClient, timeout: cfg.Timeout, maxBytes: cfg.MaxResponseBytes, allowHTTP: cfg.InsecureAllowHTTP}
-	endpoint := cfg.Endpoint
+	endpoint, keysEndpoint := cfg.Endpoint, cfg.OpaqueTokenKeysEndpoint
 	if endpoint == "" {
 		md, err := f.discover(ctx, cfg.Issuer)
 		if err != nil {
@@ -164,8 +171,20 @@ func NewIntrospector(ctx context.Context, cfg IntrospectorConfig) (*Introspector
 			return nil, err
 		}
 		endpoint = md.IntrospectionEndpoint
+		if keysEndpoint == "" {
+			keysEndpoint = md.OpaqueTokenKeysEndpoint
+		}
 	}
 	in := &Introspector{cfg: cfg, endpoint: endpoint, fetch: f, inflight: map[[32]byte]*introCall{}}
+	if keysEndpoint != "" {
+		tk, err := NewTagKeys(ctx, TagKeysConfig{Endpoint: keysEndpoint, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
+			HTTPClient: cfg.HTTPClient, Timeout: cfg.Timeout, MaxResponseBytes: cfg.MaxResponseBytes,
+			InsecureAllowHTTP: cfg.InsecureAllowHTTP, Logger: cfg.Logger, Now: cfg.Now})
+		if err != nil {
+			return nil, err
+		}
+		in.tagKeys = tk
+	}
 	if cfg.CacheTTL > 0 || cfg.NegativeTTL > 0 {
 		in.cache = newCache[introAnswer](cfg.MaxEntries)
 	}
@@ -178,9 +197,17 @@ func NewIntrospector(ctx context.Context, cfg IntrospectorConfig) (*Introspector
 // ErrType), or ErrUnavailable when the endpoint could not answer.
 // Concurrent calls for one uncached token share one request.
 func (in *Introspector) Introspect(ctx context.Context, raw string) (*Claims, error) {
-	// A latch token with a bad checksum is refused without a round trip.
+	// A latch token with a bad checksum, or a bad tag under a key we
+	// hold, is refused without a round trip: anyone can compute a
+	// checksum, only the issuer's key holders a tag.
 	if strings.HasPrefix(raw, "lt_") {
-		kind, err := token.ParseOpaque(raw)
+		var kind latch.TokenKind
+		var err error
+		if in.tagKeys != nil {
+			kind, _, err = in.tagKeys.Check(raw)
+		} else {
+			kind, err = token.ParseOpaque(raw)
+		}
 		if err != nil {
 			return nil, err
 		}
