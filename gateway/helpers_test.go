@@ -51,7 +51,7 @@ type issuer struct {
 
 type creds struct{ ID, Secret string }
 
-func newIssuer(t testing.TB) *issuer {
+func newIssuer(t testing.TB, mutate ...func(*server.Config)) *issuer {
 	t.Helper()
 	db := latchtest.Store(t)
 	clk := &clock{t: time.Now().Truncate(time.Second)}
@@ -59,7 +59,11 @@ func newIssuer(t testing.TB) *issuer {
 	is := &issuer{t: t, clients: &server.Clients{Store: db, Now: clk.Now}, clock: clk}
 	is.srv = httptest.NewUnstartedServer(nil)
 	is.URL = "http://" + is.srv.Listener.Addr().String()
-	s, err := server.New(server.Config{Issuer: is.URL, InsecureAllowHTTP: true, Store: db, Keys: km, Now: clk.Now, ClientCacheTTL: -1})
+	cfg := server.Config{Issuer: is.URL, InsecureAllowHTTP: true, Store: db, Keys: km, Now: clk.Now, ClientCacheTTL: -1}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	s, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

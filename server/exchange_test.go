@@ -2,8 +2,8 @@ package server_test
 
 import (
 	"context"
-	"encoding/base64"
 	"crypto"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/http/httptest"

@@ -26,6 +26,9 @@ const (
 type introServer struct {
 	srv   *httptest.Server
 	calls atomic.Int64
+	// tagKeys are served at /opaque-token-keys; keyCalls counts them.
+	tagKeys  []*token.TagKey
+	keyCalls atomic.Int64
 	mu    sync.Mutex
 	ans   map[string]map[string]any
 	down  bool
@@ -35,6 +38,10 @@ type introServer struct {
 func newIntroServer(t *testing.T) *introServer {
 	s := &introServer{ans: map[string]map[string]any{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/opaque-token-keys" {
+			s.serveTagKeys(w, r)
+			return
+		}
 		s.calls.Add(1)
 		s.mu.Lock()
 		down, delay := s.down, s.delay
