@@ -29,10 +29,10 @@ type introServer struct {
 	// tagKeys are served at /opaque-token-keys; keyCalls counts them.
 	tagKeys  []*token.TagKey
 	keyCalls atomic.Int64
-	mu    sync.Mutex
-	ans   map[string]map[string]any
-	down  bool
-	delay time.Duration
+	mu       sync.Mutex
+	ans      map[string]map[string]any
+	down     bool
+	delay    time.Duration
 }
 
 func newIntroServer(t *testing.T) *introServer {
