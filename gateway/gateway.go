@@ -33,6 +33,7 @@ import (
 	"sync"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/internal/proxypath"
 	"github.com/latch-auth/latch/token"
 	"github.com/latch-auth/latch/verify"
 )
@@ -100,10 +101,15 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		// headers and every inbound Forwarded and X-Forwarded-* before
 		// calling it: what the upstream reads there is ours.
 		Rewrite: func(pr *httputil.ProxyRequest) {
+			// ServeHTTP cleaned the path: it cannot leave upstream's.
 			pr.SetURL(upstream)
 			pr.SetXForwarded()
+			h := pr.Out.Header
+			for _, name := range clientHeaders {
+				delete(h, name)
+			}
 			jwt, _ := pr.In.Context().Value(jwtKey{}).(string)
-			pr.Out.Header["Authorization"] = []string{"Bearer " + jwt}
+			h["Authorization"] = []string{"Bearer " + jwt}
 		},
 		Transport:  cfg.Transport,
 		BufferPool: bufferPool{},
@@ -118,12 +124,28 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
-// ServeHTTP checks the request's bearer token and forwards the request
-// upstream with the JWT that stands for it, or answers as RFC 6750 §3 asks:
-// 400 invalid_request for a malformed request, 401 (with invalid_token
-// when a token was sent) for a missing or refused token, 503 when the
-// issuer cannot say.
+// clientHeaders are dropped from forwarded requests, in canonical form.
+// Cookie: the outside's cookies are credentials for other services, and
+// the upstream is to see only the JWT. The rest name the client's address
+// for the CDNs and proxies that set them: from outside they are whatever
+// the client wrote, and the upstream reads the address from
+// X-Forwarded-For, which the gateway sets.
+var clientHeaders = []string{"Cookie", "X-Real-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Client-Ip", "X-Cluster-Client-Ip", "Fastly-Client-Ip"}
+
+// ServeHTTP checks the request's path and bearer token and forwards the
+// request upstream with the JWT that stands for the token, or answers as
+// RFC 6750 §3 asks: 400 invalid_request for a malformed request (a path
+// that proxypath.Clean refuses included), 401 (with invalid_token when a
+// token was sent) for a missing or refused token, 503 when the issuer
+// cannot say.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The path first: a request that could climb out of the upstream's
+	// base path costs no exchange.
+	escaped, decoded, err := proxypath.Clean(r.URL.EscapedPath())
+	if err != nil {
+		g.challenge(w, http.StatusBadRequest, "invalid_request", "the request path is not accepted")
+		return
+	}
 	raw, err := verify.BearerToken(r)
 	if err != nil {
 		g.challenge(w, http.StatusBadRequest, "invalid_request", err.Error())
@@ -160,7 +182,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		unavailable(w, "token check unavailable, retry later")
 		return
 	}
-	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), jwtKey{}, jwt)))
+	r = r.WithContext(context.WithValue(r.Context(), jwtKey{}, jwt))
+	r.URL = proxypath.Set(r.URL, escaped, decoded)
+	g.proxy.ServeHTTP(w, r)
 }
 
 // unavailable answers 503: the token may be fine, but cannot be checked now.

@@ -130,6 +130,7 @@ func (is *issuer) revoke(c creds, tok string) {
 type seen struct {
 	Method, Path, Query, Host string
 	Header                    http.Header
+	URI                       string // the request target as received
 }
 
 // upstream records the requests it gets and answers 200 "upstream".
@@ -143,7 +144,7 @@ func newUpstream(t testing.TB) *upstream {
 	u := &upstream{}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
-		u.reqs = append(u.reqs, seen{r.Method, r.URL.Path, r.URL.RawQuery, r.Host, r.Header.Clone()})
+		u.reqs = append(u.reqs, seen{r.Method, r.URL.Path, r.URL.RawQuery, r.Host, r.Header.Clone(), r.RequestURI})
 		u.mu.Unlock()
 		w.Header().Set("X-Upstream", "yes")
 		io.WriteString(w, "upstream")
