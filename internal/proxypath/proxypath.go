@@ -14,7 +14,7 @@ import (
 )
 
 // ErrPath is what Clean refuses; the text is fit for an error_description.
-var ErrPath = errors.New("the request path is not accepted: it climbs above the root, or a segment holds an encoded slash or backslash, a backslash, a control character, or a dot segment with a parameter")
+var ErrPath = errors.New("the request path is not accepted: it climbs above the root, or holds a control character or a dot segment hidden behind an encoded slash, a backslash or a parameter")
 
 // Clean returns the escaped path p (as url.URL.EscapedPath gives it) with
 // its dot segments removed (RFC 3986 §5.2.4), each other segment kept in
@@ -25,11 +25,14 @@ var ErrPath = errors.New("the request path is not accepted: it climbs above the 
 // decodes before it resolves would otherwise see ".." where the proxy saw
 // none. Refused, because some upstreams would still read them as a way
 // out of the base path: a path that does not start with "/", ".." above
-// the root, a segment holding an encoded "/" (%2F) or "\" (%5C), a raw
-// "\" (a separator on Windows and in some servlet containers), a control
-// character (NUL and others cut paths short in C-based servers), a
-// segment that is a dot segment up to a ";" parameter ("..;/", the
-// servlet path-parameter trick), and a malformed percent-encoding.
+// the root, a control character (NUL and others cut paths short in
+// C-based servers), a malformed percent-encoding, and a segment that
+// holds a dot segment once split at an encoded "/" (%2F), a "\" (raw or
+// %5C: a separator on Windows and in some servlet containers) or a ";"
+// (a path parameter: "..;/" is the servlet trick). A segment with an
+// encoded slash and no dot segment ("a%2Fb", an identifier) is kept as it
+// is: an upstream that decodes it into two segments still stays under its
+// base path.
 func Clean(p string) (escaped, decoded string, err error) {
 	if !strings.HasPrefix(p, "/") {
 		return "", "", ErrPath
@@ -39,10 +42,7 @@ func Clean(p string) (escaped, decoded string, err error) {
 	for i, seg := range segs {
 		last := i == len(segs)-1
 		dec, err := url.PathUnescape(seg)
-		if err != nil || strings.ContainsAny(dec, "/\\") || hasControl(dec) {
-			return "", "", ErrPath
-		}
-		if name, _, hasParam := strings.Cut(dec, ";"); hasParam && (name == "." || name == "..") {
+		if err != nil || hasControl(dec) || hidesDotSegment(dec) {
 			return "", "", ErrPath
 		}
 		switch dec {
@@ -68,6 +68,20 @@ func Clean(p string) (escaped, decoded string, err error) {
 		return "", "", ErrPath
 	}
 	return escaped, decoded, nil
+}
+
+// hidesDotSegment reports whether the decoded segment dec, which is not
+// itself "." or "..", holds one once split at "/", "\\" and ";".
+func hidesDotSegment(dec string) bool {
+	if dec == "." || dec == ".." {
+		return false
+	}
+	for _, part := range strings.FieldsFunc(dec, func(r rune) bool { return r == '/' || r == '\\' || r == ';' }) {
+		if part == "." || part == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 func hasControl(s string) bool {
