@@ -80,7 +80,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 			HTTPClient: cfg.HTTPClient, Timeout: cfg.Timeout, MaxResponseBytes: cfg.MaxResponseBytes,
 			InsecureAllowHTTP: cfg.InsecureAllowHTTP, Logger: cfg.Logger, Now: cfg.Now})
 		if err != nil {
-			return nil, fmt.Errorf("gateway: fetch the opaque-token tag keys: %w", err)
+			return nil, fmt.Errorf("gateway: fetch the opaque-token tag keys with the gateway's client: %w; check ClientID and ClientSecret (--client-id, LATCH_CLIENT_SECRET) of a confidential client", err)
 		}
 		g.tagKeys = tk
 	}
