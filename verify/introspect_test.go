@@ -365,6 +365,7 @@ func TestIntrospectorConfig_Validate(t *testing.T) {
 		{"negative negative ttl", func(c *IntrospectorConfig) { c.NegativeTTL = -1 }, false},
 		{"negative entries", func(c *IntrospectorConfig) { c.MaxEntries = -1 }, false},
 		{"leeway", func(c *IntrospectorConfig) { c.Leeway = time.Hour }, false},
+		{"negative untagged rate", func(c *IntrospectorConfig) { c.UntaggedRate = -1 }, false},
 	} {
 		cfg := base
 		tc.mod(&cfg)

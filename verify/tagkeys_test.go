@@ -123,3 +123,36 @@ func TestNewTagKeys_WrongCredentials_FailsAtStart(t *testing.T) {
 		t.Fatal("NewTagKeys with a wrong secret succeeded")
 	}
 }
+
+func TestIntrospector_UntaggedFlood_OverBudget_TaggedTokensStillIntrospected(t *testing.T) {
+	s := newIntroServer(t)
+	key := must(token.GenerateTagKey(nil))
+	s.tagKeys = []*token.TagKey{key}
+	c := newClock()
+	cfg := s.config(c)
+	cfg.OpaqueTokenKeysEndpoint = s.srv.URL + "/opaque-token-keys"
+	cfg.UntaggedRate = 0.001 // a burst of 1
+	in := mustIntrospector(t, cfg)
+	ctx := context.Background()
+	var inactive, unavailable int
+	for range 10 {
+		_, err := in.Introspect(ctx, must(token.NewOpaque(latch.KindAccess, nil)))
+		switch {
+		case errors.Is(err, ErrInactive):
+			inactive++
+		case errors.Is(err, ErrUnavailable):
+			unavailable++
+		default:
+			t.Fatalf("untagged token: %v", err)
+		}
+	}
+	if inactive != 1 || unavailable != 9 {
+		t.Fatalf("untagged flood: %d introspected, %d over budget; want 1 and 9", inactive, unavailable)
+	}
+	if _, err := in.Introspect(ctx, s.issueTagged(t, c, key)); err != nil {
+		t.Fatalf("tagged token after the flood: %v", err)
+	}
+	if n := s.calls.Load(); n != 2 {
+		t.Fatalf("%d introspections, want 2", n)
+	}
+}
