@@ -4,13 +4,19 @@
 // token that reveals nothing and can be revoked at once, while the API
 // behind checks a signature locally with package verify.
 //
-// It owns: the bearer-token check at the edge (RFC 6750), the exchange of
-// an opaque token for an RFC 9068 JWT at the issuer's token endpoint
-// (RFC 8693, one exchange at a time per token), a bounded cache of the
-// exchanged JWTs keyed by SHA-256 of the opaque token, and the rewriting of
-// the forwarded request: the inbound Authorization is replaced, the
-// hop-by-hop headers and any inbound Forwarded / X-Forwarded-* are dropped
-// and X-Forwarded-For, -Host and -Proto are set afresh.
+// It owns: the bearer-token check at the edge (RFC 6750), with the tag of
+// opaque tokens checked locally (verify.TagKeys) so that forged ones cost
+// no exchange, and the budget of exchanges of tokens it cannot judge
+// (Config.UntaggedRate); the exchange of an opaque token for an RFC 9068
+// JWT at the issuer's token endpoint (RFC 8693, one exchange at a time per
+// token); a bounded cache of the exchanged JWTs keyed by SHA-256 of the
+// opaque token; and the rewriting of the forwarded request: the path
+// cleaned under the upstream's (internal/proxypath), the inbound
+// Authorization replaced, the hop-by-hop headers, any inbound Forwarded /
+// X-Forwarded-*, Cookie and client-address headers dropped, and
+// X-Forwarded-For, -Host and -Proto set afresh. Its log lines are counted
+// per kind and interval (Config.LogInterval), so a flood cannot flood the
+// log.
 //
 // It does not own the subscription to the issuer's revocation feed
 // (verify.FollowRevocations; `latch gateway` wires it): Drop and Flush are
@@ -18,7 +24,8 @@
 // is exactly Drop's argument), Config.IsRevoked is its denylist for outside
 // JWTs and Config.Ready its health. Without it, a revoked token gets
 // through for at most Config.CacheTTL. It does not own TLS termination,
-// rate limiting or the upstream's authorization decisions.
+// rate limiting of requests (only of exchanges) or the upstream's
+// authorization decisions.
 package gateway
 
 import (
