@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"net/url"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -280,6 +281,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IntrospectionRate <= 0 || c.IntrospectionBurst < 1 {
 		return fmt.Errorf("server: introspection rate %v/s and burst %d must be positive", c.IntrospectionRate, c.IntrospectionBurst)
+	}
+	if slices.Contains(c.OpaqueTagKeys, nil) {
+		return errors.New("server: OpaqueTagKeys holds a nil key; make each with token.NewTagKey")
 	}
 	if c.PurgeInterval <= 0 || c.KeyReloadInterval <= 0 {
 		return fmt.Errorf("server: PurgeInterval %v and KeyReloadInterval %v must be positive", c.PurgeInterval, c.KeyReloadInterval)
