@@ -171,7 +171,7 @@ func (s *Server) checkBudget(clientID, endpoint, raw string) string {
 	if endpoint != "introspect" {
 		b += " " + endpoint
 	}
-	if strings.HasPrefix(raw, token.PrefixAccess) || strings.HasPrefix(raw, token.PrefixRefresh) {
+	if token.IsOpaque(raw) {
 		if _, tag, err := token.CheckTag(raw, s.cfg.OpaqueTagKeys); err != nil || tag != token.TagValid {
 			b += " untagged"
 		}

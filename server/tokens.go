@@ -377,7 +377,7 @@ func (m *Tokens) examine(ctx context.Context, raw string, caller *latch.Client, 
 // look is examine without the explanation.
 func (m *Tokens) look(ctx context.Context, raw string, caller *latch.Client, operator bool) (examined, error) {
 	var x examined
-	if strings.HasPrefix(raw, "lt_") {
+	if token.IsOpaque(raw) {
 		x.Format = FormatOpaque
 		t, err := m.findOpaque(ctx, raw)
 		if err != nil {

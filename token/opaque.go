@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"strings"
 
 	"github.com/latch-auth/latch"
 )
@@ -17,7 +18,14 @@ import (
 const (
 	PrefixAccess  = "lt_at_"
 	PrefixRefresh = "lt_rt_"
+	// PrefixOpaque is common to every latch opaque token: a string with it
+	// is judged as one (ParseOpaque), never as a JWT.
+	PrefixOpaque = "lt_"
 )
+
+// IsOpaque reports whether raw claims to be a latch opaque token, by its
+// prefix alone; ParseOpaque says whether it is a well-formed one.
+func IsOpaque(raw string) bool { return strings.HasPrefix(raw, PrefixOpaque) }
 
 const (
 	opaqueBodyBytes = 32 // 256 bits

@@ -218,7 +218,7 @@ func (in *Introspector) Introspect(ctx context.Context, raw string) (*Claims, er
 	// hold, is refused without a round trip: anyone can compute a
 	// checksum, only the issuer's key holders a tag.
 	var admit func() bool
-	if strings.HasPrefix(raw, "lt_") {
+	if token.IsOpaque(raw) {
 		var kind latch.TokenKind
 		var err error
 		if in.tagKeys != nil {
