@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/internal/proxypath"
 )
 
 // tokenKey carries the access token from api to the proxy's Rewrite.
@@ -17,8 +18,17 @@ type tokenKey struct{}
 
 // api forwards a request under APIPrefix to the upstream with the
 // session's access token, refreshed first when it expires within
-// RefreshSkew or the revocation feed denylisted it.
+// RefreshSkew or the revocation feed denylisted it. The path under the
+// prefix is cleaned first (proxypath.Clean), or refused with 400: it must
+// not leave the upstream's base path, nor reach the BFF's own /bff/
+// routes through an upstream that resolves "..".
 func (b *BFF) api(w http.ResponseWriter, r *http.Request) error {
+	u, err := b.cleanAPIPath(r.URL)
+	if err != nil {
+		return err
+	}
+	r = r.WithContext(r.Context())
+	r.URL = u
 	if !isSafeMethod(r.Method) {
 		if err := b.checkCSRF(r); err != nil {
 			return err
@@ -39,6 +49,19 @@ func (b *BFF) api(w http.ResponseWriter, r *http.Request) error {
 	}
 	b.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok)))
 	return nil
+}
+
+// cleanAPIPath returns a copy of u whose path under APIPrefix is cleaned.
+func (b *BFF) cleanAPIPath(u *url.URL) (*url.URL, error) {
+	prefix := b.cfg.APIPrefix
+	rest, ok := strings.CutPrefix(u.EscapedPath(), prefix)
+	if ok {
+		esc, dec, err := proxypath.Clean(rest)
+		if err == nil {
+			return proxypath.Set(u, prefix+esc, prefix+dec), nil
+		}
+	}
+	return nil, &httpError{status: http.StatusBadRequest, code: CodeInvalidRequest, desc: "the API path is not accepted: it must stay under " + prefix + "/ without dot segments hidden by encoding"}
 }
 
 // needsRefresh reports whether s's access token must be replaced before

@@ -18,6 +18,11 @@ const (
 	DefaultTimeout          = 10 * time.Second
 	DefaultMaxResponseBytes = 64 << 10
 	DefaultRealm            = "api"
+	// DefaultUntaggedRate and DefaultUntaggedPerSourceRate bound the
+	// exchanges of opaque tokens that carry no tag the gateway can check
+	// (see Config.UntaggedRate).
+	DefaultUntaggedRate          = 20
+	DefaultUntaggedPerSourceRate = 2
 )
 
 // Config configures a Gateway. Issuer, ClientID, ClientSecret and Upstream
@@ -29,6 +34,13 @@ type Config struct {
 	// TokenEndpoint is where opaque tokens are exchanged; "" discovers it
 	// from the issuer's metadata at New.
 	TokenEndpoint string
+	// OpaqueTokenKeysEndpoint is where the keys that tag latch's opaque
+	// tokens are fetched (verify.TagKeys) with ClientID and ClientSecret,
+	// so that a forged token is refused here, without an exchange. ""
+	// takes it from the metadata when TokenEndpoint is discovered; an
+	// issuer that names none tags nothing, and every token then takes the
+	// untagged path (UntaggedRate).
+	OpaqueTokenKeysEndpoint string
 	// ClientID and ClientSecret authenticate the gateway at the token
 	// endpoint (client_secret_basic). The client must be confidential and
 	// registered for the token-exchange grant and for the upstream's
@@ -86,6 +98,19 @@ type Config struct {
 	// DisableCache exchanges the token on every request.
 	DisableCache bool
 
+	// UntaggedRate bounds, per second, the exchanges of opaque tokens the
+	// gateway cannot judge itself: untagged (minted before the issuer
+	// tagged tokens, or by a process without the key) or under a key it
+	// does not hold yet. Anyone can forge those, so they get a budget of
+	// their own, in all and per client address (UntaggedPerSourceRate),
+	// apart from tagged tokens, which are exchanged unlimited here; a
+	// token over budget is answered 503 with Retry-After. Size it for
+	// the rate of such tokens new to the cache (each is exchanged once per
+	// CacheTTL), well below the issuer's --introspection-rate. Defaults
+	// 20/s and 2/s, each with a burst of twice the rate.
+	UntaggedRate          float64
+	UntaggedPerSourceRate float64
+
 	// HTTPClient talks to the issuer (metadata, token endpoint, and the
 	// JWKS with AcceptJWT). Default: a client with Timeout that follows no
 	// redirect.
@@ -103,9 +128,13 @@ type Config struct {
 	// Default "api".
 	Realm string
 	// Logger receives errors (issuer unreachable, credentials refused,
-	// upstream unreachable); never a token or the secret. Default:
-	// discarded.
+	// upstream unreachable) and refusals of forged tokens; never a token
+	// or the secret. Default: discarded.
 	Logger *slog.Logger
+	// LogInterval is the least time between two log lines of one kind:
+	// events in between are counted into the next line. Default
+	// DefaultLogInterval (10s).
+	LogInterval time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -139,6 +168,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Realm == "" {
 		c.Realm = DefaultRealm
+	}
+	if c.UntaggedRate == 0 {
+		c.UntaggedRate = DefaultUntaggedRate
+	}
+	if c.UntaggedPerSourceRate == 0 {
+		c.UntaggedPerSourceRate = DefaultUntaggedPerSourceRate
+	}
+	if c.LogInterval == 0 {
+		c.LogInterval = DefaultLogInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -180,6 +218,14 @@ func (c Config) Validate() error {
 	}
 	if c.ExpiryMargin >= time.Minute {
 		return fmt.Errorf("gateway: ExpiryMargin %v must be under a minute: exchanged JWTs live at most 5 minutes", c.ExpiryMargin)
+	}
+	if c.OpaqueTokenKeysEndpoint != "" {
+		if err := checkURL("OpaqueTokenKeysEndpoint", c.OpaqueTokenKeysEndpoint, c.InsecureAllowHTTP, false); err != nil {
+			return err
+		}
+	}
+	if c.UntaggedRate < 0 || c.UntaggedPerSourceRate < 0 || c.LogInterval < 0 {
+		return errors.New("gateway: UntaggedRate, UntaggedPerSourceRate and LogInterval must not be negative")
 	}
 	if c.Timeout < 0 || c.MaxResponseBytes < 0 {
 		return errors.New("gateway: Timeout and MaxResponseBytes must not be negative")

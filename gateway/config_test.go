@@ -34,6 +34,10 @@ func TestConfig_Validate(t *testing.T) {
 		{"negative negative TTL", func(c *Config) { c.NegativeTTL = -time.Second }, "must not be negative"},
 		{"margin too large", func(c *Config) { c.ExpiryMargin = 2 * time.Minute }, "under a minute"},
 		{"bad realm", func(c *Config) { c.Realm = `a"b` }, "Realm"},
+		{"http key endpoint", func(c *Config) { c.OpaqueTokenKeysEndpoint = "http://auth.example.com/keys" }, "use https"},
+		{"negative untagged rate", func(c *Config) { c.UntaggedRate = -1 }, "must not be negative"},
+		{"negative per-source rate", func(c *Config) { c.UntaggedPerSourceRate = -1 }, "must not be negative"},
+		{"negative log interval", func(c *Config) { c.LogInterval = -time.Second }, "must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ok
@@ -53,6 +57,7 @@ func TestConfig_WithDefaults(t *testing.T) {
 	c := Config{}.withDefaults()
 	if c.CacheEntries != DefaultCacheEntries || c.CacheTTL != DefaultCacheTTL || c.ExpiryMargin != DefaultExpiryMargin ||
 		c.Timeout != DefaultTimeout || c.MaxResponseBytes != DefaultMaxResponseBytes || c.Realm != DefaultRealm ||
+		c.UntaggedRate != DefaultUntaggedRate || c.UntaggedPerSourceRate != DefaultUntaggedPerSourceRate || c.LogInterval != DefaultLogInterval ||
 		c.HTTPClient == nil || c.Transport == nil || c.Logger == nil || c.Now == nil || c.NegativeTTL != 0 {
 		t.Fatalf("defaults: %+v", c)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -29,6 +30,7 @@ type exchanger struct {
 	cfg      *Config
 	endpoint string
 	cache    *cache
+	logs     *tallies
 
 	mu       sync.Mutex
 	inflight map[[32]byte]*call
@@ -48,8 +50,8 @@ type call struct {
 	err  error
 }
 
-func newExchanger(cfg *Config, endpoint string) *exchanger {
-	e := &exchanger{cfg: cfg, endpoint: endpoint, inflight: map[[32]byte]*call{}}
+func newExchanger(cfg *Config, endpoint string, logs *tallies) *exchanger {
+	e := &exchanger{cfg: cfg, endpoint: endpoint, logs: logs, inflight: map[[32]byte]*call{}}
 	max := cfg.CacheEntries
 	if cfg.DisableCache {
 		max = 0
@@ -58,9 +60,15 @@ func newExchanger(cfg *Config, endpoint string) *exchanger {
 	return e
 }
 
+// errOverBudget: an untagged token would need an exchange the budget
+// of Config.UntaggedRate has no room for; 503, not cached.
+var errOverBudget = fmt.Errorf("%w: over the budget of untagged exchanges", errUnavailable)
+
 // get returns the JWT for raw (whose SHA-256 is key), or an errRefused, or
-// an error wrapping errUnavailable.
-func (e *exchanger) get(ctx context.Context, key *[32]byte, raw string) (string, error) {
+// an error wrapping errUnavailable. admit, when set, is asked before a new
+// exchange starts (not for a cache hit or one joining an exchange in
+// flight); false answers errOverBudget.
+func (e *exchanger) get(ctx context.Context, key *[32]byte, raw string, admit func() bool) (string, error) {
 	if a, ok := e.cache.Get(key, e.cfg.Now()); ok {
 		return a.result()
 	}
@@ -73,6 +81,10 @@ func (e *exchanger) get(ctx context.Context, key *[32]byte, raw string) (string,
 		if a, ok := e.cache.Get(key, e.cfg.Now()); ok {
 			e.mu.Unlock()
 			return a.result()
+		}
+		if admit != nil && !admit() {
+			e.mu.Unlock()
+			return "", errOverBudget
 		}
 		c = &call{done: make(chan struct{})}
 		e.inflight[*key] = c
@@ -159,13 +171,13 @@ func (e *exchanger) exchange(raw string) (answer, error) {
 	start := e.cfg.Now()
 	resp, err := e.cfg.HTTPClient.Do(req)
 	if err != nil {
-		e.cfg.Logger.Error("gateway: token endpoint unreachable", "endpoint", e.endpoint, "err", err)
+		e.logs.add(slog.LevelError, "gateway: token endpoint unreachable", "endpoint", e.endpoint, "err", err)
 		return answer{}, fmt.Errorf("%w: %v", errUnavailable, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, e.cfg.MaxResponseBytes+1))
 	if err != nil || int64(len(body)) > e.cfg.MaxResponseBytes {
-		e.cfg.Logger.Error("gateway: token endpoint answer unreadable or too large", "endpoint", e.endpoint, "status", resp.StatusCode, "err", err)
+		e.logs.add(slog.LevelError, "gateway: token endpoint answer unreadable or too large", "endpoint", e.endpoint, "status", resp.StatusCode, "err", err)
 		return answer{}, fmt.Errorf("%w: token endpoint answer unreadable", errUnavailable)
 	}
 	var tr tokenResponse
@@ -173,7 +185,7 @@ func (e *exchanger) exchange(raw string) (answer, error) {
 	switch {
 	case resp.StatusCode == http.StatusOK && jsonErr == nil:
 		if tr.AccessToken == "" || tr.IssuedTokenType != tokenTypeJWT || !strings.EqualFold(tr.TokenType, "Bearer") || tr.ExpiresIn <= 0 {
-			e.cfg.Logger.Error("gateway: token endpoint answered an exchange with something else than a JWT bearer token",
+			e.logs.add(slog.LevelError, "gateway: token endpoint answered an exchange with something else than a JWT bearer token",
 				"endpoint", e.endpoint, "issued_token_type", tr.IssuedTokenType, "token_type", tr.TokenType, "expires_in", tr.ExpiresIn)
 			return answer{}, fmt.Errorf("%w: unexpected exchange answer", errUnavailable)
 		}
@@ -185,20 +197,21 @@ func (e *exchanger) exchange(raw string) (answer, error) {
 	case resp.StatusCode == http.StatusBadRequest && tr.Error == "invalid_target":
 		return answer{refusal: "the token is not for this API"}, nil
 	case resp.StatusCode == http.StatusUnauthorized || tr.Error == "unauthorized_client" || tr.Error == "invalid_client":
-		e.cfg.Logger.Error("gateway: the token endpoint refuses this gateway's client; check --client-id, --client-secret and that the client is registered for the token-exchange grant",
+		e.logs.add(slog.LevelError, "gateway: the token endpoint refuses this gateway's client; check --client-id, --client-secret and that the client is registered for the token-exchange grant",
 			"endpoint", e.endpoint, "client_id", e.cfg.ClientID, "status", resp.StatusCode, "error", tr.Error)
 	default:
-		e.cfg.Logger.Error("gateway: token exchange failed", "endpoint", e.endpoint, "status", resp.StatusCode, "error", tr.Error)
+		e.logs.add(slog.LevelError, "gateway: token exchange failed", "endpoint", e.endpoint, "status", resp.StatusCode, "error", tr.Error)
 	}
 	return answer{}, fmt.Errorf("%w: token endpoint status %d %s", errUnavailable, resp.StatusCode, tr.Error)
 }
 
-// discoverTokenEndpoint reads the token_endpoint of the issuer's RFC 8414
+// discoverEndpoints reads the token_endpoint and latch's
+// opaque_token_keys_endpoint (possibly "") of the issuer's RFC 8414
 // metadata, whose issuer must be exactly cfg.Issuer (§3.3).
-func discoverTokenEndpoint(ctx context.Context, cfg *Config) (string, error) {
+func discoverEndpoints(ctx context.Context, cfg *Config) (token, keys string, err error) {
 	u, err := url.Parse(cfg.Issuer)
 	if err != nil {
-		return "", fmt.Errorf("gateway: issuer %q: %w", cfg.Issuer, err)
+		return "", "", fmt.Errorf("gateway: issuer %q: %w", cfg.Issuer, err)
 	}
 	// RFC 8414 §3.1: the well-known suffix goes between host and path.
 	where := u.Scheme + "://" + u.Host + "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.EscapedPath(), "/")
@@ -206,30 +219,36 @@ func discoverTokenEndpoint(ctx context.Context, cfg *Config) (string, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, where, nil)
 	if err != nil {
-		return "", fmt.Errorf("gateway: discover %s: %w", cfg.Issuer, err)
+		return "", "", fmt.Errorf("gateway: discover %s: %w", cfg.Issuer, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := cfg.HTTPClient.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("gateway: discover %s: %w", cfg.Issuer, err)
+		return "", "", fmt.Errorf("gateway: discover %s: %w", cfg.Issuer, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, cfg.MaxResponseBytes+1))
 	if err != nil || int64(len(body)) > cfg.MaxResponseBytes || resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("gateway: discover %s: GET %s: status %d, %d bytes, %v", cfg.Issuer, where, resp.StatusCode, len(body), err)
+		return "", "", fmt.Errorf("gateway: discover %s: GET %s: status %d, %d bytes, %v", cfg.Issuer, where, resp.StatusCode, len(body), err)
 	}
 	var md struct {
-		Issuer        string `json:"issuer"`
-		TokenEndpoint string `json:"token_endpoint"`
+		Issuer                  string `json:"issuer"`
+		TokenEndpoint           string `json:"token_endpoint"`
+		OpaqueTokenKeysEndpoint string `json:"opaque_token_keys_endpoint"`
 	}
 	if err := json.Unmarshal(body, &md); err != nil {
-		return "", fmt.Errorf("gateway: metadata at %s: %w", where, err)
+		return "", "", fmt.Errorf("gateway: metadata at %s: %w", where, err)
 	}
 	if md.Issuer != cfg.Issuer {
-		return "", fmt.Errorf("gateway: metadata at %s names issuer %q, want exactly %q (RFC 8414 §3.3)", where, md.Issuer, cfg.Issuer)
+		return "", "", fmt.Errorf("gateway: metadata at %s names issuer %q, want exactly %q (RFC 8414 §3.3)", where, md.Issuer, cfg.Issuer)
 	}
 	if err := checkURL("token_endpoint", md.TokenEndpoint, cfg.InsecureAllowHTTP, false); err != nil {
-		return "", err
+		return "", "", err
 	}
-	return md.TokenEndpoint, nil
+	if md.OpaqueTokenKeysEndpoint != "" {
+		if err := checkURL("opaque_token_keys_endpoint", md.OpaqueTokenKeysEndpoint, cfg.InsecureAllowHTTP, false); err != nil {
+			return "", "", err
+		}
+	}
+	return md.TokenEndpoint, md.OpaqueTokenKeysEndpoint, nil
 }

@@ -4,13 +4,19 @@
 // token that reveals nothing and can be revoked at once, while the API
 // behind checks a signature locally with package verify.
 //
-// It owns: the bearer-token check at the edge (RFC 6750), the exchange of
-// an opaque token for an RFC 9068 JWT at the issuer's token endpoint
-// (RFC 8693, one exchange at a time per token), a bounded cache of the
-// exchanged JWTs keyed by SHA-256 of the opaque token, and the rewriting of
-// the forwarded request: the inbound Authorization is replaced, the
-// hop-by-hop headers and any inbound Forwarded / X-Forwarded-* are dropped
-// and X-Forwarded-For, -Host and -Proto are set afresh.
+// It owns: the bearer-token check at the edge (RFC 6750), with the tag of
+// opaque tokens checked locally (verify.TagKeys) so that forged ones cost
+// no exchange, and the budget of exchanges of tokens it cannot judge
+// (Config.UntaggedRate); the exchange of an opaque token for an RFC 9068
+// JWT at the issuer's token endpoint (RFC 8693, one exchange at a time per
+// token); a bounded cache of the exchanged JWTs keyed by SHA-256 of the
+// opaque token; and the rewriting of the forwarded request: the path
+// cleaned under the upstream's (internal/proxypath), the inbound
+// Authorization replaced, the hop-by-hop headers, any inbound Forwarded /
+// X-Forwarded-*, Cookie and client-address headers dropped, and
+// X-Forwarded-For, -Host and -Proto set afresh. Its log lines are counted
+// per kind and interval (Config.LogInterval), so a flood cannot flood the
+// log.
 //
 // It does not own the subscription to the issuer's revocation feed
 // (verify.FollowRevocations; `latch gateway` wires it): Drop and Flush are
@@ -18,7 +24,8 @@
 // is exactly Drop's argument), Config.IsRevoked is its denylist for outside
 // JWTs and Config.Ready its health. Without it, a revoked token gets
 // through for at most Config.CacheTTL. It does not own TLS termination,
-// rate limiting or the upstream's authorization decisions.
+// rate limiting of requests (only of exchanges) or the upstream's
+// authorization decisions.
 package gateway
 
 import (
@@ -26,12 +33,14 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"strings"
 	"sync"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/internal/proxypath"
 	"github.com/latch-auth/latch/token"
 	"github.com/latch-auth/latch/verify"
 )
@@ -43,6 +52,9 @@ type Gateway struct {
 	exchange *exchanger
 	verifier *verify.Verifier // nil unless AcceptJWT
 	proxy    *httputil.ReverseProxy
+	tagKeys  *verify.TagKeys // nil when the issuer tags nothing
+	untagged *untaggedBudget
+	logs     *tallies
 }
 
 // jwtKey carries the JWT to forward from ServeHTTP to the proxy's Rewrite.
@@ -56,14 +68,29 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	endpoint := cfg.TokenEndpoint
+	endpoint, keysEndpoint := cfg.TokenEndpoint, cfg.OpaqueTokenKeysEndpoint
 	if endpoint == "" {
+		var discovered string
 		var err error
-		if endpoint, err = discoverTokenEndpoint(ctx, &cfg); err != nil {
+		if endpoint, discovered, err = discoverEndpoints(ctx, &cfg); err != nil {
 			return nil, err
 		}
+		if keysEndpoint == "" {
+			keysEndpoint = discovered
+		}
 	}
-	g := &Gateway{cfg: cfg, exchange: newExchanger(&cfg, endpoint)}
+	logs := newTallies(cfg.Logger, cfg.LogInterval, cfg.Now)
+	g := &Gateway{cfg: cfg, exchange: newExchanger(&cfg, endpoint, logs), logs: logs,
+		untagged: newUntaggedBudget(cfg.UntaggedRate, cfg.UntaggedPerSourceRate)}
+	if keysEndpoint != "" {
+		tk, err := verify.NewTagKeys(ctx, verify.TagKeysConfig{Endpoint: keysEndpoint, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
+			HTTPClient: cfg.HTTPClient, Timeout: cfg.Timeout, MaxResponseBytes: cfg.MaxResponseBytes,
+			InsecureAllowHTTP: cfg.InsecureAllowHTTP, Logger: cfg.Logger, Now: cfg.Now})
+		if err != nil {
+			return nil, fmt.Errorf("gateway: fetch the opaque-token tag keys with the gateway's client: %w; check ClientID and ClientSecret (--client-id, LATCH_CLIENT_SECRET) of a confidential client", err)
+		}
+		g.tagKeys = tk
+	}
 	if cfg.AcceptJWT {
 		v, err := verify.New(ctx, verify.Config{
 			Issuer: cfg.Issuer, Audience: cfg.Audience, HTTPClient: cfg.HTTPClient, Timeout: cfg.Timeout,
@@ -81,10 +108,15 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		// headers and every inbound Forwarded and X-Forwarded-* before
 		// calling it: what the upstream reads there is ours.
 		Rewrite: func(pr *httputil.ProxyRequest) {
+			// ServeHTTP cleaned the path: it cannot leave upstream's.
 			pr.SetURL(upstream)
 			pr.SetXForwarded()
+			h := pr.Out.Header
+			for _, name := range clientHeaders {
+				delete(h, name)
+			}
 			jwt, _ := pr.In.Context().Value(jwtKey{}).(string)
-			pr.Out.Header["Authorization"] = []string{"Bearer " + jwt}
+			h["Authorization"] = []string{"Bearer " + jwt}
 		},
 		Transport:  cfg.Transport,
 		BufferPool: bufferPool{},
@@ -92,19 +124,35 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				return // the client went away
 			}
-			cfg.Logger.Warn("gateway: upstream unreachable", "upstream", upstream.Redacted(), "method", r.Method, "path", r.URL.Path, "err", err)
+			logs.add(slog.LevelWarn, "gateway: upstream unreachable", "upstream", upstream.Redacted(), "method", r.Method, "err", err)
 			http.Error(w, "upstream unreachable", http.StatusBadGateway)
 		},
 	}
 	return g, nil
 }
 
-// ServeHTTP checks the request's bearer token and forwards the request
-// upstream with the JWT that stands for it, or answers as RFC 6750 §3 asks:
-// 400 invalid_request for a malformed request, 401 (with invalid_token
-// when a token was sent) for a missing or refused token, 503 when the
-// issuer cannot say.
+// clientHeaders are dropped from forwarded requests, in canonical form.
+// Cookie: the outside's cookies are credentials for other services, and
+// the upstream is to see only the JWT. The rest name the client's address
+// for the CDNs and proxies that set them: from outside they are whatever
+// the client wrote, and the upstream reads the address from
+// X-Forwarded-For, which the gateway sets.
+var clientHeaders = []string{"Cookie", "X-Real-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Client-Ip", "X-Cluster-Client-Ip", "Fastly-Client-Ip"}
+
+// ServeHTTP checks the request's path and bearer token and forwards the
+// request upstream with the JWT that stands for the token, or answers as
+// RFC 6750 §3 asks: 400 invalid_request for a malformed request (a path
+// that proxypath.Clean refuses included), 401 (with invalid_token when a
+// token was sent) for a missing or refused token, 503 when the issuer
+// cannot say.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The path first: a request that could climb out of the upstream's
+	// base path costs no exchange.
+	escaped, decoded, err := proxypath.Clean(r.URL.EscapedPath())
+	if err != nil {
+		g.challenge(w, http.StatusBadRequest, "invalid_request", "the request path is not accepted")
+		return
+	}
 	raw, err := verify.BearerToken(r)
 	if err != nil {
 		g.challenge(w, http.StatusBadRequest, "invalid_request", err.Error())
@@ -123,7 +171,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var jwt string
 	switch {
 	case strings.HasPrefix(raw, token.PrefixAccess):
-		jwt, err = g.exchanged(r.Context(), raw)
+		jwt, err = g.exchanged(r, raw)
 	case strings.HasPrefix(raw, token.PrefixRefresh):
 		err = errRefused("a refresh token is not an access token")
 	case g.verifier != nil:
@@ -141,7 +189,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		unavailable(w, "token check unavailable, retry later")
 		return
 	}
-	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), jwtKey{}, jwt)))
+	r = r.WithContext(context.WithValue(r.Context(), jwtKey{}, jwt))
+	r.URL = proxypath.Set(r.URL, escaped, decoded)
+	g.proxy.ServeHTTP(w, r)
 }
 
 // unavailable answers 503: the token may be fine, but cannot be checked now.
@@ -166,17 +216,43 @@ type errRefused string
 
 func (e errRefused) Error() string { return "gateway: " + string(e) }
 
-// exchanged returns the JWT standing for the opaque token raw: from the
-// cache, or exchanged at the token endpoint.
-func (g *Gateway) exchanged(ctx context.Context, raw string) (string, error) {
-	// A mistyped or forged string is refused by its checksum, without a
-	// round trip to the issuer.
-	kind, err := token.ParseOpaque(raw)
+// exchanged returns the JWT standing for the opaque token raw of r: from
+// the cache, or exchanged at the token endpoint.
+//
+// A mistyped string is refused by its checksum, and a forged one by its
+// tag, without a round trip to the issuer. A token whose tag the gateway
+// cannot check (untagged, or under a key it does not hold yet) may be
+// forged as cheaply as a checksum, so its exchanges spend the separate,
+// per-address budget of Config.UntaggedRate, and a flood of them never
+// delays a tagged token.
+func (g *Gateway) exchanged(r *http.Request, raw string) (string, error) {
+	var kind latch.TokenKind
+	tag := token.Untagged
+	var err error
+	if g.tagKeys != nil {
+		kind, tag, err = g.tagKeys.Check(raw)
+	} else {
+		kind, err = token.ParseOpaque(raw)
+	}
+	if errors.Is(err, token.ErrForgedTag) {
+		g.logs.add(slog.LevelWarn, "gateway: refused opaque tokens with a forged tag")
+		return "", errRefused("the token is malformed")
+	}
 	if err != nil || kind != latch.KindAccess {
 		return "", errRefused("the token is malformed")
 	}
 	key := sha256.Sum256([]byte(raw))
-	return g.exchange.get(ctx, &key, raw)
+	var admit func() bool
+	if tag != token.TagValid {
+		admit = func() bool {
+			if g.untagged.allow(r) {
+				return true
+			}
+			g.logs.add(slog.LevelWarn, "gateway: untagged opaque tokens over their exchange budget answered 503; raise UntaggedRate if they are legitimate")
+			return false
+		}
+	}
+	return g.exchange.get(r.Context(), &key, raw, admit)
 }
 
 // outsideJWT verifies a JWT that came from outside (AcceptJWT).

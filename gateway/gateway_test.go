@@ -98,7 +98,7 @@ func TestGateway_RewritesHeaders_StripsInboundAuthForwardedAndHopByHop(t *testin
 	}
 	for k, want := range map[string]string{
 		"X-Forwarded-For": "192.0.2.1", "X-Forwarded-Host": "example.com", "X-Forwarded-Proto": "http",
-		"Forwarded": "", "X-Hop": "", "Cookie": "theme=dark", "X-Request-Id": "abc",
+		"Forwarded": "", "X-Hop": "", "Cookie": "", "X-Request-Id": "abc",
 	} {
 		if v := strings.Join(got.Header.Values(k), ","); v != want {
 			t.Errorf("upstream header %s = %q, want %q", k, v, want)
@@ -273,6 +273,14 @@ func TestGateway_IssuerDownOrRefusingGateway_Is503_UpstreamDownIs502(t *testing.
 
 	wrong := s.cfg
 	wrong.ClientSecret = "not-the-secret"
+	// Discovering the issuer, New fetches the tag keys with the
+	// credentials: a wrong secret shows at start-up.
+	if _, err := gateway.New(context.Background(), wrong); err == nil || !strings.Contains(err.Error(), "credentials") || strings.Contains(err.Error(), "not-the-secret") {
+		t.Fatalf("New with a wrong secret: %v", err)
+	}
+	// With the token endpoint configured and no key endpoint, it shows at
+	// the first exchange.
+	wrong.TokenEndpoint = s.is.URL + "/oauth2/token"
 	gw, err := gateway.New(context.Background(), wrong)
 	if err != nil {
 		t.Fatal(err)

@@ -51,7 +51,7 @@ type issuer struct {
 
 type creds struct{ ID, Secret string }
 
-func newIssuer(t testing.TB) *issuer {
+func newIssuer(t testing.TB, mutate ...func(*server.Config)) *issuer {
 	t.Helper()
 	db := latchtest.Store(t)
 	clk := &clock{t: time.Now().Truncate(time.Second)}
@@ -59,7 +59,11 @@ func newIssuer(t testing.TB) *issuer {
 	is := &issuer{t: t, clients: &server.Clients{Store: db, Now: clk.Now}, clock: clk}
 	is.srv = httptest.NewUnstartedServer(nil)
 	is.URL = "http://" + is.srv.Listener.Addr().String()
-	s, err := server.New(server.Config{Issuer: is.URL, InsecureAllowHTTP: true, Store: db, Keys: km, Now: clk.Now, ClientCacheTTL: -1})
+	cfg := server.Config{Issuer: is.URL, InsecureAllowHTTP: true, Store: db, Keys: km, Now: clk.Now, ClientCacheTTL: -1}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	s, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +130,7 @@ func (is *issuer) revoke(c creds, tok string) {
 type seen struct {
 	Method, Path, Query, Host string
 	Header                    http.Header
+	URI                       string // the request target as received
 }
 
 // upstream records the requests it gets and answers 200 "upstream".
@@ -139,7 +144,7 @@ func newUpstream(t testing.TB) *upstream {
 	u := &upstream{}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
-		u.reqs = append(u.reqs, seen{r.Method, r.URL.Path, r.URL.RawQuery, r.Host, r.Header.Clone()})
+		u.reqs = append(u.reqs, seen{r.Method, r.URL.Path, r.URL.RawQuery, r.Host, r.Header.Clone(), r.RequestURI})
 		u.mu.Unlock()
 		w.Header().Set("X-Upstream", "yes")
 		io.WriteString(w, "upstream")

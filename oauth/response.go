@@ -56,4 +56,7 @@ type Metadata struct {
 	ClaimsSupported                            []string `json:"claims_supported,omitempty"`
 	// AuthorizationResponseIssParameterSupported: RFC 9207 §3.
 	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
+	// OpaqueTokenKeysEndpoint is latch's own: where confidential clients
+	// fetch the keys that tag opaque access tokens (docs/gateway.md).
+	OpaqueTokenKeysEndpoint string `json:"opaque_token_keys_endpoint,omitempty"`
 }

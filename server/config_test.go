@@ -7,6 +7,7 @@ import (
 
 	"github.com/latch-auth/latch/keys"
 	"github.com/latch-auth/latch/sqlite"
+	"github.com/latch-auth/latch/token"
 )
 
 func TestConfig_Validate(t *testing.T) {
@@ -32,6 +33,7 @@ func TestConfig_Validate(t *testing.T) {
 		{"ttl above max", func(c *Config) { c.AccessTokenTTL = 48 * time.Hour }, "exceeds"},
 		{"negative rate", func(c *Config) { c.IntrospectionRate = -1 }, "introspection rate"},
 		{"zero burst", func(c *Config) { c.IntrospectionBurst = 0 }, "introspection rate"},
+		{"nil tag key", func(c *Config) { c.OpaqueTagKeys = []*token.TagKey{nil} }, "OpaqueTagKeys"},
 		{"negative purge interval", func(c *Config) { c.PurgeInterval = -time.Second }, "PurgeInterval"},
 		{"tiny body limit", func(c *Config) { c.MaxBodyBytes = 100 }, "too small"},
 	}

@@ -27,6 +27,7 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
 		AuthorizationEndpoint:         s.endpoint("/oauth2/authorize"),
 		UserinfoEndpoint:              s.endpoint("/userinfo"),
 		EndSessionEndpoint:            s.endpoint("/oauth2/logout"),
+		OpaqueTokenKeysEndpoint:       s.endpoint("/oauth2/opaque-token-keys"),
 		ScopesSupported:               []string{ScopeOpenID, ScopeProfile, ScopeOfflineAccess},
 		ResponseTypesSupported:        []string{"code"},
 		ResponseModesSupported:        []string{"query"},

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"slices"
@@ -45,14 +46,16 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.
 	if !c.AllowsGrant(latch.GrantTokenExchange) {
 		return oauth.BadRequest(oauth.ErrUnauthorizedClient, "client is not registered for the token-exchange grant")
 	}
+	subject := form.Get("subject_token")
 	// An exchange tells whether a token is active, as introspection does:
-	// the same per-client limit keeps it from being a faster probe
-	// (security invariant 5).
-	if retry, ok := s.allowIntrospection(c.ID); !ok {
-		return &oauth.Error{Code: oauth.ErrRateLimited, Description: "too many token-exchange and introspection requests for this client; retry after the Retry-After delay",
+	// a per-client limit as introspection's keeps it from being a faster
+	// probe (security invariant 5). Its budget is its own, and tokens
+	// that carry no valid tag have another again, so a flood of forged
+	// tokens cannot spend what the tokens this server tagged need.
+	if retry, ok := s.allowIntrospection(s.checkBudget(c.ID, "exchange", subject)); !ok {
+		return &oauth.Error{Code: oauth.ErrRateLimited, Description: "too many token-exchange requests for this client; retry after the Retry-After delay",
 			Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {strconv.Itoa(retry)}}}
 	}
-	subject := form.Get("subject_token")
 	if subject == "" {
 		return oauth.BadRequest(oauth.ErrInvalidRequest, "subject_token is required (RFC 8693 §2.1)")
 	}
@@ -155,5 +158,56 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.
 		ExpiresIn: int64(exp.Sub(iat) / time.Second),
 		Scope:     scopeStr,
 	})
+	return nil
+}
+
+// checkBudget names the rate-limit bucket a token check by clientID at
+// endpoint spends: the endpoint's own, except that an opaque token
+// without a tag under one of OpaqueTagKeys (untagged, forged or under an
+// unknown key) spends a separate one. Introspection keeps clientID alone
+// as its bucket for tagged tokens and JWTs.
+func (s *Server) checkBudget(clientID, endpoint, raw string) string {
+	b := clientID
+	if endpoint != "introspect" {
+		b += " " + endpoint
+	}
+	if token.IsOpaque(raw) {
+		if _, tag, err := token.CheckTag(raw, s.cfg.OpaqueTagKeys); err != nil || tag != token.TagValid {
+			b += " untagged"
+		}
+	}
+	return b
+}
+
+// opaqueTokenKeysResponse is the answer of GET /oauth2/opaque-token-keys.
+type opaqueTokenKeysResponse struct {
+	Keys []opaqueTokenKey `json:"keys"`
+}
+
+type opaqueTokenKey struct {
+	KeyID  string `json:"kid"`
+	Secret string `json:"k"` // base64url, no padding
+}
+
+// opaqueTokenKeys hands the keys that tag opaque access tokens to a
+// confidential client (a gateway or a resource server), so that it can
+// refuse forged tokens without a round trip here. A key is no credential:
+// a token with a valid tag is still looked up before anything is granted,
+// so a client holding it can at worst send forged tokens here again, on
+// its own budget.
+func (s *Server) opaqueTokenKeys(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.authenticateClient(r.Context(), r, url.Values{}, true)
+	if err != nil {
+		return err
+	}
+	if retry, ok := s.allowIntrospection(c.ID + " opaque-token-keys"); !ok {
+		return &oauth.Error{Code: oauth.ErrRateLimited, Description: "too many opaque-token key requests for this client; retry after the Retry-After delay",
+			Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {strconv.Itoa(retry)}}}
+	}
+	resp := opaqueTokenKeysResponse{Keys: []opaqueTokenKey{}}
+	for _, k := range s.cfg.OpaqueTagKeys {
+		resp.Keys = append(resp.Keys, opaqueTokenKey{KeyID: k.ID(), Secret: base64.RawURLEncoding.EncodeToString(k.Secret())})
+	}
+	oauth.WriteJSON(w, http.StatusOK, resp)
 	return nil
 }

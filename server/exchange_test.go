@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"crypto"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -352,17 +353,77 @@ func equalJSON(a, b any) bool {
 // TestTokenExchange_SharesTheIntrospectionRateLimit: an exchange answers
 // whether a token is active, so it counts against the client's
 // introspection budget (security invariant 5).
-func TestTokenExchange_SharesTheIntrospectionRateLimit(t *testing.T) {
+func TestTokenExchange_OwnBudget_UntaggedAndForgedTokensSpendAnother(t *testing.T) {
 	e := newEnv(t, func(c *server.Config) { c.IntrospectionRate = 0.001; c.IntrospectionBurst = 2 })
 	owner := e.opaqueClient()
 	gw := e.gatewayClient()
 	opaque := e.token(owner, nil)
-	if code, r := e.exchange(gw, exchangeForm(opaque)); code != 200 {
-		t.Fatalf("first exchange: %d %+v", code, r)
+	if _, tag, err := token.CheckTag(opaque, nil); err != nil || tag != token.TagUnknownKey {
+		t.Fatalf("the server minted %q (tag %v, %v), want a tagged token", opaque, tag, err)
 	}
-	e.do("/oauth2/introspect", gw, url.Values{"token": {opaque}})
+	untagged, _ := token.NewOpaque(latch.KindAccess, nil)
+	otherKey, _ := token.GenerateTagKey(nil)
+	forged, _ := token.NewTaggedOpaque(latch.KindAccess, otherKey, nil)
+	// Forged and untagged tokens spend their own budget...
+	for i, want := range []int{400, 400, 429} {
+		subject := []string{untagged, forged, untagged}[i]
+		if w := e.do("/oauth2/token", gw, exchangeForm(subject)); w.Code != want {
+			t.Fatalf("untagged exchange %d: %d, want %d: %s", i, w.Code, want, w.Body)
+		}
+	}
+	// ...which leaves the tagged tokens theirs whole,
+	for i := range 2 {
+		if code, r := e.exchange(gw, exchangeForm(opaque)); code != 200 {
+			t.Fatalf("tagged exchange %d: %d %+v", i, code, r)
+		}
+	}
 	w := e.do("/oauth2/token", gw, exchangeForm(opaque))
 	if w.Code != 429 || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("exchange over the budget: %d %v %s", w.Code, w.Header(), w.Body)
+	}
+	// and exchanges leave introspection its own.
+	if w := e.do("/oauth2/introspect", gw, url.Values{"token": {opaque}}); w.Code != 200 || !strings.Contains(w.Body.String(), `"active":true`) {
+		t.Fatalf("introspection after the exchanges: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestOpaqueTokenKeys_ConfidentialClientsOnly_TagWhatTheServerMints(t *testing.T) {
+	e := newEnv(t)
+	owner := e.opaqueClient()
+	gw := e.gatewayClient()
+	get := func(c creds) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodGet, "/oauth2/opaque-token-keys", nil)
+		if c.ID != "" {
+			r.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
+		}
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, r)
+		return w
+	}
+	for _, c := range []creds{{}, {gw.ID, "wrong"}} {
+		if w := get(c); w.Code != 401 {
+			t.Fatalf("keys for %q: %d %s", c.ID, w.Code, w.Body)
+		}
+	}
+	w := get(gw)
+	var doc struct {
+		Keys []struct{ KID, K string }
+	}
+	mustJSON(t, w.Body.Bytes(), &doc)
+	if w.Code != 200 || len(doc.Keys) != 1 || w.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("keys: %d %v %s", w.Code, w.Header(), w.Body)
+	}
+	secret, _ := base64.RawURLEncoding.DecodeString(doc.Keys[0].K)
+	key, err := token.NewTagKey(secret)
+	if err != nil || key.ID() != doc.Keys[0].KID {
+		t.Fatalf("key %+v: %v", doc.Keys[0], err)
+	}
+	if _, tag, err := token.CheckTag(e.token(owner, nil), []*token.TagKey{key}); err != nil || tag != token.TagValid {
+		t.Fatalf("a minted token under the published key: %v %v", tag, err)
+	}
+	var md map[string]any
+	mustJSON(t, e.get("/.well-known/oauth-authorization-server", nil).Body.Bytes(), &md)
+	if md["opaque_token_keys_endpoint"] != testIssuer+"/oauth2/opaque-token-keys" {
+		t.Fatalf("metadata: opaque_token_keys_endpoint = %v", md["opaque_token_keys_endpoint"])
 	}
 }

@@ -31,11 +31,11 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if retry, ok := s.allowIntrospection(c.ID); !ok {
+	raw := form.Get("token")
+	if retry, ok := s.allowIntrospection(s.checkBudget(c.ID, "introspect", raw)); !ok {
 		return &oauth.Error{Code: oauth.ErrRateLimited, Description: "too many introspection requests for this client; retry after the Retry-After delay",
 			Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {strconv.Itoa(retry)}}}
 	}
-	raw := form.Get("token")
 	if raw == "" {
 		return oauth.BadRequest(oauth.ErrInvalidRequest, "token is required")
 	}

@@ -2,9 +2,9 @@ package server
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/latch-auth/latch/oauth"
+	"github.com/latch-auth/latch/token"
 )
 
 // revoke implements RFC 7009 §2. Opaque tokens are deleted; JWTs are
@@ -27,7 +27,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 		return oauth.BadRequest(oauth.ErrInvalidRequest, "token is required")
 	}
 	notYours := oauth.BadRequest(oauth.ErrUnauthorizedClient, "the token was not issued to this client")
-	if strings.HasPrefix(raw, "lt_") {
+	if token.IsOpaque(raw) {
 		t, err := s.tok.findOpaque(ctx, raw)
 		if err != nil {
 			return err

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"net/url"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"github.com/latch-auth/latch/keys"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/password"
+	"github.com/latch-auth/latch/token"
 )
 
 // Config configures a Server. Zero values take the defaults in withDefaults.
@@ -73,6 +75,17 @@ type Config struct {
 	// tokens gets far less than it would need.
 	IntrospectionRate  rate.Limit
 	IntrospectionBurst int
+
+	// OpaqueTagKeys tag new opaque access tokens (token.NewTaggedOpaque)
+	// with the first key; all of them are handed to confidential clients
+	// at GET /oauth2/opaque-token-keys, so that gateways and resource
+	// servers refuse forged tokens without asking (docs/gateway.md). Put
+	// a new key first to rotate; keep the old one listed until the tokens
+	// it tagged have expired (MaxAccessTokenTTL). Empty: one is generated
+	// at New, per process, so tokens from before a restart or from another
+	// node name a key verifiers do not know, and take their budgeted
+	// untagged path; `latch serve` derives it from the KEK instead.
+	OpaqueTagKeys []*token.TagKey
 
 	// PasswordParams are the argon2id parameters of password hashes made
 	// by the admin API (zero: password.DefaultParams), MinPasswordLen the
@@ -190,6 +203,11 @@ func (c *Config) withDefaults() {
 	if c.IntrospectionBurst == 0 {
 		c.IntrospectionBurst = 4000
 	}
+	if len(c.OpaqueTagKeys) == 0 {
+		if k, err := token.GenerateTagKey(nil); err == nil {
+			c.OpaqueTagKeys = []*token.TagKey{k}
+		}
+	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = oauth.MaxFormBytes
 	}
@@ -264,6 +282,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IntrospectionRate <= 0 || c.IntrospectionBurst < 1 {
 		return fmt.Errorf("server: introspection rate %v/s and burst %d must be positive", c.IntrospectionRate, c.IntrospectionBurst)
+	}
+	if slices.Contains(c.OpaqueTagKeys, nil) {
+		return errors.New("server: OpaqueTagKeys holds a nil key; make each with token.NewTagKey")
 	}
 	if c.PurgeInterval <= 0 || c.KeyReloadInterval <= 0 {
 		return fmt.Errorf("server: PurgeInterval %v and KeyReloadInterval %v must be positive", c.PurgeInterval, c.KeyReloadInterval)
@@ -378,7 +399,7 @@ func New(cfg Config) (*Server, error) {
 	s.tok = &Tokens{
 		Store: s.store, Keys: cfg.Keys, Issuer: cfg.Issuer,
 		AccessTokenTTL: cfg.AccessTokenTTL, MaxAccessTokenTTL: cfg.MaxAccessTokenTTL, Leeway: cfg.Leeway,
-		Now: cfg.Now, Rand: cfg.Rand,
+		Now: cfg.Now, Rand: cfg.Rand, TagKeys: cfg.OpaqueTagKeys,
 		opaque: s.tokens, clientFn: s.clients.Client,
 		revokedFn: s.revoked, // the feed, and the other nodes through the fan-out
 	}
@@ -470,6 +491,7 @@ func (s *Server) routes() {
 	m.Handle("POST /userinfo", s.handle("userinfo", s.userinfo))
 	s.feed = newFeed(s)
 	m.Handle("GET /oauth2/revocations", s.handle("revocations", s.revocations))
+	m.Handle("GET /oauth2/opaque-token-keys", s.handle("opaque_token_keys", s.opaqueTokenKeys))
 	m.Handle("GET /healthz", s.handle("healthz", s.healthz))
 	m.Handle("GET /readyz", s.handle("readyz", s.readyz))
 	m.Handle("GET /metrics", s.metrics.handler())

@@ -54,6 +54,10 @@ type Tokens struct {
 	Leeway            time.Duration
 	Now               func() time.Time
 	Rand              io.Reader
+	// TagKeys: the first tags new opaque access tokens
+	// (token.NewTaggedOpaque). Empty: they are minted untagged, which
+	// verifiers can judge only by asking (as Config.OpaqueTagKeys).
+	TagKeys []*token.TagKey
 
 	// Set by Server, nil elsewhere: its token cache in front of the store,
 	// its client cache, and the wake-up of its revocation feed.
@@ -373,7 +377,7 @@ func (m *Tokens) examine(ctx context.Context, raw string, caller *latch.Client, 
 // look is examine without the explanation.
 func (m *Tokens) look(ctx context.Context, raw string, caller *latch.Client, operator bool) (examined, error) {
 	var x examined
-	if strings.HasPrefix(raw, "lt_") {
+	if token.IsOpaque(raw) {
 		x.Format = FormatOpaque
 		t, err := m.findOpaque(ctx, raw)
 		if err != nil {
@@ -826,7 +830,7 @@ func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []s
 		if err != nil {
 			return accessToken{}, err
 		}
-		raw, err := token.NewOpaque(latch.KindAccess, m.rand())
+		raw, err := m.newOpaqueAccess()
 		if err != nil {
 			return accessToken{}, err
 		}
@@ -863,6 +867,14 @@ func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []s
 	at.resp.AccessToken = raw
 	at.format = latch.FormatJWT
 	return at, nil
+}
+
+// newOpaqueAccess mints an opaque access token, tagged when there is a key.
+func (m *Tokens) newOpaqueAccess() (string, error) {
+	if len(m.TagKeys) > 0 && m.TagKeys[0] != nil {
+		return token.NewTaggedOpaque(latch.KindAccess, m.TagKeys[0], m.rand())
+	}
+	return token.NewOpaque(latch.KindAccess, m.rand())
 }
 
 // signAccessToken signs an RFC 9068 access token (§2.2 claims, typ at+jwt)

@@ -1,5 +1,6 @@
 // Package token owns the formats of latch's credentials: it mints and parses
-// opaque tokens (lt_at_ / lt_rt_ with a checksum), random identifiers and
+// opaque tokens (lt_at_ / lt_rt_ with a checksum, and optionally an
+// HMAC tag under a TagKey that verifiers hold), random identifiers and
 // client secrets, and it signs and verifies JWTs (RFC 7515 compact JWS in the
 // RFC 9068 profile) on the standard library's crypto.
 //

@@ -22,6 +22,8 @@ func FuzzParseOpaque(f *testing.F) {
 		f.Add(tok)
 		f.Add(tok[:len(tok)-1])
 		f.Add(strings.ToUpper(tok))
+		tagged, _ := NewTaggedOpaque(k, mustTagKey(f, 1), &counter{})
+		f.Add(tagged)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		kind, err := ParseOpaque(raw)
@@ -33,6 +35,16 @@ func FuzzParseOpaque(f *testing.F) {
 			t.Fatalf("accepted %q with an undecodable body", raw)
 		}
 		again, err := NewOpaque(kind, bytes.NewReader(body))
+		if len(raw) == taggedLen {
+			// The key id and tag are opaque here; each must be in its
+			// one canonical encoding, which is what the CRC then covers.
+			for _, part := range []string{raw[prefixLen+opaqueBodyLen : prefixLen+opaqueBodyLen+tagKeyIDLen], raw[prefixLen+opaqueBodyLen+tagKeyIDLen : taggedLen-checksumLen]} {
+				if b, derr := b64.DecodeString(part); derr != nil || b64.EncodeToString(b) != part {
+					t.Fatalf("accepted %q with a non-canonical part %q", raw, part)
+				}
+			}
+			return
+		}
 		if err != nil || again != raw {
 			t.Fatalf("accepted %q, but its bytes make %q", raw, again)
 		}

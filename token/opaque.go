@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"strings"
 
 	"github.com/latch-auth/latch"
 )
@@ -17,7 +18,14 @@ import (
 const (
 	PrefixAccess  = "lt_at_"
 	PrefixRefresh = "lt_rt_"
+	// PrefixOpaque is common to every latch opaque token: a string with it
+	// is judged as one (ParseOpaque), never as a JWT.
+	PrefixOpaque = "lt_"
 )
+
+// IsOpaque reports whether raw claims to be a latch opaque token, by its
+// prefix alone; ParseOpaque says whether it is a well-formed one.
+func IsOpaque(raw string) bool { return strings.HasPrefix(raw, PrefixOpaque) }
 
 const (
 	opaqueBodyBytes = 32 // 256 bits
@@ -62,13 +70,15 @@ func NewOpaque(kind latch.TokenKind, r io.Reader) (string, error) {
 	return string(out[:]), nil
 }
 
-// ParseOpaque checks the form of an opaque token: the prefix, the exact
-// length, the base64url alphabet in canonical form and the checksum. It says
-// nothing about whether the token was ever issued; only a store lookup of
-// Hash(raw) does. Every failure wraps ErrMalformed.
+// ParseOpaque checks the form of an opaque token, untagged (NewOpaque) or
+// tagged (NewTaggedOpaque): the prefix, the exact length, the base64url
+// alphabet in canonical form and the checksum. It says nothing about
+// whether the token was ever issued; only a store lookup of Hash(raw) does;
+// nor does it check a tag (CheckTag does, given the keys). Every failure
+// wraps ErrMalformed.
 func ParseOpaque(raw string) (latch.TokenKind, error) {
-	if len(raw) != opaqueLen {
-		return "", fmt.Errorf("token: opaque token has %d bytes, want %d: %w", len(raw), opaqueLen, ErrMalformed)
+	if len(raw) != opaqueLen && len(raw) != taggedLen {
+		return "", fmt.Errorf("token: opaque token has %d bytes, want %d (or %d with a tag): %w", len(raw), opaqueLen, taggedLen, ErrMalformed)
 	}
 	var kind latch.TokenKind
 	switch raw[:prefixLen] {
@@ -79,19 +89,32 @@ func ParseOpaque(raw string) (latch.TokenKind, error) {
 	default:
 		return "", fmt.Errorf("token: opaque token has an unknown prefix: %w", ErrMalformed)
 	}
-	var in [opaqueLen]byte
+	var in [taggedLen]byte
 	copy(in[:], raw)
 	var body [opaqueBodyBytes]byte
 	if n, err := b64.Decode(body[:], in[prefixLen:prefixLen+opaqueBodyLen]); err != nil || n != opaqueBodyBytes {
 		return "", fmt.Errorf("token: opaque token body is not canonical base64url: %w", ErrMalformed)
 	}
+	signed := len(raw) - checksumLen
+	if len(raw) == taggedLen {
+		var kid [tagKeyIDBytes]byte
+		var tag [tagBytes]byte
+		at := prefixLen + opaqueBodyLen
+		if n, err := b64.Decode(kid[:], in[at:at+tagKeyIDLen]); err != nil || n != len(kid) {
+			return "", fmt.Errorf("token: opaque token key id is not canonical base64url: %w", ErrMalformed)
+		}
+		at += tagKeyIDLen
+		if n, err := b64.Decode(tag[:], in[at:at+tagLen]); err != nil || n != len(tag) {
+			return "", fmt.Errorf("token: opaque token tag is not canonical base64url: %w", ErrMalformed)
+		}
+	}
 	var sum [4]byte
-	if n, err := b64.Decode(sum[:], in[prefixLen+opaqueBodyLen:]); err != nil || n != len(sum) {
+	if n, err := b64.Decode(sum[:], in[signed:len(raw)]); err != nil || n != len(sum) {
 		return "", fmt.Errorf("token: opaque token checksum is not canonical base64url: %w", ErrMalformed)
 	}
 	// The checksum is not a secret (anyone can compute it), so a plain
 	// comparison is fine here; the token itself is compared only as a hash.
-	if binary.BigEndian.Uint32(sum[:]) != crc32.ChecksumIEEE(in[:prefixLen+opaqueBodyLen]) {
+	if binary.BigEndian.Uint32(sum[:]) != crc32.ChecksumIEEE(in[:signed]) {
 		return "", fmt.Errorf("token: opaque token checksum mismatch: %w", ErrMalformed)
 	}
 	return kind, nil

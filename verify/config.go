@@ -26,6 +26,10 @@ const (
 	DefaultTimeout            = 10 * time.Second
 	DefaultMaxResponseBytes   = 1 << 20
 	DefaultRealm              = "api"
+	// DefaultUntaggedRate bounds the introspections per second of opaque
+	// tokens without a tag the Introspector can check
+	// (IntrospectorConfig.UntaggedRate).
+	DefaultUntaggedRate = 20
 
 	// maxLeeway bounds the configured clock skew: more is no longer "small"
 	// (security invariant 3) but a second lifetime for expired tokens.

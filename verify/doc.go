@@ -21,7 +21,9 @@
 //
 //   - opaque tokens (lt_at_) checked by an RFC 7662 introspection client,
 //     the Introspector, with a bounded cache of whole answers, so the scope
-//     or audience of one token is never taken for another's.
+//     or audience of one token is never taken for another's; TagKeys, the
+//     issuer's opaque-token tag keys, refuses forged tokens before any
+//     introspection.
 //
 //   - net/http middleware: RFC 6750 bearer tokens from the Authorization
 //     header (or a named cookie), 401 and 403 answers with WWW-Authenticate,

@@ -69,6 +69,8 @@ type metadata struct {
 	Issuer                string `json:"issuer"`
 	JWKSURI               string `json:"jwks_uri"`
 	IntrospectionEndpoint string `json:"introspection_endpoint"`
+	// OpaqueTokenKeysEndpoint is latch's own (TagKeys).
+	OpaqueTokenKeysEndpoint string `json:"opaque_token_keys_endpoint"`
 }
 
 // discover fetches the issuer's metadata: RFC 8414 §3 first (the well-known

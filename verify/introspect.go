@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/token"
 )
@@ -24,6 +26,12 @@ type IntrospectorConfig struct {
 	Issuer string
 	// Endpoint is the introspection endpoint; "" discovers it.
 	Endpoint string
+	// OpaqueTokenKeysEndpoint is where the keys that tag latch's opaque
+	// tokens are fetched (TagKeys), so that forged tokens are refused
+	// without introspecting them. "" takes it from the metadata when
+	// Endpoint is discovered; an issuer that names none tags nothing, and
+	// every opaque token is introspected.
+	OpaqueTokenKeysEndpoint string
 	// ClientID and ClientSecret authenticate this resource server to the
 	// endpoint (RFC 7662 §2.1), with client_secret_basic.
 	ClientID     string
@@ -43,6 +51,13 @@ type IntrospectorConfig struct {
 	// NegativeTTL is how long an inactive answer is reused, so a replayed
 	// bad token does not cost a round trip each time. 0 disables.
 	NegativeTTL time.Duration
+	// UntaggedRate bounds, per second (burst twice that), the
+	// introspections of latch opaque tokens whose tag this Introspector
+	// cannot check (untagged, or under a key it does not hold yet), when
+	// the issuer tags tokens: anyone can forge those, so a flood of them
+	// must not spend what tagged tokens need. Over it, Introspect answers
+	// ErrUnavailable (503). Default DefaultUntaggedRate.
+	UntaggedRate float64
 	// MaxEntries bounds the cache. Default 10,000.
 	MaxEntries int
 
@@ -71,6 +86,9 @@ func (c IntrospectorConfig) withDefaults() IntrospectorConfig {
 	}
 	if c.MaxEntries == 0 {
 		c.MaxEntries = DefaultCacheEntries
+	}
+	if c.UntaggedRate == 0 {
+		c.UntaggedRate = DefaultUntaggedRate
 	}
 	fetchDefaults(&c.HTTPClient, &c.Timeout, &c.MaxResponseBytes)
 	if c.Realm == "" {
@@ -110,6 +128,9 @@ func (c IntrospectorConfig) Validate() error {
 	if c.MaxEntries < 0 {
 		return errors.New("verify: IntrospectorConfig.MaxEntries is negative")
 	}
+	if c.UntaggedRate < 0 {
+		return errors.New("verify: IntrospectorConfig.UntaggedRate is negative")
+	}
 	if err := checkFetch(c.Timeout, c.MaxResponseBytes); err != nil {
 		return err
 	}
@@ -129,6 +150,8 @@ type Introspector struct {
 	endpoint string
 	fetch    *fetcher
 	cache    *cache[introAnswer] // nil when both TTLs are 0
+	tagKeys  *TagKeys            // nil when the issuer tags nothing
+	untagged *rate.Limiter       // with tagKeys
 
 	mu       sync.Mutex
 	inflight map[[32]byte]*introCall
@@ -154,7 +177,7 @@ func NewIntrospector(ctx context.Context, cfg IntrospectorConfig) (*Introspector
 		return nil, err
 	}
 	f := &fetcher{client: cfg.HTTPClient, timeout: cfg.Timeout, maxBytes: cfg.MaxResponseBytes, allowHTTP: cfg.InsecureAllowHTTP}
-	endpoint := cfg.Endpoint
+	endpoint, keysEndpoint := cfg.Endpoint, cfg.OpaqueTokenKeysEndpoint
 	if endpoint == "" {
 		md, err := f.discover(ctx, cfg.Issuer)
 		if err != nil {
@@ -164,8 +187,21 @@ func NewIntrospector(ctx context.Context, cfg IntrospectorConfig) (*Introspector
 			return nil, err
 		}
 		endpoint = md.IntrospectionEndpoint
+		if keysEndpoint == "" {
+			keysEndpoint = md.OpaqueTokenKeysEndpoint
+		}
 	}
 	in := &Introspector{cfg: cfg, endpoint: endpoint, fetch: f, inflight: map[[32]byte]*introCall{}}
+	if keysEndpoint != "" {
+		tk, err := NewTagKeys(ctx, TagKeysConfig{Endpoint: keysEndpoint, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
+			HTTPClient: cfg.HTTPClient, Timeout: cfg.Timeout, MaxResponseBytes: cfg.MaxResponseBytes,
+			InsecureAllowHTTP: cfg.InsecureAllowHTTP, Logger: cfg.Logger, Now: cfg.Now})
+		if err != nil {
+			return nil, err
+		}
+		in.tagKeys = tk
+		in.untagged = rate.NewLimiter(rate.Limit(cfg.UntaggedRate), max(1, int(2*cfg.UntaggedRate)))
+	}
 	if cfg.CacheTTL > 0 || cfg.NegativeTTL > 0 {
 		in.cache = newCache[introAnswer](cfg.MaxEntries)
 	}
@@ -178,9 +214,22 @@ func NewIntrospector(ctx context.Context, cfg IntrospectorConfig) (*Introspector
 // ErrType), or ErrUnavailable when the endpoint could not answer.
 // Concurrent calls for one uncached token share one request.
 func (in *Introspector) Introspect(ctx context.Context, raw string) (*Claims, error) {
-	// A latch token with a bad checksum is refused without a round trip.
-	if strings.HasPrefix(raw, "lt_") {
-		kind, err := token.ParseOpaque(raw)
+	// A latch token with a bad checksum, or a bad tag under a key we
+	// hold, is refused without a round trip: anyone can compute a
+	// checksum, only the issuer's key holders a tag.
+	var admit func() bool
+	if token.IsOpaque(raw) {
+		var kind latch.TokenKind
+		var err error
+		if in.tagKeys != nil {
+			var tag token.Tag
+			kind, tag, err = in.tagKeys.Check(raw)
+			if tag != token.TagValid {
+				admit = in.untagged.Allow
+			}
+		} else {
+			kind, err = token.ParseOpaque(raw)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -196,12 +245,16 @@ func (in *Introspector) Introspect(ctx context.Context, raw string) (*Claims, er
 			return in.answer(ctx, a)
 		}
 	}
-	a, err := in.shared(ctx, &key, raw)
+	a, err := in.shared(ctx, &key, raw, admit)
 	if err != nil {
 		return nil, err
 	}
 	return in.answer(ctx, a)
 }
+
+// errOverBudget: an untagged token would need an introspection that
+// IntrospectorConfig.UntaggedRate has no room for.
+var errOverBudget = fmt.Errorf("verify: introspection of a token without a checkable tag: over UntaggedRate: %w", ErrUnavailable)
 
 func (in *Introspector) answer(ctx context.Context, a introAnswer) (*Claims, error) {
 	if a.err != nil {
@@ -213,10 +266,15 @@ func (in *Introspector) answer(ctx context.Context, a introAnswer) (*Claims, err
 	return a.claims, nil
 }
 
-// shared runs one introspection per token at a time.
-func (in *Introspector) shared(ctx context.Context, key *[32]byte, raw string) (introAnswer, error) {
+// shared runs one introspection per token at a time. admit, when set, is
+// asked before a new one starts (not when joining one in flight).
+func (in *Introspector) shared(ctx context.Context, key *[32]byte, raw string, admit func() bool) (introAnswer, error) {
 	in.mu.Lock()
 	c, ok := in.inflight[*key]
+	if !ok && admit != nil && !admit() {
+		in.mu.Unlock()
+		return introAnswer{}, errOverBudget
+	}
 	if !ok {
 		c = &introCall{done: make(chan struct{})}
 		in.inflight[*key] = c

@@ -26,15 +26,22 @@ const (
 type introServer struct {
 	srv   *httptest.Server
 	calls atomic.Int64
-	mu    sync.Mutex
-	ans   map[string]map[string]any
-	down  bool
-	delay time.Duration
+	// tagKeys are served at /opaque-token-keys; keyCalls counts them.
+	tagKeys  []*token.TagKey
+	keyCalls atomic.Int64
+	mu       sync.Mutex
+	ans      map[string]map[string]any
+	down     bool
+	delay    time.Duration
 }
 
 func newIntroServer(t *testing.T) *introServer {
 	s := &introServer{ans: map[string]map[string]any{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/opaque-token-keys" {
+			s.serveTagKeys(w, r)
+			return
+		}
 		s.calls.Add(1)
 		s.mu.Lock()
 		down, delay := s.down, s.delay
@@ -358,6 +365,7 @@ func TestIntrospectorConfig_Validate(t *testing.T) {
 		{"negative negative ttl", func(c *IntrospectorConfig) { c.NegativeTTL = -1 }, false},
 		{"negative entries", func(c *IntrospectorConfig) { c.MaxEntries = -1 }, false},
 		{"leeway", func(c *IntrospectorConfig) { c.Leeway = time.Hour }, false},
+		{"negative untagged rate", func(c *IntrospectorConfig) { c.UntaggedRate = -1 }, false},
 	} {
 		cfg := base
 		tc.mod(&cfg)

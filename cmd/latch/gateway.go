@@ -17,22 +17,24 @@ import (
 )
 
 type gatewayFlags struct {
-	issuer          string
-	upstream        string
-	listen          string
-	clientID        string
-	clientSecret    string
-	acceptJWT       bool
-	audience        string
-	cacheTTL        time.Duration
-	cacheEntries    int
-	insecureHTTP    bool
-	revocationFeed  bool
-	feedMaxStale    time.Duration
-	feedFailOpen    bool
-	logLevel        string
-	logFormat       string
-	shutdownTimeout time.Duration
+	issuer            string
+	upstream          string
+	listen            string
+	clientID          string
+	clientSecret      string
+	acceptJWT         bool
+	audience          string
+	cacheTTL          time.Duration
+	cacheEntries      int
+	untaggedRate      float64
+	untaggedPerSource float64
+	insecureHTTP      bool
+	revocationFeed    bool
+	feedMaxStale      time.Duration
+	feedFailOpen      bool
+	logLevel          string
+	logFormat         string
+	shutdownTimeout   time.Duration
 }
 
 func newGatewayCmd(e *env) *cobra.Command {
@@ -81,6 +83,8 @@ command line, where other users of the machine can read it.`,
 	f.StringVar(&g.audience, "audience", "", "the upstream's audience, which outside JWTs must carry (with --accept-jwt)")
 	f.DurationVar(&g.cacheTTL, "cache-ttl", gateway.DefaultCacheTTL, "longest reuse of an exchanged JWT (the revocation feed ends it at once); without the feed, the longest a revoked token still gets through; 0 exchanges on every request")
 	f.IntVar(&g.cacheEntries, "cache-entries", gateway.DefaultCacheEntries, "bound on the cache of exchanged JWTs")
+	f.Float64Var(&g.untaggedRate, "untagged-rate", gateway.DefaultUntaggedRate, "exchanges per second, in all, of opaque tokens without a tag the gateway can check (older or forged tokens; 503 beyond)")
+	f.Float64Var(&g.untaggedPerSource, "untagged-per-source-rate", gateway.DefaultUntaggedPerSourceRate, "the same, per client address (the TCP peer)")
 	f.BoolVar(&g.revocationFeed, "revocation-feed", true, "follow the issuer's revocation feed so a revoked token is refused at once; =false is weaker: a revoked token then gets through for up to --cache-ttl (an outside JWT until its exp)")
 	f.DurationVar(&g.feedMaxStale, "feed-max-stale", verify.DefaultMaxStale, "how long the revocation feed may be unreachable before the gateway answers 503 (at least 100ms)")
 	f.BoolVar(&g.feedFailOpen, "feed-fail-open", false, "weaker: keep serving when the revocation feed has been down longer than --feed-max-stale; tokens revoked meanwhile get through for up to --cache-ttl (outside JWTs until their exp)")
@@ -116,6 +120,7 @@ func runGateway(ctx context.Context, e *env, g *gatewayFlags) error {
 	cfg := gateway.Config{
 		Issuer: g.issuer, ClientID: g.clientID, ClientSecret: g.clientSecret, Upstream: up,
 		AcceptJWT: g.acceptJWT, Audience: g.audience, CacheTTL: g.cacheTTL, CacheEntries: g.cacheEntries,
+		UntaggedRate: g.untaggedRate, UntaggedPerSourceRate: g.untaggedPerSource,
 		InsecureAllowHTTP: g.insecureHTTP, Logger: log,
 	}
 	if g.cacheTTL == 0 {

@@ -319,7 +319,7 @@ func TestGateway_E2E_RevocationFeed_StartupFailsClearly(t *testing.T) {
 		args   []string
 		want   []string
 	}{
-		{"wrong secret", "not-the-secret", args(p.Issuer), []string{"cannot follow the revocation feed", "status 401", "LATCH_CLIENT_SECRET", "--revocation-feed=false"}},
+		{"wrong secret", "not-the-secret", args(p.Issuer), []string{"opaque-token tag keys", "status 401", "LATCH_CLIENT_SECRET"}},
 		{"feed unreachable", gwc.Secret, args(fake.URL), []string{"cannot follow the revocation feed", "/oauth2/revocations", fake.URL + " is reachable"}},
 		{"issuer down", gwc.Secret, args(down), []string{"discover " + down}},
 	} {

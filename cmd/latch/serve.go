@@ -19,6 +19,7 @@ import (
 	"github.com/latch-auth/latch/keys"
 	"github.com/latch-auth/latch/redis"
 	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/token"
 )
 
 type serveFlags struct {
@@ -179,6 +180,13 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 		Logger:         log,
 	}
 	s.login.apply(&cfg)
+	// Every node shares the KEK, so every node tags opaque tokens alike and
+	// a restart keeps the tags of the tokens already out valid.
+	tagKey, err := token.NewTagKey(sealer.DeriveKey("opaque-token tag key v1"))
+	if err != nil {
+		return err
+	}
+	cfg.OpaqueTagKeys = []*token.TagKey{tagKey}
 	if rc != nil {
 		cfg.Fanout = rc.Fanout(issuer)
 		cfg.SharedLoginThrottle = func(scope string, t server.Throttle) server.LoginThrottle {
