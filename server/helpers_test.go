@@ -104,6 +104,13 @@ func (e *env) jwtClient() creds {
 	return e.client(server.ClientSpec{Scope: "read write", Audiences: []string{"api", "other-api"}})
 }
 
+// resourceServer is the client of a resource server for the audiences
+// of jwtClient and opaqueClient: registered for latch:introspect, it may
+// introspect their tokens (the introspection policy).
+func (e *env) resourceServer() creds {
+	return e.client(server.ClientSpec{Scope: server.ScopeIntrospect, Audiences: []string{"api", "other-api"}})
+}
+
 func (e *env) opaqueClient() creds {
 	return e.client(server.ClientSpec{Scope: "read write", Audiences: []string{"api"}, AccessTokenFormat: "opaque"})
 }

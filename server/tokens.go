@@ -294,6 +294,9 @@ const (
 	// ReasonOtherClient: a refresh token introspected by a client it was
 	// not issued to.
 	ReasonOtherClient InactiveReason = "other_client"
+	// ReasonNotPermitted: an access token introspected by a client the
+	// introspection policy (mayIntrospect) does not let see it.
+	ReasonNotPermitted InactiveReason = "not_permitted"
 )
 
 // Token formats, as Inspection.Format names them.
@@ -357,8 +360,9 @@ func (m *Tokens) Inspect(ctx context.Context, raw string) (*Inspection, error) {
 
 // examine is Inspect and the introspection endpoint's inspect. caller,
 // when not nil, is the introspecting client: a refresh token is active only
-// to its own client (nil: the admin API and userinfo, which want access
-// tokens). operator is the CLI: a refresh token is shown to it, and the
+// to its own client, an access token only to the clients mayIntrospect
+// allows (nil: the admin API and userinfo, which want access tokens and
+// check them themselves). operator is the CLI: a refresh token is shown to it, and the
 // reason of an inactive token is worked out and explained where that costs
 // more reads or strings (which the endpoint, answering {"active":false}
 // anyway, does not pay).
@@ -397,6 +401,8 @@ func (m *Tokens) look(ctx context.Context, raw string, caller *latch.Client, ope
 			x.inactive(ReasonExpired)
 		case t.Kind == latch.KindRefresh && !operator && (caller == nil || caller.ID != t.ClientID):
 			x.inactive(ReasonOtherClient)
+		case caller != nil && !mayIntrospect(caller, t.ClientID, t.Audience):
+			x.inactive(ReasonNotPermitted)
 		}
 		return x, nil
 	}
@@ -436,6 +442,10 @@ func (m *Tokens) look(ctx context.Context, raw string, caller *latch.Client, ope
 	// for opaque tokens.
 	if m.now().Unix() >= claims.ExpiresAt {
 		x.inactive(ReasonExpired)
+		return x, nil
+	}
+	if caller != nil && !mayIntrospect(caller, claims.ClientID, claims.Audience) {
+		x.inactive(ReasonNotPermitted)
 		return x, nil
 	}
 	// A JWT outlives its client's deletion only at resource servers that
