@@ -227,6 +227,13 @@ func (m *Clients) Build(spec ClientSpec) (*latch.Client, string, error) {
 	if c.AuthMethod != latch.AuthPrivateKeyJWT && len(spec.JWKS) > 0 {
 		return nil, "", bad("jwks is only for private_key_jwt clients")
 	}
+	// A fresh registration, whatever its ID: the tokens of a deleted
+	// client of the same ID stay dead (latch.Client.RegistrationID).
+	reg, err := token.NewID(m.rand())
+	if err != nil {
+		return nil, "", err
+	}
+	c.RegistrationID = reg
 	now := m.now().UTC()
 	c.CreatedAt, c.UpdatedAt = now, now
 	return c, secret, nil

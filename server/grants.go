@@ -160,6 +160,10 @@ func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form 
 		s.metrics.grants.WithLabelValues("refresh_token", "refused").Inc()
 		return invalidGrant("the refresh token was issued to another client")
 	}
+	if t.RegistrationID != c.RegistrationID {
+		// Issued to a deleted client of the same ID.
+		return invalidGrant("the refresh token is not valid, expired or revoked")
+	}
 	f, err := s.store.Family(ctx, t.FamilyID)
 	if errors.Is(err, latch.ErrNotFound) {
 		return invalidGrant("the refresh token is not valid, expired or revoked")
@@ -309,7 +313,7 @@ func (s *Server) mintGrant(h http.Header, c *latch.Client, u *latch.User, f *lat
 		if err != nil {
 			return nil, err
 		}
-		issue.Refresh = &latch.Token{Hash: token.Hash(raw), Kind: latch.KindRefresh, ID: id, ClientID: c.ID,
+		issue.Refresh = &latch.Token{Hash: token.Hash(raw), Kind: latch.KindRefresh, ID: id, ClientID: c.ID, RegistrationID: c.RegistrationID,
 			Subject: u.ID, Scope: f.Scope, Audience: f.Audience, FamilyID: f.ID, IssuedAt: now, ExpiresAt: exp}
 		resp.RefreshToken = raw
 	}
