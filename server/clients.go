@@ -66,6 +66,9 @@ type ClientView struct {
 	AccessTokenEncryptionKey json.RawMessage `json:"access_token_encryption_key,omitempty"`
 	CreatedAt                time.Time       `json:"created_at"`
 	UpdatedAt                time.Time       `json:"updated_at"`
+	// Warnings say what the registration allows that the operator may
+	// not expect; only in the answer to create.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ViewOf returns the public view of c, without any secret.
@@ -284,7 +287,21 @@ func (m *Clients) Create(ctx context.Context, spec ClientSpec) (*ClientView, err
 	}
 	v := ViewOf(c)
 	v.Secret = secret
+	v.Warnings = registrationWarnings(c)
 	return v, nil
+}
+
+// registrationWarnings says what c's registration allows that is easy to
+// grant by mistake.
+func registrationWarnings(c *latch.Client) []string {
+	var out []string
+	if slices.Contains(c.Scopes, ScopeAdmin) && (c.AllowsGrant(latch.GrantAuthorizationCode) || c.AllowsGrant(latch.GrantPassword)) {
+		out = append(out, "scope "+ScopeAdmin+" with a grant for users ("+strings.Join(c.GrantTypes, " ")+
+			"): a user who signs in through this client gets "+ScopeAdmin+" only while holding the role "+RoleAdmin+
+			" (`latch user set-roles USER --role "+RoleAdmin+"`), and then administers the server from wherever the client runs; "+
+			"prefer a client_credentials client for automation (docs/admin.md)")
+	}
+	return out
 }
 
 // RotateSecret replaces a client's secret at once and returns the new one.

@@ -254,6 +254,7 @@ func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request, form url.
 		// disabled user, as on the login page.
 		return invalidGrant("wrong username or password")
 	}
+	scope = grantableScope(u, scope)
 	now := s.now().Truncate(time.Second)
 	familyID, err := token.NewID(s.rand)
 	if err != nil {
@@ -288,6 +289,7 @@ type grant struct {
 // and an ID token when scope holds openid. Nothing is stored: the caller
 // writes g.issue with the code redemption or rotation it results from.
 func (s *Server) mintGrant(h http.Header, c *latch.Client, u *latch.User, f *latch.Family, scope []string, now time.Time, nonce string) (*grant, error) {
+	scope = grantableScope(u, scope) // the user may have lost the role since
 	at, err := s.tok.mintAccessToken(c, u.ID, scope, f.Audience, f.ID, now, s.tok.accessTokenTTL(c), userClaims(u))
 	if err != nil {
 		return nil, err
