@@ -378,10 +378,10 @@ func (m *Tokens) Inspect(ctx context.Context, raw string) (*Inspection, error) {
 // when not nil, is the introspecting client: a refresh token is active only
 // to its own client, an access token only to the clients mayIntrospect
 // allows (nil: the admin API and userinfo, which want access tokens and
-// check them themselves). operator is the CLI: a refresh token is shown to it, and the
-// reason of an inactive token is worked out and explained where that costs
-// more reads or strings (which the endpoint, answering {"active":false}
-// anyway, does not pay).
+// check them themselves). operator is the CLI: a refresh token is shown to
+// it, and the reason of an inactive token is worked out and explained where
+// that costs more reads or strings (which the endpoint, answering
+// {"active":false} anyway, does not pay).
 func (m *Tokens) examine(ctx context.Context, raw string, caller *latch.Client, operator bool) (examined, error) {
 	x, err := m.look(ctx, raw, caller, operator)
 	if err == nil && operator && !x.Active {
