@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,6 +70,14 @@ func TestIntrospect_BearerCaller_NeedsIntrospectionScopeAndAudience(t *testing.T
 	tok := e.token(owner, url.Values{"scope": {"read"}})
 	rs := e.client(server.ClientSpec{Scope: server.ScopeIntrospect + " read", Audiences: []string{"api", server.AudienceIntrospection}})
 	good := e.token(rs, url.Values{"scope": {server.ScopeIntrospect}, "audience": {server.AudienceIntrospection}})
+
+	var md struct {
+		Methods []string `json:"introspection_endpoint_auth_methods_supported"`
+	}
+	mustJSON(t, e.get("/.well-known/oauth-authorization-server", nil).Body.Bytes(), &md)
+	if !slices.Contains(md.Methods, "Bearer") || !slices.Contains(md.Methods, "client_secret_basic") || slices.Contains(md.Methods, "none") {
+		t.Errorf("introspection_endpoint_auth_methods_supported = %q, want the client methods and Bearer (RFC 8414 §2)", md.Methods)
+	}
 
 	w := e.introspectBearer(good, tok)
 	if w.Code != 200 || !strings.Contains(w.Body.String(), `"active":true`) || !strings.Contains(w.Body.String(), `"client_id":"`+owner.ID+`"`) {
