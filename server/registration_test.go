@@ -172,3 +172,29 @@ func TestDeletedClient_ReregisteredSameID_UserTokensDeadEverywhere(t *testing.T)
 		t.Errorf("refresh with a late refresh token of the deleted registration: %d %+v, want 400 invalid_grant", code, r)
 	}
 }
+
+// TestDeletedClient_ReregisteredByAnotherProcess_InactiveOnceClientCacheExpires:
+// a client deleted and registered again under the same ID by another
+// process (the CLI on the same store) leaves the deleted registration's JWT
+// inactive here as soon as the server's client cache (1 s) has let go of
+// the old registration, though the JWT stays in the verified-JWT cache.
+func TestDeletedClient_ReregisteredByAnotherProcess_InactiveOnceClientCacheExpires(t *testing.T) {
+	e := newEnv(t)
+	spec := server.ClientSpec{ID: "reborn", Scope: "read", Audiences: []string{"api"}}
+	old := e.client(spec)
+	tok := e.token(old, nil)
+	if got := e.introspect(old, tok); !strings.HasPrefix(got, `{"active":true`) {
+		t.Fatalf("before: %s", got)
+	}
+	if err := e.db.DeleteClient(context.Background(), old.ID); err != nil {
+		t.Fatal(err)
+	}
+	reborn := e.client(spec)
+	e.clock.Advance(2 * time.Second)
+	if got := e.introspect(reborn, tok); got != inactive {
+		t.Errorf("the deleted registration's JWT, introspected by the new one: %s, want exactly %s", got, inactive)
+	}
+	if got := e.introspect(reborn, e.token(reborn, nil)); !strings.HasPrefix(got, `{"active":true`) {
+		t.Errorf("the new registration's JWT: %s", got)
+	}
+}
