@@ -13,7 +13,9 @@ type ClientStore interface {
 	Client(ctx context.Context, id string) (*Client, error)
 	// Clients returns all clients ordered by ID.
 	Clients(ctx context.Context) ([]*Client, error)
-	// UpdateClient replaces the stored client c.ID; ENOTFOUND if none.
+	// UpdateClient replaces the stored client c.ID, except its
+	// RegistrationID, which only a new registration changes; ENOTFOUND if
+	// none.
 	UpdateClient(ctx context.Context, c *Client) error
 	// DeleteClient removes the client and every opaque token issued to it,
 	// appending a RevokeOpaque entry for each unexpired one in the same

@@ -20,9 +20,12 @@ type Token struct {
 	// feed, that names the token without revealing it (like a JWT's jti).
 	ID       string
 	ClientID string
-	Subject  string
-	Scope    []string
-	Audience []string
+	// RegistrationID is the Client.RegistrationID of ClientID when the
+	// token was issued: the token is active only while the client has it.
+	RegistrationID string
+	Subject        string
+	Scope          []string
+	Audience       []string
 	// FamilyID groups the refresh tokens of one grant and the access tokens
 	// they issued, so reuse of a rotated refresh token can revoke them all.
 	// Empty for tokens outside a family (client_credentials).

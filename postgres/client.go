@@ -11,8 +11,11 @@ import (
 
 const clientColumns = `id, name, secret_hash, auth_method, jwks, grant_types, scopes,
 	audiences, redirect_uris, access_token_format, access_token_ttl, refresh_token_ttl,
-	created_at, updated_at, token_fingerprint, first_party, access_token_encryption_key`
+	created_at, updated_at, token_fingerprint, first_party, access_token_encryption_key,
+	registration_id`
 
+// clientArgs are the values of clientColumns but the last,
+// registration_id, which only CreateClient writes.
 func clientArgs(c *latch.Client) []any {
 	return []any{
 		c.ID, c.Name, bytesArg(c.SecretHash), string(c.AuthMethod), bytesArg(c.JWKS),
@@ -32,7 +35,7 @@ func scanClient(row pgx.Row) (*latch.Client, error) {
 	)
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &authMethod, &c.JWKS,
 		&c.GrantTypes, &c.Scopes, &c.Audiences, &c.RedirectURIs, &format, &accessTTL, &refreshTTL,
-		&createdAt, &updatedAt, &c.TokenFingerprint, &c.FirstParty, &c.AccessTokenEncryptionKey); err != nil {
+		&createdAt, &updatedAt, &c.TokenFingerprint, &c.FirstParty, &c.AccessTokenEncryptionKey, &c.RegistrationID); err != nil {
 		return nil, err
 	}
 	c.SecretHash, c.JWKS = bytesOf(c.SecretHash), bytesOf(c.JWKS)
@@ -48,8 +51,8 @@ func scanClient(row pgx.Row) (*latch.Client, error) {
 // CreateClient stores c; ECONFLICT if c.ID exists.
 func (db *DB) CreateClient(ctx context.Context, c *latch.Client) error {
 	_, err := db.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
-		clientArgs(c)...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		append(clientArgs(c), c.RegistrationID)...)
 	if isUnique(err) {
 		return latch.Errorf(latch.ECONFLICT, "postgres: create client: client %q exists", c.ID)
 	}
@@ -93,7 +96,8 @@ func (db *DB) Clients(ctx context.Context) ([]*latch.Client, error) {
 	return cs, nil
 }
 
-// UpdateClient replaces the stored client c.ID; ENOTFOUND if none.
+// UpdateClient replaces the stored client c.ID but its registration_id;
+// ENOTFOUND if none.
 func (db *DB) UpdateClient(ctx context.Context, c *latch.Client) error {
 	tag, err := db.pool.Exec(ctx, `UPDATE clients SET
 		name = $2, secret_hash = $3, auth_method = $4, jwks = $5, grant_types = $6,

@@ -70,6 +70,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 		s.redirectToLogin(w, r, params, req.forceLogin || tooOld)
 		return nil
 	}
+	req.scope = grantableScope(user, req.scope)
 	if req.hintSubject != "" && req.hintSubject != user.ID {
 		// OIDC Core §3.1.2.1: the client asked for another user than the
 		// one signed in here. Silently, it must not get this one's code.

@@ -59,7 +59,9 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	} {
 		v, err := clients.Create(ctx, server.ClientSpec{
 			ID: c.id, GrantTypes: []string{latch.GrantClientCredentials},
-			Scope: "read write", Audiences: []string{"api"}, AccessTokenFormat: c.format,
+			// latch:introspect: bench-jwt is also the resource server of
+			// api that introspects bench-opaque's tokens.
+			Scope: "read write " + server.ScopeIntrospect, Audiences: []string{"api"}, AccessTokenFormat: c.format,
 		})
 		if err != nil {
 			b.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -24,7 +25,45 @@ var dummySecretHash = sha256.Sum256([]byte("latch: no such client"))
 
 // authenticateClient authenticates the client of an OAuth request. When
 // confidential is true, public clients (auth method none) are refused.
+// Every refusal that is a 401 carries a Basic challenge, whatever method
+// the client tried or none: RFC 7235 §3.1 requires a challenge on every
+// 401, RFC 6749 §5.2 names the one of the header the client may use.
 func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form url.Values, confidential bool) (*latch.Client, error) {
+	c, err := s.authenticateClientCredentials(ctx, r, form, confidential)
+	return c, withChallenge(err, challengeBasic)
+}
+
+// Challenges of the endpoints that authenticate clients (RFC 7617,
+// RFC 6750 §3).
+const (
+	challengeBasic  = `Basic realm="latch", charset="UTF-8"`
+	challengeBearer = `Bearer realm="latch"`
+)
+
+// withChallenge adds the challenge to err when it is a 401 oauth.Error
+// that does not carry that challenge yet; any other error is returned as
+// it is.
+func withChallenge(err error, challenge string) error {
+	var oerr *oauth.Error
+	if !errors.As(err, &oerr) || oerr.Status != http.StatusUnauthorized {
+		return err
+	}
+	scheme, _, _ := strings.Cut(challenge, " ")
+	for _, v := range oerr.Header.Values("Www-Authenticate") {
+		if s, _, _ := strings.Cut(v, " "); strings.EqualFold(s, scheme) {
+			return err
+		}
+	}
+	e := *oerr
+	e.Header = oerr.Header.Clone()
+	if e.Header == nil {
+		e.Header = http.Header{}
+	}
+	e.Header.Add("Www-Authenticate", challenge)
+	return &e
+}
+
+func (s *Server) authenticateClientCredentials(ctx context.Context, r *http.Request, form url.Values, confidential bool) (*latch.Client, error) {
 	a, oerr := oauth.ParseClientAuth(r, form)
 	if oerr != nil {
 		return nil, oerr

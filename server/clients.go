@@ -66,6 +66,9 @@ type ClientView struct {
 	AccessTokenEncryptionKey json.RawMessage `json:"access_token_encryption_key,omitempty"`
 	CreatedAt                time.Time       `json:"created_at"`
 	UpdatedAt                time.Time       `json:"updated_at"`
+	// Warnings say what the registration allows that the operator may
+	// not expect; only in the answer to create.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ViewOf returns the public view of c, without any secret.
@@ -227,6 +230,13 @@ func (m *Clients) Build(spec ClientSpec) (*latch.Client, string, error) {
 	if c.AuthMethod != latch.AuthPrivateKeyJWT && len(spec.JWKS) > 0 {
 		return nil, "", bad("jwks is only for private_key_jwt clients")
 	}
+	// A fresh registration, whatever its ID: the tokens of a deleted
+	// client of the same ID stay dead (latch.Client.RegistrationID).
+	reg, err := token.NewID(m.rand())
+	if err != nil {
+		return nil, "", err
+	}
+	c.RegistrationID = reg
 	now := m.now().UTC()
 	c.CreatedAt, c.UpdatedAt = now, now
 	return c, secret, nil
@@ -277,7 +287,21 @@ func (m *Clients) Create(ctx context.Context, spec ClientSpec) (*ClientView, err
 	}
 	v := ViewOf(c)
 	v.Secret = secret
+	v.Warnings = registrationWarnings(c)
 	return v, nil
+}
+
+// registrationWarnings says what c's registration allows that is easy to
+// grant by mistake.
+func registrationWarnings(c *latch.Client) []string {
+	var out []string
+	if slices.Contains(c.Scopes, ScopeAdmin) && (c.AllowsGrant(latch.GrantAuthorizationCode) || c.AllowsGrant(latch.GrantPassword)) {
+		out = append(out, "scope "+ScopeAdmin+" with a grant for users ("+strings.Join(c.GrantTypes, " ")+
+			"): a user who signs in through this client gets "+ScopeAdmin+" only while holding the role "+RoleAdmin+
+			" (`latch user set-roles USER --role "+RoleAdmin+"`), and then administers the server from wherever the client runs; "+
+			"prefer a client_credentials client for automation (docs/admin.md)")
+	}
+	return out
 }
 
 // RotateSecret replaces a client's secret at once and returns the new one.

@@ -42,7 +42,10 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
 		TokenEndpointAuthMethodsSupported:          append(append([]string(nil), authMethods...), string(latch.AuthNone)),
 		TokenEndpointAuthSigningAlgValuesSupported: algs,
 		RevocationEndpointAuthMethodsSupported:     append(authMethods, string(latch.AuthNone)),
-		IntrospectionEndpointAuthMethodsSupported:  authMethods,
+		// Bearer: an access token of the caller instead of client
+		// authentication (RFC 7662 §2.1; RFC 8414 §2 admits access token
+		// types here).
+		IntrospectionEndpointAuthMethodsSupported: append(append([]string(nil), authMethods...), "Bearer"),
 	}
 	// RFC 9701 responses are signed with the current signing key; a key
 	// rotation that changes the algorithm changes this too.

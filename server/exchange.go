@@ -82,7 +82,13 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.
 		return err
 	}
 	now := s.now()
-	if t == nil || t.Kind != latch.KindAccess || !t.Active(now) {
+	live := false
+	if t != nil {
+		if live, err = s.tok.ofLiveRegistration(ctx, t.ClientID, t.RegistrationID); err != nil {
+			return err
+		}
+	}
+	if t == nil || t.Kind != latch.KindAccess || !t.Active(now) || !live {
 		// One answer for unknown, expired, revoked and malformed, as
 		// introspection gives (security invariant 5).
 		return oauth.BadRequest(oauth.ErrInvalidGrant, "subject_token is not active")
@@ -139,8 +145,11 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.
 	scopeStr := strings.Join(scope, " ")
 	// The subject token's client stays client_id; the exchanging client is
 	// the actor (RFC 8693 §4.1).
-	raw, _, err := s.tok.signAccessToken(t.Subject, t.ClientID, aud, scopeStr, iat, exp,
-		map[string]any{"act": map[string]string{"sub": c.ID}})
+	extra := map[string]any{"act": map[string]string{"sub": c.ID}}
+	if t.RegistrationID != "" {
+		extra[ClaimRegistration] = t.RegistrationID
+	}
+	raw, _, err := s.tok.signAccessToken(t.Subject, t.ClientID, aud, scopeStr, iat, exp, extra)
 	if err != nil {
 		return err
 	}

@@ -257,7 +257,7 @@ func (e *env) introspectJWT(c creds, tok, accept string) *httptest.ResponseRecor
 func TestIntrospect_JWTResponse_RFC9701(t *testing.T) {
 	e := newEnv(t)
 	owner := e.opaqueClient()
-	rs := e.jwtClient() // the introspecting resource server
+	rs := e.resourceServer() // the introspecting resource server
 	opaque := e.token(owner, url.Values{"scope": {"read"}})
 
 	w := e.introspectJWT(rs, opaque, "application/json;q=0.5, application/token-introspection+jwt")

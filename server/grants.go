@@ -165,6 +165,10 @@ func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form 
 		s.metrics.grants.WithLabelValues("refresh_token", "refused").Inc()
 		return invalidGrant("the refresh token was issued to another client")
 	}
+	if t.RegistrationID != c.RegistrationID {
+		// Issued to a deleted client of the same ID.
+		return invalidGrant("the refresh token is not valid, expired or revoked")
+	}
 	f, err := s.store.Family(ctx, t.FamilyID)
 	if errors.Is(err, latch.ErrNotFound) {
 		return invalidGrant("the refresh token is not valid, expired or revoked")
@@ -258,6 +262,7 @@ func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request, form url.
 		// disabled user, as on the login page.
 		return invalidGrant("wrong username or password")
 	}
+	scope = grantableScope(u, scope)
 	now := s.now().Truncate(time.Second)
 	familyID, err := token.NewID(s.rand)
 	if err != nil {
@@ -294,6 +299,7 @@ type grant struct {
 // successor (successorOf). Nothing is stored: the caller writes g.issue
 // with the code redemption or rotation it results from.
 func (s *Server) mintGrant(h http.Header, c *latch.Client, u *latch.User, f *latch.Family, scope []string, now time.Time, nonce, parent string) (*grant, error) {
+	scope = grantableScope(u, scope) // the user may have lost the role since
 	at, err := s.tok.mintAccessToken(c, u.ID, scope, f.Audience, f.ID, now, s.tok.accessTokenTTL(c), userClaims(u))
 	if err != nil {
 		return nil, err
@@ -324,7 +330,7 @@ func (s *Server) mintGrant(h http.Header, c *latch.Client, u *latch.User, f *lat
 		if err != nil {
 			return nil, err
 		}
-		issue.Refresh = &latch.Token{Hash: token.Hash(raw), Kind: latch.KindRefresh, ID: id, ClientID: c.ID,
+		issue.Refresh = &latch.Token{Hash: token.Hash(raw), Kind: latch.KindRefresh, ID: id, ClientID: c.ID, RegistrationID: c.RegistrationID,
 			Subject: u.ID, Scope: f.Scope, Audience: f.Audience, FamilyID: f.ID, IssuedAt: now, ExpiresAt: exp}
 		resp.RefreshToken = raw
 	}

@@ -104,6 +104,24 @@ func (e *env) jwtClient() creds {
 	return e.client(server.ClientSpec{Scope: "read write", Audiences: []string{"api", "other-api"}})
 }
 
+// resourceServer is the client of a resource server for the audiences
+// of jwtClient and opaqueClient: registered for latch:introspect, it may
+// introspect their tokens (the introspection policy).
+func (e *env) resourceServer() creds {
+	return e.client(server.ClientSpec{Scope: server.ScopeIntrospect, Audiences: []string{"api", "other-api"}})
+}
+
+// registrationClaim is the claim that ties a JWT access token to c's
+// registration, for tests that sign tokens themselves.
+func (e *env) registrationClaim(c creds) map[string]any {
+	e.t.Helper()
+	cl, err := e.db.Client(context.Background(), c.ID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return map[string]any{server.ClaimRegistration: cl.RegistrationID}
+}
+
 func (e *env) opaqueClient() creds {
 	return e.client(server.ClientSpec{Scope: "read write", Audiences: []string{"api"}, AccessTokenFormat: "opaque"})
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,15 +21,30 @@ import (
 	"github.com/latch-auth/latch/token"
 )
 
-// introspect implements RFC 7662 §2. The caller must authenticate as a
-// confidential client and is rate-limited per client (security invariant 5).
+// ScopeIntrospect is the scope a client must be registered for to
+// introspect the access tokens of other clients: those with an audience
+// among its own registered audiences (mayIntrospect).
+const ScopeIntrospect = "latch:introspect"
+
+// AudienceIntrospection is the audience an access token needs to serve as
+// the caller's credential at the introspection endpoint (RFC 7662 §2.1's
+// bearer alternative). As for the admin API, a token minted for an API,
+// even with the latch:introspect scope, must not be usable here by the API
+// that received it.
+const AudienceIntrospection = "urn:latch:introspect"
+
+// introspect implements RFC 7662 §2. The caller authenticates as a
+// confidential client or with an access token for this endpoint, and is
+// rate-limited per client (security invariant 5). It learns about a token
+// only when mayIntrospect allows it; any other token is {"active":false}
+// (§2.2).
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	form, oerr := oauth.ParseForm(w, r, s.cfg.MaxBodyBytes)
 	if oerr != nil {
 		return oerr
 	}
 	ctx := r.Context()
-	c, err := s.authenticateClient(ctx, r, form, true)
+	c, err := s.introspectionCaller(ctx, r, form)
 	if err != nil {
 		return err
 	}
@@ -53,6 +70,81 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	}
 	oauth.WriteJSON(w, http.StatusOK, resp)
 	return nil
+}
+
+// introspectionCaller authenticates the caller of the introspection
+// endpoint (RFC 7662 §2.1): a confidential client by its credentials, or
+// by "Authorization: Bearer" with an active access token of its own (sub
+// is the client: a client_credentials token, never a user's) that has the
+// audience AudienceIntrospection and the scope ScopeIntrospect. Every 401
+// names both schemes (RFC 7235 §3.1).
+func (s *Server) introspectionCaller(ctx context.Context, r *http.Request, form url.Values) (*latch.Client, error) {
+	scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		c, err := s.authenticateClient(ctx, r, form, true)
+		return c, withChallenge(err, challengeBearer)
+	}
+	refuse := func(status int, code, description string) error {
+		e := &oauth.Error{Code: code, Description: description, Status: status, Header: http.Header{
+			"Www-Authenticate": {challengeBearer + `, error="` + code + `", error_description="` + description + `"`}}}
+		return withChallenge(e, challengeBasic)
+	}
+	raw, ok := bearer(r)
+	if !ok {
+		return nil, refuse(http.StatusBadRequest, oauth.ErrInvalidRequest, "use one Authorization: Bearer <token> header")
+	}
+	if form.Has("client_secret") || form.Has("client_assertion") {
+		return nil, refuse(http.StatusBadRequest, oauth.ErrInvalidRequest, "authenticate with an access token or with client credentials, not both")
+	}
+	x, err := s.tok.examine(ctx, raw, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	if !x.Active || x.TokenType != "Bearer" {
+		return nil, refuse(http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is not active")
+	}
+	if !slices.Contains(x.Aud, AudienceIntrospection) {
+		return nil, refuse(http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is not for the introspection endpoint: request it with audience "+AudienceIntrospection)
+	}
+	if x.Sub != x.ClientID {
+		return nil, refuse(http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token speaks for a user; introspect with a client_credentials token of the client")
+	}
+	if !slices.Contains(strings.Fields(x.Scope), ScopeIntrospect) {
+		return nil, refuse(http.StatusForbidden, oauth.ErrInsufficientScope, "the access token lacks scope "+ScopeIntrospect)
+	}
+	c, err := s.clients.Client(ctx, x.ClientID)
+	if errors.Is(err, latch.ErrNotFound) {
+		return nil, refuse(http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is not active")
+	} else if err != nil {
+		return nil, err
+	}
+	if c.AuthMethod == latch.AuthNone {
+		return nil, refuse(http.StatusUnauthorized, oauth.ErrInvalidToken, "public clients may not use this endpoint")
+	}
+	return c, nil
+}
+
+// mayIntrospect is the introspection policy: whether caller may learn
+// that a token issued to clientID for the audiences aud is active, and
+// its claims (RFC 7662 §2.2 and §4: the server decides which tokens a
+// caller may introspect). It may when it is the token's own client, or
+// when it is registered for ScopeIntrospect and one of the token's
+// audiences is among its registered audiences: it is a resource server of
+// that audience, as token exchange asks of a gateway (exchange.go). Any
+// other client learns nothing, not even that the token exists.
+func mayIntrospect(caller *latch.Client, clientID string, aud []string) bool {
+	if caller.ID == clientID {
+		return true
+	}
+	if !slices.Contains(caller.Scopes, ScopeIntrospect) {
+		return false
+	}
+	for _, a := range aud {
+		if slices.Contains(caller.Audiences, a) {
+			return true
+		}
+	}
+	return false
 }
 
 // MediaTypeIntrospectionJWT is the media type of RFC 9701 §4 requests and

@@ -206,7 +206,7 @@ func TestInvariant2_TypChecked_IDTokenNotAnAccessToken(t *testing.T) {
 	}
 	now := e.clock.Now()
 	claims := &token.Claims{Issuer: testIssuer, Subject: c.ID, Audience: token.Audience{"api"}, ExpiresAt: now.Add(time.Minute).Unix(),
-		IssuedAt: now.Unix(), ID: "jti-1", ClientID: c.ID, Scope: "read"}
+		IssuedAt: now.Unix(), ID: "jti-1", ClientID: c.ID, Scope: "read", Extra: e.registrationClaim(c)}
 	at, err := signer.Sign("at+jwt", claims)
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +235,7 @@ func TestInvariant3_TimeAndIssuerClaimsChecked(t *testing.T) {
 	now := e.clock.Now()
 	base := func() *token.Claims {
 		return &token.Claims{Issuer: testIssuer, Subject: c.ID, Audience: token.Audience{"api"}, ExpiresAt: now.Add(time.Minute).Unix(),
-			IssuedAt: now.Unix(), ID: "j", ClientID: c.ID}
+			IssuedAt: now.Unix(), ID: "j", ClientID: c.ID, Extra: e.registrationClaim(c)}
 	}
 	cases := map[string]func(*token.Claims){
 		"expired beyond leeway":     func(cl *token.Claims) { cl.ExpiresAt = now.Add(-time.Minute).Unix() },

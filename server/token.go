@@ -13,6 +13,7 @@ import (
 
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/oauth"
+	"github.com/latch-auth/latch/token"
 )
 
 // TypeAccessToken is the JWT typ of access tokens (RFC 9068 §2.1).
@@ -85,6 +86,20 @@ const FingerprintCookie = "__Host-latch_fgp"
 // ClaimFingerprint is the claim holding the lowercase hex SHA-256 of the
 // fingerprint cookie's value.
 const ClaimFingerprint = "fgp"
+
+// ClaimRegistration is the private claim (RFC 7519 §4.3) of a JWT access
+// token that holds the RegistrationID of its client: the token is active
+// here only while the client with its client_id is that registration, so
+// that deleting a client and registering another under the same ID does
+// not bring the deleted one's tokens back. Absent for clients without one.
+const ClaimRegistration = "latch_reg"
+
+// registrationOf returns the registration a JWT's claims name; "" when
+// they name none.
+func registrationOf(c *token.Claims) string {
+	s, _ := c.Extra[ClaimRegistration].(string)
+	return s
+}
 
 // fingerprint returns a Set-Cookie value with 256 fresh random bits from
 // r, base64url, and the hex SHA-256 of that cookie value for the fgp claim

@@ -79,7 +79,7 @@ func (e *env) eventuallyInactive(rs creds, tok string, within time.Duration) tim
 func TestTokenCache_RevokedThroughServer_InactiveAtOnce(t *testing.T) {
 	e := newEnv(t)
 	e.run()
-	owner, rs := e.opaqueClient(), e.jwtClient()
+	owner, rs := e.opaqueClient(), e.resourceServer()
 	tok := e.cachedOpaque(owner, rs)
 
 	if w := e.do("/oauth2/revoke", owner, url.Values{"token": {tok}}); w.Code != 200 {
@@ -96,7 +96,7 @@ func TestTokenCache_RevokedThroughServer_InactiveAtOnce(t *testing.T) {
 func TestTokenCache_DeletedClientThroughAdmin_InactiveAtOnce(t *testing.T) {
 	e := newEnv(t)
 	e.run()
-	owner, rs := e.opaqueClient(), e.jwtClient()
+	owner, rs := e.opaqueClient(), e.resourceServer()
 	tok := e.cachedOpaque(owner, rs)
 
 	admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{server.AudienceAdmin}})
@@ -161,7 +161,7 @@ func TestTokenCache_FamilyRevokedThroughServer_InactiveAtOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			e.run()
-			web, rs := e.webClient(opaqueWeb), e.jwtClient()
+			web, rs := e.webClient(opaqueWeb), e.resourceServer()
 			access := tc.run(e, web, rs, e.alice())
 			if !strings.HasPrefix(access, "lt_at_") {
 				t.Fatalf("access token %q is not opaque", access)
@@ -191,7 +191,7 @@ func TestTokenCache_DeletedByAnotherProcess_InactiveWithinAPollOfTheLog(t *testi
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			e.run()
-			owner, rs := e.opaqueClient(), e.jwtClient()
+			owner, rs := e.opaqueClient(), e.resourceServer()
 			tok := e.cachedOpaque(owner, rs)
 			if err := tc.delete(e, owner, tok); err != nil {
 				t.Fatal(err)
@@ -207,7 +207,7 @@ func TestTokenCache_DeletedByAnotherProcess_InactiveWithinAPollOfTheLog(t *testi
 func TestTokenCache_FeedStopped_CacheBypassed(t *testing.T) {
 	e := newEnv(t)
 	stop := e.run()
-	owner, rs := e.opaqueClient(), e.jwtClient()
+	owner, rs := e.opaqueClient(), e.resourceServer()
 	tok := e.cachedOpaque(owner, rs)
 
 	stop()
@@ -224,7 +224,7 @@ func TestTokenCache_FeedStopped_CacheBypassed(t *testing.T) {
 func TestTokenCache_Disabled_EveryIntrospectionReadsTheStore(t *testing.T) {
 	e := newEnv(t, withTokenCacheSize(-1))
 	e.run()
-	owner, rs := e.opaqueClient(), e.jwtClient()
+	owner, rs := e.opaqueClient(), e.resourceServer()
 	tok := e.token(owner, nil)
 	e.introspect(rs, tok)
 	if err := e.db.Revoke(context.Background(), &latch.Revocation{Kind: latch.RevokeOpaque,

@@ -136,6 +136,21 @@ func (m *Tokens) client(ctx context.Context, id string) (*latch.Client, error) {
 	return m.Store.Client(ctx, id)
 }
 
+// ofLiveRegistration reports whether the client clientID is registered,
+// as the registration a token of it names: false for a deleted client,
+// and for one deleted and registered again under the same ID (its
+// RegistrationID is new). Every check of a token's client goes through it,
+// cached or not: the token caches hold tokens, never this answer.
+func (m *Tokens) ofLiveRegistration(ctx context.Context, clientID, registration string) (bool, error) {
+	c, err := m.client(ctx, clientID)
+	if errors.Is(err, latch.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return c.RegistrationID == registration, nil
+}
+
 // findOpaque returns the stored token raw names, or nil when raw is
 // malformed (refused by its checksum without a store lookup), unknown, or
 // stored under another kind than its prefix says. Only a failing store is an
@@ -290,7 +305,8 @@ const (
 	// ReasonRefused: a JWT refused before its signature was checked: an
 	// algorithm or header parameter latch never accepts (alg none, jwk...).
 	ReasonRefused InactiveReason = "refused"
-	// ReasonClientDeleted: a JWT of a client that no longer exists.
+	// ReasonClientDeleted: a token of a client that no longer exists, or
+	// of a deleted registration of a client ID registered again.
 	ReasonClientDeleted InactiveReason = "client_deleted"
 	// ReasonEncrypted: a JWT encrypted to a resource server (a JWE), which
 	// this server cannot read.
@@ -298,6 +314,9 @@ const (
 	// ReasonOtherClient: a refresh token introspected by a client it was
 	// not issued to.
 	ReasonOtherClient InactiveReason = "other_client"
+	// ReasonNotPermitted: an access token introspected by a client the
+	// introspection policy (mayIntrospect) does not let see it.
+	ReasonNotPermitted InactiveReason = "not_permitted"
 )
 
 // Token formats, as Inspection.Format names them.
@@ -361,11 +380,12 @@ func (m *Tokens) Inspect(ctx context.Context, raw string) (*Inspection, error) {
 
 // examine is Inspect and the introspection endpoint's inspect. caller,
 // when not nil, is the introspecting client: a refresh token is active only
-// to its own client (nil: the admin API and userinfo, which want access
-// tokens). operator is the CLI: a refresh token is shown to it, and the
-// reason of an inactive token is worked out and explained where that costs
-// more reads or strings (which the endpoint, answering {"active":false}
-// anyway, does not pay).
+// to its own client, an access token only to the clients mayIntrospect
+// allows (nil: the admin API and userinfo, which want access tokens and
+// check them themselves). operator is the CLI: a refresh token is shown to
+// it, and the reason of an inactive token is worked out and explained where
+// that costs more reads or strings (which the endpoint, answering
+// {"active":false} anyway, does not pay).
 func (m *Tokens) examine(ctx context.Context, raw string, caller *latch.Client, operator bool) (examined, error) {
 	x, err := m.look(ctx, raw, caller, operator)
 	if err == nil && operator && !x.Active {
@@ -386,6 +406,13 @@ func (m *Tokens) look(ctx context.Context, raw string, caller *latch.Client, ope
 		if t == nil {
 			return x, m.whyNotFound(ctx, &x, raw, operator)
 		}
+		// Deleting a client deletes its opaque tokens; this catches one
+		// stored by a request that authenticated the client just before
+		// it was deleted and registered again.
+		live, err := m.ofLiveRegistration(ctx, t.ClientID, t.RegistrationID)
+		if err != nil {
+			return x, err
+		}
 		x.record = t
 		x.FamilyID = t.FamilyID
 		x.Introspection = oauth.Introspection{
@@ -399,8 +426,12 @@ func (m *Tokens) look(ctx context.Context, raw string, caller *latch.Client, ope
 		switch {
 		case !t.Active(m.now()):
 			x.inactive(ReasonExpired)
+		case !live:
+			x.inactive(ReasonClientDeleted)
 		case t.Kind == latch.KindRefresh && !operator && (caller == nil || caller.ID != t.ClientID):
 			x.inactive(ReasonOtherClient)
+		case caller != nil && !mayIntrospect(caller, t.ClientID, t.Audience):
+			x.inactive(ReasonNotPermitted)
 		}
 		return x, nil
 	}
@@ -442,13 +473,18 @@ func (m *Tokens) look(ctx context.Context, raw string, caller *latch.Client, ope
 		x.inactive(ReasonExpired)
 		return x, nil
 	}
+	if caller != nil && !mayIntrospect(caller, claims.ClientID, claims.Audience) {
+		x.inactive(ReasonNotPermitted)
+		return x, nil
+	}
 	// A JWT outlives its client's deletion only at resource servers that
-	// verify it locally; here, where the deletion is known, it is inactive.
-	if _, err := m.client(ctx, claims.ClientID); errors.Is(err, latch.ErrNotFound) {
+	// verify it locally; here, where the deletion is known, it is
+	// inactive, also once another client is registered under its ID.
+	if live, err := m.ofLiveRegistration(ctx, claims.ClientID, registrationOf(claims)); err != nil {
+		return x, err
+	} else if !live {
 		x.inactive(ReasonClientDeleted)
 		return x, nil
-	} else if err != nil {
-		return x, err
 	}
 	revoked, err := m.Store.IsRevoked(ctx, claims.Issuer, claims.ID)
 	if err != nil {
@@ -492,7 +528,7 @@ func (m *Tokens) explain(x *examined, raw string) string {
 	case ReasonEncrypted:
 		return "an access token encrypted to a resource server (JWE): only the resource server's private key reads it, so this server cannot tell whether it is active"
 	case ReasonClientDeleted:
-		return "its client " + quote(x.ClientID) + " was deleted; resource servers that verify JWTs locally still accept it until it expires unless it is revoked"
+		return "its client " + quote(x.ClientID) + " was deleted (a client registered again under that ID does not revive it); resource servers that verify JWTs locally still accept it until it expires unless it is revoked"
 	case ReasonUnknown:
 		return "this store holds no such token: it was never issued here (another deployment, data directory or database?), or it expired and was purged"
 	case ReasonRevoked:
@@ -834,7 +870,7 @@ func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []s
 		if err != nil {
 			return accessToken{}, err
 		}
-		at.issue.Access = &latch.Token{Hash: token.Hash(raw), Kind: latch.KindAccess, ID: jti, ClientID: c.ID, Subject: subject,
+		at.issue.Access = &latch.Token{Hash: token.Hash(raw), Kind: latch.KindAccess, ID: jti, ClientID: c.ID, RegistrationID: c.RegistrationID, Subject: subject,
 			Scope: scope, Audience: aud, FamilyID: familyID, IssuedAt: now, ExpiresAt: exp}
 		at.resp.AccessToken = raw
 		at.format = latch.FormatOpaque
@@ -850,6 +886,12 @@ func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []s
 		}
 		extra[ClaimFingerprint] = fgp
 		at.cookie = cookie
+	}
+	if c.RegistrationID != "" {
+		if extra == nil {
+			extra = map[string]any{}
+		}
+		extra[ClaimRegistration] = c.RegistrationID
 	}
 	if len(extra) == 0 {
 		extra = nil

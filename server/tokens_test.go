@@ -61,7 +61,7 @@ func logLen(tb testing.TB, e *env) int {
 
 func TestTokens_Issue_IsAClientCredentialsToken(t *testing.T) {
 	e := newEnv(t)
-	rs := e.jwtClient() // introspects
+	rs := e.resourceServer() // introspects
 	for _, format := range []string{"jwt", "opaque"} {
 		t.Run(format, func(t *testing.T) {
 			c := e.client(server.ClientSpec{Scope: "read write", Audiences: []string{"api", "other-api"}, AccessTokenFormat: format})
@@ -203,7 +203,7 @@ func TestTokens_Issue_FingerprintAndEncryptionAsRegistered(t *testing.T) {
 func TestTokens_Inspect_SaysWhyInactive(t *testing.T) {
 	e := newEnv(t)
 	m := e.tokens()
-	jc, oc := e.jwtClient(), e.opaqueClient()
+	jc, oc, rs := e.jwtClient(), e.opaqueClient(), e.resourceServer()
 	web := e.webClient(func(s *server.ClientSpec) { s.AccessTokenFormat = "opaque" })
 	code, _ := e.newCode(web, e.alice())
 	_, grant := e.redeem(web, code)
@@ -260,7 +260,7 @@ func TestTokens_Inspect_SaysWhyInactive(t *testing.T) {
 		if b, _ := json.Marshal(in.Answer()); !active && string(b) != inactive {
 			t.Errorf("%s: Answer() = %s, want %s", name, b, inactive)
 		}
-		if got := e.introspect(jc, raw); active != strings.HasPrefix(got, `{"active":true`) || !active && got != inactive {
+		if got := e.introspect(rs, raw); active != strings.HasPrefix(got, `{"active":true`) || !active && got != inactive {
 			t.Errorf("%s: the endpoint answers %s", name, got)
 		}
 	}
@@ -438,7 +438,7 @@ func TestTokens_Revoke_ReachesARunningServersTokenCache(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go e.srv.Run(ctx)
-	oc, rs := e.opaqueClient(), e.jwtClient()
+	oc, rs := e.opaqueClient(), e.resourceServer()
 	tok := e.cachedOpaque(oc, rs)
 	other := &server.Tokens{Store: e.db, Keys: e.keys}
 	if r, err := other.Revoke(ctx, tok); err != nil || r.AlreadyRevoked {

@@ -11,10 +11,13 @@ import (
 
 const clientColumns = `id, name, secret_hash, auth_method, jwks, grant_types, scopes,
 	audiences, redirect_uris, access_token_format, access_token_ttl, refresh_token_ttl,
-	created_at, updated_at, token_fingerprint, first_party, access_token_encryption_key`
+	created_at, updated_at, token_fingerprint, first_party, access_token_encryption_key,
+	registration_id`
 
 const selectClient = `SELECT ` + clientColumns + ` FROM clients WHERE id = ?`
 
+// clientArgs are the values of clientColumns but the last,
+// registration_id, which only CreateClient writes.
 func clientArgs(c *latch.Client) []any {
 	return []any{
 		c.ID, c.Name, bytesArg(c.SecretHash), string(c.AuthMethod), bytesArg(c.JWKS),
@@ -44,7 +47,7 @@ func scanClient(row interface{ Scan(...any) error }) (*latch.Client, error) {
 	)
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &authMethod, &c.JWKS,
 		&grants, &scopes, &auds, &redirects, &format, &accessTTL, &refreshTTL,
-		&createdAt, &updatedAt, &fingerprint, &firstParty, &c.AccessTokenEncryptionKey); err != nil {
+		&createdAt, &updatedAt, &fingerprint, &firstParty, &c.AccessTokenEncryptionKey, &c.RegistrationID); err != nil {
 		return nil, err
 	}
 	c.SecretHash, c.JWKS = bytesOf(c.SecretHash), bytesOf(c.JWKS)
@@ -71,8 +74,8 @@ func (db *DB) CreateClient(ctx context.Context, c *latch.Client) error {
 		return err
 	}
 	_, err := db.writer.ExecContext(ctx,
-		`INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		clientArgs(c)...)
+		`INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		append(clientArgs(c), c.RegistrationID)...)
 	if isUnique(err) {
 		return latch.Errorf(latch.ECONFLICT, "sqlite: create client: client %q exists", c.ID)
 	}
@@ -122,7 +125,8 @@ func (db *DB) Clients(ctx context.Context) ([]*latch.Client, error) {
 	return cs, nil
 }
 
-// UpdateClient replaces the stored client c.ID; ENOTFOUND if none.
+// UpdateClient replaces the stored client c.ID but its registration_id;
+// ENOTFOUND if none.
 func (db *DB) UpdateClient(ctx context.Context, c *latch.Client) error {
 	if _, err := db.ready(ctx); err != nil {
 		return err

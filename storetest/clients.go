@@ -17,6 +17,7 @@ var clientTests = []test{
 	{"List_OrderedByID", testClientsOrdered},
 	{"Update_ReplacesEveryField", testClientUpdate},
 	{"Update_Missing_IsNotFound", testClientUpdateMissing},
+	{"Update_KeepsRegistrationID", testClientUpdateKeepsRegistration},
 	{"Delete_RemovesClient", testClientDelete},
 	{"Delete_Missing_IsNotFound", testClientDeleteMissing},
 	{"Delete_RemovesItsOpaqueTokensOnly", testClientDeleteTokens},
@@ -109,6 +110,7 @@ func testClientUpdate(t *testing.T, s latch.Store) {
 	mustCreateClient(t, s, newClient("app"))
 	want := &latch.Client{
 		ID:                "app",
+		RegistrationID:    "reg-app", // kept: see testClientUpdateKeepsRegistration
 		Name:              "renamed",
 		AuthMethod:        latch.AuthPrivateKeyJWT,
 		JWKS:              []byte(`{"keys":[]}`),
@@ -130,6 +132,23 @@ func testClientUpdate(t *testing.T, s latch.Store) {
 		t.Fatalf("UpdateClient: %v", err)
 	}
 	checkClient(t, newClient("app"), mustClient(t, s, "app"))
+}
+
+// testClientUpdateKeepsRegistrationID: only a new registration changes
+// RegistrationID, so an update (rotate-secret, a change of scopes) never
+// revives or kills the client's tokens by accident.
+func testClientUpdateKeepsRegistration(t *testing.T, s latch.Store) {
+	mustCreateClient(t, s, newClient("app"))
+	c := newClient("app")
+	c.Name = "renamed"
+	c.RegistrationID = "another"
+	if err := s.UpdateClient(ctx(t), c); err != nil {
+		t.Fatalf("UpdateClient: %v", err)
+	}
+	got := mustClient(t, s, "app")
+	if got.Name != "renamed" || got.RegistrationID != "reg-app" {
+		t.Errorf("after an update with RegistrationID %q: Name %q, RegistrationID %q; want renamed, reg-app", c.RegistrationID, got.Name, got.RegistrationID)
+	}
 }
 
 func testClientUpdateMissing(t *testing.T, s latch.Store) {

@@ -82,14 +82,15 @@ func sum(s string) []byte {
 
 func newClient(id string) *latch.Client {
 	return &latch.Client{
-		ID:         id,
-		Name:       "Client " + id,
-		SecretHash: sum("secret of " + id),
-		AuthMethod: latch.AuthSecretBasic,
-		JWKS:       []byte(`{"keys":[{"kty":"EC","crv":"P-256"}]}`),
-		GrantTypes: []string{latch.GrantClientCredentials, latch.GrantRefreshToken, latch.GrantTokenExchange},
-		Scopes:     []string{"read", "write", "ünïcødé", `quote"and\backslash`},
-		Audiences:  []string{"https://api.example.com", "urn:example:other"},
+		ID:             id,
+		Name:           "Client " + id,
+		RegistrationID: "reg-" + id,
+		SecretHash:     sum("secret of " + id),
+		AuthMethod:     latch.AuthSecretBasic,
+		JWKS:           []byte(`{"keys":[{"kty":"EC","crv":"P-256"}]}`),
+		GrantTypes:     []string{latch.GrantClientCredentials, latch.GrantRefreshToken, latch.GrantTokenExchange},
+		Scopes:         []string{"read", "write", "ünïcødé", `quote"and\backslash`},
+		Audiences:      []string{"https://api.example.com", "urn:example:other"},
 		RedirectURIs: []string{
 			"https://app.example.com/callback?a=1&b=2",
 			"http://127.0.0.1:8080/cb",
@@ -292,6 +293,7 @@ func checkClient(tb testing.TB, want, got *latch.Client) {
 	var d diff
 	d.str("ID", want.ID, got.ID)
 	d.str("Name", want.Name, got.Name)
+	d.str("RegistrationID", want.RegistrationID, got.RegistrationID)
 	d.bytes("SecretHash", want.SecretHash, got.SecretHash)
 	d.str("AuthMethod", string(want.AuthMethod), string(got.AuthMethod))
 	d.bytes("JWKS", want.JWKS, got.JWKS)
@@ -317,6 +319,7 @@ func checkToken(tb testing.TB, want, got *latch.Token) {
 	d.str("Kind", string(want.Kind), string(got.Kind))
 	d.str("ID", want.ID, got.ID)
 	d.str("ClientID", want.ClientID, got.ClientID)
+	d.str("RegistrationID", want.RegistrationID, got.RegistrationID)
 	d.str("Subject", want.Subject, got.Subject)
 	d.list("Scope", want.Scope, got.Scope)
 	d.list("Audience", want.Audience, got.Audience)

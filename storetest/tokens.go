@@ -18,6 +18,7 @@ var tokenTests = []test{
 func testTokenRoundTrip(t *testing.T, s latch.Store) {
 	mustCreateClient(t, s, newClient("app"))
 	access := newToken("app", "at")
+	access.RegistrationID = "reg-app"
 	refresh := newToken("app", "rt")
 	refresh.Kind = latch.KindRefresh
 	refresh.ExpiresAt = base.Add(30 * 24 * time.Hour)

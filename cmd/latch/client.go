@@ -56,6 +56,9 @@ func clientCreateCmd(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				for _, w := range v.Warnings {
+					fmt.Fprintln(e.stderr, "latch: warning: "+w)
+				}
 				if c.json {
 					return printJSON(e, v)
 				}

@@ -259,10 +259,12 @@ func ensureDevClient(ctx context.Context, e *env, store latch.ClientStore, issue
 	v, err := (&server.Clients{Store: store}).Create(ctx, server.ClientSpec{
 		ID: id, Name: "development client (created by --dev)",
 		GrantTypes: []string{latch.GrantClientCredentials},
-		Scope:      "read write " + server.ScopeAdmin,
+		Scope:      "read write " + server.ScopeAdmin + " " + server.ScopeIntrospect,
 		// dev-api is the default audience; the admin API needs its own,
-		// requested explicitly (docs/admin.md).
-		Audiences: []string{"dev-api", server.AudienceAdmin},
+		// requested explicitly (docs/admin.md). With latch:introspect and
+		// api, dev is also the resource server of the tour's API: it may
+		// introspect the tokens other clients get for api.
+		Audiences: []string{"dev-api", "api", server.AudienceAdmin},
 	})
 	if err != nil {
 		return err

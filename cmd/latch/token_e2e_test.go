@@ -235,7 +235,7 @@ func TestTokenCLI_Issue_TheServerIntrospectsIt(t *testing.T) {
 		if strings.ContainsAny(tok, " \n") || (format == "opaque") != strings.HasPrefix(tok, "lt_at_") {
 			t.Fatalf("%s: issue printed %q, want the token alone", format, out)
 		}
-		got := introspect(t, c.p, dev, tok)
+		got := introspect(t, c.p, cl, tok) // its own client: aud other is no audience of dev's
 		if got["active"] != true || got["client_id"] != cl.ID || got["scope"] != "read" || got["iss"] != c.p.Issuer {
 			t.Errorf("%s: the server introspects the CLI's token as %v", format, got)
 		}

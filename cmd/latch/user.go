@@ -137,7 +137,7 @@ func userCreateCmd(e *env) *cobra.Command {
 	addCommon(cmd, e, &c, true)
 	addPasswordFlags(cmd, &pf)
 	f := cmd.Flags()
-	f.StringSliceVar(&spec.Roles, "role", nil, "roles, which become claims (repeat or comma-separate)")
+	f.StringSliceVar(&spec.Roles, "role", nil, "roles, which become claims (repeat or comma-separate); latch:admin lets the user's tokens use the admin API")
 	f.StringSliceVar(&spec.Groups, "group", nil, "groups, which become claims (repeat or comma-separate)")
 	f.BoolVar(&spec.Disabled, "disabled", false, "create the user disabled (cannot log in until `latch user enable`)")
 	f.BoolVar(&fromStdin, "password-stdin", false, "read the password from stdin (one line), even on a terminal")
@@ -301,7 +301,7 @@ login sessions end, so the next login carries the new claims.`,
 		},
 	}
 	addCommon(cmd, e, &c, true)
-	cmd.Flags().StringSliceVar(&roles, "role", nil, "the user's roles (repeat or comma-separate)")
+	cmd.Flags().StringSliceVar(&roles, "role", nil, "the user's roles (repeat or comma-separate); latch:admin lets the user's tokens use the admin API")
 	cmd.Flags().StringSliceVar(&groups, "group", nil, "the user's groups (repeat or comma-separate)")
 	return cmd
 }

@@ -45,17 +45,19 @@ import (
 )
 
 type options struct {
-	dataDir   string
-	n         int
-	clientID  string
-	ttl       time.Duration
-	scope     string
-	audience  string
-	method    string
-	batch     int
-	workers   int
-	sample    int
-	sampleOut string
+	dataDir  string
+	n        int
+	clientID string
+	// registrationID is the client's, read from the store.
+	registrationID string
+	ttl            time.Duration
+	scope          string
+	audience       string
+	method         string
+	batch          int
+	workers        int
+	sample         int
+	sampleOut      string
 }
 
 func main() {
@@ -107,9 +109,13 @@ func run(ctx context.Context, o options) error {
 	if err := db.Ping(ctx); err != nil {
 		return err
 	}
-	if _, err := db.Client(ctx, o.clientID); err != nil {
+	c, err := db.Client(ctx, o.clientID)
+	if err != nil {
 		return fmt.Errorf("client %q: %w", o.clientID, err)
 	}
+	// The tokens belong to the client's current registration, or the
+	// server would take them for a deleted client's.
+	o.registrationID = c.RegistrationID
 
 	now := time.Now().Truncate(time.Second)
 	exp := now.Add(o.ttl)
@@ -159,7 +165,7 @@ func run(ctx context.Context, o options) error {
 					_, r, err := newToken(i)
 					if err == nil {
 						err = db.CreateToken(ctx, &latch.Token{Hash: r.hash, Kind: latch.KindAccess, ID: r.id,
-							ClientID: o.clientID, Subject: o.clientID, Scope: scope, Audience: aud, IssuedAt: now, ExpiresAt: exp})
+							ClientID: o.clientID, RegistrationID: o.registrationID, Subject: o.clientID, Scope: scope, Audience: aud, IssuedAt: now, ExpiresAt: exp})
 					}
 					if err != nil {
 						errc <- err
@@ -282,14 +288,14 @@ func insertSQL(ctx context.Context, path string, o options, now, exp time.Time, 
 			return err
 		}
 		st, err := tx.PrepareContext(ctx, `INSERT INTO tokens (hash, kind, id, client_id, subject, scope,
-			audience, family_id, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)`)
+			audience, family_id, issued_at, expires_at, registration_id) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)`)
 		if err != nil {
 			tx.Rollback()
 			return err
 		}
 		for _, r := range rows {
 			if _, err := st.ExecContext(ctx, r.hash, string(latch.KindAccess), r.id, o.clientID, o.clientID,
-				string(scopeJSON), string(audJSON), issuedAt, expiresAt); err != nil {
+				string(scopeJSON), string(audJSON), issuedAt, expiresAt, o.registrationID); err != nil {
 				tx.Rollback()
 				return fmt.Errorf("insert: %w", err)
 			}
