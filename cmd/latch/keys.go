@@ -49,11 +49,16 @@ func openKeys(cmd *cobra.Command, e *env, c *common, k *keysFlags) (store, *keys
 	if err != nil {
 		return nil, nil, err
 	}
+	// The missing database is the first thing to fix: without it, the
+	// key-encryption key's absence would be reported instead.
+	if err := c.checkDataDir(existing); err != nil {
+		return nil, nil, err
+	}
 	sealer, err := loadSealer(e, c, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := openStore(cmd.Context(), c)
+	db, err := openStore(cmd.Context(), c, existing)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -142,7 +142,11 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 		}
 		defer rc.Close()
 	}
-	db, err := openStore(ctx, &s.common)
+	mode := database
+	if s.dev {
+		mode = directory
+	}
+	db, err := openStore(ctx, &s.common, mode)
 	if err != nil {
 		return err
 	}

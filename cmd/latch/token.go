@@ -59,7 +59,7 @@ func addTokenFlags(cmd *cobra.Command, e *env, t *tokenFlags, issuerHelp string)
 func (t *tokenFlags) open(cmd *cobra.Command, e *env, needKeys bool) (store, *server.Tokens, error) {
 	m := &server.Tokens{Issuer: t.issuer, MaxAccessTokenTTL: t.keys.maxTokenTTL}
 	if !needKeys {
-		db, err := openStore(cmd.Context(), &t.common)
+		db, err := openStore(cmd.Context(), &t.common, existing)
 		if err != nil {
 			return nil, nil, err
 		}
