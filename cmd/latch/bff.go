@@ -38,7 +38,7 @@ type bffFlags struct {
 	dataDir          string
 	redisURL         string
 	keyFile          string
-	scopes           []string
+	scopes           scopeList
 	audience         string
 	apiPrefix        string
 	sessionIdle      time.Duration
@@ -107,7 +107,7 @@ docs/bff.md.`,
 	f.StringVar(&g.dataDir, "data-dir", "./.latch", "directory of the BFF's SQLite database (bff.db) and default key file (bff.key)")
 	f.StringVar(&g.redisURL, "redis-url", "", "keep sessions in Redis (redis://host:port/db) instead of SQLite, for several BFF nodes")
 	f.StringVar(&g.keyFile, "key-file", "", "file holding the base64 AES-256 key that seals tokens at rest (mode 0600); default DATA_DIR/bff.key, generated when absent (with SQLite only: Redis nodes must share one key)")
-	f.StringSliceVar(&g.scopes, "scope", nil, "scopes to request at login (repeat or comma-separate; openid is always added; default openid,profile); include the scopes the API needs, e.g. --scope openid,profile,read")
+	f.Var(&g.scopes, "scope", scopeFlagHelp("scopes to request at login")+`; openid is always added; default "openid profile"; include the scopes the API needs, e.g. --scope "openid profile read"`)
 	f.StringVar(&g.audience, "audience", "", "resource (RFC 8707) of the access tokens: the upstream API's identifier; default the client's first audience")
 	f.StringVar(&g.apiPrefix, "api-prefix", bff.DefaultAPIPrefix, "path prefix forwarded to --upstream, stripped on the way")
 	f.DurationVar(&g.sessionIdle, "session-idle", bff.DefaultSessionIdle, "a session unused this long ends")
@@ -256,7 +256,7 @@ func runBFF(ctx context.Context, e *env, g *bffFlags) error {
 		Issuer: g.issuer, ClientID: g.clientID, ClientSecret: secret,
 		RedirectURL: redirect, PostLogoutRedirectURL: g.postLogoutURL,
 		Upstream: up, APIPrefix: g.apiPrefix, SPA: spa,
-		Scopes: g.scopes, Audience: g.audience,
+		Scopes: g.scopes.scopes, Audience: g.audience,
 		SessionIdle: g.sessionIdle, SessionMaxAge: g.sessionMaxAge, RefreshSkew: g.refreshSkew,
 		Store: store, Key: key, InsecureAllowHTTP: insecure, Logger: log,
 	}

@@ -82,6 +82,7 @@ func tokenIssueCmd(e *env) *cobra.Command {
 		req        server.IssueRequest
 		ttl        time.Duration
 		defaultTTL time.Duration
+		scope      scopeList
 	)
 	cmd := &cobra.Command{
 		Use:   "issue --client ID --issuer URL",
@@ -117,6 +118,7 @@ needs its fingerprint cookie beside the token: only --json prints both.`,
 				return usagef("--access-token-ttl %v must be positive and at most --max-access-token-ttl %v", defaultTTL, t.keys.maxTokenTTL)
 			}
 			req.TTL = ttl
+			req.Scope = scope.String()
 			db, m, err := t.open(cmd, e, true)
 			if err != nil {
 				return err
@@ -146,7 +148,7 @@ needs its fingerprint cookie beside the token: only --json prints both.`,
 	addTokenFlags(cmd, e, &t, "issuer URL the server runs with (required): the token's iss; a token under another issuer does not verify")
 	f := cmd.Flags()
 	f.StringVar(&req.ClientID, "client", "", "id of the client the token is for (required)")
-	f.StringVar(&req.Scope, "scope", "", `space-separated scopes, within the client's registration (default: none)`)
+	f.Var(&scope, "scope", scopeFlagHelp("scopes, within the client's registration (default: none)"))
 	f.StringSliceVar(&req.Audiences, "audience", nil, "audiences, within the client's registration (repeat or comma-separate; default: its first)")
 	f.DurationVar(&ttl, "ttl", 0, "token lifetime, e.g. 1m; at most the client's (default: the client's)")
 	f.DurationVar(&defaultTTL, "access-token-ttl", 10*time.Minute, "access-token lifetime of clients that set none: the same as the server's --access-token-ttl")
