@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -192,6 +191,8 @@ func runBFF(ctx context.Context, e *env, g *bffFlags) error {
 		return usagef("--static and --spa-upstream are exclusive: the app is served from files or from a dev server")
 	case g.revocationFeed && g.feedMaxStale < 100*time.Millisecond:
 		return usagef("--feed-max-stale %v is below 100ms", g.feedMaxStale)
+	case checkListen(g.listen) != nil:
+		return checkListen(g.listen)
 	case g.dev && !isLoopbackAddr(g.listen):
 		return usagef("--dev listens on loopback only (got --listen %s)", g.listen)
 	}
@@ -242,9 +243,9 @@ func runBFF(ctx context.Context, e *env, g *bffFlags) error {
 	}
 	defer store.Close()
 
-	ln, err := net.Listen("tcp", g.listen)
+	ln, err := listen(g.listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", g.listen, err)
+		return err
 	}
 	defer ln.Close()
 	addr := ln.Addr().String()

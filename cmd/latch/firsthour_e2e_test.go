@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -166,5 +169,123 @@ func TestScopeFlags_CommaAndSpaceMeanTheSame(t *testing.T) {
 	_, stderr, code := runCLICode(t, nil, "client", "create", "--data-dir", dir, "--scope", `a"b`)
 	if code != 2 || !strings.Contains(stderr, "--scope") {
 		t.Errorf("a scope with a quote: exit %d %s", code, stderr)
+	}
+}
+
+// TestTokenIssue_RefusesAnIssuerTheServerDoesNotUse: the trap of the
+// tour, --issuer http://localhost:PORT for a server whose issuer is
+// http://127.0.0.1:PORT, is refused with the issuer to use, instead of a
+// token the server then calls inactive.
+func TestTokenIssue_RefusesAnIssuerTheServerDoesNotUse(t *testing.T) {
+	dir := t.TempDir()
+	p := startLatch(t, dir)
+	localhost := strings.Replace(p.Issuer, "127.0.0.1", "localhost", 1)
+	out, stderr, code := runCLICode(t, nil, "token", "issue", "--data-dir", dir, "--client", "dev", "--issuer", localhost)
+	if code != 2 || out != "" || !strings.Contains(stderr, "--issuer "+p.Issuer) {
+		t.Fatalf("issue for %s: exit %d, stdout %q, stderr %q", localhost, code, out, stderr)
+	}
+}
+
+// TestTokenInspect_AnswersWhatIntrospectionWould: a token of the server
+// that ran before on the data directory under another issuer (another
+// --listen) is inactive at the server now running, and token inspect says
+// so too, with the reason.
+func TestTokenInspect_AnswersWhatIntrospectionWould(t *testing.T) {
+	dir := t.TempDir()
+	p1 := startLatch(t, dir)
+	dev := testClient{ID: "dev", Secret: p1.DevSecret(t)}
+	tok := issueToken(t, p1, dev, url.Values{"scope": {"read"}})
+	p1.Stop(t)
+	p2 := startLatch(t, dir)
+	if p2.Issuer == p1.Issuer {
+		t.Skip("the second server got the same port")
+	}
+	if got := introspect(t, p2, dev, tok); got["active"] != false {
+		t.Fatalf("the server introspects a token of another issuer as %v", got)
+	}
+	out, stderr, code := runCLIStdin(t, tok+"\n", "token", "inspect", "--data-dir", dir, "--json")
+	if code != 1 || !strings.Contains(out, `"active": false`) || !strings.Contains(out, "not_ours") {
+		t.Fatalf("token inspect: exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+// TestServe_SecondServerWithAnotherIssuerIsRefused: a second serve --dev
+// on the data directory of a running one, with another --listen (so
+// another issuer), is refused, naming the running one; once that stops,
+// it starts.
+func TestServe_SecondServerWithAnotherIssuerIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	p := startLatch(t, dir)
+	_, stderr, code := runCLICode(t, nil, "serve", "--dev", "--data-dir", dir, "--listen", "127.0.0.1:0")
+	if code == 0 || !strings.Contains(stderr, "another latch serve") || !strings.Contains(stderr, p.Issuer) {
+		t.Fatalf("second serve: exit %d, stderr %q", code, stderr)
+	}
+	p.Stop(t)
+	startLatch(t, dir)
+}
+
+// testKEK is a well-formed key-encryption key for serve without --dev.
+var testKEK = "LATCH_KEK=" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+
+// TestServe_ConfigErrorsComeBeforeThePortAndTheDatabase: a configuration
+// error is reported even when the port is taken, and nothing is created
+// for a start that cannot succeed.
+func TestServe_ConfigErrorsComeBeforeThePortAndTheDatabase(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"http issuer", []string{"--issuer", "http://auth.example.com"}, "must use https"},
+		{"issuer with a slash", []string{"--issuer", "https://auth.example.com/"}, "must not end with a slash"},
+		{"refresh grace", []string{"--issuer", "https://auth.example.com", "--refresh-grace", "2m"}, "RefreshGrace"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := append([]string{"serve", "--data-dir", dir, "--listen", taken.Addr().String()}, tc.args...)
+			_, stderr, code := runCLICode(t, []string{testKEK}, args...)
+			if code != 2 || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, "in use") {
+				t.Fatalf("exit %d, stderr %q; want exit 2 and %q", code, stderr, tc.want)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("a start refused for its configuration created %v", entries)
+			}
+		})
+	}
+}
+
+// TestServe_AddressInUse_SuggestsListen: the port of a running server (or
+// anything else) is taken: the message says to choose another --listen.
+func TestServe_AddressInUse_SuggestsListen(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	_, stderr, code := runCLICode(t, nil, "serve", "--dev", "--data-dir", t.TempDir(), "--listen", taken.Addr().String())
+	if code != 1 || !strings.Contains(stderr, "already in use") || !strings.Contains(stderr, "--listen") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestServe_ListenNotHostPort: a listen address that is not host:port
+// says so, whichever way it was set, rather than calling it not loopback.
+func TestServe_ListenNotHostPort(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		args []string
+	}{
+		{[]string{"LATCH_LISTEN=garbage"}, nil},
+		{nil, []string{"--listen", "8080"}},
+	} {
+		_, stderr, code := runCLICode(t, tc.env, append([]string{"serve", "--dev", "--data-dir", t.TempDir()}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, "is not a host:port address") || strings.Contains(stderr, "loopback") {
+			t.Errorf("%v %v: exit %d, stderr %q", tc.env, tc.args, code, stderr)
+		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -152,9 +151,9 @@ func runGateway(ctx context.Context, e *env, g *gatewayFlags) error {
 		log.Warn("--revocation-feed=false: a revoked token gets through for up to --cache-ttl, a revoked outside JWT until its exp", "cache_ttl", g.cacheTTL)
 	}
 
-	ln, err := net.Listen("tcp", g.listen)
+	ln, err := listen(g.listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", g.listen, err)
+		return err
 	}
 	defer ln.Close()
 	hs := &http.Server{

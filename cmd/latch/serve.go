@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -92,6 +94,10 @@ func newLogger(e *env, level, format string) (*slog.Logger, error) {
 	}
 }
 
+// serve starts the server. Its checks come in the order a user can fix
+// them: the flags and configuration first, then the files they name (the
+// key-encryption key, the data directory), then the port, then the store;
+// nothing is bound or created before the configuration is known good.
 func serve(ctx context.Context, e *env, s *serveFlags) error {
 	log, err := newLogger(e, s.logLevel, s.logFormat)
 	if err != nil {
@@ -99,6 +105,9 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	}
 	if !s.dev && s.issuer == "" {
 		return usagef("--issuer is required without --dev (e.g. --issuer https://auth.example.com)")
+	}
+	if err := checkListen(s.listen); err != nil {
+		return err
 	}
 	if s.dev && !isLoopbackAddr(s.listen) {
 		// --dev allows http and prints an admin-capable client's secret:
@@ -123,6 +132,19 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	if err != nil {
 		return err
 	}
+	// The issuer of --dev is known once the port is: until then, the one
+	// of the listen address stands in for it.
+	cfg := s.serverConfig(cmp.Or(s.issuer, "http://"+s.listen), log)
+	if err := cfg.ValidateSettings(); err != nil {
+		return usageError{err}
+	}
+	mode := database
+	if s.dev {
+		mode = directory
+	}
+	if err := s.common.checkDataDir(mode); err != nil {
+		return err
+	}
 	blocklist, err := s.password.loadBlocklist()
 	if err != nil {
 		return err
@@ -134,6 +156,28 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	if err != nil {
 		return err
 	}
+
+	ln, err := listen(s.listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	issuer := cmp.Or(s.issuer, "http://"+addr)
+	cfg = s.serverConfig(issuer, log)
+	if s.databaseURL == "" {
+		if mode == directory {
+			if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
+				return fmt.Errorf("create data directory: %w", err)
+			}
+		}
+		release, err := lockDataDir(s.dataDir, serveRecord{Issuer: issuer, Addr: addr, PID: os.Getpid(), StartedAt: time.Now().UTC()})
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+
 	var rc *redis.Client
 	if s.redisURL != "" {
 		redis.SetDriverLogger(log)
@@ -141,10 +185,6 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 			return fmt.Errorf("--redis-url: %w", err)
 		}
 		defer rc.Close()
-	}
-	mode := database
-	if s.dev {
-		mode = directory
 	}
 	db, err := openStore(ctx, &s.common, mode)
 	if err != nil {
@@ -159,30 +199,7 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	if err := km.EnsureKey(ctx); err != nil {
 		return err
 	}
-
-	ln, err := net.Listen("tcp", s.listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.listen, err)
-	}
-	defer ln.Close()
-	addr := ln.Addr().String()
-	issuer := s.issuer
-	if issuer == "" {
-		issuer = "http://" + addr
-	}
-	insecure := s.insecureHTTP || (s.dev && isLoopbackURL(issuer))
-	cfg := server.Config{
-		Issuer: issuer, InsecureAllowHTTP: insecure, Store: db, Keys: km,
-		AccessTokenTTL: s.accessTokenTTL, MaxAccessTokenTTL: s.keys.maxTokenTTL,
-		RefreshTokenTTL: s.grants.refreshTTL, RefreshFamilyMaxAge: s.grants.familyMaxAge, RefreshGrace: s.grants.serverGrace(),
-		AuthCodeTTL: s.grants.codeTTL, IDTokenTTL: s.grants.idTokenTTL,
-		// A burst below 1 would read as "unset" and take the default.
-		IntrospectionRate: rate.Limit(s.introspectionRate), IntrospectionBurst: max(1, int(2*s.introspectionRate)),
-		PasswordParams: s.password.params(), MinPasswordLen: s.password.minLen, PasswordBlocklist: blocklist,
-		TokenCacheSize: cmp.Or(s.tokenCacheSize, -1), // 0 on the command line is off
-		Logger:         log,
-	}
-	s.login.apply(&cfg)
+	cfg.Store, cfg.Keys, cfg.PasswordBlocklist = db, km, blocklist
 	if rc != nil {
 		cfg.Fanout = rc.Fanout(issuer)
 		cfg.SharedLoginThrottle = func(scope string, t server.Throttle) server.LoginThrottle {
@@ -216,6 +233,45 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 
 	log.Info("latch listening", "addr", addr, "issuer", issuer, "data_dir", s.dataDir, "dev", s.dev)
 	return runHTTP(ctx, log, hs, ln, s.shutdownTimeout)
+}
+
+// serverConfig is the server's configuration for issuer, without its
+// store and keys.
+func (s *serveFlags) serverConfig(issuer string, log *slog.Logger) server.Config {
+	cfg := server.Config{
+		Issuer: issuer, InsecureAllowHTTP: s.insecureHTTP || (s.dev && isLoopbackURL(issuer)),
+		AccessTokenTTL: s.accessTokenTTL, MaxAccessTokenTTL: s.keys.maxTokenTTL,
+		RefreshTokenTTL: s.grants.refreshTTL, RefreshFamilyMaxAge: s.grants.familyMaxAge, RefreshGrace: s.grants.serverGrace(),
+		AuthCodeTTL: s.grants.codeTTL, IDTokenTTL: s.grants.idTokenTTL,
+		// A burst below 1 would read as "unset" and take the default.
+		IntrospectionRate: rate.Limit(s.introspectionRate), IntrospectionBurst: max(1, int(2*s.introspectionRate)),
+		PasswordParams: s.password.params(), MinPasswordLen: s.password.minLen,
+		TokenCacheSize: cmp.Or(s.tokenCacheSize, -1), // 0 on the command line is off
+		Logger:         log,
+	}
+	s.login.apply(&cfg)
+	return cfg
+}
+
+// listen binds addr, saying what to do when it is taken.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("listen on %s: the address is already in use (by another latch?): stop what listens there, or choose another address with --listen (port 0 picks a free one)", addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// checkListen refuses a listen address that is not host:port, before
+// anything judges its host.
+func checkListen(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return usagef("--listen %q is not a host:port address (e.g. 127.0.0.1:8080, or :8080 for every interface): %v", addr, err)
+	}
+	return nil
 }
 
 // runHTTP serves hs on ln until ctx ends (SIGINT, SIGTERM), then lets
