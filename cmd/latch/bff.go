@@ -76,9 +76,12 @@ or Redis with --redis-url), sealed with AES-256-GCM under the key in
 SameSite=Strict, Path=/). State-changing requests (POST, PUT, PATCH, DELETE)
 must carry X-Latch-CSRF: 1 and come from the app's own origin, or get 403.
 
-Register the BFF as a confidential client first:
+Register the BFF as a confidential client first, first party (the operator's
+own app: no consent page), with the scopes it will request (its --scope) and
+the API's audience:
 
-  latch client create --name spa --grant authorization_code,refresh_token \
+  latch client create --id app --name "My app" --first-party \
+    --grant authorization_code,refresh_token \
     --redirect-uri https://app.example.com/bff/callback \
     --scope "openid profile email read" --audience api
 
@@ -86,8 +89,10 @@ Pass its secret in LATCH_BFF_CLIENT_SECRET or --client-secret-file, not on
 the command line, where other users of the machine can read it. See
 docs/bff.md.`,
 		Example: `  # local development against latch serve --dev and examples/api:
-  LATCH_BFF_CLIENT_SECRET=... latch bff --dev --issuer http://127.0.0.1:8080 \
-    --client-id spa --upstream http://127.0.0.1:9000 --static examples/spa`,
+  latch client create --id spa --first-party --grant authorization_code,refresh_token \
+    --redirect-uri http://127.0.0.1:8082/bff/callback --scope "openid profile read" --audience api
+  LATCH_BFF_CLIENT_SECRET=... latch bff --dev --issuer http://127.0.0.1:8080 --client-id spa \
+    --scope "openid profile read" --upstream http://127.0.0.1:9000 --static examples/spa`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBFF(cmd.Context(), e, &g) },
 	}

@@ -145,7 +145,7 @@ func clientCreateCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "register a client; its secret is printed once and never stored",
-		Example: `  latch client create --name billing --scope "read write" --audience https://api.example.com
+		Example: `  latch client create --id billing --name Billing --scope "read write" --audience https://api.example.com
   latch client create --format opaque --access-token-ttl 5m --audience api
   latch client create --audience api --encrypt-to api-enc.pub.jwk`,
 		Args: cobra.NoArgs,

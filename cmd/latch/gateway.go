@@ -58,13 +58,14 @@ gets through for up to --cache-ttl, and a revoked outside JWT until its exp.
 The gateway authenticates as a client registered for token exchange and for
 the API's audience:
 
-  latch client create --name gateway --audience API \
+  latch client create --id gateway --audience api \
     --grant urn:ietf:params:oauth:grant-type:token-exchange
 
 Pass its secret in LATCH_CLIENT_SECRET (or the config file) rather than on the
 command line, where other users of the machine can read it.`,
-		Example: `  LATCH_CLIENT_SECRET=... latch gateway --issuer https://auth.example.com \
-    --client-id gateway --upstream http://127.0.0.1:9000 --listen :8081`,
+		Example: `  # local development against latch serve --dev and examples/api:
+  LATCH_CLIENT_SECRET=... latch gateway --issuer http://127.0.0.1:8080 --insecure-allow-http \
+    --client-id gateway --upstream http://127.0.0.1:9000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runGateway(cmd.Context(), e, &g) },
 	}

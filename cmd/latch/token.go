@@ -134,8 +134,8 @@ exactly the server's: its --issuer, or http://LISTEN_ADDRESS under --dev.
 Only the token is printed, so TOKEN=$(latch token issue ...) works; --json
 prints the token response. A client registered with --token-fingerprint
 needs its fingerprint cookie beside the token: only --json prints both.`,
-		Example: `  TOKEN=$(latch token issue --client billing --scope read --issuer https://auth.example.com)
-  latch token issue --client dev --audience dev-api --ttl 1m --issuer http://127.0.0.1:8080 --json`,
+		Example: `  TOKEN=$(latch token issue --client billing --scope read)
+  latch token issue --client dev --audience dev-api --ttl 1m --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if req.ClientID == "" {
