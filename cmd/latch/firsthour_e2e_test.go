@@ -289,3 +289,45 @@ func TestServe_ListenNotHostPort(t *testing.T) {
 		}
 	}
 }
+
+// TestRevokeSubject_ReportsWhatDied: latch revoke --subject says what it
+// ended beyond login sessions, the refresh-token family with its refresh
+// token and its JWT access token, in text and in --json; and latch revoke
+// alice points at --subject alice.
+func TestRevokeSubject_ReportsWhatDied(t *testing.T) {
+	c := newTokenCLI(t)
+	web := c.createClient("--first-party", "--grant", "password,refresh_token", "--audience", "api", "--scope", "read")
+	access, _ := c.passwordGrant(web)
+	out := runCLI(t, append([]string{"revoke", "--subject", "alice", "--json"}, c.store...)...)
+	var got struct {
+		Username string `json:"username"`
+		Sessions *int   `json:"sessions_ended"`
+		Families *int   `json:"refresh_families_revoked"`
+		Opaque   *int   `json:"opaque_tokens_deleted"`
+		JWTs     *int   `json:"jwts_denylisted"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%s: %v", out, err)
+	}
+	if got.Username != "alice" || got.Sessions == nil || *got.Sessions != 0 || got.Families == nil || *got.Families != 1 ||
+		got.Opaque == nil || *got.Opaque != 1 || got.JWTs == nil || *got.JWTs != 1 {
+		t.Fatalf("revoke --json: %s", out)
+	}
+	if in, code := c.inspect(access); code != 1 || in.Reason != "revoked" {
+		t.Errorf("the access token after revoke --subject: %+v", in)
+	}
+	out = runCLI(t, append([]string{"revoke", "--subject", "alice"}, c.store...)...)
+	for _, want := range []string{"login sessions ended:", "refresh-token families:", "JWT access tokens:", "denylisted"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("revoke --subject said %q, without %q", out, want)
+		}
+	}
+	_, stderr, code := runCLICode(t, nil, append([]string{"revoke", "alice"}, c.store...)...)
+	if code != 2 || !strings.Contains(stderr, "latch revoke --subject alice") {
+		t.Errorf("revoke alice: exit %d, %q", code, stderr)
+	}
+	_, stderr, code = runCLICode(t, nil, append([]string{"revoke", access}, c.store...)...)
+	if code != 2 || !strings.Contains(stderr, "latch token revoke") || strings.Contains(stderr, access) {
+		t.Errorf("revoke TOKEN: exit %d, %q", code, stderr)
+	}
+}
