@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 func TestScopeList_SpacesAndCommasSeparate(t *testing.T) {
@@ -61,5 +64,63 @@ func TestConfig_YAMLErrorNamesTheRightLine(t *testing.T) {
 		if code == 0 || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("%q: exit %d, %q; want %q", tc.doc, code, stderr.String(), tc.want)
 		}
+	}
+}
+
+// TestHelp_FlagsReadAsTheyAreTyped: no --help of any command shows a
+// boolean as --dev[=true|false], and the commands that only read keys do
+// not offer the flags that shape new ones.
+func TestHelp_FlagsReadAsTheyAreTyped(t *testing.T) {
+	var paths [][]string
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		paths = append(paths, path)
+		for _, sub := range c.Commands() {
+			walk(sub, append(slices.Clone(path), sub.Name()))
+		}
+	}
+	walk(newRoot(&env{getenv: func(string) string { return "" }}), nil)
+	help := map[string]string{}
+	for _, path := range paths {
+		var stdout, stderr strings.Builder
+		if code := Main(context.Background(), append(path, "--help"), strings.NewReader(""), &stdout, &stderr); code != 0 {
+			t.Fatalf("latch %v --help: exit %d %s", path, code, stderr.String())
+		}
+		out := stdout.String()
+		help[strings.Join(path, " ")] = out
+		if strings.Contains(out, "[=true|false]") {
+			t.Errorf("latch %s --help shows [=true|false]:\n%s", strings.Join(path, " "), out)
+		}
+	}
+	if !strings.Contains(help["serve"], "      --dev ") || !strings.Contains(help["serve"], "  -h, --help ") {
+		t.Errorf("serve --help:\n%s", help["serve"])
+	}
+	for _, cmd := range []string{"keys list", "keys retire", "token inspect", "token revoke", "token issue"} {
+		for _, flag := range []string{"--signing-alg", "--key-prepublish"} {
+			if strings.Contains(help[cmd], flag) {
+				t.Errorf("latch %s --help offers %s, which does nothing there", cmd, flag)
+			}
+		}
+	}
+	if !strings.Contains(help["keys rotate"], "--key-prepublish") {
+		t.Error("keys rotate lost --key-prepublish")
+	}
+}
+
+// TestVersion_PrintsTheStampedVersion: latch --version prints the version
+// a release build stamps, and the Go version, from the build info.
+func TestVersion_PrintsTheStampedVersion(t *testing.T) {
+	out, stderr, code := runCLICode(t, nil, "--version")
+	if code != 0 || !strings.HasPrefix(out, "latch ") || !strings.Contains(out, "go1.") {
+		t.Fatalf("--version: exit %d %q %q", code, out, stderr)
+	}
+	bin := filepath.Join(t.TempDir(), "latch")
+	build := exec.Command("go", "build", "-ldflags", "-X main.version=v9.8.7-test", "-o", bin, ".")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("release build: %v\n%s", err, b)
+	}
+	b, err := exec.Command(bin, "--version").Output()
+	if err != nil || !strings.HasPrefix(string(b), "latch v9.8.7-test, ") {
+		t.Fatalf("stamped --version: %q %v", b, err)
 	}
 }

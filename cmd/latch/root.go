@@ -28,6 +28,11 @@ func newRoot(e *env) *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServeCmd(e), newMigrateCmd(e), newClientCmd(e), newKeysCmd(e), newGatewayCmd(e), newUserCmd(e), newRevokeCmd(e), newTokenCmd(e), newBFFCmd(e))
+	root.Version = buildVersion()
+	root.SetVersionTemplate("latch {{.Version}}\n")
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	tidyHelp(root)
 	return root
 }
 

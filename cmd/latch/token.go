@@ -49,7 +49,7 @@ type tokenFlags struct {
 
 func addTokenFlags(cmd *cobra.Command, e *env, t *tokenFlags, issuerHelp string) {
 	addCommon(cmd, e, &t.common, true)
-	addKeyScheduleFlags(cmd, &t.keys)
+	addKeyReadFlags(cmd, &t.keys)
 	cmd.Flags().StringVar(&t.issuer, "issuer", "", issuerHelp)
 }
 
