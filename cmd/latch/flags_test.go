@@ -124,3 +124,54 @@ func TestVersion_PrintsTheStampedVersion(t *testing.T) {
 		t.Fatalf("stamped --version: %q %v", b, err)
 	}
 }
+
+// TestDevListen_AllInterfacesOnlyWhenAskedByName: --dev stays on loopback
+// unless --insecure-dev-listen-all says otherwise (a container), and that
+// flag means nothing without --dev.
+func TestDevListen_AllInterfacesOnlyWhenAskedByName(t *testing.T) {
+	for _, tc := range []struct {
+		s    serveFlags
+		want string // "" for allowed
+	}{
+		{serveFlags{dev: true, listen: "127.0.0.1:8080"}, ""},
+		{serveFlags{dev: true, listen: "[::1]:8080"}, ""},
+		{serveFlags{dev: true, listen: ":8080"}, "--insecure-dev-listen-all"},
+		{serveFlags{dev: true, listen: "0.0.0.0:8080"}, "--insecure-dev-listen-all"},
+		{serveFlags{dev: true, devListenAll: true, listen: ":8080"}, ""},
+		{serveFlags{dev: true, devListenAll: true, listen: "0.0.0.0:8080"}, ""},
+		{serveFlags{devListenAll: true, listen: ":8080"}, "for --dev only"},
+		{serveFlags{listen: ":8080"}, ""},
+	} {
+		err := checkDevListen(&tc.s)
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("dev=%v listen-all=%v --listen %s: %v, want %q", tc.s.dev, tc.s.devListenAll, tc.s.listen, err, tc.want)
+		}
+	}
+}
+
+func TestDevIssuer(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.1:8080": "http://127.0.0.1:8080",
+		"[::1]:8080":     "http://[::1]:8080",
+		":8080":          "http://127.0.0.1:8080",
+		"0.0.0.0:8080":   "http://127.0.0.1:8080",
+		"[::]:9000":      "http://127.0.0.1:9000",
+	} {
+		if got := devIssuer(addr); got != want {
+			t.Errorf("devIssuer(%q) = %q, want %q", addr, got, want)
+		}
+	}
+}
+
+// TestServe_DevOnAllInterfacesNamesTheFlag: the refusal says how to run
+// --dev in a container, and nothing is bound or created.
+func TestServe_DevOnAllInterfacesNamesTheFlag(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	_, stderr, code := runCLICode(t, []string{"LATCH_LISTEN=:0"}, "serve", "--dev", "--data-dir", dir)
+	if code != 2 || !strings.Contains(stderr, "--insecure-dev-listen-all") {
+		t.Fatalf("exit %d, %q", code, stderr)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("a refused start created %s", dir)
+	}
+}

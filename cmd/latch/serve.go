@@ -31,6 +31,7 @@ type serveFlags struct {
 	listen            string
 	issuer            string
 	dev               bool
+	devListenAll      bool
 	insecureHTTP      bool
 	accessTokenTTL    time.Duration
 	grants            grantFlags
@@ -65,6 +66,8 @@ are required.`,
 	f.StringVar(&s.listen, "listen", "127.0.0.1:8080", "address to listen on; port 0 picks a free port (the chosen address is logged)")
 	f.StringVar(&s.issuer, "issuer", "", "issuer URL (https); required without --dev, where it is http://LISTEN_ADDRESS")
 	f.BoolVar(&s.dev, "dev", false, "local development setup: generate what is missing, allow an http issuer")
+	f.BoolVar(&s.devListenAll, "insecure-dev-listen-all", false,
+		"let --dev listen on a non-loopback --listen such as :8080, for a container whose port is published on the host's loopback (-p 127.0.0.1:8080:8080); the dev client's secret and http then reach whatever can reach that address. The issuer stays http://127.0.0.1:PORT unless --issuer")
 	f.BoolVar(&s.insecureHTTP, "insecure-allow-http", false, "allow an http issuer outside --dev (behind a TLS-terminating proxy you trust)")
 	f.DurationVar(&s.accessTokenTTL, "access-token-ttl", 10*time.Minute, "access-token lifetime for clients that do not set one")
 	addGrantFlags(f, &s.grants)
@@ -109,10 +112,8 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	if err := checkListen(s.listen); err != nil {
 		return err
 	}
-	if s.dev && !isLoopbackAddr(s.listen) {
-		// --dev allows http and prints an admin-capable client's secret:
-		// both are fine on a developer's machine and wrong anywhere else.
-		return usagef("--dev listens on loopback only (got --listen %s); elsewhere run without --dev, with --issuer and a key-encryption key (docs/operations.md)", s.listen)
+	if err := checkDevListen(s); err != nil {
+		return err
 	}
 	if s.introspectionRate <= 0 {
 		return usagef("--introspection-rate must be positive (requests per second per client), got %v", s.introspectionRate)
@@ -134,7 +135,7 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	}
 	// The issuer of --dev is known once the port is: until then, the one
 	// of the listen address stands in for it.
-	cfg := s.serverConfig(cmp.Or(s.issuer, "http://"+s.listen), log)
+	cfg := s.serverConfig(cmp.Or(s.issuer, devIssuer(s.listen)), log)
 	if err := cfg.ValidateSettings(); err != nil {
 		return usageError{err}
 	}
@@ -163,7 +164,10 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	}
 	defer ln.Close()
 	addr := ln.Addr().String()
-	issuer := cmp.Or(s.issuer, "http://"+addr)
+	issuer := cmp.Or(s.issuer, devIssuer(addr))
+	if s.dev && !isLoopbackAddr(addr) {
+		log.Warn("--insecure-dev-listen-all: the --dev server, its http issuer and the dev client's secret are reachable on "+addr+", not only on loopback; publish the port on the host's loopback only", "addr", addr)
+	}
 	cfg = s.serverConfig(issuer, log)
 	if s.databaseURL == "" {
 		if mode == directory {
@@ -263,6 +267,36 @@ func listen(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	return ln, nil
+}
+
+// checkDevListen keeps --dev on loopback: it allows http and prints an
+// admin-capable client's secret, both fine on a developer's machine and
+// wrong anywhere else. In a container, loopback is the container's own and
+// unreachable from the host: --insecure-dev-listen-all opens the other
+// addresses, under a name that says what it costs.
+func checkDevListen(s *serveFlags) error {
+	switch {
+	case s.devListenAll && !s.dev:
+		return usagef("--insecure-dev-listen-all is for --dev only; without --dev, --listen takes any address")
+	case s.dev && !s.devListenAll && !isLoopbackAddr(s.listen):
+		return usagef("--dev listens on loopback only (got --listen %s): elsewhere run without --dev, with --issuer and a key-encryption key (docs/operations.md); in a container whose port the host publishes on its own loopback, add --insecure-dev-listen-all", s.listen)
+	}
+	return nil
+}
+
+// devIssuer is the issuer --dev derives from the address it listens on:
+// http://ADDR, or http://127.0.0.1:PORT on every interface (a container's
+// :8080, published on the host's loopback), since 0.0.0.0 names no host a
+// browser or client can reach.
+func devIssuer(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // checkListen refuses a listen address that is not host:port, before
