@@ -211,7 +211,7 @@ func TestUserCLI_RefusesBadInput(t *testing.T) {
 
 func TestUserCLI_Argon2Flags(t *testing.T) {
 	dir := migratedDir(t)
-	out, errOut, code := runCLIStdin(t, "long enough\n", "user", "create", "dave", "--json", "--data-dir", dir,
+	out, errOut, code := runCLIStdin(t, "long enough passphrase\n", "user", "create", "dave", "--json", "--data-dir", dir,
 		"--argon2-memory", "1024", "--argon2-iterations", "3")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
