@@ -76,6 +76,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -114,8 +115,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		if sqlState(err) != "" && !unavailable(err) {
 			// The server answered and refused: the URL's role, password
 			// or database is wrong.
-			return nil, latch.WithCause(latch.Errorf(latch.EINVALID, "postgres: open: %s:%d refused the connection: %v; check the role, password and database in the URL",
-				cfg.ConnConfig.Host, cfg.ConnConfig.Port, err), err)
+			return nil, latch.WithCause(latch.Errorf(latch.EINVALID, "postgres: open: %s", refusal(cfg.ConnConfig, err)), err)
 		}
 		return nil, latch.WithCause(latch.Errorf(latch.EUNAVAILABLE, "postgres: open: cannot reach %s:%d: %v",
 			cfg.ConnConfig.Host, cfg.ConnConfig.Port, err), err)
@@ -163,6 +163,22 @@ func unavailable(err error) bool {
 	}
 	var ce *pgconn.ConnectError
 	return errors.As(err, &ce) // no answer at all: refused, unreachable, timed out
+}
+
+// refusal says why a server that answered refused the connection, once
+// and in the terms of the URL: pgx's own message repeats the address and
+// wraps the server's.
+func refusal(cc *pgx.ConnConfig, err error) string {
+	var pe *pgconn.PgError
+	errors.As(err, &pe)
+	at := fmt.Sprintf("%s:%d", cc.Host, cc.Port)
+	switch pe.Code {
+	case "3D000": // invalid_catalog_name
+		return fmt.Sprintf("database %q does not exist on %s: create it (createdb %s, or CREATE DATABASE) or fix the database name in the URL", cc.Database, at, cc.Database)
+	case "28000", "28P01": // invalid_authorization_specification, invalid_password
+		return fmt.Sprintf("%s refused role %q: %s; check the role and password in the URL", at, cc.User, pe.Message)
+	}
+	return fmt.Sprintf("%s refused the connection: %s (SQLSTATE %s); check the role, password and database in the URL", at, pe.Message, pe.Code)
 }
 
 // sqlState returns err's SQLSTATE, "" if it is not a server error.

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"sync"
@@ -160,7 +161,23 @@ func TestOpen_NoSuchDatabase(t *testing.T) {
 	}
 	u.Path = "/latch_test_no_such_database"
 	_, err = Open(context.Background(), u.String())
-	if latch.ErrorCode(err) != latch.EINVALID || !strings.Contains(err.Error(), "check the role, password and database") {
-		t.Fatalf("err = %v, want EINVALID saying what to check", err)
+	msg := fmt.Sprint(err)
+	if latch.ErrorCode(err) != latch.EINVALID || !strings.Contains(msg, `database "latch_test_no_such_database" does not exist`) ||
+		!strings.Contains(msg, "createdb") || strings.Contains(msg, "refused") || strings.Count(msg, u.Port()) != 1 {
+		t.Fatalf("err = %v, want EINVALID saying, once, that the database does not exist", err)
+	}
+}
+
+// A role the server does not know is named as such, once.
+func TestOpen_NoSuchRole(t *testing.T) {
+	u, err := url.Parse(testURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User("latch_test_no_such_role")
+	_, err = Open(context.Background(), u.String())
+	msg := fmt.Sprint(err)
+	if latch.ErrorCode(err) != latch.EINVALID || !strings.Contains(msg, `refused role "latch_test_no_such_role"`) || strings.Count(msg, u.Port()) != 1 {
+		t.Fatalf("err = %v, want EINVALID naming the role once", err)
 	}
 }

@@ -121,6 +121,18 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 		}
 		return writeJSON(w, http.StatusOK, ViewOf(c))
 	}))
+	m.Handle("PATCH /admin/v1/clients/{id}", admin("clients", func(w http.ResponseWriter, r *http.Request) error {
+		var p ClientPatch
+		if err := readJSON(w, r, &p); err != nil {
+			return err
+		}
+		v, err := clients.Update(r.Context(), r.PathValue("id"), p)
+		s.clients.forget(r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, v)
+	}))
 	m.Handle("DELETE /admin/v1/clients/{id}", admin("clients", func(w http.ResponseWriter, r *http.Request) error {
 		id := r.PathValue("id")
 		err := s.store.DeleteClient(r.Context(), id)

@@ -58,6 +58,10 @@ type UserView struct {
 	// SessionsEnded is set only in the answer to a change that ends the
 	// user's login sessions (password, disable, roles, delete).
 	SessionsEnded *int `json:"sessions_ended,omitempty"`
+	// FamiliesRevoked, set with SessionsEnded, counts the refresh-token
+	// families revoked with the sessions: each one's refresh and opaque
+	// access tokens deleted and its JWT access tokens denylisted.
+	FamiliesRevoked *int `json:"refresh_families_revoked,omitempty"`
 }
 
 // UserViewOf returns the public view of u, without the password hash.
@@ -292,7 +296,7 @@ func (m *Users) Delete(ctx context.Context, ref string) (*UserView, error) {
 	// The hook runs first, so that it sees the user and can count the
 	// sessions; DeleteUser then removes, in its own transaction, any
 	// session created in between.
-	n, err := m.afterCredentialChange(ctx, u, "delete")
+	n, families, err := m.afterCredentialChange(ctx, u, "delete")
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +304,7 @@ func (m *Users) Delete(ctx context.Context, ref string) (*UserView, error) {
 		return nil, err
 	}
 	v := UserViewOf(u)
-	v.SessionsEnded = &n
+	v.SessionsEnded, v.FamiliesRevoked = &n, &families
 	return v, nil
 }
 
@@ -385,12 +389,12 @@ func (m *Users) update(ctx context.Context, u *latch.User, why string) (*UserVie
 }
 
 func (m *Users) ended(ctx context.Context, u *latch.User, why string) (*UserView, error) {
-	n, err := m.afterCredentialChange(ctx, u, why)
+	n, families, err := m.afterCredentialChange(ctx, u, why)
 	if err != nil {
 		return nil, fmt.Errorf("user: %s of %q was saved, but ending the user's sessions failed (repeat the command): %w", why, u.Username, err)
 	}
 	v := UserViewOf(u)
-	v.SessionsEnded = &n
+	v.SessionsEnded, v.FamiliesRevoked = &n, &families
 	return v, nil
 }
 
@@ -405,25 +409,25 @@ func (m *Users) ended(ctx context.Context, u *latch.User, why string) (*UserView
 //
 // Families go first: a family revoked while its session still exists is
 // harmless, a session deleted while its families live is not. It returns
-// how many login sessions it ended.
+// how many login sessions and refresh-token families it ended.
 //
 // Not covered: JWTs minted by token exchange from a family's opaque
 // token (a gateway's) are not recorded in the family; they live at most
 // ExchangedTokenTTL, and the gateway drops its cache entry when the
 // opaque token's revocation reaches it through the feed.
-func (m *Users) afterCredentialChange(ctx context.Context, u *latch.User, why string) (int, error) {
-	families, err := m.Store.RevokeFamilies(ctx, latch.FamilyFilter{UserID: u.ID}, m.now())
+func (m *Users) afterCredentialChange(ctx context.Context, u *latch.User, why string) (sessions, families int, err error) {
+	families, err = m.Store.RevokeFamilies(ctx, latch.FamilyFilter{UserID: u.ID}, m.now())
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	n, err := m.Store.DeleteUserSessions(ctx, u.ID)
+	sessions, err = m.Store.DeleteUserSessions(ctx, u.ID)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if m.Revoked != nil && families > 0 {
 		m.Revoked()
 	}
-	return n, nil
+	return sessions, families, nil
 }
 
 func (m *Users) lookup(ctx context.Context, ref string) (*latch.User, error) {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -39,7 +38,7 @@ type bffFlags struct {
 	dataDir          string
 	redisURL         string
 	keyFile          string
-	scopes           []string
+	scopes           scopeList
 	audience         string
 	apiPrefix        string
 	sessionIdle      time.Duration
@@ -78,9 +77,12 @@ or Redis with --redis-url), sealed with AES-256-GCM under the key in
 SameSite=Strict, Path=/). State-changing requests (POST, PUT, PATCH, DELETE)
 must carry X-Latch-CSRF: 1 and come from the app's own origin, or get 403.
 
-Register the BFF as a confidential client first:
+Register the BFF as a confidential client first, first party (the operator's
+own app: no consent page), with the scopes it will request (its --scope) and
+the API's audience:
 
-  latch client create --name spa --grant authorization_code,refresh_token \
+  latch client create --id app --name "My app" --first-party \
+    --grant authorization_code,refresh_token \
     --redirect-uri https://app.example.com/bff/callback \
     --scope "openid profile email read" --audience api
 
@@ -88,8 +90,10 @@ Pass its secret in LATCH_BFF_CLIENT_SECRET or --client-secret-file, not on
 the command line, where other users of the machine can read it. See
 docs/bff.md.`,
 		Example: `  # local development against latch serve --dev and examples/api:
-  LATCH_BFF_CLIENT_SECRET=... latch bff --dev --issuer http://127.0.0.1:8080 \
-    --client-id spa --upstream http://127.0.0.1:9000 --static examples/spa`,
+  latch client create --id spa --first-party --grant authorization_code,refresh_token \
+    --redirect-uri http://127.0.0.1:8082/bff/callback --scope "openid profile read" --audience api
+  LATCH_BFF_CLIENT_SECRET=... latch bff --dev --issuer http://127.0.0.1:8080 --client-id spa \
+    --scope "openid profile read" --upstream http://127.0.0.1:9000 --static examples/spa`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBFF(cmd.Context(), e, &g) },
 	}
@@ -108,7 +112,7 @@ docs/bff.md.`,
 	f.StringVar(&g.dataDir, "data-dir", "./.latch", "directory of the BFF's SQLite database (bff.db) and default key file (bff.key)")
 	f.StringVar(&g.redisURL, "redis-url", "", "keep sessions in Redis (redis://host:port/db) instead of SQLite, for several BFF nodes")
 	f.StringVar(&g.keyFile, "key-file", "", "file holding the base64 AES-256 key that seals tokens at rest (mode 0600); default DATA_DIR/bff.key, generated when absent (with SQLite only: Redis nodes must share one key)")
-	f.StringSliceVar(&g.scopes, "scope", nil, "scopes to request at login (repeat or comma-separate; openid is always added; default openid,profile); include the scopes the API needs, e.g. --scope openid,profile,read")
+	f.Var(&g.scopes, "scope", scopeFlagHelp("scopes to request at login")+`; openid is always added; default "openid profile"; include the scopes the API needs, e.g. --scope "openid profile read"`)
 	f.StringVar(&g.audience, "audience", "", "resource (RFC 8707) of the access tokens: the upstream API's identifier; default the client's first audience")
 	f.StringVar(&g.apiPrefix, "api-prefix", bff.DefaultAPIPrefix, "path prefix forwarded to --upstream, stripped on the way")
 	f.DurationVar(&g.sessionIdle, "session-idle", bff.DefaultSessionIdle, "a session unused this long ends")
@@ -193,6 +197,8 @@ func runBFF(ctx context.Context, e *env, g *bffFlags) error {
 		return usagef("--static and --spa-upstream are exclusive: the app is served from files or from a dev server")
 	case g.revocationFeed && g.feedMaxStale < 100*time.Millisecond:
 		return usagef("--feed-max-stale %v is below 100ms", g.feedMaxStale)
+	case checkListen(g.listen) != nil:
+		return checkListen(g.listen)
 	case g.dev && !isLoopbackAddr(g.listen):
 		return usagef("--dev listens on loopback only (got --listen %s)", g.listen)
 	}
@@ -245,9 +251,9 @@ func runBFF(ctx context.Context, e *env, g *bffFlags) error {
 	}
 	defer store.Close()
 
-	ln, err := net.Listen("tcp", g.listen)
+	ln, err := listen(g.listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", g.listen, err)
+		return err
 	}
 	defer ln.Close()
 	addr := ln.Addr().String()
@@ -259,7 +265,7 @@ func runBFF(ctx context.Context, e *env, g *bffFlags) error {
 		Issuer: g.issuer, ClientID: g.clientID, ClientSecret: secret,
 		RedirectURL: redirect, PostLogoutRedirectURL: g.postLogoutURL,
 		Upstream: up, APIPrefix: g.apiPrefix, SPA: spa,
-		Scopes: g.scopes, Audience: g.audience,
+		Scopes: g.scopes.scopes, Audience: g.audience,
 		SessionIdle: g.sessionIdle, SessionMaxAge: g.sessionMaxAge, RefreshSkew: g.refreshSkew,
 		Store: store, Key: key, InsecureAllowHTTP: insecure, Logger: log,
 	}

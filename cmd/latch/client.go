@@ -8,86 +8,202 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/server"
 )
 
 func newClientCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "client", Short: "register and manage OAuth clients (works while a server runs on the same data directory)"}
-	cmd.AddCommand(clientCreateCmd(e), clientListCmd(e), clientGetCmd(e), clientDeleteCmd(e), clientRotateCmd(e))
+	cmd.AddCommand(clientCreateCmd(e), clientUpdateCmd(e), clientListCmd(e), clientGetCmd(e), clientDeleteCmd(e), clientRotateCmd(e))
 	return cmd
+}
+
+// clientFlags are the registration flags of client create and update.
+type clientFlags struct {
+	spec      server.ClientSpec
+	scope     scopeList
+	ttl       time.Duration
+	rttl      time.Duration
+	jwksFile  string
+	encryptTo string
+}
+
+func (cf *clientFlags) register(f *pflag.FlagSet, update bool) {
+	authDefault, grantDefault, formatDefault := "client_secret_basic", []string{latch.GrantClientCredentials}, "jwt"
+	if update {
+		authDefault, grantDefault, formatDefault = "", nil, ""
+	}
+	f.StringVar(&cf.spec.Name, "name", "", "human-readable name")
+	f.StringVar(&cf.spec.AuthMethod, "auth-method", authDefault, "client_secret_basic, client_secret_post, private_key_jwt or none")
+	f.StringSliceVar(&cf.spec.GrantTypes, "grant", grantDefault, "grant types (repeat or comma-separate)")
+	f.Var(&cf.scope, "scope", scopeFlagHelp("scopes the client may request"))
+	f.StringSliceVar(&cf.spec.Audiences, "audience", nil, "audiences the client may request; the first is the default (repeat or comma-separate)")
+	f.StringSliceVar(&cf.spec.RedirectURIs, "redirect-uri", nil, "redirect URIs (authorization code flow; repeat or comma-separate)")
+	f.StringVar(&cf.spec.AccessTokenFormat, "format", formatDefault, "access token format: jwt or opaque")
+	f.DurationVar(&cf.ttl, "access-token-ttl", 0, "access token lifetime, e.g. 5m (0: the server's, 10m)")
+	f.StringVar(&cf.jwksFile, "jwks-file", "", "the client's public JWK Set, for private_key_jwt")
+	encHelp := "a file with the resource server's public EC JWK: JWT access tokens are encrypted to it (JWE, ECDH-ES+A256KW/A256GCM) so the client cannot read their claims"
+	if update {
+		encHelp += "; --encrypt-to '' stops encrypting"
+	}
+	f.StringVar(&cf.encryptTo, "encrypt-to", "", encHelp)
+	f.BoolVar(&cf.spec.TokenFingerprint, "token-fingerprint", false,
+		"bind JWT access tokens to a __Host-latch_fgp HttpOnly cookie set on the token response (fgp claim); for browser clients")
+	f.BoolVar(&cf.spec.FirstParty, "first-party", false, "the operator's own app: /oauth2/authorize skips the consent page")
+	f.DurationVar(&cf.rttl, "refresh-token-ttl", 0, "refresh token idle lifetime, e.g. 24h (0: the server's, 14 days); the family's absolute lifetime still applies")
+}
+
+// files reads --jwks-file and --encrypt-to when given.
+func (cf *clientFlags) files() (jwks, enc []byte, err error) {
+	if cf.jwksFile != "" {
+		if jwks, err = os.ReadFile(cf.jwksFile); err != nil {
+			return nil, nil, fmt.Errorf("--jwks-file: %w", err)
+		}
+	}
+	if cf.encryptTo != "" {
+		if enc, err = os.ReadFile(cf.encryptTo); err != nil {
+			return nil, nil, fmt.Errorf("--encrypt-to: %w", err)
+		}
+	}
+	return jwks, enc, nil
+}
+
+// createSpec is the spec of client create.
+func (cf *clientFlags) createSpec() (server.ClientSpec, error) {
+	spec := cf.spec
+	jwks, enc, err := cf.files()
+	if err != nil {
+		return spec, err
+	}
+	spec.Scope = cf.scope.String()
+	spec.JWKS, spec.AccessTokenEncryptionKey = jwks, enc
+	spec.AccessTokenTTL = int64(cf.ttl / time.Second)
+	spec.RefreshTokenTTL = int64(cf.rttl / time.Second)
+	return spec, nil
+}
+
+// patch is the change of client update: the flags given on the command line.
+func (cf *clientFlags) patch(f *pflag.FlagSet) (p server.ClientPatch, changed bool, err error) {
+	jwks, enc, err := cf.files()
+	if err != nil {
+		return p, false, err
+	}
+	scope := cf.scope.String()
+	ttl, rttl := int64(cf.ttl/time.Second), int64(cf.rttl/time.Second)
+	for name, set := range map[string]func(){
+		"name":              func() { p.Name = &cf.spec.Name },
+		"auth-method":       func() { p.AuthMethod = &cf.spec.AuthMethod },
+		"grant":             func() { p.GrantTypes = &cf.spec.GrantTypes },
+		"scope":             func() { p.Scope = &scope },
+		"audience":          func() { p.Audiences = &cf.spec.Audiences },
+		"redirect-uri":      func() { p.RedirectURIs = &cf.spec.RedirectURIs },
+		"format":            func() { p.AccessTokenFormat = &cf.spec.AccessTokenFormat },
+		"access-token-ttl":  func() { p.AccessTokenTTL = &ttl },
+		"refresh-token-ttl": func() { p.RefreshTokenTTL = &rttl },
+		"jwks-file":         func() { p.JWKS = jwks },
+		"token-fingerprint": func() { p.TokenFingerprint = &cf.spec.TokenFingerprint },
+		"first-party":       func() { p.FirstParty = &cf.spec.FirstParty },
+		"encrypt-to": func() {
+			p.AccessTokenEncryptionKey = enc
+			if cf.encryptTo == "" {
+				p.AccessTokenEncryptionKey = []byte("null")
+			}
+		},
+	} {
+		if f.Changed(name) {
+			set()
+			changed = true
+		}
+	}
+	return p, changed, nil
+}
+
+// printRegistered prints a client just created or updated, its one-time
+// secret, and what it cannot do as registered.
+func printRegistered(e *env, c *common, v *server.ClientView) error {
+	for _, w := range append(v.Warnings, server.ClientWarnings(v)...) {
+		fmt.Fprintf(e.stderr, "warning: client %s: %s\n", v.ID, w)
+	}
+	if c.json {
+		return printJSON(e, v)
+	}
+	printClient(e, v)
+	if v.Secret != "" {
+		fmt.Fprintln(e.stdout, "\nThe secret is shown only now; store it safely. `latch client rotate-secret` replaces it.")
+	}
+	return nil
 }
 
 func clientCreateCmd(e *env) *cobra.Command {
 	var (
-		c         common
-		spec      server.ClientSpec
-		ttl       time.Duration
-		rttl      time.Duration
-		jwksFile  string
-		encryptTo string
+		c  common
+		cf clientFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "register a client; its secret is printed once and never stored",
-		Example: `  latch client create --name billing --scope "read write" --audience https://api.example.com
+		Example: `  latch client create --id billing --name Billing --scope "read write" --audience https://api.example.com
   latch client create --format opaque --access-token-ttl 5m --audience api
   latch client create --audience api --encrypt-to api-enc.pub.jwk`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if jwksFile != "" {
-				b, err := os.ReadFile(jwksFile)
-				if err != nil {
-					return fmt.Errorf("--jwks-file: %w", err)
-				}
-				spec.JWKS = b
+			spec, err := cf.createSpec()
+			if err != nil {
+				return err
 			}
-			if encryptTo != "" {
-				b, err := os.ReadFile(encryptTo)
-				if err != nil {
-					return fmt.Errorf("--encrypt-to: %w", err)
-				}
-				spec.AccessTokenEncryptionKey = b
-			}
-			spec.AccessTokenTTL = int64(ttl / time.Second)
-			spec.RefreshTokenTTL = int64(rttl / time.Second)
 			return withStore(cmd, &c, func(db store) error {
 				v, err := (&server.Clients{Store: db}).Create(cmd.Context(), spec)
 				if err != nil {
 					return err
 				}
-				for _, w := range v.Warnings {
-					fmt.Fprintln(e.stderr, "latch: warning: "+w)
-				}
-				if c.json {
-					return printJSON(e, v)
-				}
-				printClient(e, v)
-				if v.Secret != "" {
-					fmt.Fprintln(e.stdout, "\nThe secret is shown only now; store it safely. `latch client rotate-secret` replaces it.")
-				}
-				return nil
+				return printRegistered(e, &c, v)
 			})
 		},
 	}
 	addCommon(cmd, e, &c, true)
-	f := cmd.Flags()
-	f.StringVar(&spec.ID, "id", "", "client id (default: random)")
-	f.StringVar(&spec.Name, "name", "", "human-readable name")
-	f.StringVar(&spec.AuthMethod, "auth-method", "client_secret_basic", "client_secret_basic, client_secret_post, private_key_jwt or none")
-	f.StringSliceVar(&spec.GrantTypes, "grant", []string{"client_credentials"}, "grant types (repeat or comma-separate)")
-	f.StringVar(&spec.Scope, "scope", "", `space-separated scopes the client may request, e.g. "read write"`)
-	f.StringSliceVar(&spec.Audiences, "audience", nil, "audiences the client may request; the first is the default (repeat or comma-separate)")
-	f.StringSliceVar(&spec.RedirectURIs, "redirect-uri", nil, "redirect URIs (authorization code flow)")
-	f.StringVar(&spec.AccessTokenFormat, "format", "jwt", "access token format: jwt or opaque")
-	f.DurationVar(&ttl, "access-token-ttl", 0, "access token lifetime, e.g. 5m (default: the server's, 10m)")
-	f.StringVar(&jwksFile, "jwks-file", "", "the client's public JWK Set, for private_key_jwt")
-	f.StringVar(&encryptTo, "encrypt-to", "",
-		"a file with the resource server's public EC JWK: JWT access tokens are encrypted to it (JWE, ECDH-ES+A256KW/A256GCM) so the client cannot read their claims")
-	f.BoolVar(&spec.TokenFingerprint, "token-fingerprint", false,
-		"bind JWT access tokens to a __Host-latch_fgp HttpOnly cookie set on the token response (fgp claim); for browser clients")
-	f.BoolVar(&spec.FirstParty, "first-party", false, "the operator's own app: /oauth2/authorize skips the consent page")
-	f.DurationVar(&rttl, "refresh-token-ttl", 0, "refresh token idle lifetime, e.g. 24h (default: the server's, 14 days); the family's absolute lifetime still applies")
+	cmd.Flags().StringVar(&cf.spec.ID, "id", "", "client id (default: random)")
+	cf.register(cmd.Flags(), false)
+	return cmd
+}
+
+func clientUpdateCmd(e *env) *cobra.Command {
+	var (
+		c  common
+		cf clientFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "update CLIENT_ID",
+		Short: "change a client's registration: only the flags given change, under the rules of create; the secret stays",
+		Long: `Change a client's registration. Only the flags given change; the rest,
+and the client's secret, stay. The result must be a registration that
+client create would accept. A list flag (--grant, --audience,
+--redirect-uri) replaces the whole list. Tokens already issued keep what
+they carry until they expire; a running server sees the change within a
+second (at once through PATCH /admin/v1/clients/{id}).`,
+		Example: `  latch client update billing --audience https://api.example.com
+  latch client update billing --scope "read write" --access-token-ttl 5m`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, changed, err := cf.patch(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			if !changed {
+				return usagef("nothing to change: give the flags to change (see latch client update --help)")
+			}
+			return withStore(cmd, &c, func(db store) error {
+				v, err := (&server.Clients{Store: db}).Update(cmd.Context(), args[0], p)
+				if err != nil {
+					return err
+				}
+				return printRegistered(e, &c, v)
+			})
+		},
+	}
+	addCommon(cmd, e, &c, true)
+	cf.register(cmd.Flags(), true)
 	return cmd
 }
 

@@ -11,7 +11,7 @@ import (
 // standard output (the client, or its JSON) as it is; a client_credentials
 // admin client gets no warning.
 func TestCLI_ClientCreate_InteractiveAdminClient_WarnsOnStderr(t *testing.T) {
-	dir := t.TempDir()
+	dir := migratedDir(t)
 	out, errOut, code := runCLICode(t, nil, "client", "create", "--data-dir", dir, "--json", "--grant", "authorization_code",
 		"--redirect-uri", "https://console.example/cb", "--scope", "openid latch:admin", "--audience", "urn:latch:admin")
 	if code != 0 || !strings.Contains(errOut, "warning") || !strings.Contains(errOut, "role latch:admin") || !strings.HasPrefix(out, "{") {

@@ -6,7 +6,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -51,7 +54,7 @@ func applyConfig(cmd *cobra.Command, e *env) error {
 			return fmt.Errorf("config: %w", err)
 		}
 		if err := yaml.Unmarshal(b, &file); err != nil {
-			return fmt.Errorf("config: %s is not valid YAML: %w", path, err)
+			return fmt.Errorf("config: %s is not valid YAML: %s", path, yamlMessage(err))
 		}
 		var unknown []string
 		for k := range file {
@@ -88,6 +91,36 @@ func applyConfig(cmd *cobra.Command, e *env) error {
 		}
 	})
 	return firstErr
+}
+
+// yamlParserProblems are the messages of go-yaml's parser (not its
+// scanner) errors. go-yaml reports their line 0-based, one before the line
+// a user sees in an editor (its scanner errors are 1-based): yamlMessage
+// adds the one. TestConfig_YAMLErrorNamesTheRightLine pins this.
+var yamlParserProblems = []string{
+	"did not find expected <document start>",
+	"did not find expected node content",
+	"did not find expected '-' indicator",
+	"did not find expected key",
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+	"found undefined tag handle",
+	"found duplicate %YAML directive",
+	"found incompatible YAML document",
+	"found duplicate %TAG directive",
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// yamlMessage is err's message with the line of the file it names.
+func yamlMessage(err error) string {
+	msg := err.Error()
+	m := yamlLine.FindStringSubmatch(msg)
+	if m == nil || !slices.Contains(yamlParserProblems, m[2]) {
+		return msg
+	}
+	n, _ := strconv.Atoi(m[1])
+	return fmt.Sprintf("yaml: line %d: %s", n+1, m[2])
 }
 
 func lookupEnv(e *env, name string) (string, bool) {

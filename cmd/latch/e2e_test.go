@@ -247,7 +247,7 @@ func TestServe_DevOnlyOnLoopback(t *testing.T) {
 // TestConfig_KEKFileFlagBeatsEnvironment: --kek-file on the command line
 // wins over LATCH_KEK, as every flag wins over its environment variable.
 func TestConfig_KEKFileFlagBeatsEnvironment(t *testing.T) {
-	dir := t.TempDir()
+	dir := migratedDir(t)
 	kek := filepath.Join(dir, "kek")
 	runCLI(t, "keys", "new-kek", "--out", kek)
 	runCLI(t, "keys", "rotate", "--data-dir", dir, "--kek-file", kek) // first key, sealed under kek
@@ -263,10 +263,14 @@ func TestConfig_KEKFileFlagBeatsEnvironment(t *testing.T) {
 }
 
 // TestConfig_Precedence checks flag > LATCH_* env > config file > default,
-// through the real binary (client create writes where --data-dir points).
+// through the real binary (client create registers in the database
+// --data-dir points at).
 func TestConfig_Precedence(t *testing.T) {
 	base := t.TempDir()
 	fileDir, envDir, flagDir := filepath.Join(base, "file"), filepath.Join(base, "env"), filepath.Join(base, "flag")
+	for _, d := range []string{fileDir, envDir, flagDir} {
+		runCLI(t, "migrate", "--data-dir", d)
+	}
 	cfg := filepath.Join(base, "latch.yaml")
 	if err := os.WriteFile(cfg, []byte("data_dir: "+fileDir+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -281,8 +285,9 @@ func TestConfig_Precedence(t *testing.T) {
 	list([]string{"LATCH_DATA_DIR=" + envDir}, "--config", cfg)
 	list([]string{"LATCH_DATA_DIR=" + envDir, "LATCH_CONFIG=" + cfg}, "--data-dir", flagDir)
 	for _, d := range []string{fileDir, envDir, flagDir} {
-		if _, err := os.Stat(filepath.Join(d, "latch.db")); err != nil {
-			t.Errorf("expected a database in %s: %v", d, err)
+		var clients []any
+		if out := runCLI(t, "client", "list", "--json", "--data-dir", d); json.Unmarshal([]byte(out), &clients) != nil || len(clients) != 1 {
+			t.Errorf("expected one client in %s: %s", d, out)
 		}
 	}
 	if err := os.WriteFile(cfg, []byte("data_dri: x\n"), 0o600); err != nil {
@@ -294,7 +299,7 @@ func TestConfig_Precedence(t *testing.T) {
 }
 
 func TestCLI_ClientLifecycle(t *testing.T) {
-	dir := t.TempDir()
+	dir := migratedDir(t)
 	c := createClient(t, dir, "--id", "billing", "--scope", "read", "--audience", "api", "--format", "opaque")
 	if c.ID != "billing" || len(c.Secret) < 40 {
 		t.Fatalf("created %+v", c)

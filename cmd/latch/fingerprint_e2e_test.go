@@ -22,7 +22,7 @@ import (
 // __Host-latch_fgp cookie, the token's fgp is the cookie's hash, and
 // verify.Middleware refuses the token alone and accepts it with the cookie.
 func TestInvariant8_Fingerprint_E2E(t *testing.T) {
-	dir := t.TempDir()
+	dir := migratedDir(t)
 	c := createClient(t, dir, "--token-fingerprint", "--audience", "api", "--scope", "read", "--access-token-ttl", "5m")
 	if out := runCLI(t, "client", "get", c.ID, "--data-dir", dir, "--json"); !strings.Contains(out, `"token_fingerprint": true`) &&
 		!strings.Contains(out, `"token_fingerprint":true`) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -62,13 +61,14 @@ gets through for up to --cache-ttl, and a revoked outside JWT until its exp.
 The gateway authenticates as a client registered for token exchange and for
 the API's audience:
 
-  latch client create --name gateway --audience API \
+  latch client create --id gateway --audience api \
     --grant urn:ietf:params:oauth:grant-type:token-exchange
 
 Pass its secret in LATCH_CLIENT_SECRET (or the config file) rather than on the
 command line, where other users of the machine can read it.`,
-		Example: `  LATCH_CLIENT_SECRET=... latch gateway --issuer https://auth.example.com \
-    --client-id gateway --upstream http://127.0.0.1:9000 --listen :8081`,
+		Example: `  # local development against latch serve --dev and examples/api:
+  LATCH_CLIENT_SECRET=... latch gateway --issuer http://127.0.0.1:8080 --insecure-allow-http \
+    --client-id gateway --upstream http://127.0.0.1:9000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runGateway(cmd.Context(), e, &g) },
 	}
@@ -158,9 +158,9 @@ func runGateway(ctx context.Context, e *env, g *gatewayFlags) error {
 		log.Warn("--revocation-feed=false: a revoked token gets through for up to --cache-ttl, a revoked outside JWT until its exp", "cache_ttl", g.cacheTTL)
 	}
 
-	ln, err := net.Listen("tcp", g.listen)
+	ln, err := listen(g.listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", g.listen, err)
+		return err
 	}
 	defer ln.Close()
 	hs := &http.Server{

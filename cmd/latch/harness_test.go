@@ -268,3 +268,13 @@ func introspect(t testing.TB, p *latchProc, c testClient, tok string) map[string
 	}
 	return m
 }
+
+// migratedDir returns a new data directory with an empty, current
+// database, as `latch migrate` leaves it: the operator commands refuse a
+// directory without one.
+func migratedDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	runCLI(t, "migrate", "--data-dir", dir)
+	return dir
+}

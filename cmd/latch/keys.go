@@ -19,20 +19,20 @@ type keysFlags struct {
 	maxTokenTTL time.Duration
 }
 
+// addKeysFlags adds the flags of commands that make keys (serve, keys
+// rotate): their algorithm and schedule.
 func addKeysFlags(cmd *cobra.Command, k *keysFlags) {
-	cmd.Flags().StringVar(&k.alg, "signing-alg", "ES256", "algorithm of new signing keys: ES256, EdDSA, RS256 or PS256")
-	addKeyScheduleFlags(cmd, k)
+	f := cmd.Flags()
+	f.StringVar(&k.alg, "signing-alg", string(keys.DefaultAlgorithm), "algorithm of new signing keys: ES256, EdDSA, RS256 or PS256")
+	f.DurationVar(&k.prePublish, "key-prepublish", keys.DefaultPrePublish, "how long a rotated key is published in the JWKS before it signs")
+	addKeyReadFlags(cmd, k)
 }
 
-// addKeyScheduleFlags adds the flags that decide which keys sign and
-// verify now, for commands that use keys without making new ones.
-func addKeyScheduleFlags(cmd *cobra.Command, k *keysFlags) {
-	if k.alg == "" {
-		k.alg = string(keys.DefaultAlgorithm)
-	}
-	f := cmd.Flags()
-	f.DurationVar(&k.prePublish, "key-prepublish", time.Hour, "how long a rotated key is published in the JWKS before it signs")
-	f.DurationVar(&k.maxTokenTTL, "max-access-token-ttl", 24*time.Hour, "longest access-token lifetime; a superseded key stays published this long")
+// addKeyReadFlags adds the one key setting of commands that use keys
+// without making them (keys list and retire, token): how long a superseded
+// key stays published, which decides the keys' states and which verify.
+func addKeyReadFlags(cmd *cobra.Command, k *keysFlags) {
+	cmd.Flags().DurationVar(&k.maxTokenTTL, "max-access-token-ttl", keys.DefaultMaxTokenTTL, "longest access-token lifetime; a superseded key stays published this long")
 }
 
 func (k *keysFlags) config() (keys.Config, error) {
@@ -49,11 +49,16 @@ func openKeys(cmd *cobra.Command, e *env, c *common, k *keysFlags) (store, *keys
 	if err != nil {
 		return nil, nil, err
 	}
+	// The missing database is the first thing to fix: without it, the
+	// key-encryption key's absence would be reported instead.
+	if err := c.checkDataDir(existing); err != nil {
+		return nil, nil, err
+	}
 	sealer, err := loadSealer(e, c, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := openStore(cmd.Context(), c)
+	db, err := openStore(cmd.Context(), c, existing)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -103,7 +108,7 @@ func keysListCmd(e *env) *cobra.Command {
 		},
 	}
 	addCommon(cmd, e, &c, true)
-	addKeysFlags(cmd, &k)
+	addKeyReadFlags(cmd, &k)
 	return cmd
 }
 
@@ -165,7 +170,7 @@ func keysRetireCmd(e *env) *cobra.Command {
 		},
 	}
 	addCommon(cmd, e, &c, true)
-	addKeysFlags(cmd, &k)
+	addKeyReadFlags(cmd, &k)
 	cmd.Flags().BoolVar(&now, "now", false, "also remove the key from the JWKS at once: every token it signed stops verifying")
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 // (docs/login.md), and the login flags reach the server.
 func TestServe_Login_OverDevHTTP(t *testing.T) {
 	dir := t.TempDir()
+	runCLI(t, "migrate", "--data-dir", dir)
 	if _, errOut, code := runCLIStdin(t, "correct horse battery\n", "user", "create", "alice", "--password-stdin", "--data-dir", dir); code != 0 {
 		t.Fatalf("user create: exit %d: %s", code, errOut)
 	}

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"fmt"
+	"strings"
+	"time"
+
 	"github.com/spf13/cobra"
 
 	"github.com/latch-auth/latch/server"
@@ -22,20 +26,68 @@ refresh-token family is revoked (its opaque tokens deleted, its JWT access
 tokens denylisted by (iss, jti) in the revocation feed that resource servers
 and gateways follow). USER is a username or a user id. A running server picks
 the change up at once for sessions and refresh tokens, and its revocation
-feed publishes the denylisted JWTs within its poll interval.`,
+feed publishes the denylisted JWTs within its poll interval. It reports what
+it ended: sessions, families, tokens deleted and JWTs denylisted (--json too).
+
+One token is revoked by value with latch token revoke.`,
 		Example: `  latch revoke --subject alice`,
-		Args:    cobra.NoArgs,
+		Args: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case len(args) == 0:
+				return nil
+			case len(args) == 1 && looksLikeToken(args[0]):
+				return usagef("`latch revoke` signs a user out; to revoke one token, pass it on stdin: printf '%%s\\n' \"$TOKEN\" | latch token revoke")
+			case len(args) == 1:
+				return usagef("`latch revoke` takes the user as a flag: latch revoke --subject %s", args[0])
+			}
+			return usagef("`latch revoke` takes no arguments: latch revoke --subject USER")
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if subject == "" {
 				return usagef("--subject is required: the username or id of the user to sign out everywhere")
 			}
 			return withStore(cmd, &c, func(db store) error {
-				v, err := (&server.Users{Store: db}).LogoutEverywhere(cmd.Context(), subject)
-				return printChange(e, &c, v, err, "signed out everywhere:")
+				// One time for the whole sign-out, so that its entries in
+				// the revocation log can be counted after.
+				now := time.Now().UTC().Truncate(time.Microsecond)
+				v, err := (&server.Users{Store: db, Now: func() time.Time { return now }}).LogoutEverywhere(cmd.Context(), subject)
+				if err != nil {
+					return err
+				}
+				opaque, jwts, err := server.RevocationsAt(cmd.Context(), db, now)
+				if err != nil {
+					return err
+				}
+				if c.json {
+					return printJSON(e, struct {
+						*server.UserView
+						OpaqueTokensDeleted int `json:"opaque_tokens_deleted"`
+						JWTsDenylisted      int `json:"jwts_denylisted"`
+					}{v, opaque, jwts})
+				}
+				fmt.Fprintf(e.stdout, "signed out everywhere: user %s (%s)\n", v.Username, v.ID)
+				fmt.Fprintf(e.stdout, "  login sessions ended:         %d\n", deref(v.SessionsEnded))
+				fmt.Fprintf(e.stdout, "  refresh-token families:       %d revoked\n", deref(v.FamiliesRevoked))
+				fmt.Fprintf(e.stdout, "  refresh and opaque tokens:    %d deleted\n", opaque)
+				fmt.Fprintf(e.stdout, "  JWT access tokens:            %d denylisted until they expire (resource servers following the revocation feed refuse them)\n", jwts)
+				return nil
 			})
 		},
 	}
 	addCommon(cmd, e, &c, true)
 	cmd.Flags().StringVar(&subject, "subject", "", "username or user id")
 	return cmd
+}
+
+// looksLikeToken reports whether s is an opaque latch token or a JWT (whose
+// base64url header begins {" and so eyJ), not a username.
+func looksLikeToken(s string) bool {
+	return strings.HasPrefix(s, "lt_") || (strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") >= 2)
+}
+
+func deref(n *int) int {
+	if n == nil {
+		return 0
+	}
+	return *n
 }

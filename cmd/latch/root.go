@@ -10,6 +10,7 @@ import (
 	"github.com/latch-auth/latch/postgres"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -27,6 +28,11 @@ func newRoot(e *env) *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServeCmd(e), newMigrateCmd(e), newClientCmd(e), newKeysCmd(e), newGatewayCmd(e), newUserCmd(e), newRevokeCmd(e), newTokenCmd(e), newBFFCmd(e))
+	root.Version = buildVersion()
+	root.SetVersionTemplate("latch {{.Version}}\n")
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	tidyHelp(root)
 	return root
 }
 
@@ -62,18 +68,40 @@ type store interface {
 	SchemaVersion(ctx context.Context) (int, error)
 }
 
+// create says what openStore may create of a missing SQLite store.
+type create int
+
+const (
+	// existing: the database must be there. An operator command run in
+	// the wrong directory must not register clients into a new, empty
+	// database that no server reads.
+	existing create = iota
+	// database: the directory must exist; its database is created when
+	// absent (serve without --dev, on an operator-made directory or
+	// volume).
+	database
+	// directory: the directory and database are created when absent
+	// (serve --dev, migrate).
+	directory
+)
+
 // openStore opens the store and brings its schema up to date: PostgreSQL
-// when --database-url is set, else (creating it if needed) the SQLite
-// database of the data directory.
-func openStore(ctx context.Context, c *common) (store, error) {
+// when --database-url is set, else the SQLite database of the data
+// directory, created only as mode allows.
+func openStore(ctx context.Context, c *common, mode create) (store, error) {
 	if c.databaseURL != "" {
 		if !strings.HasPrefix(c.databaseURL, "postgres://") && !strings.HasPrefix(c.databaseURL, "postgresql://") {
 			return nil, usagef("--database-url must be a postgres:// URL; without it latch uses SQLite in --data-dir")
 		}
 		return postgres.Open(ctx, c.databaseURL)
 	}
-	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
+	if err := c.checkDataDir(mode); err != nil {
+		return nil, err
+	}
+	if mode == directory {
+		if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
 	}
 	db, err := sqlite.Open(ctx, paths(c.dataDir).db)
 	if err != nil {
@@ -84,6 +112,35 @@ func openStore(ctx context.Context, c *common) (store, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// checkDataDir refuses a SQLite data directory that mode may not create,
+// naming the path looked at and the ways to point elsewhere.
+func (c *common) checkDataDir(mode create) error {
+	if c.databaseURL != "" || mode == directory {
+		return nil
+	}
+	p := paths(c.dataDir)
+	abs := func(path string) string {
+		if a, err := filepath.Abs(path); err == nil {
+			return a
+		}
+		return path
+	}
+	point := "point at the right one with --data-dir DIR or LATCH_DATA_DIR, or at PostgreSQL with --database-url"
+	if mode == database {
+		if fi, err := os.Stat(p.dir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("data directory %s (--data-dir %s) does not exist: create it (mode 0700) or run `latch migrate --data-dir %s` once; or %s", abs(p.dir), p.dir, p.dir, point)
+		}
+		return nil
+	}
+	if _, err := os.Stat(p.db); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("no latch database at %s (--data-dir %s): run this where `latch serve` runs, or %s; `latch serve --dev` or `latch migrate` creates one", abs(p.db), p.dir, point)
+		}
+		return fmt.Errorf("data directory %s: %w", abs(p.dir), err)
+	}
+	return nil
 }
 
 // where names the database for messages: the SQLite file, or PostgreSQL
@@ -97,7 +154,7 @@ func (c *common) where() string {
 
 // withStore runs fn with the data directory's store open.
 func withStore(cmd *cobra.Command, c *common, fn func(store) error) error {
-	db, err := openStore(cmd.Context(), c)
+	db, err := openStore(cmd.Context(), c, existing)
 	if err != nil {
 		return err
 	}
@@ -155,7 +212,7 @@ func newMigrateCmd(e *env) *cobra.Command {
 		Short: "create or upgrade the database schema (serve does this too)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := openStore(cmd.Context(), &c)
+			db, err := openStore(cmd.Context(), &c, directory)
 			if err != nil {
 				return err
 			}

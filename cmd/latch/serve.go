@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -30,6 +32,7 @@ type serveFlags struct {
 	listen            string
 	issuer            string
 	dev               bool
+	devListenAll      bool
 	insecureHTTP      bool
 	accessTokenTTL    time.Duration
 	grants            grantFlags
@@ -64,6 +67,8 @@ are required.`,
 	f.StringVar(&s.listen, "listen", "127.0.0.1:8080", "address to listen on; port 0 picks a free port (the chosen address is logged)")
 	f.StringVar(&s.issuer, "issuer", "", "issuer URL (https); required without --dev, where it is http://LISTEN_ADDRESS")
 	f.BoolVar(&s.dev, "dev", false, "local development setup: generate what is missing, allow an http issuer")
+	f.BoolVar(&s.devListenAll, "insecure-dev-listen-all", false,
+		"let --dev listen on a non-loopback --listen such as :8080, for a container whose port is published on the host's loopback (-p 127.0.0.1:8080:8080); the dev client's secret and http then reach whatever can reach that address. The issuer stays http://127.0.0.1:PORT unless --issuer")
 	f.BoolVar(&s.insecureHTTP, "insecure-allow-http", false, "allow an http issuer outside --dev (behind a TLS-terminating proxy you trust)")
 	f.DurationVar(&s.accessTokenTTL, "access-token-ttl", 10*time.Minute, "access-token lifetime for clients that do not set one")
 	addGrantFlags(f, &s.grants)
@@ -93,6 +98,10 @@ func newLogger(e *env, level, format string) (*slog.Logger, error) {
 	}
 }
 
+// serve starts the server. Its checks come in the order a user can fix
+// them: the flags and configuration first, then the files they name (the
+// key-encryption key, the data directory), then the port, then the store;
+// nothing is bound or created before the configuration is known good.
 func serve(ctx context.Context, e *env, s *serveFlags) error {
 	log, err := newLogger(e, s.logLevel, s.logFormat)
 	if err != nil {
@@ -101,10 +110,11 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	if !s.dev && s.issuer == "" {
 		return usagef("--issuer is required without --dev (e.g. --issuer https://auth.example.com)")
 	}
-	if s.dev && !isLoopbackAddr(s.listen) {
-		// --dev allows http and prints an admin-capable client's secret:
-		// both are fine on a developer's machine and wrong anywhere else.
-		return usagef("--dev listens on loopback only (got --listen %s); elsewhere run without --dev, with --issuer and a key-encryption key (docs/operations.md)", s.listen)
+	if err := checkListen(s.listen); err != nil {
+		return err
+	}
+	if err := checkDevListen(s); err != nil {
+		return err
 	}
 	if s.introspectionRate <= 0 {
 		return usagef("--introspection-rate must be positive (requests per second per client), got %v", s.introspectionRate)
@@ -124,6 +134,19 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	if err != nil {
 		return err
 	}
+	// The issuer of --dev is known once the port is: until then, the one
+	// of the listen address stands in for it.
+	cfg := s.serverConfig(cmp.Or(s.issuer, devIssuer(s.listen)), log)
+	if err := cfg.ValidateSettings(); err != nil {
+		return usageError{err}
+	}
+	mode := database
+	if s.dev {
+		mode = directory
+	}
+	if err := s.common.checkDataDir(mode); err != nil {
+		return err
+	}
 	blocklist, err := s.password.loadBlocklist()
 	if err != nil {
 		return err
@@ -135,6 +158,31 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	if err != nil {
 		return err
 	}
+
+	ln, err := listen(s.listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	issuer := cmp.Or(s.issuer, devIssuer(addr))
+	if s.dev && !isLoopbackAddr(addr) {
+		log.Warn("--insecure-dev-listen-all: the --dev server, its http issuer and the dev client's secret are reachable on "+addr+", not only on loopback; publish the port on the host's loopback only", "addr", addr)
+	}
+	cfg = s.serverConfig(issuer, log)
+	if s.databaseURL == "" {
+		if mode == directory {
+			if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
+				return fmt.Errorf("create data directory: %w", err)
+			}
+		}
+		release, err := lockDataDir(s.dataDir, serveRecord{Issuer: issuer, Addr: addr, PID: os.Getpid(), StartedAt: time.Now().UTC()})
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+
 	var rc *redis.Client
 	if s.redisURL != "" {
 		redis.SetDriverLogger(log)
@@ -143,7 +191,7 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 		}
 		defer rc.Close()
 	}
-	db, err := openStore(ctx, &s.common)
+	db, err := openStore(ctx, &s.common, mode)
 	if err != nil {
 		return err
 	}
@@ -156,30 +204,7 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	if err := km.EnsureKey(ctx); err != nil {
 		return err
 	}
-
-	ln, err := net.Listen("tcp", s.listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.listen, err)
-	}
-	defer ln.Close()
-	addr := ln.Addr().String()
-	issuer := s.issuer
-	if issuer == "" {
-		issuer = "http://" + addr
-	}
-	insecure := s.insecureHTTP || (s.dev && isLoopbackURL(issuer))
-	cfg := server.Config{
-		Issuer: issuer, InsecureAllowHTTP: insecure, Store: db, Keys: km,
-		AccessTokenTTL: s.accessTokenTTL, MaxAccessTokenTTL: s.keys.maxTokenTTL,
-		RefreshTokenTTL: s.grants.refreshTTL, RefreshFamilyMaxAge: s.grants.familyMaxAge, RefreshGrace: s.grants.serverGrace(),
-		AuthCodeTTL: s.grants.codeTTL, IDTokenTTL: s.grants.idTokenTTL,
-		// A burst below 1 would read as "unset" and take the default.
-		IntrospectionRate: rate.Limit(s.introspectionRate), IntrospectionBurst: max(1, int(2*s.introspectionRate)),
-		PasswordParams: s.password.params(), MinPasswordLen: s.password.minLen, PasswordBlocklist: blocklist,
-		TokenCacheSize: cmp.Or(s.tokenCacheSize, -1), // 0 on the command line is off
-		Logger:         log,
-	}
-	s.login.apply(&cfg)
+	cfg.Store, cfg.Keys, cfg.PasswordBlocklist = db, km, blocklist
 	// Every node shares the KEK, so every node tags opaque tokens alike and
 	// a restart keeps the tags of the tokens already out valid.
 	tagKey, err := token.NewTagKey(sealer.DeriveKey("opaque-token tag key v1"))
@@ -220,6 +245,75 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 
 	log.Info("latch listening", "addr", addr, "issuer", issuer, "data_dir", s.dataDir, "dev", s.dev)
 	return runHTTP(ctx, log, hs, ln, s.shutdownTimeout)
+}
+
+// serverConfig is the server's configuration for issuer, without its
+// store and keys.
+func (s *serveFlags) serverConfig(issuer string, log *slog.Logger) server.Config {
+	cfg := server.Config{
+		Issuer: issuer, InsecureAllowHTTP: s.insecureHTTP || (s.dev && isLoopbackURL(issuer)),
+		AccessTokenTTL: s.accessTokenTTL, MaxAccessTokenTTL: s.keys.maxTokenTTL,
+		RefreshTokenTTL: s.grants.refreshTTL, RefreshFamilyMaxAge: s.grants.familyMaxAge, RefreshGrace: s.grants.serverGrace(),
+		AuthCodeTTL: s.grants.codeTTL, IDTokenTTL: s.grants.idTokenTTL,
+		// A burst below 1 would read as "unset" and take the default.
+		IntrospectionRate: rate.Limit(s.introspectionRate), IntrospectionBurst: max(1, int(2*s.introspectionRate)),
+		PasswordParams: s.password.params(), MinPasswordLen: s.password.minLen,
+		TokenCacheSize: cmp.Or(s.tokenCacheSize, -1), // 0 on the command line is off
+		Logger:         log,
+	}
+	s.login.apply(&cfg)
+	return cfg
+}
+
+// listen binds addr, saying what to do when it is taken.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("listen on %s: the address is already in use (by another latch?): stop what listens there, or choose another address with --listen (port 0 picks a free one)", addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// checkDevListen keeps --dev on loopback: it allows http and prints an
+// admin-capable client's secret, both fine on a developer's machine and
+// wrong anywhere else. In a container, loopback is the container's own and
+// unreachable from the host: --insecure-dev-listen-all opens the other
+// addresses, under a name that says what it costs.
+func checkDevListen(s *serveFlags) error {
+	switch {
+	case s.devListenAll && !s.dev:
+		return usagef("--insecure-dev-listen-all is for --dev only; without --dev, --listen takes any address")
+	case s.dev && !s.devListenAll && !isLoopbackAddr(s.listen):
+		return usagef("--dev listens on loopback only (got --listen %s): elsewhere run without --dev, with --issuer and a key-encryption key (docs/operations.md); in a container whose port the host publishes on its own loopback, add --insecure-dev-listen-all", s.listen)
+	}
+	return nil
+}
+
+// devIssuer is the issuer --dev derives from the address it listens on:
+// http://ADDR, or http://127.0.0.1:PORT on every interface (a container's
+// :8080, published on the host's loopback), since 0.0.0.0 names no host a
+// browser or client can reach.
+func devIssuer(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// checkListen refuses a listen address that is not host:port, before
+// anything judges its host.
+func checkListen(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return usagef("--listen %q is not a host:port address (e.g. 127.0.0.1:8080, or :8080 for every interface): %v", addr, err)
+	}
+	return nil
 }
 
 // runHTTP serves hs on ln until ctx ends (SIGINT, SIGTERM), then lets

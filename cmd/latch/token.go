@@ -49,7 +49,7 @@ type tokenFlags struct {
 
 func addTokenFlags(cmd *cobra.Command, e *env, t *tokenFlags, issuerHelp string) {
 	addCommon(cmd, e, &t.common, true)
-	addKeyScheduleFlags(cmd, &t.keys)
+	addKeyReadFlags(cmd, &t.keys)
 	cmd.Flags().StringVar(&t.issuer, "issuer", "", issuerHelp)
 }
 
@@ -57,9 +57,12 @@ func addTokenFlags(cmd *cobra.Command, e *env, t *tokenFlags, issuerHelp string)
 // the Tokens of the server package over the plain store: this process has
 // no token cache to keep in step, and running servers follow the store.
 func (t *tokenFlags) open(cmd *cobra.Command, e *env, needKeys bool) (store, *server.Tokens, error) {
+	if err := t.checkIssuer(); err != nil {
+		return nil, nil, err
+	}
 	m := &server.Tokens{Issuer: t.issuer, MaxAccessTokenTTL: t.keys.maxTokenTTL}
 	if !needKeys {
-		db, err := openStore(cmd.Context(), &t.common)
+		db, err := openStore(cmd.Context(), &t.common, existing)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -74,7 +77,35 @@ func (t *tokenFlags) open(cmd *cobra.Command, e *env, needKeys bool) (store, *se
 	return db, m, nil
 }
 
-const issuerCheckHelp = "the issuer the server runs with; when set, a JWT under another issuer is refused as not ours (default: any issuer, if our keys signed it)"
+// checkIssuer makes --issuer the issuer of the server on the data
+// directory: the one its latch serve recorded at start-up
+// (DATA_DIR/serve.lock) when --issuer is not given, and an error when
+// --issuer names another, whose tokens that server would refuse. On
+// PostgreSQL no record is kept: --issuer (or LATCH_ISSUER) is what the
+// operator says.
+func (t *tokenFlags) checkIssuer() error {
+	if t.databaseURL != "" {
+		return nil
+	}
+	if err := t.checkDataDir(existing); err != nil {
+		return err
+	}
+	rec, err := servedIssuer(t.dataDir)
+	if err != nil || rec == nil {
+		return err
+	}
+	switch t.issuer {
+	case "":
+		t.issuer = rec.Issuer
+	case rec.Issuer:
+	default:
+		return usagef("--issuer %s is not the issuer of the server on %s, which runs (or last ran) with %s: it calls tokens of any other issuer inactive. Use --issuer %s, or leave --issuer out",
+			t.issuer, t.dataDir, rec.Issuer, rec.Issuer)
+	}
+	return nil
+}
+
+const issuerCheckHelp = "the issuer the server runs with; a JWT under another issuer is inactive (not_ours), as the server says. Default: the issuer the latch serve of --data-dir recorded at start-up; with --database-url, any issuer if our keys signed it"
 
 func tokenIssueCmd(e *env) *cobra.Command {
 	var (
@@ -82,9 +113,10 @@ func tokenIssueCmd(e *env) *cobra.Command {
 		req        server.IssueRequest
 		ttl        time.Duration
 		defaultTTL time.Duration
+		scope      scopeList
 	)
 	cmd := &cobra.Command{
-		Use:   "issue --client ID --issuer URL",
+		Use:   "issue --client ID [--issuer URL]",
 		Short: "mint an access token for a registered client, as its client_credentials grant would, without its secret",
 		Long: `Mint an access token for a registered client, exactly as its
 client_credentials grant would: the client must be registered for that
@@ -92,23 +124,22 @@ grant, --scope and --audience must be within its registration, and the token
 has the client's format (JWT or opaque), lifetime, fingerprint binding and
 encryption. No client secret is needed.
 
---issuer (or LATCH_ISSUER, or issuer in the --config file) is required and
-must be exactly the issuer the server runs with: its --issuer, or
-http://LISTEN_ADDRESS under --dev. A token with another iss is refused by
-the server and by every resource server.
+The token's iss is the issuer the server runs with: on a SQLite data
+directory, the one its latch serve recorded at start-up (DATA_DIR/serve.lock),
+and --issuer naming another is refused, since the server and every resource
+server would refuse the token. On PostgreSQL (--database-url) --issuer (or
+LATCH_ISSUER, or issuer in the --config file) is required and must be
+exactly the server's: its --issuer, or http://LISTEN_ADDRESS under --dev.
 
 Only the token is printed, so TOKEN=$(latch token issue ...) works; --json
 prints the token response. A client registered with --token-fingerprint
 needs its fingerprint cookie beside the token: only --json prints both.`,
-		Example: `  TOKEN=$(latch token issue --client billing --scope read --issuer https://auth.example.com)
-  latch token issue --client dev --audience dev-api --ttl 1m --issuer http://127.0.0.1:8080 --json`,
+		Example: `  TOKEN=$(latch token issue --client billing --scope read)
+  latch token issue --client dev --audience dev-api --ttl 1m --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if req.ClientID == "" {
 				return usagef("--client is required: the id of a client registered for client_credentials (`latch client list`)")
-			}
-			if t.issuer == "" {
-				return usagef("--issuer is required: the issuer the server runs with (its --issuer; http://LISTEN_ADDRESS under --dev), or the token will not verify; or set LATCH_ISSUER")
 			}
 			if ttl < 0 {
 				return usagef("--ttl must not be negative")
@@ -117,6 +148,13 @@ needs its fingerprint cookie beside the token: only --json prints both.`,
 				return usagef("--access-token-ttl %v must be positive and at most --max-access-token-ttl %v", defaultTTL, t.keys.maxTokenTTL)
 			}
 			req.TTL = ttl
+			req.Scope = scope.String()
+			if err := t.checkIssuer(); err != nil {
+				return err
+			}
+			if t.issuer == "" {
+				return usagef("--issuer is required: the issuer the server runs with (its --issuer; http://LISTEN_ADDRESS under --dev), or the token will not verify; or set LATCH_ISSUER. Without it, the issuer recorded by the latch serve of --data-dir is used: none has run there yet")
+			}
 			db, m, err := t.open(cmd, e, true)
 			if err != nil {
 				return err
@@ -143,10 +181,10 @@ needs its fingerprint cookie beside the token: only --json prints both.`,
 			return nil
 		},
 	}
-	addTokenFlags(cmd, e, &t, "issuer URL the server runs with (required): the token's iss; a token under another issuer does not verify")
+	addTokenFlags(cmd, e, &t, "issuer URL the server runs with: the token's iss (default: the one the latch serve of --data-dir recorded; required with --database-url)")
 	f := cmd.Flags()
 	f.StringVar(&req.ClientID, "client", "", "id of the client the token is for (required)")
-	f.StringVar(&req.Scope, "scope", "", `space-separated scopes, within the client's registration (default: none)`)
+	f.Var(&scope, "scope", scopeFlagHelp("scopes, within the client's registration (default: none)"))
 	f.StringSliceVar(&req.Audiences, "audience", nil, "audiences, within the client's registration (repeat or comma-separate; default: its first)")
 	f.DurationVar(&ttl, "ttl", 0, "token lifetime, e.g. 1m; at most the client's (default: the client's)")
 	f.DurationVar(&defaultTTL, "access-token-ttl", 10*time.Minute, "access-token lifetime of clients that set none: the same as the server's --access-token-ttl")

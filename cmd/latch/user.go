@@ -106,7 +106,7 @@ func userCreateCmd(e *env) *cobra.Command {
 		Use:   "create USERNAME",
 		Short: "create a user; the password is read from a prompt or stdin, never from the command line",
 		Example: `  latch user create alice --role admin --group eng        # prompts for the password
-  printf '%s\n' "$PASSWORD" | latch user create alice --password-stdin`,
+  printf '%s\n' "$PASSWORD" | latch user create bob --password-stdin`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec.Username = args[0]

@@ -87,7 +87,7 @@ func addSession(t testing.TB, db *sqlite.DB, userID, raw string) []byte {
 }
 
 func TestUserCLI_Lifecycle(t *testing.T) {
-	dir := t.TempDir()
+	dir := migratedDir(t)
 	d := []string{"--data-dir", dir}
 	const pw = "correct horse battery staple"
 
@@ -165,7 +165,7 @@ func TestUserCLI_Lifecycle(t *testing.T) {
 }
 
 func TestUserCLI_RefusesBadInput(t *testing.T) {
-	dir := t.TempDir()
+	dir := migratedDir(t)
 	d := []string{"--data-dir", dir}
 	runCLIStdin(t, "alice's own password\n", append([]string{"user", "create", "alice"}, d...)...)
 
@@ -211,7 +211,7 @@ func TestUserCLI_RefusesBadInput(t *testing.T) {
 }
 
 func TestUserCLI_Argon2Flags(t *testing.T) {
-	dir := t.TempDir()
+	dir := migratedDir(t)
 	out, errOut, code := runCLIStdin(t, "long enough passphrase\n", "user", "create", "dave", "--json", "--data-dir", dir,
 		"--argon2-memory", "1024", "--argon2-iterations", "3")
 	if code != 0 {
@@ -271,7 +271,7 @@ func TestUserCLI_AdminAPISeesCLIUsers(t *testing.T) {
 }
 
 func TestUserCreate_BreachedPasswordsFile(t *testing.T) {
-	dir := t.TempDir()
+	dir := migratedDir(t)
 	list := filepath.Join(dir, "breached.txt")
 	// SHA-1 of "password1234567", in Have I Been Pwned's format.
 	sum := sha1.Sum([]byte("password1234567"))
