@@ -350,13 +350,15 @@ func equalJSON(a, b any) bool {
 	return a == b
 }
 
-// TestTokenExchange_SharesTheIntrospectionRateLimit: an exchange answers
-// whether a token is active, so it counts against the client's
-// introspection budget (security invariant 5).
+// TestTokenExchange_OwnBudget_UntaggedAndForgedTokensSpendAnother: token
+// exchange has a budget of its own, untagged and forged tokens spend a third,
+// and neither spends the client's introspection budget (security invariant 5).
 func TestTokenExchange_OwnBudget_UntaggedAndForgedTokensSpendAnother(t *testing.T) {
 	e := newEnv(t, func(c *server.Config) { c.IntrospectionRate = 0.001; c.IntrospectionBurst = 2 })
 	owner := e.opaqueClient()
-	gw := e.gatewayClient()
+	// A gateway that also introspects the tokens of its audience.
+	gw := e.client(server.ClientSpec{ID: "gateway", GrantTypes: []string{latch.GrantTokenExchange},
+		Scope: server.ScopeIntrospect, Audiences: []string{"api"}})
 	opaque := e.token(owner, nil)
 	if _, tag, err := token.CheckTag(opaque, nil); err != nil || tag != token.TagUnknownKey {
 		t.Fatalf("the server minted %q (tag %v, %v), want a tagged token", opaque, tag, err)

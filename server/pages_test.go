@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -202,7 +203,11 @@ func TestLoginPage_NamesTheApplication(t *testing.T) {
 // says in words what each scope latch knows allows, and shows a scope it
 // does not know by name, marked as not described.
 func TestConsent_DescribesKnownScopes_MarksUnknownOnes(t *testing.T) {
-	e, _, _ := loginEnv(t)
+	e, users, _ := loginEnv(t)
+	// latch:admin is asked for only of a user who holds the admin role.
+	if _, err := users.SetRoles(context.Background(), "alice", []string{server.RoleAdmin}, nil); err != nil {
+		t.Fatal(err)
+	}
 	c := e.webClient(func(s *server.ClientSpec) {
 		s.FirstParty, s.Name = false, "Photo Print"
 		s.Scope = "openid profile email offline_access read write latch:admin photos:print"
