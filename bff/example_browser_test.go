@@ -2,13 +2,13 @@ package bff
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/latch-auth/latch/internal/latchtest"
 )
 
 // TestBrowser_ExampleSPA_OneClearStateAtATime drives examples/spa through
@@ -42,7 +42,7 @@ func TestBrowser_ExampleSPA_OneClearStateAtATime(t *testing.T) {
 		t.Helper()
 		var png []byte
 		run("screenshot "+name, chromedp.FullScreenshot(&png, 100))
-		saveArtefact(t, name+".png", png)
+		latchtest.SaveArtefact(t, name+".png", png)
 	}
 	run("open the app signed out", chromedp.EmulateViewport(640, 320),
 		chromedp.Navigate(e.bffURL+"/"), chromedp.WaitVisible("#login", chromedp.ByID))
@@ -94,22 +94,4 @@ func TestBrowser_ExampleSPA_OneClearStateAtATime(t *testing.T) {
 		t.Errorf("after the session ended, the page shows %q and the API answer %q; want the sign-in invitation and the reason, no API answer", got, result)
 	}
 	shot("example-session-ended")
-}
-
-// saveArtefact saves b as name in the directory named by
-// LATCH_TEST_ARTIFACTS (CI keeps it), or else in the test's temporary
-// directory.
-func saveArtefact(t *testing.T, name string, b []byte) {
-	t.Helper()
-	dir := os.Getenv("LATCH_TEST_ARTIFACTS")
-	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("artefact: %s", p)
 }

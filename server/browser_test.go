@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
 
+	"github.com/latch-auth/latch/internal/latchtest"
 	"github.com/latch-auth/latch/server"
 )
 
@@ -524,22 +524,7 @@ func (b *browser) screenshot(name string) {
 	b.t.Helper()
 	var png []byte
 	b.run("screenshot "+name, chromedp.FullScreenshot(&png, 100))
-	saveArtefact(b.t, name+".png", png)
-}
-
-func saveArtefact(t *testing.T, name string, b []byte) {
-	t.Helper()
-	dir := os.Getenv("LATCH_TEST_ARTIFACTS")
-	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("artefact: %s", p)
+	latchtest.SaveArtefact(b.t, name+".png", png)
 }
 
 // TestBrowser_LocalhostInsteadOfIssuer_SignInWorks opens the sign-in page

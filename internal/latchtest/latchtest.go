@@ -7,6 +7,7 @@ package latchtest
 import (
 	"context"
 	"crypto/rand"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -52,4 +53,22 @@ func Keys(tb testing.TB, store latch.KeyStore, now func() time.Time) *keys.Manag
 		tb.Fatal(err)
 	}
 	return km
+}
+
+// SaveArtefact keeps b, a screenshot or another output worth looking at
+// after the run, as name in the directory named by LATCH_TEST_ARTIFACTS
+// (CI keeps it), or else in the test's temporary directory.
+func SaveArtefact(tb testing.TB, name string, b []byte) {
+	tb.Helper()
+	dir := os.Getenv("LATCH_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = tb.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Logf("artefact: %s", p)
 }
