@@ -191,7 +191,11 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 		}
 		defer rc.Close()
 	}
-	db, err := openStore(ctx, &s.common, mode)
+	sc := s.common
+	if sc.databaseURL != "" {
+		sc.databaseURL = withNodeName(sc.databaseURL, issuer)
+	}
+	db, err := openStore(ctx, &sc, mode)
 	if err != nil {
 		return err
 	}
