@@ -109,8 +109,8 @@ func checkKEK(s *Snapshot) []Finding {
 	var out []Finding
 	if s.KEK.Mode&0o077 != 0 {
 		out = append(out, Finding{ID: "KEK_FILE_MODE", Severity: High, Subject: "key-encryption key " + s.KEK.Path,
-			Seen: fmt.Sprintf("mode %04o", s.KEK.Mode),
-			Why:  "other users of this host can read the key that decrypts every signing key, and so forge any token.",
+			Seen:   fmt.Sprintf("mode %04o", s.KEK.Mode),
+			Why:    "other users of this host can read the key that decrypts every signing key, and so forge any token.",
 			Source: srcKeyMgmt, Fix: "chmod 600 " + s.KEK.Path})
 	}
 	if s.DataDir != "" && !s.PostgreSQL && within(s.DataDir, s.KEK.Path) {
