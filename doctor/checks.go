@@ -146,7 +146,7 @@ func checkKeys(s *Snapshot) []Finding {
 			out = append(out, Finding{ID: "KEY_OLD", Severity: Warning, Subject: "signing key " + signer.ID,
 				Seen:   fmt.Sprintf("signing since %s (%s), longer than --key-max-age %s", signer.ActiveAt.UTC().Format(time.RFC3339), days(age), days(s.KeyMaxAge)),
 				Why:    "the longer one key signs, the more tokens a leak of it exposes and the less practised rotation is when it must happen at once.",
-				Source: srcKeyMgmt + " (cryptoperiods)",
+				Source: "OWASP Key Management Cheat Sheet (cryptoperiods)",
 				Fix:    "latch keys rotate (the new key is published --key-prepublish before it signs), on a schedule such as a monthly cron job"})
 		}
 	}

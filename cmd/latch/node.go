@@ -9,15 +9,15 @@ import (
 )
 
 // A latch serve on PostgreSQL names its connections (application_name,
-// visible in pg_stat_activity) "latch-serve TAG HOST:PID", TAG standing
+// visible in pg_stat_activity) "latch-serve/TAG/HOST:PID", TAG standing
 // for its issuer: latch doctor counts the nodes of one deployment sharing
 // a database from them, since no table records the nodes.
-const nodeNamePrefix = "latch-serve "
+const nodeNamePrefix = "latch-serve/"
 
 // nodeNameTag is the prefix of the application names of issuer's nodes.
 func nodeNameTag(issuer string) string {
 	sum := sha256.Sum256([]byte(issuer))
-	return nodeNamePrefix + hex.EncodeToString(sum[:4]) + " "
+	return nodeNamePrefix + hex.EncodeToString(sum[:4]) + "/"
 }
 
 // withNodeName returns the PostgreSQL URL with application_name naming
