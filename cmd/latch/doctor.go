@@ -52,8 +52,6 @@ why it matters (with its source) and what fixes it (docs/doctor.md).
 
 Exit status: 0 when nothing needs fixing, 1 with warnings, 2 with a high
 finding (or a usage error), so a CI job can gate a deployment on it.`,
-		Example: `  latch doctor --config /etc/latch/latch.yaml
-  latch doctor --database-url postgres://latch@db/latch --url https://auth.example.com --json`,
 		Args: cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			return applyConfig(cmd, e)
