@@ -196,7 +196,7 @@ func dur(d time.Duration) string {
 
 // wireNumbers are what a real server shows.
 type wireNumbers struct {
-	opaqueLen, jwtLen          int
+	opaqueLen, jwtLen           int
 	introP50, introP99, baseP50 time.Duration
 }
 
