@@ -116,7 +116,7 @@ func run(ctx context.Context, benchtime string, n int) error {
 	fmt.Println("|---|---:|")
 	fmt.Printf("| opaque access token | %d |\n", w.opaqueLen)
 	fmt.Printf("| JWT access token, ES256 (dev client, one audience, scope read) | %d |\n", w.jwtLen)
-	fmt.Printf("| session cookie value (`latch_session`-style: 256 bits base64url) | %d |\n", 43)
+	fmt.Printf("| session cookie value (256 random bits, base64url; latch's login session and examples/webapp) | %d |\n", 43)
 	return nil
 }
 
@@ -135,7 +135,13 @@ func feedPercentiles(ctx context.Context) (string, error) {
 	if m == nil {
 		return "", fmt.Errorf("no percentiles in its output:\n%s", tail(string(out)))
 	}
-	return fmt.Sprintf("p50 %s, p99 %s", m[1], m[3]), nil
+	round := func(v string) string {
+		if d, err := time.ParseDuration(v); err == nil {
+			return dur(d)
+		}
+		return v
+	}
+	return fmt.Sprintf("p50 %s, p99 %s", round(m[1]), round(m[3])), nil
 }
 
 var benchLine = regexp.MustCompile(`^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op`)
@@ -181,6 +187,10 @@ func diff(ns map[string]float64, a, b string) string {
 	vb, ok2 := ns[b]
 	if !ok1 || !ok2 {
 		return "n/a"
+	}
+	if va < vb {
+		// The difference is below what this run can tell apart.
+		return fmt.Sprintf("≈ 0 (%s vs %s)", dur(time.Duration(va)), dur(time.Duration(vb)))
 	}
 	return "+" + dur(time.Duration(va-vb))
 }
