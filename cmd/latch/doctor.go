@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,16 +119,9 @@ func doctorSnapshot(ctx context.Context, cmd *cobra.Command, e *env, d *doctorFl
 		RedisURL: str("redis-url") != "", DataDir: str("data-dir"), PostgreSQL: str("database-url") != "",
 		KeyMaxAge: d.keyMaxAge, JWKSCacheTime: d.jwksCacheTime,
 	}
-	for _, p := range proxyFlags {
-		pf, err := netip.ParsePrefix(p)
-		if err != nil {
-			a, aerr := netip.ParseAddr(p)
-			if aerr != nil {
-				return nil, usagef("--trusted-proxies %q: want an IP address or a CIDR prefix such as 10.0.0.0/8", p)
-			}
-			pf = netip.PrefixFrom(a, a.BitLen())
-		}
-		s.TrustedProxies = append(s.TrustedProxies, pf.Masked())
+	var err error
+	if s.TrustedProxies, err = parseProxies(proxyFlags); err != nil {
+		return nil, err
 	}
 	if s.Issuer == "" {
 		if !s.Dev {

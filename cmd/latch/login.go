@@ -46,20 +46,26 @@ func (l *loginFlags) check() error {
 	case l.maxConcurrent < 0:
 		return usagef("--max-concurrent-logins %d must be positive (0: 2 x GOMAXPROCS = %d)", l.maxConcurrent, 2*runtime.GOMAXPROCS(0))
 	}
-	proxies := make([]netip.Prefix, 0, len(l.trustedProxies))
-	for _, s := range l.trustedProxies {
+	proxies, err := parseProxies(l.trustedProxies)
+	l.proxies = proxies
+	return err
+}
+
+// parseProxies parses --trusted-proxies: addresses or CIDR prefixes.
+func parseProxies(list []string) ([]netip.Prefix, error) {
+	proxies := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			a, aerr := netip.ParseAddr(s)
 			if aerr != nil {
-				return usagef("--trusted-proxies %q: want an IP address or a CIDR prefix such as 10.0.0.0/8", s)
+				return nil, usagef("--trusted-proxies %q: want an IP address or a CIDR prefix such as 10.0.0.0/8", s)
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
 		proxies = append(proxies, p.Masked())
 	}
-	l.proxies = proxies
-	return nil
+	return proxies, nil
 }
 
 // apply sets the checked flags in cfg.
