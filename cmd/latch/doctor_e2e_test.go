@@ -274,7 +274,7 @@ func TestDoctor_PasswordPolicy(t *testing.T) {
 	}
 	createClient(t, dir, "--id", "web", "--grant", "authorization_code", "--redirect-uri", "https://app.example.com/cb", "--scope", "openid")
 	fs, code := doctorRun(t, dir, "--issuer", httpsIssuer)
-	want(t, fs, code, 1, "PASSWORD_BLOCKLIST_OFF", doctor.Warning, "--breached-passwords")
+	want(t, fs, code, 1, "PASSWORD_NO_BREACH_LIST", doctor.Warning, "--breached-passwords")
 	fs, code = doctorRun(t, dir, "--issuer", httpsIssuer, "--breached-passwords", os.DevNull, "--min-password-length", "12")
 	want(t, fs, code, 1, "PASSWORD_SHORT", doctor.Warning, "12")
 	fs, code = doctorRun(t, dir, "--issuer", httpsIssuer, "--breached-passwords", os.DevNull, "--min-password-length", "6")
