@@ -392,10 +392,18 @@ func checkPasswordGrant(s *Snapshot) []Finding {
 				Seen:   "grant " + latch.GrantPassword,
 				Why:    "the client sees the user's password, and the grant cannot carry a second factor or a consent step.",
 				Source: srcROPC,
-				Fix:    "latch client update " + c.ID + " --grant " + strings.Join(append(without(c.GrantTypes, latch.GrantPassword), grantIfMissing(c)...), ",") + " (authorization_code with PKCE; docs/oauth-flows.md)"})
+				Fix: "latch client update " + c.ID + " --grant " + strings.Join(append(without(c.GrantTypes, latch.GrantPassword), grantIfMissing(c)...), ",") +
+					redirectIfMissing(c) + " (authorization_code with PKCE; docs/oauth-flows.md)"})
 		}
 	}
 	return out
+}
+
+func redirectIfMissing(c *latch.Client) string {
+	if len(c.RedirectURIs) > 0 {
+		return ""
+	}
+	return " --redirect-uri https://app.example.com/callback"
 }
 
 func grantIfMissing(c *latch.Client) []string {
