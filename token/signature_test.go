@@ -1,0 +1,53 @@
+package token
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"testing"
+
+	"github.com/latch-auth/latch"
+)
+
+func TestSignSignature_VerifySignature_RoundTrip(t *testing.T) {
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := []byte("header.payload")
+	sig, err := SignSignature(latch.ES256, ec, input)
+	if err != nil || len(sig) != 64 {
+		t.Fatalf("ES256: %d bytes, %v", len(sig), err)
+	}
+	if err := VerifySignature(latch.ES256, &ec.PublicKey, input, sig); err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifySignature(latch.ES256, &ec.PublicKey, []byte("other"), sig); !errors.Is(err, ErrSignature) {
+		t.Fatalf("other input: %v", err)
+	}
+	if err := VerifySignature(latch.ES256, &ec.PublicKey, input, sig[:63]); !errors.Is(err, ErrSignature) {
+		t.Fatalf("short signature: %v", err)
+	}
+	if err := VerifySignature(latch.EdDSA, &ec.PublicKey, input, sig); !errors.Is(err, ErrAlgorithm) {
+		t.Fatalf("EC key for EdDSA: %v", err)
+	}
+	if err := VerifySignature("HS256", &ec.PublicKey, input, sig); !errors.Is(err, ErrAlgorithm) {
+		t.Fatalf("HS256: %v", err)
+	}
+	esig, err := SignSignature(latch.EdDSA, ed, input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifySignature(latch.EdDSA, ed.Public(), input, esig); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := SignSignature(latch.ES256, ed, input); err == nil {
+		t.Fatal("Ed25519 key signed ES256")
+	}
+}
