@@ -21,7 +21,7 @@ import (
 func BenchmarkCheck(b *testing.B) {
 	key := newECKey(b)
 	p := mustProver(b, key)
-	const n = 1 << 16
+	const n = 1 << 12
 	proofs := make([]string, n)
 	for i := range proofs {
 		proofs[i] = mustProof(b, p, "GET", testURL, testToken, "")
