@@ -11,8 +11,11 @@
 // handed out by whoever configures a NonceChecker.
 //
 // Proofs are parsed on the standard library with latch's token package for
-// the signature, like access tokens: the check is on every request of a
-// bound token, and go-jose's generic JWS parsing costs more than the rest
-// of the check together (see BenchmarkCheck). The proof header may hold
-// typ, alg and jwk only; the jwk must be a public key.
+// the JSON scanner and the signature, like access tokens: the check runs on
+// every request of a bound token. go-jose parsing, verifying and
+// thumbprinting a proof costs about 1.4x the bare ES256 check, Check in
+// full (with the claims, htu, ath and the replay cache) about 1.05x, the
+// checked header of a key seen before coming from a small cache
+// (BenchmarkCheck). The proof header may hold typ, alg and jwk only; the
+// jwk must be a public key.
 package dpop

@@ -1,20 +1,20 @@
 package dpop
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/big"
+	"slices"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/token"
 )
 
 // RSA modulus bounds: RFC 7518 §3.3 asks for 2048 bits or more; 8192 keeps
@@ -36,91 +36,105 @@ type publicKey struct {
 	jkt string
 }
 
+// jwkMembers are the members of a jwk this package reads.
+type jwkMembers struct {
+	kty, crv, x, y, n, e, alg string
+	hasAlg                    bool
+}
+
 // parseJWK reads the jwk header parameter (RFC 7517 §4) as the public key
 // for alg. Unknown members (ext, key_ops of WebCrypto exports, kid) are
 // ignored; a private member, a key that does not fit alg, a jwk alg other
 // than alg, an EC point off its curve and an RSA key outside 2048-8192 bits
 // are refused. Only the members RFC 7638 §3.2 names enter the thumbprint.
 func parseJWK(raw []byte, alg latch.Algorithm) (publicKey, error) {
-	m, err := objectMembers(raw)
+	var m jwkMembers
+	err := token.EachMember(raw, func(name, v string) error {
+		var dst *string
+		switch name {
+		case "kty":
+			dst = &m.kty
+		case "crv":
+			dst = &m.crv
+		case "x":
+			dst = &m.x
+		case "y":
+			dst = &m.y
+		case "n":
+			dst = &m.n
+		case "e":
+			dst = &m.e
+		case "alg":
+			dst, m.hasAlg = &m.alg, true
+		default:
+			if slices.Contains(privateMembers, name) {
+				return fmt.Errorf("jwk has private member %q: a proof carries a public key only (RFC 9449 §4.2)", name)
+			}
+			return nil
+		}
+		s, err := token.StringValue(v)
+		if err != nil {
+			return fmt.Errorf("jwk member %q is not a string", name)
+		}
+		*dst = s
+		return nil
+	})
 	if err != nil {
 		return publicKey{}, fmt.Errorf("jwk: %v", err)
 	}
-	for _, p := range privateMembers {
-		if _, ok := m[p]; ok {
-			return publicKey{}, fmt.Errorf("jwk has private member %q: a proof carries a public key only (RFC 9449 §4.2)", p)
-		}
+	if m.hasAlg && latch.Algorithm(m.alg) != alg {
+		return publicKey{}, fmt.Errorf("jwk alg %q is not the header's alg %q", m.alg, alg)
 	}
-	kty, err := stringMember(m, "kty")
-	if err != nil {
-		return publicKey{}, err
-	}
-	if v, ok := m["alg"]; ok {
-		var a string
-		if json.Unmarshal(v, &a) != nil || latch.Algorithm(a) != alg {
-			return publicKey{}, fmt.Errorf("jwk alg %s is not the header's alg %q", v, alg)
-		}
-	}
-	var k publicKey
-	k.kty = kty
-	switch kty {
+	k := publicKey{kty: m.kty}
+	switch m.kty {
 	case "EC":
 		if alg != latch.ES256 {
 			return publicKey{}, fmt.Errorf("an EC key cannot verify %s", alg)
 		}
-		crv, err := stringMember(m, "crv")
-		if err != nil {
+		if m.crv != "P-256" {
+			return publicKey{}, fmt.Errorf("EC curve %q: ES256 needs P-256", m.crv)
+		}
+		var point [65]byte
+		point[0] = 4
+		if err := fixedMember(point[1:33], "x", m.x); err != nil {
 			return publicKey{}, err
 		}
-		if crv != "P-256" {
-			return publicKey{}, fmt.Errorf("EC curve %q: ES256 needs P-256", crv)
-		}
-		x, xs, err := fixedMember(m, "x", 32)
-		if err != nil {
-			return publicKey{}, err
-		}
-		y, ys, err := fixedMember(m, "y", 32)
-		if err != nil {
+		if err := fixedMember(point[33:], "y", m.y); err != nil {
 			return publicKey{}, err
 		}
 		// SEC 1 §2.3.4: refuses a point off the curve (invalid-curve
 		// attacks) and the identity.
-		point := append(append(make([]byte, 0, 65), 4), x...)
-		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(point, y...))
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), point[:])
 		if err != nil {
 			return publicKey{}, fmt.Errorf("EC point: %v", err)
 		}
 		k.pub = pub
-		k.jkt = thumbprint(`{"crv":"P-256","kty":"EC","x":"`, xs, `","y":"`, ys, `"}`)
+		k.jkt = thumbprint(`{"crv":"P-256","kty":"EC","x":"`, m.x, `","y":"`, m.y, `"}`)
 	case "OKP":
 		if alg != latch.EdDSA {
 			return publicKey{}, fmt.Errorf("an OKP key cannot verify %s", alg)
 		}
-		crv, err := stringMember(m, "crv")
-		if err != nil {
-			return publicKey{}, err
+		if m.crv != "Ed25519" {
+			return publicKey{}, fmt.Errorf("OKP curve %q: only Ed25519 is supported", m.crv)
 		}
-		if crv != "Ed25519" {
-			return publicKey{}, fmt.Errorf("OKP curve %q: only Ed25519 is supported", crv)
-		}
-		x, xs, err := fixedMember(m, "x", ed25519.PublicKeySize)
-		if err != nil {
+		x := make([]byte, ed25519.PublicKeySize)
+		if err := fixedMember(x, "x", m.x); err != nil {
 			return publicKey{}, err
 		}
 		k.pub = ed25519.PublicKey(x)
-		k.jkt = thumbprint(`{"crv":"Ed25519","kty":"OKP","x":"`, xs, `"}`)
+		k.jkt = thumbprint(`{"crv":"Ed25519","kty":"OKP","x":"`, m.x, `"}`)
 	case "RSA":
 		if alg != latch.RS256 && alg != latch.PS256 {
 			return publicKey{}, fmt.Errorf("an RSA key cannot verify %s", alg)
 		}
-		pub, ns, es, err := rsaKey(m)
+		pub, err := rsaKey(m.n, m.e)
 		if err != nil {
 			return publicKey{}, err
 		}
 		k.pub = pub
-		k.jkt = thumbprint(`{"e":"`, es, `","kty":"RSA","n":"`, ns, `"}`)
+		k.jkt = thumbprint(`{"e":"`, m.e, `","kty":"RSA","n":"`, m.n, `"}`)
 	default:
-		return publicKey{}, fmt.Errorf("jwk kty %q is not a public signature key type (EC, OKP, RSA)", kty)
+		return publicKey{}, fmt.Errorf("jwk kty %q is not a public signature key type (EC, OKP, RSA)", m.kty)
 	}
 	return k, nil
 }
@@ -166,108 +180,53 @@ func Thumbprint(pub crypto.PublicKey) (string, error) {
 	return "", fmt.Errorf("dpop: thumbprint: unsupported key type %T", pub)
 }
 
-func stringMember(m map[string]json.RawMessage, name string) (string, error) {
-	v, ok := m[name]
-	if !ok {
-		return "", fmt.Errorf("jwk member %q is missing", name)
+// fixedMember decodes a coordinate of fixed length into dst (RFC 7518
+// §6.2.1.2: EC coordinates are full length, leading zeros included; RFC
+// 8037 §2). Strict decoding makes the string canonical, so it can enter
+// the thumbprint as it is.
+func fixedMember(dst []byte, name, s string) error {
+	if s == "" {
+		return fmt.Errorf("jwk member %q is missing", name)
 	}
-	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
-		return "", fmt.Errorf("jwk member %q is not a string", name)
+	if b64.DecodedLen(len(s)) != len(dst) {
+		return fmt.Errorf("jwk member %q is not %d bytes", name, len(dst))
 	}
-	return s, nil
-}
-
-// bytesMember decodes a base64url member, returning the string too (for
-// the thumbprint). Strict decoding makes the string canonical.
-func bytesMember(m map[string]json.RawMessage, name string) ([]byte, string, error) {
-	s, err := stringMember(m, name)
-	if err != nil {
-		return nil, "", err
+	if n, err := b64.Decode(dst, []byte(s)); err != nil || n != len(dst) {
+		return fmt.Errorf("jwk member %q is not canonical base64url of %d bytes", name, len(dst))
 	}
-	b, err := b64.DecodeString(s)
-	if err != nil {
-		return nil, "", fmt.Errorf("jwk member %q is not canonical base64url", name)
-	}
-	return b, s, nil
-}
-
-// fixedMember is a coordinate of fixed length (RFC 7518 §6.2.1.2: EC
-// coordinates are full length, leading zeros included; RFC 8037 §2).
-func fixedMember(m map[string]json.RawMessage, name string, size int) ([]byte, string, error) {
-	b, s, err := bytesMember(m, name)
-	if err != nil {
-		return nil, "", err
-	}
-	if len(b) != size {
-		return nil, "", fmt.Errorf("jwk member %q is %d bytes, want %d", name, len(b), size)
-	}
-	return b, s, nil
+	return nil
 }
 
 // rsaKey reads n and e (RFC 7518 §6.3.1): minimal big-endian, a modulus of
 // 2048 to 8192 bits, an odd exponent from 3 to 2^31-1.
-func rsaKey(m map[string]json.RawMessage) (*rsa.PublicKey, string, string, error) {
-	n, ns, err := bytesMember(m, "n")
-	if err != nil {
-		return nil, "", "", err
+func rsaKey(ns, es string) (*rsa.PublicKey, error) {
+	n, err := b64.DecodeString(ns)
+	if err != nil || ns == "" {
+		return nil, errors.New("jwk member \"n\" is missing or not canonical base64url")
 	}
-	e, es, err := bytesMember(m, "e")
-	if err != nil {
-		return nil, "", "", err
+	e, err := b64.DecodeString(es)
+	if err != nil || es == "" {
+		return nil, errors.New("jwk member \"e\" is missing or not canonical base64url")
 	}
-	if len(n) == 0 || n[0] == 0 || len(e) == 0 || e[0] == 0 {
-		return nil, "", "", errors.New("RSA n and e must be minimal big-endian integers")
+	if n[0] == 0 || e[0] == 0 {
+		return nil, errors.New("RSA n and e must be minimal big-endian integers")
 	}
 	N := new(big.Int).SetBytes(n)
 	if bits := N.BitLen(); bits < minRSABits || bits > maxRSABits {
-		return nil, "", "", fmt.Errorf("RSA modulus of %d bits: need %d to %d", bits, minRSABits, maxRSABits)
+		return nil, fmt.Errorf("RSA modulus of %d bits: need %d to %d", bits, minRSABits, maxRSABits)
 	}
 	if N.Bit(0) == 0 {
-		return nil, "", "", errors.New("RSA modulus is even")
+		return nil, errors.New("RSA modulus is even")
 	}
 	if len(e) > 4 {
-		return nil, "", "", errors.New("RSA exponent is too large")
+		return nil, errors.New("RSA exponent is too large")
 	}
 	var E int64
 	for _, b := range e {
 		E = E<<8 | int64(b)
 	}
 	if E < 3 || E > 1<<31-1 || E%2 == 0 {
-		return nil, "", "", fmt.Errorf("RSA exponent %d: need an odd value from 3 to 2^31-1", E)
+		return nil, fmt.Errorf("RSA exponent %d: need an odd value from 3 to 2^31-1", E)
 	}
-	return &rsa.PublicKey{N: N, E: int(E)}, ns, es, nil
-}
-
-// objectMembers parses a JSON object into its members, refusing duplicate
-// names (RFC 7515 §5.2 step 4, RFC 7519 §4: two parsers picking different
-// duplicates would see two different proofs) and trailing data.
-func objectMembers(b []byte) (map[string]json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil, errors.New("not a JSON object")
-	}
-	m := make(map[string]json.RawMessage, 8)
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return nil, errors.New("not a JSON object")
-		}
-		name, _ := t.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, errors.New("not a JSON object")
-		}
-		if _, dup := m[name]; dup {
-			return nil, fmt.Errorf("member %q appears twice", name)
-		}
-		m[name] = v
-	}
-	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
-		return nil, errors.New("not a JSON object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after the JSON object")
-	}
-	return m, nil
+	return &rsa.PublicKey{N: N, E: int(E)}, nil
 }

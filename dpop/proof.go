@@ -6,12 +6,12 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/latch-auth/latch"
@@ -154,7 +154,14 @@ func (c Config) Validate() error {
 type Checker struct {
 	cfg  Config
 	algs string // the algs of a WWW-Authenticate challenge
+
+	mu      sync.RWMutex
+	headers map[string]proofHeader // header segment -> its checked form
 }
+
+// maxCachedHeaders bounds the cache of checked proof headers: one per
+// client key in use.
+const maxCachedHeaders = 4096
 
 // New returns a Checker for cfg.
 func New(cfg Config) (*Checker, error) {
@@ -166,7 +173,7 @@ func New(cfg Config) (*Checker, error) {
 	for i, a := range cfg.Algorithms {
 		names[i] = string(a)
 	}
-	return &Checker{cfg: cfg, algs: strings.Join(names, " ")}, nil
+	return &Checker{cfg: cfg, algs: strings.Join(names, " "), headers: make(map[string]proofHeader)}, nil
 }
 
 // Algorithms returns the accepted algorithms, space-separated, for the algs
@@ -268,48 +275,11 @@ func (c *Checker) parse(proof string) (*parsed, error) {
 	if dot2 < 0 || strings.IndexByte(proof[dot2+1:], '.') >= 0 {
 		return nil, fmt.Errorf("%w: not a compact JWS of three segments", ErrMalformed)
 	}
-	hb, err := b64.DecodeString(proof[:dot1])
+	h, err := c.header(proof[:dot1])
 	if err != nil {
-		return nil, fmt.Errorf("%w: header is not canonical base64url", ErrMalformed)
+		return nil, err
 	}
-	h, err := objectMembers(hb)
-	if err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
-	}
-	var typ, alg string
-	for name, v := range h {
-		switch name {
-		case "typ":
-			err = json.Unmarshal(v, &typ)
-		case "alg":
-			err = json.Unmarshal(v, &alg)
-		case "jwk":
-		default:
-			// kid, jku, x5c, crit...: a proof names its key by value only
-			// (§4.2), and nothing here is understood as critical.
-			return nil, fmt.Errorf("%w: header parameter %q is not allowed in a proof", ErrMalformed, name)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: header %q is not a string", ErrMalformed, name)
-		}
-	}
-	// §4.3 step 4; media types compare case-insensitively (RFC 7515
-	// §4.1.9), with or without "application/".
-	if !strings.EqualFold(strings.TrimPrefix(strings.ToLower(typ), "application/"), Type) {
-		return nil, fmt.Errorf("%w: typ %q", ErrType, typ)
-	}
-	a := latch.Algorithm(alg)
-	if !slices.Contains(c.cfg.Algorithms, a) {
-		return nil, fmt.Errorf("%w: alg %q; accepted: %s", ErrAlgorithm, alg, c.algs)
-	}
-	jwk, ok := h["jwk"]
-	if !ok {
-		return nil, fmt.Errorf("%w: no jwk header", ErrKey)
-	}
-	k, err := parseJWK(jwk, a)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrKey, err)
-	}
+	a, k := h.alg, h.key
 	sig, err := b64.DecodeString(proof[dot2+1:])
 	if err != nil {
 		return nil, fmt.Errorf("%w: signature is not canonical base64url", ErrMalformed)
@@ -328,50 +298,140 @@ func (c *Checker) parse(proof string) (*parsed, error) {
 	return p, nil
 }
 
+// proofHeader is a checked protected header: its algorithm and key.
+type proofHeader struct {
+	alg latch.Algorithm
+	key publicKey
+}
+
+// header returns the checked header of segment seg (§4.3 steps 2-5 and 7),
+// from the cache when this exact segment passed before: a client sends
+// the same header, its key, with every proof, and the same bytes always
+// parse to the same key, so only the first costs the JSON and the curve
+// point check.
+func (c *Checker) header(seg string) (proofHeader, error) {
+	c.mu.RLock()
+	h, ok := c.headers[seg]
+	c.mu.RUnlock()
+	if ok {
+		return h, nil
+	}
+	h, err := c.parseHeader(seg)
+	if err != nil {
+		return proofHeader{}, err
+	}
+	c.mu.Lock()
+	if len(c.headers) >= maxCachedHeaders {
+		for k := range c.headers { // any one: Go picks it at random
+			delete(c.headers, k)
+			break
+		}
+	}
+	c.headers[strings.Clone(seg)] = h // seg is a slice of the whole proof
+	c.mu.Unlock()
+	return h, nil
+}
+
+func (c *Checker) parseHeader(seg string) (proofHeader, error) {
+	hb, err := b64.DecodeString(seg)
+	if err != nil {
+		return proofHeader{}, fmt.Errorf("%w: header is not canonical base64url", ErrMalformed)
+	}
+	var typ, alg, jwk string
+	var hasTyp, hasAlg bool
+	err = token.EachMember(hb, func(name, raw string) error {
+		var err error
+		switch name {
+		case "typ":
+			typ, err = token.StringValue(raw)
+			hasTyp = true
+		case "alg":
+			alg, err = token.StringValue(raw)
+			hasAlg = true
+		case "jwk":
+			jwk = raw
+		default:
+			// kid, jku, x5c, crit...: a proof names its key by value only
+			// (§4.2), and nothing here is understood as critical.
+			return fmt.Errorf("header parameter %q is not allowed in a proof", name)
+		}
+		if err != nil {
+			return fmt.Errorf("header %q is not a string", name)
+		}
+		return nil
+	})
+	if err != nil {
+		return proofHeader{}, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	}
+	// §4.3 step 4; media types compare case-insensitively (RFC 7515
+	// §4.1.9), with or without "application/".
+	if !hasTyp || !strings.EqualFold(strings.TrimPrefix(strings.ToLower(typ), "application/"), Type) {
+		return proofHeader{}, fmt.Errorf("%w: typ %q", ErrType, typ)
+	}
+	a := latch.Algorithm(alg)
+	if !hasAlg || !slices.Contains(c.cfg.Algorithms, a) {
+		return proofHeader{}, fmt.Errorf("%w: alg %q; accepted: %s", ErrAlgorithm, alg, c.algs)
+	}
+	if jwk == "" {
+		return proofHeader{}, fmt.Errorf("%w: no jwk header", ErrKey)
+	}
+	k, err := parseJWK([]byte(jwk), a)
+	if err != nil {
+		return proofHeader{}, fmt.Errorf("%w: %v", ErrKey, err)
+	}
+	return proofHeader{alg: a, key: k}, nil
+}
+
 // parseClaims reads the claims of §4.2: jti, htm, htu and iat required,
 // ath and nonce optional, each of its JSON type; others are ignored.
 func (p *parsed) parseClaims(payload []byte) error {
-	m, err := objectMembers(payload)
+	var hasJTI, hasHTM, hasHTU, hasIAT bool
+	err := token.EachMember(payload, func(name, raw string) error {
+		var dst *string
+		switch name {
+		case "jti":
+			dst, hasJTI = &p.ID, true
+		case "htm":
+			dst, hasHTM = &p.htm, true
+		case "htu":
+			dst, hasHTU = &p.htu, true
+		case "ath":
+			dst = &p.ath
+		case "nonce":
+			dst, p.hasNonce = &p.Nonce, true
+		case "iat":
+			// A JSON integer: digits only (a string, a fraction or an
+			// exponent is refused; proofs carry whole seconds).
+			sec, err := strconv.ParseInt(raw, 10, 64)
+			if err != nil || raw[0] < '0' || raw[0] > '9' || sec > 1<<40 {
+				return fmt.Errorf("iat %s is not a NumericDate in whole seconds", raw)
+			}
+			p.IssuedAt, hasIAT = time.Unix(sec, 0), true
+			return nil
+		default:
+			return nil
+		}
+		s, err := token.StringValue(raw)
+		if err != nil {
+			return fmt.Errorf("claim %q is not a string", name)
+		}
+		*dst = s
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
-	str := func(name string, dst *string, required bool) error {
-		v, ok := m[name]
-		if !ok {
-			if required {
-				return fmt.Errorf("%w: claim %q is missing", ErrMalformed, name)
-			}
-			return nil
-		}
-		if json.Unmarshal(v, dst) != nil {
-			return fmt.Errorf("%w: claim %q is not a string", ErrMalformed, name)
-		}
-		return nil
-	}
-	for _, f := range []struct {
-		name     string
-		dst      *string
-		required bool
-	}{{"jti", &p.ID, true}, {"htm", &p.htm, true}, {"htu", &p.htu, true}, {"ath", &p.ath, false}, {"nonce", &p.Nonce, false}} {
-		if err := str(f.name, f.dst, f.required); err != nil {
-			return err
+	for _, c := range []struct {
+		name string
+		has  bool
+	}{{"jti", hasJTI}, {"htm", hasHTM}, {"htu", hasHTU}, {"iat", hasIAT}} {
+		if !c.has {
+			return fmt.Errorf("%w: claim %q is missing", ErrMalformed, c.name)
 		}
 	}
-	_, p.hasNonce = m["nonce"]
 	if p.ID == "" || len(p.ID) > maxJTI {
 		return fmt.Errorf("%w: jti must be 1 to %d bytes", ErrMalformed, maxJTI)
 	}
-	v, ok := m["iat"]
-	if !ok {
-		return fmt.Errorf("%w: claim \"iat\" is missing", ErrMalformed)
-	}
-	// A JSON integer: digits only (a string, a fraction or an exponent is
-	// refused; proofs carry whole seconds).
-	sec, err := strconv.ParseInt(string(v), 10, 64)
-	if err != nil || len(v) == 0 || v[0] < '0' || v[0] > '9' || sec > 1<<40 {
-		return fmt.Errorf("%w: iat %s is not a NumericDate in whole seconds", ErrMalformed, v)
-	}
-	p.IssuedAt = time.Unix(sec, 0)
 	return nil
 }
 

@@ -51,3 +51,25 @@ func TestSignSignature_VerifySignature_RoundTrip(t *testing.T) {
 		t.Fatal("Ed25519 key signed ES256")
 	}
 }
+
+func TestEachMember(t *testing.T) {
+	var names []string
+	err := EachMember([]byte(` {"a":"x", "b" : {"c":[1,"}"]}, "\u0061b":null} `), func(name, raw string) error {
+		names = append(names, name+"="+raw)
+		return nil
+	})
+	if err != nil || len(names) != 3 || names[1] != `b={"c":[1,"}"]}` || names[2] != "ab=null" {
+		t.Fatalf("%q, %v", names, err)
+	}
+	for _, bad := range []string{`{"a":1,"a":2}`, `{"a":1,"\u0061":2}`, `[1]`, `{"a":}`, `"s"`, ``, `{"a":1} x`} {
+		if err := EachMember([]byte(bad), func(string, string) error { return nil }); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+	if s, err := StringValue(`"a\"b"`); err != nil || s != `a"b` {
+		t.Fatalf("%q %v", s, err)
+	}
+	if _, err := StringValue(`7`); !errors.Is(err, ErrMalformed) {
+		t.Fatal(err)
+	}
+}
