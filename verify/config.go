@@ -150,6 +150,14 @@ type Config struct {
 	// cache sees every proof. nil: the DPoP scheme is not accepted. A
 	// token bound to a DPoP key is refused as a Bearer token either way.
 	DPoP *dpop.Checker
+	// SkipDPoPProofCheck accepts tokens bound to a DPoP key (cnf.jkt) as
+	// Bearer tokens, without a proof, for an API reached only through a
+	// gateway that checked the proof (latch gateway with DPoP): the JWT the
+	// gateway forwards stands for the client's opaque token and keeps its
+	// cnf, but the client's proof was made for the opaque token (its ath),
+	// so it cannot be checked here again. Anyone who can reach the API
+	// without the gateway can then use a copied bound JWT without the key.
+	SkipDPoPProofCheck bool
 	// ExternalURL is the scheme, host and path prefix clients use to reach
 	// this service, e.g. "https://api.example.com" or
 	// "https://example.com/api" when a proxy strips /api, for the htu of

@@ -78,6 +78,25 @@ func requestURL(r *http.Request, external string) string {
 	return scheme + "://" + r.Host + r.URL.EscapedPath()
 }
 
+// DPoPToken returns the access token and the proof of a request made with
+// the DPoP scheme (RFC 9449 §7.1): Authorization: DPoP <token> and exactly
+// one DPoP header. ok is false, with no error, when the Authorization
+// header is not of the DPoP scheme. A malformed DPoP Authorization value
+// is an error for 400 invalid_request; a missing or repeated DPoP header
+// is an error for 401 invalid_dpop_proof (IsProofError). The middleware
+// uses it; so can proxies that do their own authentication.
+func DPoPToken(r *http.Request) (raw, proof string, ok bool, err error) {
+	return dpopCredentials(r)
+}
+
+// IsProofError reports whether err, from DPoPToken, is a missing or
+// repeated DPoP header (invalid_dpop_proof) rather than a malformed
+// Authorization header (invalid_request).
+func IsProofError(err error) bool {
+	var ep errProof
+	return errors.As(err, &ep)
+}
+
 // dpopCredentials reads the DPoP scheme of RFC 9449 §7.1: Authorization:
 // DPoP <token> with exactly one DPoP header. ok is false when the
 // Authorization header is not of the DPoP scheme.

@@ -114,6 +114,7 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	if err := checkFingerprintConfig(fgpCookie, a.CookieName, allowUnbound); err != nil {
 		panic(err)
 	}
+	skipProof := a.Verifier != nil && a.Verifier.cfg.SkipDPoPProofCheck
 	dp, external := a.DPoP, a.ExternalURL
 	if dp == nil && a.Verifier != nil {
 		dp, external = a.Verifier.cfg.DPoP, a.Verifier.cfg.ExternalURL
@@ -201,6 +202,8 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 				ch.dpop(w, http.StatusUnauthorized, "invalid_dpop_proof", describeProof(err), "")
 				return
 			}
+		case jkt != "" && skipProof:
+			// A gateway in front checked the proof (Config.SkipDPoPProofCheck).
 		case jkt != "":
 			// RFC 9449 §7.2: a bound token without its proof is refused.
 			if dp != nil {
