@@ -441,14 +441,17 @@ func (c *Checker) checkClaims(p *parsed, req Request) error {
 	if p.htm != req.Method {
 		return fmt.Errorf("%w: htm %q, request %q", ErrMethod, p.htm, req.Method)
 	}
-	// Step 9.
-	want, err := NormalizeHTU(req.URL)
-	if err != nil {
-		return fmt.Errorf("dpop: request URL %q: %v", req.URL, err)
-	}
-	got, err := NormalizeHTU(p.htu)
-	if err != nil || got != want {
-		return fmt.Errorf("%w: htu %q, request %q", ErrURL, p.htu, want)
+	// Step 9. A client usually sends the URI exactly as the request's:
+	// then there is nothing to normalize.
+	if want := withoutQuery(req.URL); p.htu != want || !plainURI(want) {
+		want, err := NormalizeHTU(req.URL)
+		if err != nil {
+			return fmt.Errorf("dpop: request URL %q: %v", req.URL, err)
+		}
+		got, err := NormalizeHTU(p.htu)
+		if err != nil || got != want {
+			return fmt.Errorf("%w: htu %q, request %q", ErrURL, p.htu, want)
+		}
 	}
 	// Step 10.
 	if c.cfg.Nonces != nil && (!p.hasNonce || !c.cfg.Nonces.Valid(p.Nonce)) {
@@ -467,7 +470,9 @@ func (c *Checker) checkClaims(p *parsed, req Request) error {
 		if p.ath == "" {
 			return fmt.Errorf("%w: the proof has no ath", ErrTokenHash)
 		}
-		if subtle.ConstantTimeCompare([]byte(p.ath), []byte(TokenHash(req.AccessToken))) != 1 {
+		sum := sha256.Sum256([]byte(req.AccessToken))
+		var ath [sha256.Size]byte
+		if n, err := b64.Decode(ath[:], []byte(p.ath)); err != nil || n != len(ath) || subtle.ConstantTimeCompare(ath[:], sum[:]) != 1 {
 			return fmt.Errorf("%w: the proof was made for another token", ErrTokenHash)
 		}
 	}
@@ -482,4 +487,46 @@ func (c *Checker) checkClaims(p *parsed, req Request) error {
 func TokenHash(accessToken string) string {
 	sum := sha256.Sum256([]byte(accessToken))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func withoutQuery(u string) string {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		return u[:i]
+	}
+	return u
+}
+
+// plainURI reports whether u is already in the form NormalizeHTU gives,
+// as far as a cheap look can tell: "http://" or "https://", a host of
+// lower-case letters, digits, '-' and '.' without a port, then a path of
+// unreserved characters, sub-delims, ':' and '/' only (RFC 3986 §2.2,
+// §2.3: nothing to decode or escape) without a dot segment. Two equal plain
+// URIs are equal after normalization too; FuzzNormalizeHTU checks that a
+// plain URI is its own normal form.
+func plainURI(u string) bool {
+	var rest string
+	switch {
+	case strings.HasPrefix(u, "https://"):
+		rest = u[len("https://"):]
+	case strings.HasPrefix(u, "http://"):
+		rest = u[len("http://"):]
+	default:
+		return false
+	}
+	slash := strings.IndexByte(rest, '/')
+	if slash <= 0 {
+		return false
+	}
+	for i := 0; i < slash; i++ {
+		if c := rest[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	for i := slash; i < len(rest); i++ {
+		c := rest[i]
+		if !(isUnreserved(c) || c == '/' || c == ':' || strings.IndexByte("!$&'()*+,;=", c) >= 0) {
+			return false
+		}
+	}
+	return !strings.Contains(rest[slash:], "/.")
 }

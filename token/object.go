@@ -2,6 +2,7 @@ package token
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -17,7 +18,11 @@ func EachMember(b []byte, fn func(name, raw string) error) error {
 	if !json.Valid(b) {
 		return fmt.Errorf("token: not valid JSON: %w", ErrMalformed)
 	}
-	s := string(b)
+	return eachMember(string(b), fn)
+}
+
+// eachMember is EachMember on JSON already known to be valid.
+func eachMember(s string, fn func(name, raw string) error) error {
 	i := skipWS(s, 0)
 	if s[i] != '{' {
 		return fmt.Errorf("token: not a JSON object: %w", ErrMalformed)
@@ -69,4 +74,39 @@ func StringValue(raw string) (string, error) {
 		return "", fmt.Errorf("token: not a JSON string: %w", ErrMalformed)
 	}
 	return unquote(raw)
+}
+
+// errNotFlat stops extraValue's walk at a value that is not a string.
+var errNotFlat = errors.New("not a string")
+
+// extraValue decodes the raw JSON value of a claim without a field of
+// Claims exactly as encoding/json decodes it into an any, from JSON already
+// known to be valid. Strings and objects whose members are all strings
+// (cnf, act) skip encoding/json's reflection: they are on the path of every
+// DPoP-bound token.
+func extraValue(raw string) (any, error) {
+	switch raw[0] {
+	case '"':
+		return unquote(raw)
+	case '{':
+		m := make(map[string]any, 2)
+		err := eachMember(raw, func(name, v string) error {
+			if v[0] != '"' {
+				return errNotFlat
+			}
+			s, err := unquote(v)
+			m[name] = s
+			return err
+		})
+		if err == nil {
+			return m, nil
+		}
+		// Not flat, or a duplicate name (encoding/json keeps the last):
+		// encoding/json decides.
+	}
+	var v any
+	if err := json.Unmarshal([]byte(raw), &v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }

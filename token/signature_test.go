@@ -5,7 +5,9 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/latch-auth/latch"
@@ -71,5 +73,22 @@ func TestEachMember(t *testing.T) {
 	}
 	if _, err := StringValue(`7`); !errors.Is(err, ErrMalformed) {
 		t.Fatal(err)
+	}
+}
+
+// extraValue must decode exactly as encoding/json into an any.
+func TestExtraValue_SameAsEncodingJSON(t *testing.T) {
+	for _, raw := range []string{`"a"`, `"\u00e9\n"`, `{"jkt":"abc"}`, `{"sub":"gw","x":"\ud83d\ude00"}`, `{}`, `{"a":1}`, `{"a":"x","a":"y"}`, `{"a":{"b":"c"}}`, `[1,"a"]`, `7.5`, `true`, `null`} {
+		got, err := extraValue(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		var want any
+		if err := json.Unmarshal([]byte(raw), &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %#v, encoding/json %#v", raw, got, want)
+		}
 	}
 }
