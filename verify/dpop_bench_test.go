@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch/dpop"
+	"github.com/latch-auth/latch/internal/cputime"
 )
 
 // swapCache is a MemoryReplayCache the benchmark replaces when it has used
@@ -91,12 +92,12 @@ func BenchmarkDPoPRequest(b *testing.B) {
 				}
 				i++
 				clear(w.h)
-				c0, t0 := threadCPU(), time.Now()
+				c0, t0 := cputime.Thread(), time.Now()
 				h.ServeHTTP(w, r)
-				c1, t1 := threadCPU(), time.Now()
+				c1, t1 := cputime.Thread(), time.Now()
 				hh := sha256.Sum256(input)
 				ok := ecdsa.Verify(pub, hh[:], sr, ss)
-				c2, t2 := threadCPU(), time.Now()
+				c2, t2 := cputime.Thread(), time.Now()
 				reqNs += t1.Sub(t0)
 				rawNs += t2.Sub(t1)
 				reqCPU += c1 - c0
