@@ -447,3 +447,48 @@ func mustJSON(tb testing.TB, v any) []byte {
 	}
 	return b
 }
+
+func TestRFC9449_9_Nonces_AcceptedForTheirPeriodAndTheNext(t *testing.T) {
+	now := epoch
+	clock := func() time.Time { return now }
+	key := []byte(strings.Repeat("k", 32))
+	n, err := NewNonces(key, time.Minute, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := n.Nonce()
+	if !n.Valid(first) {
+		t.Fatal("own nonce refused")
+	}
+	other, _ := NewNonces([]byte(strings.Repeat("x", 32)), time.Minute, clock)
+	if other.Valid(first) || n.Valid(first[:len(first)-1]+"A") || n.Valid("") || n.Valid("not-a-nonce") {
+		t.Fatal("a nonce under another key, or altered, accepted")
+	}
+	// Another process with the same key accepts it.
+	if twin, _ := NewNonces(key, time.Minute, clock); !twin.Valid(first) {
+		t.Fatal("same key, other process: refused")
+	}
+	now = now.Add(time.Minute)
+	if !n.Valid(first) || n.Nonce() == first {
+		t.Fatal("the last period's nonce refused, or the nonce did not change")
+	}
+	now = now.Add(time.Minute)
+	if n.Valid(first) {
+		t.Fatal("a nonce two periods old accepted")
+	}
+	// Through a Checker: use_dpop_nonce until the proof carries it.
+	c := mustChecker(t, Config{Nonces: n, Now: clock})
+	p := mustProver(t, newECKey(t)).WithClock(clock)
+	wantErr(t, check(c, mustProof(t, p, "GET", testURL, testToken, first), getRequest()), ErrNonce)
+	if err := check(c, mustProof(t, p, "GET", testURL, testToken, c.Nonce()), getRequest()); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]byte{[]byte("short"), nil} {
+		if _, err := NewNonces(bad, time.Minute, nil); err == nil {
+			t.Fatal("short key accepted")
+		}
+	}
+	if _, err := NewNonces(key, time.Millisecond, nil); err == nil {
+		t.Fatal("1ms period accepted")
+	}
+}
