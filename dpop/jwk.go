@@ -17,13 +17,6 @@ import (
 	"github.com/latch-auth/latch/token"
 )
 
-// RSA modulus bounds: RFC 7518 §3.3 asks for 2048 bits or more; 8192 keeps
-// the cost of one proof bounded.
-const (
-	minRSABits = 2048
-	maxRSABits = 8192
-)
-
 // privateMembers are the JWK members of private or symmetric keys (RFC 7518
 // §6.2.2, §6.3.2, §6.4.1; RFC 8037 §2). RFC 9449 §4.2: the jwk header MUST
 // NOT contain a private key.
@@ -197,36 +190,15 @@ func fixedMember(dst []byte, name, s string) error {
 	return nil
 }
 
-// rsaKey reads n and e (RFC 7518 §6.3.1): minimal big-endian, a modulus of
-// 2048 to 8192 bits, an odd exponent from 3 to 2^31-1.
+// rsaKey reads n and e (RFC 7518 §6.3.1) with token.RSAPublicKey's rules.
 func rsaKey(ns, es string) (*rsa.PublicKey, error) {
 	n, err := b64.DecodeString(ns)
-	if err != nil || ns == "" {
-		return nil, errors.New("jwk member \"n\" is missing or not canonical base64url")
+	if err != nil {
+		return nil, errors.New("jwk member \"n\" is not canonical base64url")
 	}
 	e, err := b64.DecodeString(es)
-	if err != nil || es == "" {
-		return nil, errors.New("jwk member \"e\" is missing or not canonical base64url")
+	if err != nil {
+		return nil, errors.New("jwk member \"e\" is not canonical base64url")
 	}
-	if n[0] == 0 || e[0] == 0 {
-		return nil, errors.New("RSA n and e must be minimal big-endian integers")
-	}
-	N := new(big.Int).SetBytes(n)
-	if bits := N.BitLen(); bits < minRSABits || bits > maxRSABits {
-		return nil, fmt.Errorf("RSA modulus of %d bits: need %d to %d", bits, minRSABits, maxRSABits)
-	}
-	if N.Bit(0) == 0 {
-		return nil, errors.New("RSA modulus is even")
-	}
-	if len(e) > 4 {
-		return nil, errors.New("RSA exponent is too large")
-	}
-	var E int64
-	for _, b := range e {
-		E = E<<8 | int64(b)
-	}
-	if E < 3 || E > 1<<31-1 || E%2 == 0 {
-		return nil, fmt.Errorf("RSA exponent %d: need an odd value from 3 to 2^31-1", E)
-	}
-	return &rsa.PublicKey{N: N, E: int(E)}, nil
+	return token.RSAPublicKey(n, e)
 }

@@ -92,30 +92,7 @@ func (g *Gateway) checkBinding(r *http.Request, raw, proof string, isDPoP bool, 
 	case errors.Is(err, dpop.ErrKeyBinding):
 		return errDPoP{code: "invalid_token", desc: "the DPoP proof key is not the key the token is bound to"}
 	}
-	return errDPoP{code: "invalid_dpop_proof", desc: proofText(err)}
-}
-
-// proofText names the failed check in words (qtext only).
-func proofText(err error) string {
-	for _, d := range []struct {
-		err  error
-		text string
-	}{
-		{dpop.ErrType, "the DPoP proof typ is not dpop+jwt"},
-		{dpop.ErrAlgorithm, "the DPoP proof algorithm is not allowed"},
-		{dpop.ErrKey, "the DPoP proof jwk is not an allowed public key"},
-		{dpop.ErrSignature, "the DPoP proof signature is invalid"},
-		{dpop.ErrMethod, "the DPoP proof htm does not match the request method"},
-		{dpop.ErrURL, "the DPoP proof htu does not match the request URI"},
-		{dpop.ErrIssuedAt, "the DPoP proof iat is outside the accepted window"},
-		{dpop.ErrTokenHash, "the DPoP proof ath does not match the access token"},
-		{dpop.ErrReplay, "the DPoP proof was used before"},
-	} {
-		if errors.Is(err, d.err) {
-			return d.text
-		}
-	}
-	return "the DPoP proof is malformed"
+	return errDPoP{code: "invalid_dpop_proof", desc: verify.DescribeProofError(err)}
 }
 
 // dpopChallenge answers with WWW-Authenticate: DPoP (RFC 9449 §7.1), the

@@ -2,7 +2,10 @@ package token
 
 import (
 	"crypto"
+	"crypto/rsa"
+	"errors"
 	"fmt"
+	"math/big"
 
 	"github.com/latch-auth/latch"
 )
@@ -55,4 +58,37 @@ func SignSignature(alg latch.Algorithm, key crypto.Signer, input []byte) ([]byte
 		return nil, fmt.Errorf("token: sign: signature of %d bytes, want %d", len(sig), sigLen)
 	}
 	return sig, nil
+}
+
+// maxRSABits bounds the RSA keys read from JWKs: token.Verify handles
+// signatures up to 8192 bits, and a larger key costs more per check.
+const maxRSABits = 8192
+
+// RSAPublicKey builds an RSA public key from the n and e of a JWK (RFC 7518
+// §6.3.1), decoded: minimal big-endian integers, a modulus of 2048 to 8192
+// bits (§3.3 asks for 2048 or more) and odd, an odd exponent from 3 to
+// 2^31-1, the range crypto/rsa accepts. verify (the JWKS) and dpop (a
+// proof's jwk) read RSA keys through it.
+func RSAPublicKey(n, e []byte) (*rsa.PublicKey, error) {
+	if len(n) == 0 || n[0] == 0 || len(e) == 0 || e[0] == 0 {
+		return nil, errors.New("RSA n and e must be minimal big-endian integers")
+	}
+	N := new(big.Int).SetBytes(n)
+	if bits := N.BitLen(); bits < minRSABits || bits > maxRSABits {
+		return nil, fmt.Errorf("RSA modulus of %d bits: need %d to %d", bits, minRSABits, maxRSABits)
+	}
+	if N.Bit(0) == 0 {
+		return nil, errors.New("RSA modulus is even")
+	}
+	if len(e) > 4 {
+		return nil, errors.New("RSA exponent is too large")
+	}
+	var E int64
+	for _, b := range e {
+		E = E<<8 | int64(b)
+	}
+	if E < 3 || E > 1<<31-1 || E%2 == 0 {
+		return nil, fmt.Errorf("RSA exponent %d: need an odd value from 3 to 2^31-1", E)
+	}
+	return &rsa.PublicKey{N: N, E: int(E)}, nil
 }

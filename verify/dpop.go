@@ -126,8 +126,12 @@ type errProof string
 
 func (e errProof) Error() string { return string(e) }
 
-// describeProof turns a failed proof check into an error_description that
-// names the check (RFC 9449 §7.1).
+// DescribeProofError turns an error of dpop.Checker.Check into an
+// error_description that names the failed check (RFC 9449 §7.1): short,
+// qtext only, echoing nothing of the proof. The middleware uses it; so can
+// proxies that check proofs themselves.
+func DescribeProofError(err error) string { return describeProof(err) }
+
 func describeProof(err error) string {
 	var ep errProof
 	if errors.As(err, &ep) {
