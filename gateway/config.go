@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
+
+	"github.com/latch-auth/latch/dpop"
 )
 
 // Defaults of Config.
@@ -80,6 +83,22 @@ type Config struct {
 	// longer learn of revocations refuses rather than forward tokens that
 	// may have been revoked (cached exchanges included).
 	Ready func() bool
+
+	// DPoP, when set, makes the gateway accept DPoP-bound tokens (RFC
+	// 9449): Authorization: DPoP <token> with a proof in the DPoP header,
+	// checked by this Checker against the request, the token (ath) and the
+	// key the token is bound to. An opaque token's binding is the cnf.jkt
+	// of the JWT the token endpoint exchanges it for; that JWT keeps cnf
+	// when forwarded, and the proof, spent here, is not forwarded: the
+	// upstream trusts the gateway's check (verify.Config.SkipDPoPProofCheck)
+	// and must not be reachable around it. A bound token without the DPoP
+	// scheme is refused whether or not DPoP is set.
+	DPoP *dpop.Checker
+	// ExternalURL is the scheme, host and path prefix clients use to reach
+	// the gateway, for the htu of DPoP proofs, as verify.Config.ExternalURL:
+	// set it when a load balancer in front terminates TLS or changes the
+	// host or path. "": rebuilt from the connection and the Host header.
+	ExternalURL string
 
 	// CacheEntries bounds the cache of exchanged JWTs. Default 10,000.
 	CacheEntries int
@@ -196,6 +215,12 @@ func (c Config) Validate() error {
 	if c.TokenEndpoint != "" {
 		if err := checkURL("TokenEndpoint", c.TokenEndpoint, c.InsecureAllowHTTP, false); err != nil {
 			return err
+		}
+	}
+	if c.ExternalURL != "" {
+		u, err := url.Parse(c.ExternalURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.ContainsAny(c.ExternalURL, "?#") {
+			return fmt.Errorf("gateway: ExternalURL %q must be an absolute http or https URL without query, fragment or user info", c.ExternalURL)
 		}
 	}
 	if c.ClientID == "" || c.ClientSecret == "" {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/latch-auth/latch/dpop"
 )
 
 // RFC 8693 identifiers the gateway sends and expects.
@@ -40,6 +42,7 @@ type exchanger struct {
 // expires, or the refusal of an inactive token.
 type answer struct {
 	jwt     string
+	jkt     string // the JWT's cnf.jkt: the token is bound to this DPoP key
 	exp     time.Time
 	refusal errRefused // set when the token is refused
 }
@@ -68,7 +71,7 @@ var errOverBudget = fmt.Errorf("%w: over the budget of untagged exchanges", errU
 // an error wrapping errUnavailable. admit, when set, is asked before a new
 // exchange starts (not for a cache hit or one joining an exchange in
 // flight); false answers errOverBudget.
-func (e *exchanger) get(ctx context.Context, key *[32]byte, raw string, admit func() bool) (string, error) {
+func (e *exchanger) get(ctx context.Context, key *[32]byte, raw string, admit func() bool) (answer, error) {
 	if a, ok := e.cache.Get(key, e.cfg.Now()); ok {
 		return a.result()
 	}
@@ -84,7 +87,7 @@ func (e *exchanger) get(ctx context.Context, key *[32]byte, raw string, admit fu
 		}
 		if admit != nil && !admit() {
 			e.mu.Unlock()
-			return "", errOverBudget
+			return answer{}, errOverBudget
 		}
 		c = &call{done: make(chan struct{})}
 		e.inflight[*key] = c
@@ -98,19 +101,19 @@ func (e *exchanger) get(ctx context.Context, key *[32]byte, raw string, admit fu
 	select {
 	case <-c.done:
 		if c.err != nil {
-			return "", c.err
+			return answer{}, c.err
 		}
 		return c.ans.result()
 	case <-ctx.Done():
-		return "", fmt.Errorf("%w: %w", errUnavailable, ctx.Err())
+		return answer{}, fmt.Errorf("%w: %w", errUnavailable, ctx.Err())
 	}
 }
 
-func (a answer) result() (string, error) {
+func (a answer) result() (answer, error) {
 	if a.refusal != "" {
-		return "", a.refusal
+		return answer{}, a.refusal
 	}
-	return a.jwt, nil
+	return a, nil
 }
 
 func (e *exchanger) run(c *call, key *[32]byte, raw string) {
@@ -184,14 +187,22 @@ func (e *exchanger) exchange(raw string) (answer, error) {
 	jsonErr := json.Unmarshal(body, &tr)
 	switch {
 	case resp.StatusCode == http.StatusOK && jsonErr == nil:
-		if tr.AccessToken == "" || tr.IssuedTokenType != tokenTypeJWT || !strings.EqualFold(tr.TokenType, "Bearer") || tr.ExpiresIn <= 0 {
+		if tr.AccessToken == "" || tr.IssuedTokenType != tokenTypeJWT || !(strings.EqualFold(tr.TokenType, "Bearer") || strings.EqualFold(tr.TokenType, dpop.Scheme)) || tr.ExpiresIn <= 0 {
 			e.logs.add(slog.LevelError, "gateway: token endpoint answered an exchange with something else than a JWT bearer token",
 				"endpoint", e.endpoint, "issued_token_type", tr.IssuedTokenType, "token_type", tr.TokenType, "expires_in", tr.ExpiresIn)
 			return answer{}, fmt.Errorf("%w: unexpected exchange answer", errUnavailable)
 		}
+		jkt, err := boundKey(tr.AccessToken)
+		if errors.Is(err, errBoundUnchecked) {
+			return answer{refusal: "the token is bound in a way the gateway cannot check"}, nil
+		}
+		if err != nil {
+			e.logs.add(slog.LevelError, "gateway: token endpoint answered an exchange with a JWT whose claims cannot be read", "endpoint", e.endpoint, "err", err)
+			return answer{}, fmt.Errorf("%w: unreadable exchanged JWT", errUnavailable)
+		}
 		// expires_in counts from when the issuer answered; counting from
 		// before the request errs on the early side.
-		return answer{jwt: tr.AccessToken, exp: start.Add(time.Duration(tr.ExpiresIn) * time.Second)}, nil
+		return answer{jwt: tr.AccessToken, jkt: jkt, exp: start.Add(time.Duration(tr.ExpiresIn) * time.Second)}, nil
 	case resp.StatusCode == http.StatusBadRequest && tr.Error == "invalid_grant":
 		return answer{refusal: "the token is not active"}, nil
 	case resp.StatusCode == http.StatusBadRequest && tr.Error == "invalid_target":

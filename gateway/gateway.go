@@ -55,6 +55,8 @@ type Gateway struct {
 	tagKeys  *verify.TagKeys // nil when the issuer tags nothing
 	untagged *untaggedBudget
 	logs     *tallies
+	// externalURL is Config.ExternalURL without a trailing slash.
+	externalURL string
 }
 
 // jwtKey carries the JWT to forward from ServeHTTP to the proxy's Rewrite.
@@ -81,7 +83,8 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 	logs := newTallies(cfg.Logger, cfg.LogInterval, cfg.Now)
 	g := &Gateway{cfg: cfg, exchange: newExchanger(&cfg, endpoint, logs), logs: logs,
-		untagged: newUntaggedBudget(cfg.UntaggedRate, cfg.UntaggedPerSourceRate)}
+		untagged:    newUntaggedBudget(cfg.UntaggedRate, cfg.UntaggedPerSourceRate),
+		externalURL: strings.TrimRight(cfg.ExternalURL, "/")}
 	if keysEndpoint != "" {
 		tk, err := verify.NewTagKeys(ctx, verify.TagKeysConfig{Endpoint: keysEndpoint, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
 			HTTPClient: cfg.HTTPClient, Timeout: cfg.Timeout, MaxResponseBytes: cfg.MaxResponseBytes,
@@ -137,7 +140,9 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 // for the CDNs and proxies that set them: from outside they are whatever
 // the client wrote, and the upstream reads the address from
 // X-Forwarded-For, which the gateway sets.
-var clientHeaders = []string{"Cookie", "X-Real-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Client-Ip", "X-Cluster-Client-Ip", "Fastly-Client-Ip"}
+// Dpop: the proof was for the gateway (its ath is the opaque token's) and
+// is spent here.
+var clientHeaders = []string{"Cookie", "Dpop", "X-Real-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Client-Ip", "X-Cluster-Client-Ip", "Fastly-Client-Ip"}
 
 // ServeHTTP checks the request's path and bearer token and forwards the
 // request upstream with the JWT that stands for the token, or answers as
@@ -153,12 +158,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.challenge(w, http.StatusBadRequest, "invalid_request", "the request path is not accepted")
 		return
 	}
-	raw, err := verify.BearerToken(r)
-	if err != nil {
+	raw, proof, isDPoP, err := g.credentials(r)
+	var ed errDPoP
+	switch {
+	case errors.As(err, &ed):
+		g.dpopChallenge(w, ed)
+		return
+	case err != nil:
 		g.challenge(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
-	}
-	if raw == "" {
+	case raw == "":
 		g.challenge(w, http.StatusUnauthorized, "", "")
 		return
 	}
@@ -168,24 +177,33 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		unavailable(w, "revocation feed unavailable, retry later")
 		return
 	}
-	var jwt string
+	var jwt, jkt string
 	switch {
 	case strings.HasPrefix(raw, token.PrefixAccess):
-		jwt, err = g.exchanged(r, raw)
+		jwt, jkt, err = g.exchanged(r, raw)
 	case strings.HasPrefix(raw, token.PrefixRefresh):
 		err = errRefused("a refresh token is not an access token")
 	case g.verifier != nil:
-		jwt, err = g.outsideJWT(r.Context(), raw)
+		jwt, jkt, err = g.outsideJWT(r.Context(), raw)
 	default:
 		err = errRefused("only opaque access tokens are accepted here")
 	}
+	if err == nil {
+		// RFC 9449 §7: on every request, cached exchanges included.
+		err = g.checkBinding(r, raw, proof, isDPoP, jkt)
+	}
 	if err != nil {
 		var refused errRefused
-		if errors.As(err, &refused) {
+		switch {
+		case errors.As(err, &ed):
+			g.dpopChallenge(w, ed)
+			return
+		case errors.As(err, &refused):
 			g.challenge(w, http.StatusUnauthorized, "invalid_token", string(refused))
 			return
 		}
-		// The issuer could not answer: the token may be fine.
+		// The issuer (or the replay cache) could not answer: the token
+		// may be fine.
 		unavailable(w, "token check unavailable, retry later")
 		return
 	}
@@ -225,10 +243,9 @@ func (e errRefused) Error() string { return "gateway: " + string(e) }
 // forged as cheaply as a checksum, so its exchanges spend the separate,
 // per-address budget of Config.UntaggedRate, and a flood of them never
 // delays a tagged token.
-func (g *Gateway) exchanged(r *http.Request, raw string) (string, error) {
+func (g *Gateway) exchanged(r *http.Request, raw string) (jwt, jkt string, err error) {
 	var kind latch.TokenKind
 	tag := token.Untagged
-	var err error
 	if g.tagKeys != nil {
 		kind, tag, err = g.tagKeys.Check(raw)
 	} else {
@@ -236,10 +253,10 @@ func (g *Gateway) exchanged(r *http.Request, raw string) (string, error) {
 	}
 	if errors.Is(err, token.ErrForgedTag) {
 		g.logs.add(slog.LevelWarn, "gateway: refused opaque tokens with a forged tag")
-		return "", errRefused("the token is malformed")
+		return "", "", errRefused("the token is malformed")
 	}
 	if err != nil || kind != latch.KindAccess {
-		return "", errRefused("the token is malformed")
+		return "", "", errRefused("the token is malformed")
 	}
 	key := sha256.Sum256([]byte(raw))
 	var admit func() bool
@@ -252,22 +269,29 @@ func (g *Gateway) exchanged(r *http.Request, raw string) (string, error) {
 			return false
 		}
 	}
-	return g.exchange.get(r.Context(), &key, raw, admit)
+	a, err := g.exchange.get(r.Context(), &key, raw, admit)
+	if err != nil {
+		return "", "", err
+	}
+	return a.jwt, a.jkt, nil
 }
 
 // outsideJWT verifies a JWT that came from outside (AcceptJWT).
-func (g *Gateway) outsideJWT(ctx context.Context, raw string) (string, error) {
+func (g *Gateway) outsideJWT(ctx context.Context, raw string) (jwt, jkt string, err error) {
 	c, err := g.verifier.Verify(ctx, raw)
 	if err != nil {
-		return "", errRefused("the token is invalid")
+		return "", "", errRefused("the token is invalid")
+	}
+	if jkt, err = c.BoundKey(); err != nil {
+		return "", "", errRefused("the token is bound in a way the gateway cannot check")
 	}
 	// A JWT minted for this gateway by token exchange names it as the
 	// actor; it exists for the inside only, and coming back from outside
 	// means the upstream leaked it.
 	if act, ok := c.Extra["act"].(map[string]any); ok && act["sub"] == g.cfg.ClientID {
-		return "", errRefused("an internal token is not accepted from outside")
+		return "", "", errRefused("an internal token is not accepted from outside")
 	}
-	return raw, nil
+	return raw, jkt, nil
 }
 
 // Drop forgets the JWT cached for the opaque token whose SHA-256 is

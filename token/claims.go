@@ -212,8 +212,8 @@ func (c *Claims) parse(b []byte) (uint16, error) {
 			if _, dup := c.Extra[name]; dup {
 				return 0, fmt.Errorf("token: duplicate claim %q: %w", name, ErrMalformed)
 			}
-			var v any
-			if err := json.Unmarshal([]byte(raw), &v); err != nil {
+			v, err := extraValue(raw)
+			if err != nil {
 				return 0, fmt.Errorf("token: claim %q: %w", name, ErrMalformed)
 			}
 			if c.Extra == nil {

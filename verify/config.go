@@ -14,6 +14,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/dpop"
 )
 
 // Defaults of Config and IntrospectorConfig.
@@ -141,6 +142,32 @@ type Config struct {
 	KeyEncryptionAlgorithms []jose.KeyAlgorithm
 	ContentEncryption       []jose.ContentEncryption
 
+	// DPoP, when set, makes the middleware accept DPoP-bound tokens
+	// (RFC 9449): Authorization: DPoP <token> with a proof in the DPoP
+	// header, checked by this Checker (algorithms, iat window, replay
+	// cache, nonces) against the request and the token's cnf.jkt. Share one
+	// Checker between the middlewares of a service, so that one replay
+	// cache sees every proof. nil: the DPoP scheme is not accepted. A
+	// token bound to a DPoP key is refused as a Bearer token either way.
+	DPoP *dpop.Checker
+	// SkipDPoPProofCheck accepts tokens bound to a DPoP key (cnf.jkt) as
+	// Bearer tokens, without a proof, for an API reached only through a
+	// gateway that checked the proof (latch gateway with DPoP): the JWT the
+	// gateway forwards stands for the client's opaque token and keeps its
+	// cnf, but the client's proof was made for the opaque token (its ath),
+	// so it cannot be checked here again. Anyone who can reach the API
+	// without the gateway can then use a copied bound JWT without the key.
+	SkipDPoPProofCheck bool
+	// ExternalURL is the scheme, host and path prefix clients use to reach
+	// this service, e.g. "https://api.example.com" or
+	// "https://example.com/api" when a proxy strips /api, for the htu of
+	// DPoP proofs: the URI a proof must name is ExternalURL followed by the
+	// path the service receives. Set it whenever a proxy or load balancer
+	// terminates TLS or changes the host or the path. "": the URI is
+	// rebuilt from the connection (https only on TLS) and the Host header.
+	// X-Forwarded-* headers are never used.
+	ExternalURL string
+
 	// Logger receives warnings (a refused JWK, a failed refresh). Default:
 	// discarded.
 	Logger *slog.Logger
@@ -249,6 +276,9 @@ func (c Config) Validate() error {
 		return errors.New("verify: Config.RequireEncryption needs Config.DecryptionKeys, the private key(s) tokens are encrypted to")
 	}
 	if _, err := newDecrypter(c.DecryptionKeys, c.KeyEncryptionAlgorithms, c.ContentEncryption); err != nil {
+		return err
+	}
+	if _, err := checkExternalURL("Config.ExternalURL", c.ExternalURL); err != nil {
 		return err
 	}
 	return checkFingerprintConfig(c.FingerprintCookie, c.CookieName, c.AllowUnboundTokens)

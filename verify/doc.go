@@ -36,6 +36,15 @@
 //     it serves its last state for MaxStale, then fails closed (unless
 //     FailOpen); docs/revocation-feed.md.
 //
+//   - DPoP-bound tokens (RFC 9449): with Config.DPoP (a dpop.Checker) the
+//     middleware accepts Authorization: DPoP <token> with a proof in the
+//     DPoP header, checked on every request against the request (htu from
+//     Config.ExternalURL), the token (ath) and the token's cnf.jkt (a JWT
+//     claim, or the introspection answer's cnf); a bound token sent as
+//     Bearer is refused whatever the configuration (§7.2), unless
+//     Config.SkipDPoPProofCheck says a gateway in front checked it;
+//     docs/dpop.md.
+//
 //   - encrypted access tokens (nested JWTs: the signed token inside a
 //     compact JWE, for clients registered with --encrypt-to): decrypted with
 //     Config.DecryptionKeys, alg and enc pinned, zip and key-naming headers

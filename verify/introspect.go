@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/token"
 )
 
@@ -75,6 +76,10 @@ type IntrospectorConfig struct {
 	// Realm and CookieName are as in Config, for Middleware.
 	Realm      string
 	CookieName string
+	// DPoP and ExternalURL are as in Config, for Middleware: an opaque
+	// token whose introspection answer carries cnf.jkt is DPoP-bound.
+	DPoP        *dpop.Checker
+	ExternalURL string
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -106,6 +111,9 @@ func (c IntrospectorConfig) withDefaults() IntrospectorConfig {
 // Validate reports the first problem of c.
 func (c IntrospectorConfig) Validate() error {
 	if err := checkIssuer(c.Issuer, c.InsecureAllowHTTP); err != nil {
+		return err
+	}
+	if _, err := checkExternalURL("IntrospectorConfig.ExternalURL", c.ExternalURL); err != nil {
 		return err
 	}
 	if c.Endpoint != "" {
@@ -326,6 +334,9 @@ type introspectionResponse struct {
 	Aud       token.Audience `json:"aud"`
 	Iss       string         `json:"iss"`
 	Jti       string         `json:"jti"`
+	// Cnf is the confirmation of a bound token (RFC 9449 §6.2, RFC 7800
+	// §3.1), kept as it came: Claims.BoundKey judges it.
+	Cnf json.RawMessage `json:"cnf"`
 }
 
 // introspect asks the endpoint. A definite answer (active or not, accepted
@@ -373,7 +384,9 @@ func (in *Introspector) judge(r *introspectionResponse) introAnswer {
 	if !in.cfg.SkipAudienceCheck && !r.Aud.Contains(in.cfg.Audience) {
 		return refuse("verify: introspection: aud %q lacks %q: %w", []string(r.Aud), in.cfg.Audience, token.ErrAudience)
 	}
-	if r.TokenType != "" && !strings.EqualFold(r.TokenType, "Bearer") {
+	// token_type is the RFC 6749 §7.1 type: Bearer, or DPoP for a bound
+	// token (RFC 9449 §5).
+	if r.TokenType != "" && !strings.EqualFold(r.TokenType, "Bearer") && !strings.EqualFold(r.TokenType, dpop.Scheme) {
 		return refuse("verify: introspection: token_type %q: %w", r.TokenType, token.ErrType)
 	}
 	now := in.cfg.Now().Unix()
@@ -391,6 +404,16 @@ func (in *Introspector) judge(r *introspectionResponse) introAnswer {
 		Issuer: r.Iss, Subject: r.Sub, Audience: r.Aud, ExpiresAt: r.Exp, IssuedAt: r.Iat,
 		NotBefore: r.Nbf, ID: r.Jti, ClientID: r.ClientID, Scope: r.Scope,
 	}}
+	if len(r.Cnf) > 0 && string(r.Cnf) != "null" {
+		var cnf any
+		if err := json.Unmarshal(r.Cnf, &cnf); err != nil {
+			return refuse("verify: introspection: cnf: %w", ErrConfirmation)
+		}
+		c.Extra = map[string]any{ClaimConfirmation: cnf}
+		if _, err := c.BoundKey(); err != nil {
+			return refuse("verify: introspection: %w", err)
+		}
+	}
 	if err := requireClaims(&c.Claims); err != nil {
 		return introAnswer{err: err}
 	}

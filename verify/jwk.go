@@ -12,18 +12,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"slices"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/token"
 )
 
-// RSA modulus bounds: RFC 7518 §3.3 asks for 2048 bits or more; token.Verify
-// handles signatures up to 8192 bits.
-const (
-	minRSABits = 2048
-	maxRSABits = 8192
-)
+// minRSABits is the least RSA modulus token.RSAPublicKey accepts (RFC 7518
+// §3.3).
+const minRSABits = 2048
 
 // b64 is strict base64url without padding (RFC 7517 §2 / RFC 7515 §2): one
 // encoding per byte string.
@@ -230,9 +227,7 @@ func bytesMember(m map[string]json.RawMessage, name string) ([]byte, error) {
 	return b, nil
 }
 
-// rsaKey reads n and e (RFC 7518 §6.3.1): minimal big-endian, a modulus of
-// 2048 to 8192 bits, and an odd exponent from 3 to 2^31-1, the range
-// crypto/rsa accepts.
+// rsaKey reads n and e (RFC 7518 §6.3.1) with token.RSAPublicKey's rules.
 func rsaKey(m map[string]json.RawMessage) (*rsa.PublicKey, error) {
 	n, err := bytesMember(m, "n")
 	if err != nil {
@@ -242,27 +237,7 @@ func rsaKey(m map[string]json.RawMessage) (*rsa.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(n) == 0 || n[0] == 0 || len(e) == 0 || e[0] == 0 {
-		return nil, errors.New("RSA n and e must be minimal big-endian integers")
-	}
-	N := new(big.Int).SetBytes(n)
-	if bits := N.BitLen(); bits < minRSABits || bits > maxRSABits {
-		return nil, fmt.Errorf("RSA modulus of %d bits: need %d to %d", bits, minRSABits, maxRSABits)
-	}
-	if N.Bit(0) == 0 {
-		return nil, errors.New("RSA modulus is even")
-	}
-	if len(e) > 4 {
-		return nil, errors.New("RSA exponent is too large")
-	}
-	var E int64
-	for _, b := range e {
-		E = E<<8 | int64(b)
-	}
-	if E < 3 || E > 1<<31-1 || E%2 == 0 {
-		return nil, fmt.Errorf("RSA exponent %d: need an odd value from 3 to 2^31-1", E)
-	}
-	return &rsa.PublicKey{N: N, E: int(E)}, nil
+	return token.RSAPublicKey(n, e)
 }
 
 // objectMembers parses a JSON object into its members, refusing duplicate

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/token"
 )
 
@@ -15,7 +16,9 @@ import (
 // Verifier as a JWT. A nil Verifier or Introspector refuses its kind. Realm
 // and CookieName are as in Config. FingerprintCookie and
 // AllowUnboundTokens are as in Config too; when FingerprintCookie is empty
-// the Verifier's Config values apply.
+// the Verifier's Config values apply. DPoP and ExternalURL are as in
+// Config; when DPoP is nil, the Verifier's Config values apply, then the
+// Introspector's.
 type Authenticator struct {
 	Verifier     *Verifier
 	Introspector *Introspector
@@ -24,6 +27,9 @@ type Authenticator struct {
 
 	FingerprintCookie  string
 	AllowUnboundTokens bool
+
+	DPoP        *dpop.Checker
+	ExternalURL string
 }
 
 // Authenticate checks raw and returns its claims.
@@ -74,6 +80,20 @@ func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
 // 503. On success the claims are in the request context
 // (ClaimsFromContext).
 //
+// With a DPoP checker configured (Config.DPoP), the middleware also
+// accepts Authorization: DPoP <token> with one DPoP header (RFC 9449 §7.1):
+// the token is checked as above, must carry cnf.jkt, and the proof is
+// checked against this request (method, and the URI as ExternalURL and
+// the path make it) and that thumbprint, on every request, cache hits
+// included. A failed proof is 401 with WWW-Authenticate: DPoP
+// error="invalid_dpop_proof" (error="use_dpop_nonce" and a DPoP-Nonce
+// header when a nonce is required), a token that fails is DPoP
+// error="invalid_token", both with algs; a replay cache that cannot
+// answer is 503. A request without a token gets both a Bearer and a DPoP
+// challenge. A token bound to a DPoP key (cnf) is refused whatever the
+// configuration when it comes as a Bearer token or a cookie (§7.2), and
+// so is a token whose cnf is not a DPoP binding.
+//
 // With a fingerprint cookie configured (Config.FingerprintCookie), every
 // request, cache hits included, must also carry the cookie whose hex
 // SHA-256 is the token's fgp claim, and a token without fgp is refused
@@ -94,37 +114,120 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	if err := checkFingerprintConfig(fgpCookie, a.CookieName, allowUnbound); err != nil {
 		panic(err)
 	}
+	skipProof := a.Verifier != nil && a.Verifier.cfg.SkipDPoPProofCheck
+	dp, external := a.DPoP, a.ExternalURL
+	if dp == nil && a.Verifier != nil {
+		dp, external = a.Verifier.cfg.DPoP, a.Verifier.cfg.ExternalURL
+	}
+	if dp == nil && a.Introspector != nil {
+		dp, external = a.Introspector.cfg.DPoP, a.Introspector.cfg.ExternalURL
+	}
+	external, err := checkExternalURL("ExternalURL", external)
+	if err != nil {
+		panic(err)
+	}
+	ch := challenger{realm: realm}
+	if dp != nil {
+		ch.algs = dp.Algorithms()
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, err := requestToken(r, a.CookieName)
-		if err != nil {
-			challenge(w, http.StatusBadRequest, realm, "invalid_request", err.Error(), "")
-			return
+		var raw, proof string
+		var isDPoP bool
+		var err error
+		if dp != nil {
+			raw, proof, isDPoP, err = dpopCredentials(r)
+			if isDPoP && err != nil {
+				var ep errProof
+				if errors.As(err, &ep) {
+					ch.dpop(w, http.StatusUnauthorized, "invalid_dpop_proof", string(ep), "")
+					return
+				}
+				challenge(w, http.StatusBadRequest, realm, "invalid_request", err.Error(), "")
+				return
+			}
 		}
-		if raw == "" {
-			// §3.1: no error code when the request carries no token.
-			challenge(w, http.StatusUnauthorized, realm, "", "", "")
-			return
+		if !isDPoP {
+			raw, err = requestToken(r, a.CookieName)
+			if err != nil {
+				challenge(w, http.StatusBadRequest, realm, "invalid_request", err.Error(), "")
+				return
+			}
+			if raw == "" {
+				// §3.1: no error code when the request carries no token;
+				// RFC 9449 §7.1: one challenge per scheme accepted.
+				ch.none(w)
+				return
+			}
+		}
+		refuse := func(desc string) {
+			if isDPoP {
+				ch.dpop(w, http.StatusUnauthorized, "invalid_token", desc, "")
+				return
+			}
+			challenge(w, http.StatusUnauthorized, realm, "invalid_token", desc, "")
 		}
 		c, err := a.Authenticate(r.Context(), raw)
 		if err != nil {
 			if errors.Is(err, ErrUnavailable) {
-				w.Header().Set("Retry-After", "5")
-				http.Error(w, "token check unavailable, retry later", http.StatusServiceUnavailable)
+				unavailable(w)
 				return
 			}
-			challenge(w, http.StatusUnauthorized, realm, "invalid_token", describe(err), "")
+			refuse(describe(err))
+			return
+		}
+		jkt, err := c.BoundKey()
+		switch {
+		case err != nil:
+			refuse(describe(err))
+			return
+		case isDPoP && jkt == "":
+			refuse(describe(ErrNotDPoPBound))
+			return
+		case isDPoP:
+			_, err := dp.Check(r.Context(), proof, dpop.Request{Method: r.Method, URL: requestURL(r, external), AccessToken: raw, JKT: jkt})
+			switch {
+			case err == nil:
+			case errors.Is(err, dpop.ErrReplayUnavailable):
+				unavailable(w)
+				return
+			case errors.Is(err, dpop.ErrNonce):
+				ch.dpop(w, http.StatusUnauthorized, "use_dpop_nonce", describeProof(err), dp.Nonce())
+				return
+			case errors.Is(err, dpop.ErrKeyBinding):
+				// RFC 9449 §7.1's example: a key that is not the token's
+				// is the token's problem.
+				refuse(describeProof(err))
+				return
+			default:
+				ch.dpop(w, http.StatusUnauthorized, "invalid_dpop_proof", describeProof(err), "")
+				return
+			}
+		case jkt != "" && skipProof:
+			// A gateway in front checked the proof (Config.SkipDPoPProofCheck).
+		case jkt != "":
+			// RFC 9449 §7.2: a bound token without its proof is refused.
+			if dp != nil {
+				ch.dpop(w, http.StatusUnauthorized, "invalid_token", "the token is bound to a DPoP key; send it with the DPoP scheme and a proof", "")
+				return
+			}
+			refuse(describe(ErrDPoPBound))
 			return
 		}
 		if fgpCookie != "" {
 			// security invariant 8: checked on every request, never cached.
 			if err := checkBinding(c, r, fgpCookie, allowUnbound); err != nil {
-				challenge(w, http.StatusUnauthorized, realm, "invalid_token", describe(err), "")
+				refuse(describe(err))
 				return
 			}
 		}
 		ctx := context.WithValue(r.Context(), ctxKey{}, &requestAuth{claims: c, realm: realm})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+func unavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "5")
+	http.Error(w, "token check unavailable, retry later", http.StatusServiceUnavailable)
 }
 
 // RequireScope returns middleware that lets a request through only if its
@@ -206,23 +309,29 @@ func requestToken(r *http.Request, cookieName string) (string, error) {
 // §2.1; the scheme is case-insensitive, RFC 9110 §11.1). isBearer is false
 // for another scheme.
 func parseAuthorization(v string) (raw string, isBearer bool, err error) {
-	const scheme = "bearer"
+	return parseCredentials(v, "Bearer")
+}
+
+// parseCredentials reads credentials = scheme 1*SP b64token, for Bearer
+// (RFC 6750 §2.1) and DPoP (RFC 9449 §7.1, the same syntax). matched is
+// false for another scheme.
+func parseCredentials(v, scheme string) (raw string, matched bool, err error) {
 	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
 		return "", false, nil
 	}
 	rest := v[len(scheme):]
 	if rest == "" {
-		return "", true, errRequest("the Bearer credentials are empty")
+		return "", true, errRequest("the " + scheme + " credentials are empty")
 	}
 	if rest[0] != ' ' {
 		return "", false, nil // "Bearerx ...": another scheme
 	}
 	rest = strings.TrimLeft(rest, " ")
 	if rest == "" {
-		return "", true, errRequest("the Bearer credentials are empty")
+		return "", true, errRequest("the " + scheme + " credentials are empty")
 	}
 	if !isB64Token(rest) {
-		return "", true, errRequest("the Bearer token is not a b64token")
+		return "", true, errRequest("the " + scheme + " token is not a b64token")
 	}
 	return rest, true, nil
 }
@@ -274,6 +383,9 @@ func describe(err error) string {
 		{ErrFingerprint, "token fingerprint missing or wrong"},
 		{ErrNotEncrypted, "the token must be encrypted"},
 		{ErrDecrypt, "the token cannot be decrypted"},
+		{ErrDPoPBound, "the token is bound to a DPoP key, which this service does not accept"},
+		{ErrNotDPoPBound, "the token is not bound to a DPoP key"},
+		{ErrConfirmation, "the token is bound in a way this service cannot check"},
 		{token.ErrMalformed, "the token is malformed"},
 	} {
 		if errors.Is(err, d.err) {
@@ -283,11 +395,47 @@ func describe(err error) string {
 	return "the token is invalid"
 }
 
-// challenge answers with WWW-Authenticate (RFC 6750 §3) and a JSON body
-// with the same error and description.
+// challenge answers with a Bearer WWW-Authenticate (RFC 6750 §3) and a
+// JSON body with the same error and description.
 func challenge(w http.ResponseWriter, status int, realm, code, desc, scope string) {
+	h := w.Header()
+	h.Set("WWW-Authenticate", challengeValue("Bearer", realm, code, desc, "scope", scope))
+	writeChallenge(w, status, code, desc)
+}
+
+// challenger writes the challenges of a middleware: Bearer, and DPoP
+// with algs when DPoP is accepted (algs not empty).
+type challenger struct {
+	realm, algs string
+}
+
+// none answers a request without a token: a challenge per scheme.
+func (c challenger) none(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("WWW-Authenticate", challengeValue("Bearer", c.realm, "", "", "", ""))
+	if c.algs != "" {
+		h.Add("WWW-Authenticate", challengeValue(dpop.Scheme, c.realm, "", "", "algs", c.algs))
+	}
+	writeChallenge(w, http.StatusUnauthorized, "", "")
+}
+
+// dpop answers with a DPoP challenge (RFC 9449 §7.1) and, for
+// use_dpop_nonce, the nonce to use (§9).
+func (c challenger) dpop(w http.ResponseWriter, status int, code, desc, nonce string) {
+	h := w.Header()
+	h.Set("WWW-Authenticate", challengeValue(dpop.Scheme, c.realm, code, desc, "algs", c.algs))
+	if nonce != "" {
+		h.Set(dpop.NonceHeader, nonce)
+	}
+	writeChallenge(w, status, code, desc)
+}
+
+// challengeValue is scheme realm="..."[, error="..."][,
+// error_description="..."][, name="value"]; every value is qtext.
+func challengeValue(scheme, realm, code, desc, name, value string) string {
 	var b strings.Builder
-	b.WriteString(`Bearer realm="`)
+	b.WriteString(scheme)
+	b.WriteString(` realm="`)
 	b.WriteString(realm)
 	b.WriteByte('"')
 	if code != "" {
@@ -300,13 +448,18 @@ func challenge(w http.ResponseWriter, status int, realm, code, desc, scope strin
 		b.WriteString(desc)
 		b.WriteByte('"')
 	}
-	if scope != "" {
-		b.WriteString(`, scope="`)
-		b.WriteString(scope)
+	if value != "" {
+		b.WriteString(`, `)
+		b.WriteString(name)
+		b.WriteString(`="`)
+		b.WriteString(value)
 		b.WriteByte('"')
 	}
+	return b.String()
+}
+
+func writeChallenge(w http.ResponseWriter, status int, code, desc string) {
 	h := w.Header()
-	h.Set("WWW-Authenticate", b.String())
 	h.Set("Cache-Control", "no-store")
 	if code == "" {
 		w.WriteHeader(status)

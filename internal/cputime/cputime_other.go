@@ -1,0 +1,8 @@
+//go:build !linux
+
+package cputime
+
+import "time"
+
+// Thread is not measured outside Linux: it is always 0.
+func Thread() time.Duration { return 0 }
