@@ -200,27 +200,6 @@ func sealAccessToken(c *latch.Client, raw string) (string, error) {
 	return out, nil
 }
 
-// isCompactJWE reports whether raw looks like a compact JWE (RFC 7516
-// §7.1): five segments, the first a JSON header naming an enc. Garbage
-// with four dots is not one, so RFC 7009 still answers it 200.
-func isCompactJWE(raw string) bool {
-	if strings.Count(raw, ".") != 4 {
-		return false
-	}
-	h, _, _ := strings.Cut(raw, ".")
-	if len(h) > 4096 {
-		return false
-	}
-	b, err := base64.RawURLEncoding.DecodeString(h)
-	if err != nil {
-		return false
-	}
-	var hdr struct {
-		Enc string `json:"enc"`
-	}
-	return json.Unmarshal(b, &hdr) == nil && hdr.Enc != ""
-}
-
 // DescribeEncryptionKey says, for people, how tokens are encrypted to a
 // registered key: "ECDH-ES+A256KW/A256GCM to P-256 key kid".
 func DescribeEncryptionKey(raw []byte) string {

@@ -16,8 +16,8 @@ import (
 
 // Token type identifiers of RFC 8693 §3.
 const (
-	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
-	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
+	TokenTypeAccessToken = oauth.TokenTypeAccessToken
+	TokenTypeJWT         = oauth.TokenTypeJWT
 )
 
 // ExchangedTokenTTL caps the lifetime of a JWT minted by token exchange.

@@ -53,7 +53,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	if isCompactJWE(raw) {
+	if token.IsCompactJWE(raw) {
 		// An encrypted access token hides its jti from this server (only
 		// the resource server holds the key), so there is nothing to
 		// denylist. Answering 200 would tell the client it is revoked

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/latch-auth/latch/internal/latchtest"
 	"net/http"
 	"net/url"
 	"strings"
@@ -53,7 +54,7 @@ func sharedThrottle(c *redis.Client) func(*server.Config) {
 // account into back-off after Threshold failures in all, on both.
 func TestLogin_SharedThrottle_CountsAcrossNodes(t *testing.T) {
 	c := redistest.Client(t, nil)
-	clk := &clock{t: time.Now().Truncate(time.Second)}
+	clk := latchtest.NewClock(time.Now().Truncate(time.Second))
 	var nodes []*env
 	for range 2 {
 		e, _, _ := loginEnv(t, sharedThrottle(c), func(c *server.Config) { c.Now = clk.Now })

@@ -17,7 +17,7 @@ import (
 )
 
 // TypeAccessToken is the JWT typ of access tokens (RFC 9068 §2.1).
-const TypeAccessToken = "at+jwt"
+const TypeAccessToken = token.TypeAccessToken
 
 // token implements the token endpoint (RFC 6749 §3.2).
 func (s *Server) token(w http.ResponseWriter, r *http.Request) error {

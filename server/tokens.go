@@ -435,7 +435,7 @@ func (m *Tokens) look(ctx context.Context, raw string, caller *latch.Client, ope
 		}
 		return x, nil
 	}
-	if isCompactJWE(raw) {
+	if token.IsCompactJWE(raw) {
 		// An encrypted access token (encrypt.go) can be read only with the
 		// resource server's private key, which this server never holds:
 		// it cannot tell active from revoked, so it says inactive, like for

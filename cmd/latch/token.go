@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/token"
 )
 
 func newTokenCmd(e *env) *cobra.Command {
@@ -302,7 +303,7 @@ func (t *tokenFlags) withToken(cmd *cobra.Command, e *env, args []string, fn fun
 
 // needsKeys reports whether inspecting or revoking raw needs the signing
 // keys (and so the key-encryption key): not for an opaque token.
-func needsKeys(raw string) bool { return !strings.HasPrefix(raw, "lt_") }
+func needsKeys(raw string) bool { return !token.IsOpaque(raw) }
 
 // maxTokenInput bounds a token read from stdin or the command line: a JWT
 // is at most 8 KiB (token.MaxJWTSize), one encrypted to a resource server
