@@ -172,36 +172,36 @@ type Config struct {
 
 func (c *Config) withDefaults() {
 	if c.AccessTokenTTL == 0 {
-		c.AccessTokenTTL = defaultAccessTokenTTL
+		c.AccessTokenTTL = DefaultAccessTokenTTL
 	}
 	if c.MaxAccessTokenTTL == 0 {
-		c.MaxAccessTokenTTL = defaultMaxAccessTokenTTL
+		c.MaxAccessTokenTTL = DefaultMaxAccessTokenTTL
 	}
 	if c.Leeway == 0 {
-		c.Leeway = defaultLeeway
+		c.Leeway = DefaultLeeway
 	}
 	if c.RefreshTokenTTL == 0 {
-		c.RefreshTokenTTL = 14 * 24 * time.Hour
+		c.RefreshTokenTTL = DefaultRefreshTokenTTL
 	}
 	if c.RefreshFamilyMaxAge == 0 {
-		c.RefreshFamilyMaxAge = 30 * 24 * time.Hour
+		c.RefreshFamilyMaxAge = DefaultRefreshFamilyMaxAge
 	}
 	if c.RefreshGrace == 0 {
-		c.RefreshGrace = 10 * time.Second
+		c.RefreshGrace = DefaultRefreshGrace
 	} else if c.RefreshGrace < 0 {
 		c.RefreshGrace = 0
 	}
 	if c.AuthCodeTTL == 0 {
-		c.AuthCodeTTL = time.Minute
+		c.AuthCodeTTL = DefaultAuthCodeTTL
 	}
 	if c.IDTokenTTL == 0 {
-		c.IDTokenTTL = 10 * time.Minute
+		c.IDTokenTTL = DefaultIDTokenTTL
 	}
 	if c.IntrospectionRate == 0 {
-		c.IntrospectionRate = 2000
+		c.IntrospectionRate = DefaultIntrospectionRate
 	}
 	if c.IntrospectionBurst == 0 {
-		c.IntrospectionBurst = 4000
+		c.IntrospectionBurst = DefaultIntrospectionBurst
 	}
 	if len(c.OpaqueTagKeys) == 0 {
 		if k, err := token.GenerateTagKey(nil); err == nil {
@@ -212,10 +212,10 @@ func (c *Config) withDefaults() {
 		c.MaxBodyBytes = oauth.MaxFormBytes
 	}
 	if c.SessionIdleTimeout == 0 {
-		c.SessionIdleTimeout = 30 * time.Minute
+		c.SessionIdleTimeout = DefaultSessionIdleTimeout
 	}
 	if c.SessionMaxAge == 0 {
-		c.SessionMaxAge = 12 * time.Hour
+		c.SessionMaxAge = DefaultSessionMaxAge
 	}
 	c.LoginAccountThrottle.withDefaults(defaultAccountThrottle)
 	c.LoginIPThrottle.withDefaults(defaultIPThrottle)
@@ -223,19 +223,19 @@ func (c *Config) withDefaults() {
 		c.MaxConcurrentLogins = 2 * runtime.GOMAXPROCS(0)
 	}
 	if c.LoginQueueTimeout == 0 {
-		c.LoginQueueTimeout = time.Second
+		c.LoginQueueTimeout = DefaultLoginQueueTimeout
 	}
 	if c.ClientCacheTTL == 0 {
-		c.ClientCacheTTL = time.Second
+		c.ClientCacheTTL = DefaultClientCacheTTL
 	}
 	if c.TokenCacheSize == 0 {
-		c.TokenCacheSize = defaultTokenCacheSize
+		c.TokenCacheSize = DefaultTokenCacheSize
 	}
 	if c.PurgeInterval == 0 {
-		c.PurgeInterval = time.Minute
+		c.PurgeInterval = DefaultPurgeInterval
 	}
 	if c.KeyReloadInterval == 0 {
-		c.KeyReloadInterval = 10 * time.Second
+		c.KeyReloadInterval = DefaultKeyReloadInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

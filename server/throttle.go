@@ -89,8 +89,8 @@ func (t Throttle) Validate(scope string) error {
 // are forgotten after an hour so a shared address recovers from its users'
 // typos.
 var (
-	defaultAccountThrottle = Throttle{Threshold: 5, Base: time.Second, Max: 15 * time.Minute, Forget: 24 * time.Hour, Entries: 100_000}
-	defaultIPThrottle      = Throttle{Threshold: 20, Base: time.Second, Max: 15 * time.Minute, Forget: time.Hour, Entries: 100_000}
+	defaultAccountThrottle = Throttle{Threshold: DefaultLoginAccountThreshold, Base: time.Second, Max: DefaultLoginBackoffMax, Forget: 24 * time.Hour, Entries: 100_000}
+	defaultIPThrottle      = Throttle{Threshold: DefaultLoginIPThreshold, Base: time.Second, Max: DefaultLoginBackoffMax, Forget: time.Hour, Entries: 100_000}
 )
 
 // LoginThrottle is the state of one scope of the login back-off, with the

@@ -80,13 +80,6 @@ type verifiedJWT struct {
 	kid    string
 }
 
-// Defaults of Config and Tokens.
-const (
-	defaultAccessTokenTTL    = 10 * time.Minute
-	defaultMaxAccessTokenTTL = 24 * time.Hour
-	defaultLeeway            = 30 * time.Second
-)
-
 func (m *Tokens) now() time.Time { return m.clock()() }
 
 // clock is Now or time.Now: a func value, where the method value m.now
@@ -107,7 +100,7 @@ func (m *Tokens) rand() io.Reader {
 
 func (m *Tokens) leeway() time.Duration {
 	if m.Leeway <= 0 {
-		return defaultLeeway
+		return DefaultLeeway
 	}
 	return m.Leeway
 }
@@ -120,11 +113,11 @@ func (m *Tokens) accessTokenTTL(c *latch.Client) time.Duration {
 		ttl = m.AccessTokenTTL
 	}
 	if ttl <= 0 {
-		ttl = defaultAccessTokenTTL
+		ttl = DefaultAccessTokenTTL
 	}
 	maxTTL := m.MaxAccessTokenTTL
 	if maxTTL <= 0 {
-		maxTTL = defaultMaxAccessTokenTTL
+		maxTTL = DefaultMaxAccessTokenTTL
 	}
 	return min(ttl, maxTTL)
 }

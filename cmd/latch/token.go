@@ -188,7 +188,7 @@ needs its fingerprint cookie beside the token: only --json prints both.`,
 	f.Var(&scope, "scope", scopeFlagHelp("scopes, within the client's registration (default: none)"))
 	f.StringSliceVar(&req.Audiences, "audience", nil, "audiences, within the client's registration (repeat or comma-separate; default: its first)")
 	f.DurationVar(&ttl, "ttl", 0, "token lifetime, e.g. 1m; at most the client's (default: the client's)")
-	f.DurationVar(&defaultTTL, "access-token-ttl", 10*time.Minute, "access-token lifetime of clients that set none: the same as the server's --access-token-ttl")
+	f.DurationVar(&defaultTTL, "access-token-ttl", server.DefaultAccessTokenTTL, "access-token lifetime of clients that set none: the same as the server's --access-token-ttl")
 	return cmd
 }
 
