@@ -16,7 +16,7 @@ import (
 	"github.com/latch-auth/latch"
 )
 
-// Encrypted access tokens (issue 5, private claims): for a client
+// Encrypted access tokens (private claims): for a client
 // registered with an encryption key, the signed access token (a JWS, typ
 // at+jwt) is encrypted to the resource server's public key as a nested JWT
 // (RFC 7519 §5.2, §11.2): sign, then encrypt. The client and any browser

@@ -22,7 +22,7 @@ import (
 	"github.com/latch-auth/latch/oauth"
 )
 
-// The revocation feed (GET /oauth2/revocations, issue 5) lets resource
+// The revocation feed (GET /oauth2/revocations) lets resource
 // servers hold the (iss, jti) denylist in memory and drop cached
 // introspection answers of revoked opaque tokens. See
 // docs/revocation-feed.md for the protocol and its failure modes.
@@ -389,7 +389,7 @@ func (f *feed) acquire(id string) (release func(), ok bool) {
 
 // feedEntry is one entry on the wire. Kinds are open-ended: a follower
 // ignores a kind it does not know, so session and family revocations
-// (issue 4) can be added without breaking it.
+// can be added without breaking it.
 type feedEntry struct {
 	Seq       int64  `json:"seq"`
 	Kind      string `json:"kind"`

@@ -29,9 +29,9 @@ var grantTypes = []string{latch.GrantAuthorizationCode, latch.GrantRefreshToken,
 	latch.GrantTokenExchange, latch.GrantPassword}
 
 // userClaims are the claims about the user that access tokens, ID tokens
-// and userinfo carry: the roles and groups an operator assigned (issue 4
-// item 1), so resource servers can authorize without a lookup. Empty lists
-// are left out.
+// and userinfo carry: the roles and groups an operator assigned, so
+// resource servers can authorize without a lookup. Empty lists are left
+// out.
 func userClaims(u *latch.User) map[string]any {
 	m := map[string]any{}
 	if len(u.Roles) > 0 {
@@ -48,7 +48,7 @@ func userClaims(u *latch.User) map[string]any {
 // the login session, nonce from the authorization request (empty on
 // refresh, §12.2), at_hash binds the access token issued with it.
 func (s *Server) signIDToken(c *latch.Client, u *latch.User, f *latch.Family, scope []string, now time.Time, nonce, accessToken string) (string, error) {
-	signer, err := s.tok.signer()
+	signer, err := s.tok.Signer()
 	if err != nil {
 		return "", err
 	}

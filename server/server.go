@@ -350,8 +350,6 @@ type Server struct {
 
 	tok *Tokens // the rules of issuance, introspection and revocation
 
-	successorKey []byte // derives refresh successors (successorOf)
-
 	feed *feed // GET /oauth2/revocations; its broadcaster runs in Run
 
 	publish chan struct{} // capacity 1: a revocation to announce through cfg.Fanout
@@ -384,8 +382,6 @@ func New(cfg Config) (*Server, error) {
 
 		origin:     originOf(cfg.Issuer),
 		loginSlots: make(chan struct{}, cfg.MaxConcurrentLogins),
-
-		successorKey: cfg.Keys.DeriveKey(successorKeyPurpose),
 	}
 	s.accountThrottle = s.newLoginThrottle("account", cfg.LoginAccountThrottle)
 	s.addrThrottle = s.newLoginThrottle("address", cfg.LoginIPThrottle)
@@ -399,6 +395,7 @@ func New(cfg Config) (*Server, error) {
 	s.tok = &Tokens{
 		Store: s.store, Keys: cfg.Keys, Issuer: cfg.Issuer,
 		AccessTokenTTL: cfg.AccessTokenTTL, MaxAccessTokenTTL: cfg.MaxAccessTokenTTL, Leeway: cfg.Leeway,
+		RefreshTokenTTL: cfg.RefreshTokenTTL, SuccessorKey: cfg.Keys.DeriveKey(successorKeyPurpose),
 		Now: cfg.Now, Rand: cfg.Rand, TagKeys: cfg.OpaqueTagKeys,
 		opaque: s.tokens, clientFn: s.clients.Client,
 		revokedFn: s.revoked, // the feed, and the other nodes through the fan-out

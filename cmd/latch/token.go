@@ -225,14 +225,14 @@ Exit status: 0 when the token is active, 1 when it is not or on an error.`,
 
 // runInspect prints what the server would say of raw; exit 1 when inactive.
 func runInspect(cmd *cobra.Command, e *env, t *tokenFlags, m *server.Tokens, raw string) error {
-	in, err := m.Inspect(cmd.Context(), raw)
+	in, err := m.Introspect(cmd.Context(), raw, server.OperatorPolicy)
 	if err != nil {
 		return err
 	}
 	if t.common.json {
 		err = printJSON(e, in)
 	} else {
-		err = printInspection(e, in)
+		err = printInspection(e, &in)
 	}
 	if err != nil {
 		return err
