@@ -3,7 +3,6 @@ package bff
 import (
 	"context"
 	"crypto/sha256"
-	"github.com/latch-auth/latch/internal/latchtest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/latch-auth/latch/internal/latchtest"
 )
 
 type clock = latchtest.Clock

@@ -1,6 +1,10 @@
 package server
 
-import "time"
+import (
+	"time"
+
+	"github.com/latch-auth/latch/throttle"
+)
 
 // Defaults of Config: what a zero field means. cmd/latch's flags use them,
 // so the help text and the server cannot disagree.
@@ -34,7 +38,7 @@ const (
 
 	// The login throttle: failures of one account (or one client address,
 	// IPv6 by /64) before its back-off starts, and the longest back-off.
-	DefaultLoginAccountThreshold = 5
-	DefaultLoginIPThreshold      = 20
-	DefaultLoginBackoffMax       = 15 * time.Minute
+	DefaultLoginAccountThreshold = throttle.DefaultAccountThreshold
+	DefaultLoginIPThreshold      = throttle.DefaultAddressThreshold
+	DefaultLoginBackoffMax       = throttle.DefaultMax
 )

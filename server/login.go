@@ -18,6 +18,7 @@ import (
 
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/password"
+	"github.com/latch-auth/latch/throttle"
 )
 
 // The browser-facing pages of latch serve: GET,POST /login, POST /logout,
@@ -383,8 +384,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 // latch_login_attempts_total label: success, bad_credentials, throttled
 // (wait says for how long) or busy. err is a failing store only.
 func (s *Server) checkCredentials(r *http.Request, username, pw string) (u *latch.User, result string, wait time.Duration, err error) {
-	account := throttleKey(accountKey(username))
-	addr := throttleKey(clientAddr(r, s.cfg.TrustedProxies))
+	account := throttle.Key(accountKey(username))
+	addr := throttle.Key(clientAddr(r, s.cfg.TrustedProxies))
 	ctx := r.Context()
 	now := s.now()
 	if wait := max(s.accountThrottle.blocked(ctx, account, now), s.addrThrottle.blocked(ctx, addr, now)); wait > 0 {

@@ -29,6 +29,7 @@ import (
 	"github.com/latch-auth/latch/keys"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/password"
+	"github.com/latch-auth/latch/throttle"
 	"github.com/latch-auth/latch/token"
 )
 
@@ -217,8 +218,8 @@ func (c *Config) withDefaults() {
 	if c.SessionMaxAge == 0 {
 		c.SessionMaxAge = DefaultSessionMaxAge
 	}
-	c.LoginAccountThrottle.withDefaults(defaultAccountThrottle)
-	c.LoginIPThrottle.withDefaults(defaultIPThrottle)
+	c.LoginAccountThrottle.WithDefaults(throttle.DefaultAccount)
+	c.LoginIPThrottle.WithDefaults(throttle.DefaultAddress)
 	if c.MaxConcurrentLogins == 0 {
 		c.MaxConcurrentLogins = 2 * runtime.GOMAXPROCS(0)
 	}
@@ -302,10 +303,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("server: SessionIdleTimeout %v exceeds SessionMaxAge %v", c.SessionIdleTimeout, c.SessionMaxAge)
 	}
 	if err := c.LoginAccountThrottle.Validate("account"); err != nil {
-		return err
+		return fmt.Errorf("server: %w", err)
 	}
 	if err := c.LoginIPThrottle.Validate("address"); err != nil {
-		return err
+		return fmt.Errorf("server: %w", err)
 	}
 	if c.MaxConcurrentLogins < 1 || c.LoginQueueTimeout <= 0 {
 		return fmt.Errorf("server: MaxConcurrentLogins %d and LoginQueueTimeout %v must be positive", c.MaxConcurrentLogins, c.LoginQueueTimeout)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/latch-auth/latch/internal/latchtest"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/internal/latchtest"
 	"github.com/latch-auth/latch/internal/redistest"
 	"github.com/latch-auth/latch/redis"
 	"github.com/latch-auth/latch/server"
@@ -43,8 +43,7 @@ func forEachThrottle(t *testing.T, fn func(t *testing.T, th throttleBackend)) {
 func sharedThrottle(c *redis.Client) func(*server.Config) {
 	return func(cfg *server.Config) {
 		cfg.SharedLoginThrottle = func(scope string, t server.Throttle) server.LoginThrottle {
-			return c.Throttle(redis.ThrottleConfig{Issuer: cfg.Issuer, Scope: scope,
-				Threshold: t.Threshold, Base: t.Base, Max: t.Max, Forget: t.Forget})
+			return c.Throttle(cfg.Issuer, scope, t)
 		}
 	}
 }

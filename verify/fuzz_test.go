@@ -1,11 +1,12 @@
 package verify
 
 import (
-	"github.com/latch-auth/latch/oauth"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/latch-auth/latch/oauth"
 )
 
 // FuzzParseAuthorization: the Authorization parsing never panics; a token

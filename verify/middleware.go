@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/latch-auth/latch/oauth"
 	"net/http"
 	"strings"
 
+	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/token"
 )
 

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/latch-auth/latch/internal/latchtest"
 	"io"
 	"net/http"
 	"net/url"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/latch-auth/latch/internal/latchtest"
 )
 
 // latchBin is the real latch binary, built once by TestMain, so black-box

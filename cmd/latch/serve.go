@@ -215,8 +215,7 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	if rc != nil {
 		cfg.Fanout = rc.Fanout(issuer)
 		cfg.SharedLoginThrottle = func(scope string, t server.Throttle) server.LoginThrottle {
-			return rc.Throttle(redis.ThrottleConfig{Issuer: issuer, Scope: scope,
-				Threshold: t.Threshold, Base: t.Base, Max: t.Max, Forget: t.Forget})
+			return rc.Throttle(issuer, scope, t)
 		}
 		log.Info("shared state in Redis: revocation fan-out and login throttle", "redis", rc.Addr())
 	}
