@@ -2,9 +2,12 @@ package latch_test
 
 import (
 	"bytes"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -48,5 +51,69 @@ func TestRepository_NeedsNothingOutsideItself(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestImports_DependenciesPointInward enforces the layering the packages'
+// docs promise, from the import lines of every non-test file: server (the
+// HTTP layer) is imported only by cmd/latch; nothing below it imports it;
+// verify, the library resource servers embed, stays small; the root
+// package imports nothing of ours; throttle imports only the standard
+// library.
+func TestImports_DependenciesPointInward(t *testing.T) {
+	const mod = "github.com/latch-auth/latch"
+	imports := map[string]map[string]bool{} // package dir -> imported packages of this module
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case ".git", "node_modules", "testdata", ".latch":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		dir := filepath.ToSlash(filepath.Dir(path))
+		if imports[dir] == nil {
+			imports[dir] = map[string]bool{}
+		}
+		for _, im := range f.Imports {
+			p, _ := strconv.Unquote(im.Path.Value)
+			if p == mod || strings.HasPrefix(p, mod+"/") {
+				imports[dir][strings.TrimPrefix(strings.TrimPrefix(p, mod), "/")] = true
+			}
+			if dir == "throttle" && strings.Contains(p, ".") {
+				t.Errorf("throttle imports %s: it may import only the standard library", p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imports["server"]) == 0 || len(imports["verify"]) == 0 {
+		t.Fatalf("no imports read for server or verify: %v", imports)
+	}
+	verifyMay := map[string]bool{"": true, "token": true, "oauth": true, "dpop": true, "internal/tokencache": true}
+	for dir, ims := range imports {
+		if ims["server"] && dir != "cmd/latch" {
+			t.Errorf("%s imports server: only cmd/latch may (server is the HTTP layer; share code through a package below it)", dir)
+		}
+		for im := range ims {
+			if dir == "." && im != "" {
+				t.Errorf("the root package imports %s: it holds the vocabulary and imports nothing of ours", im)
+			}
+			if dir == "verify" && !verifyMay[im] {
+				t.Errorf("verify imports %s: resource servers embed it, so it imports only latch, token, oauth, dpop and internal/tokencache", im)
+			}
+		}
 	}
 }

@@ -13,14 +13,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/dpop"
+	"github.com/latch-auth/latch/oauth"
 )
 
 // RFC 8693 identifiers the gateway sends and expects.
 const (
-	grantTokenExchange   = "urn:ietf:params:oauth:grant-type:token-exchange"
-	tokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
-	tokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
+	grantTokenExchange   = latch.GrantTokenExchange
+	tokenTypeAccessToken = oauth.TokenTypeAccessToken
+	tokenTypeJWT         = oauth.TokenTypeJWT
 )
 
 // errUnavailable: the issuer did not give a definite answer; not cached.

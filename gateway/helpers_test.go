@@ -20,23 +20,8 @@ import (
 	"github.com/latch-auth/latch/server"
 )
 
-// clock is a settable time source shared by the issuer and the gateway.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+type clock = latchtest.Clock
+type lockedBuffer = latchtest.LockedBuffer
 
 // issuer is a real latch authorization server on loopback.
 type issuer struct {
@@ -54,7 +39,7 @@ type creds struct{ ID, Secret string }
 func newIssuer(t testing.TB, mutate ...func(*server.Config)) *issuer {
 	t.Helper()
 	db := latchtest.Store(t)
-	clk := &clock{t: time.Now().Truncate(time.Second)}
+	clk := latchtest.NewClock(time.Now().Truncate(time.Second))
 	km := latchtest.Keys(t, db, clk.Now)
 	is := &issuer{t: t, clients: &server.Clients{Store: db, Now: clk.Now}, clock: clk}
 	is.srv = httptest.NewUnstartedServer(nil)

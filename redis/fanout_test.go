@@ -1,16 +1,15 @@
 package redis_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/internal/latchtest"
 	"github.com/latch-auth/latch/internal/redistest"
 	"github.com/latch-auth/latch/redis"
 )
@@ -96,22 +95,7 @@ func TestFanout_Publish_ReachesEveryNodeOfTheIssuer(t *testing.T) {
 
 // syncLog is a slog handler's output that the test can read while the
 // subscriber writes.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type syncLog = latchtest.LockedBuffer
 
 // TestFanout_Subscribe_ReconnectsAndLogsOnce: when Redis drops the
 // subscriber's connection, the subscriber logs the loss once, subscribes

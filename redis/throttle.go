@@ -9,25 +9,13 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/latch-auth/latch/throttle"
 )
-
-// ThrottleConfig is one scope of the login back-off, with the fields and
-// rules of server.Throttle (its Entries bound is the in-memory one's:
-// here every key expires Forget after its last failure).
-type ThrottleConfig struct {
-	// Issuer and Scope ("account", "address") are hashed into the keys,
-	// so deployments sharing a Redis and scopes sharing a key do not meet.
-	Issuer string
-	Scope  string
-
-	Threshold int
-	Base, Max time.Duration
-	Forget    time.Duration
-}
 
 // Throttle is one scope of the login back-off in Redis, shared by every
 // node that uses the same Redis, prefix and issuer; it implements
-// server.LoginThrottle with the same rules as the server's in-memory one:
+// throttle.Throttle with the same rules as the server's in-memory one:
 // Threshold free failures, then a back-off of Base doubling per further
 // failure up to Max, failures forgotten Forget after the last one. (That
 // a refused attempt does not count and that a success resets accounts
@@ -45,16 +33,20 @@ type Throttle struct {
 	rdb    *goredis.Client
 	prefix string
 	salt   []byte
-	cfg    ThrottleConfig
+	cfg    throttle.Config
 }
 
-// Throttle returns the throttle of one scope. cfg is taken as valid
-// (server.Throttle.Validate checked it).
-func (c *Client) Throttle(cfg ThrottleConfig) *Throttle {
+// Throttle returns the throttle of one scope ("account", "address") of
+// the deployment issuer, with the rules of cfg (taken as valid:
+// throttle.Config.Validate; its Entries bound is the in-memory one's, here
+// every key expires Forget after its last failure). The issuer and scope
+// are hashed into the keys, so deployments sharing a Redis and scopes
+// sharing a key do not meet.
+func (c *Client) Throttle(issuer, scope string, cfg throttle.Config) *Throttle {
 	return &Throttle{
 		rdb:    c.rdb,
-		prefix: c.prefix + "throttle:" + cfg.Scope + ":",
-		salt:   []byte(cfg.Issuer + "\x00" + cfg.Scope + "\x00"),
+		prefix: c.prefix + "throttle:" + scope + ":",
+		salt:   []byte(issuer + "\x00" + scope + "\x00"),
 		cfg:    cfg,
 	}
 }
@@ -98,7 +90,7 @@ func us(d time.Duration) int64 { return d.Microseconds() }
 
 func fail(op string, err error) error { return fmt.Errorf("redis: login throttle: %s: %w", op, err) }
 
-// Blocked implements server.LoginThrottle: one HMGET.
+// Blocked implements throttle.Throttle: one HMGET.
 func (t *Throttle) Blocked(ctx context.Context, key [32]byte, now time.Time) (time.Duration, error) {
 	vals, err := t.rdb.HMGet(ctx, t.key(key), "l", "u").Result()
 	if err != nil {
@@ -124,7 +116,7 @@ func (t *Throttle) Blocked(ctx context.Context, key [32]byte, now time.Time) (ti
 	return 0, nil
 }
 
-// Fail implements server.LoginThrottle: one script run.
+// Fail implements throttle.Throttle: one script run.
 func (t *Throttle) Fail(ctx context.Context, key [32]byte, now time.Time) (bool, error) {
 	n, err := throttleFail.Run(ctx, t.rdb, []string{t.key(key)},
 		now.UnixMicro(), t.cfg.Threshold, us(t.cfg.Base), us(t.cfg.Max), us(t.cfg.Forget),
@@ -135,7 +127,7 @@ func (t *Throttle) Fail(ctx context.Context, key [32]byte, now time.Time) (bool,
 	return n == 1, nil
 }
 
-// Reset implements server.LoginThrottle: one DEL.
+// Reset implements throttle.Throttle: one DEL.
 func (t *Throttle) Reset(ctx context.Context, key [32]byte) error {
 	if err := t.rdb.Del(ctx, t.key(key)).Err(); err != nil {
 		return fail("reset", err)

@@ -12,22 +12,17 @@ import (
 
 	"github.com/latch-auth/latch/internal/redistest"
 	"github.com/latch-auth/latch/redis"
-	"github.com/latch-auth/latch/server"
-	"github.com/latch-auth/latch/server/throttletest"
+	"github.com/latch-auth/latch/throttle"
+	"github.com/latch-auth/latch/throttle/throttletest"
 )
 
-func throttleConfig(scope string, t server.Throttle) redis.ThrottleConfig {
-	return redis.ThrottleConfig{Issuer: "https://auth.example.com", Scope: scope,
-		Threshold: t.Threshold, Base: t.Base, Max: t.Max, Forget: t.Forget}
-}
-
 // TestThrottle_Contract runs the LoginThrottle contract (the rules of
-// server.Throttle) against Redis; server.TestThrottle_Contract_Memory runs
+// throttle.Config) against Redis; throttle.TestThrottle_Contract_Memory runs
 // the same against the in-memory throttle.
 func TestThrottle_Contract(t *testing.T) {
 	redistest.URL(t) // skip once, not per case
-	throttletest.Run(t, func(t *testing.T, cfg server.Throttle) server.LoginThrottle {
-		return redistest.Client(t, nil).Throttle(throttleConfig("account", cfg))
+	throttletest.Run(t, func(t *testing.T, cfg throttle.Config) throttle.Throttle {
+		return redistest.Client(t, nil).Throttle("https://auth.example.com", "account", cfg)
 	})
 }
 
@@ -50,10 +45,10 @@ func raw(t *testing.T) *goredis.Client {
 func TestThrottle_KeysAreHashed_AndExpireAfterForget(t *testing.T) {
 	prefix := redistest.Prefix(t)
 	c := redistest.ClientWith(t, redis.Config{Prefix: prefix})
-	cfg := server.Throttle{Threshold: 2, Base: time.Second, Max: time.Minute, Forget: time.Hour}
+	cfg := throttle.Config{Threshold: 2, Base: time.Second, Max: time.Minute, Forget: time.Hour}
 	ctx, now := context.Background(), time.Now()
 	for _, scope := range []string{"account", "address"} {
-		th := c.Throttle(throttleConfig(scope, cfg))
+		th := c.Throttle("https://auth.example.com", scope, cfg)
 		for _, k := range []string{"user:alice", "203.0.113.7"} {
 			if _, err := th.Fail(ctx, sha256.Sum256([]byte(k)), now); err != nil {
 				t.Fatal(err)
@@ -96,10 +91,10 @@ func TestThrottle_KeysAreHashed_AndExpireAfterForget(t *testing.T) {
 // read-modify-write loses one.
 func TestThrottle_ConcurrentNodes_CountEveryFailure(t *testing.T) {
 	prefix := redistest.Prefix(t)
-	cfg := throttleConfig("account", server.Throttle{Threshold: 1, Base: time.Millisecond, Max: 24 * time.Hour, Forget: 48 * time.Hour})
+	cfg := throttle.Config{Threshold: 1, Base: time.Millisecond, Max: 24 * time.Hour, Forget: 48 * time.Hour}
 	nodes := []*redis.Throttle{
-		redistest.ClientWith(t, redis.Config{Prefix: prefix}).Throttle(cfg),
-		redistest.ClientWith(t, redis.Config{Prefix: prefix}).Throttle(cfg),
+		redistest.ClientWith(t, redis.Config{Prefix: prefix}).Throttle("https://auth.example.com", "account", cfg),
+		redistest.ClientWith(t, redis.Config{Prefix: prefix}).Throttle("https://auth.example.com", "account", cfg),
 	}
 	const n = 20
 	key := sha256.Sum256([]byte("user:alice"))
@@ -133,7 +128,7 @@ func TestThrottle_ConcurrentNodes_CountEveryFailure(t *testing.T) {
 // blocked".
 func TestThrottle_ClosedClient_Errors(t *testing.T) {
 	c := redistest.Client(t, nil)
-	th := c.Throttle(throttleConfig("account", server.Throttle{Threshold: 1, Base: time.Second, Max: time.Minute, Forget: time.Hour}))
+	th := c.Throttle("https://auth.example.com", "account", throttle.Config{Threshold: 1, Base: time.Second, Max: time.Minute, Forget: time.Hour})
 	c.Close()
 	ctx, key := context.Background(), sha256.Sum256([]byte("user:alice"))
 	if _, err := th.Blocked(ctx, key, time.Now()); err == nil || !strings.HasPrefix(err.Error(), "redis: login throttle: read") {

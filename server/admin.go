@@ -277,12 +277,11 @@ func (s *Server) requireAdmin(h handlerFunc) handlerFunc {
 			return &problem{Status: status, Title: http.StatusText(status), Detail: detail,
 				header: http.Header{"Www-Authenticate": {hdr}}}
 		}
-		auth := r.Header.Get("Authorization")
-		if auth == "" {
+		if r.Header.Get("Authorization") == "" {
 			return challenge(http.StatusUnauthorized, "", "an access token with scope latch:admin is required")
 		}
-		scheme, raw, ok := strings.Cut(auth, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || raw == "" || len(raw) > 8192 {
+		raw, ok := bearer(r)
+		if !ok {
 			return challenge(http.StatusBadRequest, "invalid_request", "use Authorization: Bearer <token>")
 		}
 		info, _, err := s.inspect(r.Context(), nil, raw)

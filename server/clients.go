@@ -287,21 +287,8 @@ func (m *Clients) Create(ctx context.Context, spec ClientSpec) (*ClientView, err
 	}
 	v := ViewOf(c)
 	v.Secret = secret
-	v.Warnings = registrationWarnings(c)
+	v.Warnings = registrationWarnings(v)
 	return v, nil
-}
-
-// registrationWarnings says what c's registration allows that is easy to
-// grant by mistake.
-func registrationWarnings(c *latch.Client) []string {
-	var out []string
-	if slices.Contains(c.Scopes, ScopeAdmin) && (c.AllowsGrant(latch.GrantAuthorizationCode) || c.AllowsGrant(latch.GrantPassword)) {
-		out = append(out, "scope "+ScopeAdmin+" with a grant for users ("+strings.Join(c.GrantTypes, " ")+
-			"): a user who signs in through this client gets "+ScopeAdmin+" only while holding the role "+RoleAdmin+
-			" (`latch user set-roles USER --role "+RoleAdmin+"`), and then administers the server from wherever the client runs; "+
-			"prefer a client_credentials client for automation (docs/admin.md)")
-	}
-	return out
 }
 
 // RotateSecret replaces a client's secret at once and returns the new one.

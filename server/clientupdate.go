@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/latch-auth/latch"
@@ -128,13 +129,28 @@ func (m *Clients) Update(ctx context.Context, id string, p ClientPatch) (*Client
 	}
 	v := ViewOf(&c)
 	v.Secret = secret
-	v.Warnings = registrationWarnings(&c)
+	v.Warnings = registrationWarnings(v)
 	return v, nil
 }
 
+// registrationWarnings says what a registration allows that is easy to
+// grant by mistake; Create and Update return them in ClientView.Warnings.
+func registrationWarnings(v *ClientView) []string {
+	var w []string
+	userGrant := slices.Contains(v.GrantTypes, latch.GrantAuthorizationCode) || slices.Contains(v.GrantTypes, latch.GrantPassword)
+	if slices.Contains(strings.Fields(v.Scope), ScopeAdmin) && userGrant {
+		w = append(w, "scope "+ScopeAdmin+" with a grant for users ("+strings.Join(v.GrantTypes, " ")+
+			"): a user who signs in through this client gets "+ScopeAdmin+" only while holding the role "+RoleAdmin+
+			" (`latch user set-roles USER --role "+RoleAdmin+"`), and then administers the server from wherever the client runs; "+
+			"prefer a client_credentials client for automation (docs/admin.md)")
+	}
+	return append(w, ClientWarnings(v)...)
+}
+
 // ClientWarnings says what a registration, valid as it is, cannot do: the
-// token requests it will make that the server will refuse. The CLI prints
-// them after create and update.
+// token requests it will make that the server will refuse. Create and
+// Update return them in ClientView.Warnings, after the warnings of what it
+// allows by mistake, for the CLI and the admin API alike.
 func ClientWarnings(v *ClientView) []string {
 	var w []string
 	issues := slices.ContainsFunc(v.GrantTypes, func(g string) bool {

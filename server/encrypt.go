@@ -16,7 +16,7 @@ import (
 	"github.com/latch-auth/latch"
 )
 
-// Encrypted access tokens (issue 5, private claims): for a client
+// Encrypted access tokens (private claims): for a client
 // registered with an encryption key, the signed access token (a JWS, typ
 // at+jwt) is encrypted to the resource server's public key as a nested JWT
 // (RFC 7519 §5.2, §11.2): sign, then encrypt. The client and any browser
@@ -198,27 +198,6 @@ func sealAccessToken(c *latch.Client, raw string) (string, error) {
 		return "", latch.Errorf(latch.EINTERNAL, "server: encrypt access token: %v", err)
 	}
 	return out, nil
-}
-
-// isCompactJWE reports whether raw looks like a compact JWE (RFC 7516
-// §7.1): five segments, the first a JSON header naming an enc. Garbage
-// with four dots is not one, so RFC 7009 still answers it 200.
-func isCompactJWE(raw string) bool {
-	if strings.Count(raw, ".") != 4 {
-		return false
-	}
-	h, _, _ := strings.Cut(raw, ".")
-	if len(h) > 4096 {
-		return false
-	}
-	b, err := base64.RawURLEncoding.DecodeString(h)
-	if err != nil {
-		return false
-	}
-	var hdr struct {
-		Enc string `json:"enc"`
-	}
-	return json.Unmarshal(b, &hdr) == nil && hdr.Enc != ""
 }
 
 // DescribeEncryptionKey says, for people, how tokens are encrypted to a

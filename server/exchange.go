@@ -16,8 +16,8 @@ import (
 
 // Token type identifiers of RFC 8693 §3.
 const (
-	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
-	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
+	TokenTypeAccessToken = oauth.TokenTypeAccessToken
+	TokenTypeJWT         = oauth.TokenTypeJWT
 )
 
 // ExchangedTokenTTL caps the lifetime of a JWT minted by token exchange.
@@ -77,18 +77,12 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.
 	if !strings.HasPrefix(subject, token.PrefixAccess) {
 		return oauth.BadRequest(oauth.ErrInvalidRequest, "subject_token must be an opaque access token ("+token.PrefixAccess+"...) issued by this server")
 	}
-	t, err := s.tok.findOpaque(ctx, subject)
+	now := s.now()
+	t, err := s.tok.ActiveOpaqueAccess(ctx, subject)
 	if err != nil {
 		return err
 	}
-	now := s.now()
-	live := false
-	if t != nil {
-		if live, err = s.tok.ofLiveRegistration(ctx, t.ClientID, t.RegistrationID); err != nil {
-			return err
-		}
-	}
-	if t == nil || t.Kind != latch.KindAccess || !t.Active(now) || !live {
+	if t == nil {
 		// One answer for unknown, expired, revoked and malformed, as
 		// introspection gives (security invariant 5).
 		return oauth.BadRequest(oauth.ErrInvalidGrant, "subject_token is not active")
@@ -142,14 +136,7 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.
 		// Less than a second left: as good as expired.
 		return oauth.BadRequest(oauth.ErrInvalidGrant, "subject_token is not active")
 	}
-	scopeStr := strings.Join(scope, " ")
-	// The subject token's client stays client_id; the exchanging client is
-	// the actor (RFC 8693 §4.1).
-	extra := map[string]any{"act": map[string]string{"sub": c.ID}}
-	if t.RegistrationID != "" {
-		extra[ClaimRegistration] = t.RegistrationID
-	}
-	raw, _, err := s.tok.signAccessToken(t.Subject, t.ClientID, aud, scopeStr, iat, exp, extra)
+	raw, err := s.tok.SignExchanged(t, c, aud, scope, iat, exp)
 	if err != nil {
 		return err
 	}
@@ -165,7 +152,7 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.
 		// this one is a bearer access token.
 		TokenType: "Bearer",
 		ExpiresIn: int64(exp.Sub(iat) / time.Second),
-		Scope:     scopeStr,
+		Scope:     strings.Join(scope, " "),
 	})
 	return nil
 }

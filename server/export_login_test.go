@@ -29,10 +29,6 @@ func RenderError(s *Server, w http.ResponseWriter, r *http.Request, status int, 
 	s.renderError(w, r, status, title, detail)
 }
 
-// NewMemoryThrottle returns the in-memory LoginThrottle, the default, for
-// the contract tests of package throttletest.
-func NewMemoryThrottle(cfg Throttle) LoginThrottle { return newThrottle(cfg) }
-
 // SetSharedThrottleRetry sets how long s leaves a failed shared login
 // throttle alone (default 1s); set it before s serves a request.
 func SetSharedThrottleRetry(s *Server, d time.Duration) {

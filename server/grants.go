@@ -300,40 +300,14 @@ type grant struct {
 // with the code redemption or rotation it results from.
 func (s *Server) mintGrant(h http.Header, c *latch.Client, u *latch.User, f *latch.Family, scope []string, now time.Time, nonce, parent string) (*grant, error) {
 	scope = grantableScope(u, scope) // the user may have lost the role since
-	at, err := s.tok.mintAccessToken(c, u.ID, scope, f.Audience, f.ID, now, s.tok.accessTokenTTL(c), userClaims(u))
+	at, err := s.tok.MintGrant(c, u.ID, scope, f, now, parent, userClaims(u))
 	if err != nil {
 		return nil, err
 	}
-	if at.cookie != "" {
-		h.Add("Set-Cookie", at.cookie)
+	if at.Cookie != "" {
+		h.Add("Set-Cookie", at.Cookie)
 	}
-	resp, issue, format := at.resp, at.issue, at.format
-	if c.AllowsGrant(latch.GrantRefreshToken) {
-		idle := c.RefreshTokenTTL
-		if idle <= 0 {
-			idle = s.cfg.RefreshTokenTTL
-		}
-		exp := now.Add(idle)
-		if f.ExpiresAt.Before(exp) {
-			exp = f.ExpiresAt
-		}
-		var raw string
-		if parent == "" {
-			raw, err = token.NewOpaque(latch.KindRefresh, s.rand)
-		} else {
-			raw, err = successorOf(s.successorKey, parent, f.ID)
-		}
-		if err != nil {
-			return nil, err
-		}
-		id, err := token.NewID(s.rand)
-		if err != nil {
-			return nil, err
-		}
-		issue.Refresh = &latch.Token{Hash: token.Hash(raw), Kind: latch.KindRefresh, ID: id, ClientID: c.ID, RegistrationID: c.RegistrationID,
-			Subject: u.ID, Scope: f.Scope, Audience: f.Audience, FamilyID: f.ID, IssuedAt: now, ExpiresAt: exp}
-		resp.RefreshToken = raw
-	}
+	resp, issue, format := at.Response, at.Issue, at.Format
 	if slices.Contains(scope, ScopeOpenID) {
 		idt, err := s.signIDToken(c, u, f, scope, now, nonce, resp.AccessToken)
 		if err != nil {

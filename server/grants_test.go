@@ -414,7 +414,7 @@ func TestRefresh_RetryOnAnotherNode_GetsTheSameSuccessor(t *testing.T) {
 	kek := make([]byte, keys.KEKSize)
 	copy(kek, "a key-encryption key both nodes")
 	db := latchtest.Store(t)
-	clk := &clock{t: time.Now().Truncate(time.Second)}
+	clk := latchtest.NewClock(time.Now().Truncate(time.Second))
 	node := func() *env {
 		t.Helper()
 		sealer, err := keys.NewSealer(kek)

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,43 +18,10 @@ import (
 	"github.com/latch-auth/latch/sqlite"
 )
 
+type clock = latchtest.Clock
+type lockedBuffer = latchtest.LockedBuffer
+
 const testIssuer = "https://auth.test"
-
-// clock is a settable time source shared by the server and its key manager.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// lockedBuffer collects log output from concurrent handlers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // env is a server on a real SQLite store with a fixed clock.
 type env struct {
@@ -75,7 +40,7 @@ type creds struct{ ID, Secret string }
 func newEnv(t testing.TB, mutate ...func(*server.Config)) *env {
 	t.Helper()
 	db := latchtest.Store(t)
-	clk := &clock{t: time.Now().Truncate(time.Second)}
+	clk := latchtest.NewClock(time.Now().Truncate(time.Second))
 	km := latchtest.Keys(t, db, clk.Now)
 	logs := &lockedBuffer{}
 	cfg := server.Config{Issuer: testIssuer, Store: db, Keys: km, Now: clk.Now,

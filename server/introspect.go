@@ -96,7 +96,7 @@ func (s *Server) introspectionCaller(ctx context.Context, r *http.Request, form 
 	if form.Has("client_secret") || form.Has("client_assertion") {
 		return nil, refuse(http.StatusBadRequest, oauth.ErrInvalidRequest, "authenticate with an access token or with client credentials, not both")
 	}
-	x, err := s.tok.examine(ctx, raw, nil, false)
+	x, err := s.tok.Introspect(ctx, raw, ClientPolicy(nil))
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +198,7 @@ type introspectionJWT struct {
 // key, for the introspecting client (aud) only. An inactive token is
 // {"active":false} there too (security invariant 5).
 func (s *Server) writeIntrospectionJWT(w http.ResponseWriter, c *latch.Client, resp oauth.Introspection) error {
-	signer, err := s.tok.signer()
+	signer, err := s.tok.Signer()
 	if err != nil {
 		return err
 	}
@@ -222,13 +222,13 @@ func (s *Server) writeIntrospectionJWT(w http.ResponseWriter, c *latch.Client, r
 }
 
 // inspect finds out whether raw is an active token issued here, by the
-// rules of Tokens.examine, and returns the answer for a client: every kind
+// client policy of Tokens.Introspect, and returns the answer for a client: every kind
 // of failure (malformed, foreign, expired, revoked, unknown) is the same
 // inactive answer; only a failing store is an error. caller, when not nil,
 // is the client asking: a refresh token is active only to its own client.
 // The format (opaque, jwe or jwt) labels the metrics.
 func (s *Server) inspect(ctx context.Context, caller *latch.Client, raw string) (oauth.Introspection, string, error) {
-	x, err := s.tok.examine(ctx, raw, caller, false)
+	x, err := s.tok.Introspect(ctx, raw, ClientPolicy(caller))
 	if err != nil {
 		return oauth.Introspection{}, x.Format, err
 	}

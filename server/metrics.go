@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/latch-auth/latch/throttle"
 )
 
 // metrics are the server's Prometheus series. Labels take fixed values
@@ -107,12 +109,12 @@ func (m *metrics) backoff(scope string) { m.backoffs.WithLabelValues(scope).Inc(
 // It counts this node's memory only: with a shared throttle (Redis) that
 // holds just the failures counted during an outage of it, and counting
 // the keys in Redis on every scrape would cost a scan.
-func (m *metrics) throttled(account, addr *throttle, now func() time.Time) {
-	for scope, t := range map[string]*throttle{"account": account, "address": addr} {
+func (m *metrics) throttled(account, addr *throttle.Memory, now func() time.Time) {
+	for scope, t := range map[string]*throttle.Memory{"account": account, "address": addr} {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "latch_login_backing_off", Help: "Accounts and client addresses in a login back-off now, by scope.",
 			ConstLabels: prometheus.Labels{"scope": scope},
-		}, func() float64 { return float64(t.backingOff(now())) }))
+		}, func() float64 { return float64(t.BackingOff(now())) }))
 	}
 }
 

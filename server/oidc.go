@@ -29,9 +29,9 @@ var grantTypes = []string{latch.GrantAuthorizationCode, latch.GrantRefreshToken,
 	latch.GrantTokenExchange, latch.GrantPassword}
 
 // userClaims are the claims about the user that access tokens, ID tokens
-// and userinfo carry: the roles and groups an operator assigned (issue 4
-// item 1), so resource servers can authorize without a lookup. Empty lists
-// are left out.
+// and userinfo carry: the roles and groups an operator assigned, so
+// resource servers can authorize without a lookup. Empty lists are left
+// out.
 func userClaims(u *latch.User) map[string]any {
 	m := map[string]any{}
 	if len(u.Roles) > 0 {
@@ -48,7 +48,7 @@ func userClaims(u *latch.User) map[string]any {
 // the login session, nonce from the authorization request (empty on
 // refresh, §12.2), at_hash binds the access token issued with it.
 func (s *Server) signIDToken(c *latch.Client, u *latch.User, f *latch.Family, scope []string, now time.Time, nonce, accessToken string) (string, error) {
-	signer, err := s.tok.signer()
+	signer, err := s.tok.Signer()
 	if err != nil {
 		return "", err
 	}
@@ -139,17 +139,18 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// bearer returns the token of an RFC 6750 §2.1 Authorization header.
-// The form-body and query methods (§2.2, §2.3) are not accepted: the query
-// leaks into logs, and the body needs a form userinfo does not otherwise
-// parse.
+// maxBearerLength bounds the tokens the server's bearer-authenticated
+// endpoints read: more than any token it issues, so a longer one is refused
+// before any work is spent on it.
+const maxBearerLength = 8192
+
+// bearer returns the token of an RFC 6750 §2.1 Authorization header, read
+// by oauth.BearerToken as verify reads it. The form-body and query methods
+// (§2.2, §2.3) are not accepted: the query leaks into logs, and the body
+// needs a form userinfo does not otherwise parse.
 func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Values("Authorization")
-	if len(h) != 1 {
-		return "", false
-	}
-	scheme, tok, ok := strings.Cut(h[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || len(tok) > 8192 || strings.ContainsAny(tok, " \t") {
+	tok, err := oauth.BearerToken(r.Header)
+	if err != nil || tok == "" || len(tok) > maxBearerLength {
 		return "", false
 	}
 	return tok, true

@@ -29,6 +29,7 @@ import (
 	"github.com/latch-auth/latch/keys"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/password"
+	"github.com/latch-auth/latch/throttle"
 	"github.com/latch-auth/latch/token"
 )
 
@@ -172,36 +173,36 @@ type Config struct {
 
 func (c *Config) withDefaults() {
 	if c.AccessTokenTTL == 0 {
-		c.AccessTokenTTL = defaultAccessTokenTTL
+		c.AccessTokenTTL = DefaultAccessTokenTTL
 	}
 	if c.MaxAccessTokenTTL == 0 {
-		c.MaxAccessTokenTTL = defaultMaxAccessTokenTTL
+		c.MaxAccessTokenTTL = DefaultMaxAccessTokenTTL
 	}
 	if c.Leeway == 0 {
-		c.Leeway = defaultLeeway
+		c.Leeway = DefaultLeeway
 	}
 	if c.RefreshTokenTTL == 0 {
-		c.RefreshTokenTTL = 14 * 24 * time.Hour
+		c.RefreshTokenTTL = DefaultRefreshTokenTTL
 	}
 	if c.RefreshFamilyMaxAge == 0 {
-		c.RefreshFamilyMaxAge = 30 * 24 * time.Hour
+		c.RefreshFamilyMaxAge = DefaultRefreshFamilyMaxAge
 	}
 	if c.RefreshGrace == 0 {
-		c.RefreshGrace = 10 * time.Second
+		c.RefreshGrace = DefaultRefreshGrace
 	} else if c.RefreshGrace < 0 {
 		c.RefreshGrace = 0
 	}
 	if c.AuthCodeTTL == 0 {
-		c.AuthCodeTTL = time.Minute
+		c.AuthCodeTTL = DefaultAuthCodeTTL
 	}
 	if c.IDTokenTTL == 0 {
-		c.IDTokenTTL = 10 * time.Minute
+		c.IDTokenTTL = DefaultIDTokenTTL
 	}
 	if c.IntrospectionRate == 0 {
-		c.IntrospectionRate = 2000
+		c.IntrospectionRate = DefaultIntrospectionRate
 	}
 	if c.IntrospectionBurst == 0 {
-		c.IntrospectionBurst = 4000
+		c.IntrospectionBurst = DefaultIntrospectionBurst
 	}
 	if len(c.OpaqueTagKeys) == 0 {
 		if k, err := token.GenerateTagKey(nil); err == nil {
@@ -212,30 +213,30 @@ func (c *Config) withDefaults() {
 		c.MaxBodyBytes = oauth.MaxFormBytes
 	}
 	if c.SessionIdleTimeout == 0 {
-		c.SessionIdleTimeout = 30 * time.Minute
+		c.SessionIdleTimeout = DefaultSessionIdleTimeout
 	}
 	if c.SessionMaxAge == 0 {
-		c.SessionMaxAge = 12 * time.Hour
+		c.SessionMaxAge = DefaultSessionMaxAge
 	}
-	c.LoginAccountThrottle.withDefaults(defaultAccountThrottle)
-	c.LoginIPThrottle.withDefaults(defaultIPThrottle)
+	c.LoginAccountThrottle.WithDefaults(throttle.DefaultAccount)
+	c.LoginIPThrottle.WithDefaults(throttle.DefaultAddress)
 	if c.MaxConcurrentLogins == 0 {
 		c.MaxConcurrentLogins = 2 * runtime.GOMAXPROCS(0)
 	}
 	if c.LoginQueueTimeout == 0 {
-		c.LoginQueueTimeout = time.Second
+		c.LoginQueueTimeout = DefaultLoginQueueTimeout
 	}
 	if c.ClientCacheTTL == 0 {
-		c.ClientCacheTTL = time.Second
+		c.ClientCacheTTL = DefaultClientCacheTTL
 	}
 	if c.TokenCacheSize == 0 {
-		c.TokenCacheSize = defaultTokenCacheSize
+		c.TokenCacheSize = DefaultTokenCacheSize
 	}
 	if c.PurgeInterval == 0 {
-		c.PurgeInterval = time.Minute
+		c.PurgeInterval = DefaultPurgeInterval
 	}
 	if c.KeyReloadInterval == 0 {
-		c.KeyReloadInterval = 10 * time.Second
+		c.KeyReloadInterval = DefaultKeyReloadInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -302,10 +303,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("server: SessionIdleTimeout %v exceeds SessionMaxAge %v", c.SessionIdleTimeout, c.SessionMaxAge)
 	}
 	if err := c.LoginAccountThrottle.Validate("account"); err != nil {
-		return err
+		return fmt.Errorf("server: %w", err)
 	}
 	if err := c.LoginIPThrottle.Validate("address"); err != nil {
-		return err
+		return fmt.Errorf("server: %w", err)
 	}
 	if c.MaxConcurrentLogins < 1 || c.LoginQueueTimeout <= 0 {
 		return fmt.Errorf("server: MaxConcurrentLogins %d and LoginQueueTimeout %v must be positive", c.MaxConcurrentLogins, c.LoginQueueTimeout)
@@ -350,8 +351,6 @@ type Server struct {
 
 	tok *Tokens // the rules of issuance, introspection and revocation
 
-	successorKey []byte // derives refresh successors (successorOf)
-
 	feed *feed // GET /oauth2/revocations; its broadcaster runs in Run
 
 	publish chan struct{} // capacity 1: a revocation to announce through cfg.Fanout
@@ -384,8 +383,6 @@ func New(cfg Config) (*Server, error) {
 
 		origin:     originOf(cfg.Issuer),
 		loginSlots: make(chan struct{}, cfg.MaxConcurrentLogins),
-
-		successorKey: cfg.Keys.DeriveKey(successorKeyPurpose),
 	}
 	s.accountThrottle = s.newLoginThrottle("account", cfg.LoginAccountThrottle)
 	s.addrThrottle = s.newLoginThrottle("address", cfg.LoginIPThrottle)
@@ -399,6 +396,7 @@ func New(cfg Config) (*Server, error) {
 	s.tok = &Tokens{
 		Store: s.store, Keys: cfg.Keys, Issuer: cfg.Issuer,
 		AccessTokenTTL: cfg.AccessTokenTTL, MaxAccessTokenTTL: cfg.MaxAccessTokenTTL, Leeway: cfg.Leeway,
+		RefreshTokenTTL: cfg.RefreshTokenTTL, SuccessorKey: cfg.Keys.DeriveKey(successorKeyPurpose),
 		Now: cfg.Now, Rand: cfg.Rand, TagKeys: cfg.OpaqueTagKeys,
 		opaque: s.tokens, clientFn: s.clients.Client,
 		revokedFn: s.revoked, // the feed, and the other nodes through the fan-out

@@ -161,8 +161,8 @@ func (s *Server) endSession(ctx context.Context, sess *latch.Session) error {
 }
 
 // endSessionRecord ends sess for logout and the admin API alike. The
-// grants the session approved end with it (issue 4: "a terminated session
-// can no longer refresh"): their refresh tokens and opaque access tokens
+// grants the session approved end with it (a terminated session can no
+// longer refresh): their refresh tokens and opaque access tokens
 // are deleted, their JWTs denylisted, and codes not yet redeemed deleted.
 // Families first, so a failure leaves the session to retry with. revoked,
 // when not nil, is called when a family was revoked.

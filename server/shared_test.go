@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/internal/latchtest"
 	"github.com/latch-auth/latch/internal/redistest"
 	"github.com/latch-auth/latch/redis"
 	"github.com/latch-auth/latch/server"
@@ -42,8 +43,7 @@ func forEachThrottle(t *testing.T, fn func(t *testing.T, th throttleBackend)) {
 func sharedThrottle(c *redis.Client) func(*server.Config) {
 	return func(cfg *server.Config) {
 		cfg.SharedLoginThrottle = func(scope string, t server.Throttle) server.LoginThrottle {
-			return c.Throttle(redis.ThrottleConfig{Issuer: cfg.Issuer, Scope: scope,
-				Threshold: t.Threshold, Base: t.Base, Max: t.Max, Forget: t.Forget})
+			return c.Throttle(cfg.Issuer, scope, t)
 		}
 	}
 }
@@ -53,7 +53,7 @@ func sharedThrottle(c *redis.Client) func(*server.Config) {
 // account into back-off after Threshold failures in all, on both.
 func TestLogin_SharedThrottle_CountsAcrossNodes(t *testing.T) {
 	c := redistest.Client(t, nil)
-	clk := &clock{t: time.Now().Truncate(time.Second)}
+	clk := latchtest.NewClock(time.Now().Truncate(time.Second))
 	var nodes []*env
 	for range 2 {
 		e, _, _ := loginEnv(t, sharedThrottle(c), func(c *server.Config) { c.Now = clk.Now })

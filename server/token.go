@@ -17,7 +17,7 @@ import (
 )
 
 // TypeAccessToken is the JWT typ of access tokens (RFC 9068 §2.1).
-const TypeAccessToken = "at+jwt"
+const TypeAccessToken = token.TypeAccessToken
 
 // token implements the token endpoint (RFC 6749 §3.2).
 func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
@@ -53,15 +53,15 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, form 
 	if err != nil {
 		return err
 	}
-	at, err := s.tok.clientCredentials(ctx, c, form.Get("scope"), requestedAudiences(form), 0)
+	at, err := s.tok.ClientCredentials(ctx, c, form.Get("scope"), requestedAudiences(form), 0)
 	if err != nil {
 		return err
 	}
-	if at.cookie != "" {
-		w.Header().Add("Set-Cookie", at.cookie)
+	if at.Cookie != "" {
+		w.Header().Add("Set-Cookie", at.Cookie)
 	}
-	s.metrics.issued.WithLabelValues(latch.GrantClientCredentials, string(at.format)).Inc()
-	oauth.WriteJSON(w, http.StatusOK, at.resp)
+	s.metrics.issued.WithLabelValues(latch.GrantClientCredentials, string(at.Format)).Inc()
+	oauth.WriteJSON(w, http.StatusOK, at.Response)
 	return nil
 }
 

@@ -57,9 +57,6 @@ type tokenCache struct {
 }
 
 const (
-	// defaultTokenCacheSize bounds the memory of the cache to about 40 MiB
-	// (BENCHMARKS.md measures an entry).
-	defaultTokenCacheSize = 100_000
 	// tokenCacheMaxAge bounds an entry's life whatever the log says.
 	tokenCacheMaxAge = 10 * time.Second
 	// tokenCacheStaleLimit is how old the feed's last complete read may be

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -54,6 +55,12 @@ type Tokens struct {
 	Leeway            time.Duration
 	Now               func() time.Time
 	Rand              io.Reader
+	// RefreshTokenTTL is the idle lifetime of refresh tokens of clients
+	// that set none (default DefaultRefreshTokenTTL), as in Config.
+	RefreshTokenTTL time.Duration
+	// SuccessorKey derives a rotated refresh token's successor from its
+	// parent (successorOf); required to rotate refresh tokens.
+	SuccessorKey []byte
 	// TagKeys: the first tags new opaque access tokens
 	// (token.NewTaggedOpaque). Empty: they are minted untagged, which
 	// verifiers can judge only by asking (as Config.OpaqueTagKeys).
@@ -80,13 +87,6 @@ type verifiedJWT struct {
 	kid    string
 }
 
-// Defaults of Config and Tokens.
-const (
-	defaultAccessTokenTTL    = 10 * time.Minute
-	defaultMaxAccessTokenTTL = 24 * time.Hour
-	defaultLeeway            = 30 * time.Second
-)
-
 func (m *Tokens) now() time.Time { return m.clock()() }
 
 // clock is Now or time.Now: a func value, where the method value m.now
@@ -107,7 +107,7 @@ func (m *Tokens) rand() io.Reader {
 
 func (m *Tokens) leeway() time.Duration {
 	if m.Leeway <= 0 {
-		return defaultLeeway
+		return DefaultLeeway
 	}
 	return m.Leeway
 }
@@ -120,11 +120,11 @@ func (m *Tokens) accessTokenTTL(c *latch.Client) time.Duration {
 		ttl = m.AccessTokenTTL
 	}
 	if ttl <= 0 {
-		ttl = defaultAccessTokenTTL
+		ttl = DefaultAccessTokenTTL
 	}
 	maxTTL := m.MaxAccessTokenTTL
 	if maxTTL <= 0 {
-		maxTTL = defaultMaxAccessTokenTTL
+		maxTTL = DefaultMaxAccessTokenTTL
 	}
 	return min(ttl, maxTTL)
 }
@@ -199,9 +199,9 @@ func (m *Tokens) revoked() {
 	}
 }
 
-// signer returns a token.Signer for the current signing key, reusing the
+// Signer returns a token.Signer for the current signing key, reusing the
 // last one while the key is unchanged (the signer precomputes its header).
-func (m *Tokens) signer() (*token.Signer, error) {
+func (m *Tokens) Signer() (*token.Signer, error) {
 	kid, alg, key, err := m.Keys.Signing()
 	if err != nil {
 		return nil, latch.Errorf(latch.EUNAVAILABLE, "server: no signing key: %v", err)
@@ -228,9 +228,9 @@ func (m *Tokens) signer() (*token.Signer, error) {
 // its key leaves the key set (latch keys retire --now), which a hit checks.
 // The result is shared and must not be modified. Whether the token is
 // revoked is the caller's check, made on every request.
-func (m *Tokens) verifyJWT(ctx context.Context, raw string, leeway time.Duration) (*token.Claims, error) {
-	if m.verified == nil || leeway != m.leeway() {
-		return m.verifyJWTUncached(ctx, raw, leeway, keySet{m.Keys})
+func (m *Tokens) verifyJWT(ctx context.Context, raw string) (*token.Claims, error) {
+	if m.verified == nil {
+		return m.verifyJWTUncached(ctx, raw, keySet{m.Keys}, false)
 	}
 	key := sha256.Sum256([]byte(raw))
 	now := m.now()
@@ -242,22 +242,25 @@ func (m *Tokens) verifyJWT(ctx context.Context, raw string, leeway time.Duration
 	}
 	gen := m.verified.Generation()
 	ks := &kidRecorder{keySet: keySet{m.Keys}}
-	claims, err := m.verifyJWTUncached(ctx, raw, leeway, ks)
+	claims, err := m.verifyJWTUncached(ctx, raw, ks, false)
 	if err == nil {
 		m.verified.Put(&key, verifiedJWT{claims: claims, kid: ks.kid}, time.Unix(claims.ExpiresAt, 0), now, gen)
 	}
 	return claims, err
 }
 
-func (m *Tokens) verifyJWTUncached(ctx context.Context, raw string, leeway time.Duration, ks token.KeySet) (*token.Claims, error) {
+// verifyJWTUncached verifies raw without the cache; allowExpired reads the
+// claims of an expired token (for the operator, never for access).
+func (m *Tokens) verifyJWTUncached(ctx context.Context, raw string, ks token.KeySet, allowExpired bool) (*token.Claims, error) {
 	return token.Verify(ctx, raw, ks, token.VerifyOptions{
 		Issuer:            m.Issuer,
 		SkipIssuerCheck:   m.Issuer == "",
 		SkipAudienceCheck: true,
 		Type:              TypeAccessToken,
 		Algorithms:        latch.Algorithms,
-		Leeway:            leeway,
+		Leeway:            m.leeway(),
 		Now:               m.clock(),
+		AllowExpired:      allowExpired,
 	})
 }
 
@@ -366,36 +369,50 @@ func (x *examined) inactive(r InactiveReason) {
 	x.Reason = r
 }
 
-// Inspect says whether raw is an active token issued here, with its claims,
-// as the introspection endpoint would to the client the token was issued
-// to, and if not why. Only a failing store is an error. It never returns,
-// logs or stores raw.
-func (m *Tokens) Inspect(ctx context.Context, raw string) (*Inspection, error) {
-	x, err := m.examine(ctx, raw, nil, true)
-	if err != nil {
-		return nil, err
-	}
-	return &x.Inspection, nil
+// Policy names whose rules an introspection follows: what a token is
+// active to, and how much is worked out about an inactive one.
+type Policy struct {
+	caller   *latch.Client
+	operator bool
 }
 
-// examine is Inspect and the introspection endpoint's inspect. caller,
-// when not nil, is the introspecting client: a refresh token is active only
-// to its own client, an access token only to the clients mayIntrospect
-// allows (nil: the admin API and userinfo, which want access tokens and
-// check them themselves). operator is the CLI: a refresh token is shown to
-// it, and the reason of an inactive token is worked out and explained where
-// that costs more reads or strings (which the endpoint, answering
-// {"active":false} anyway, does not pay).
-func (m *Tokens) examine(ctx context.Context, raw string, caller *latch.Client, operator bool) (examined, error) {
-	x, err := m.look(ctx, raw, caller, operator)
-	if err == nil && operator && !x.Active {
+// ClientPolicy is the rule of the introspection endpoint for the
+// authenticated client c (RFC 7662 §2.2): a refresh token is active only to
+// its own client, an access token only to the clients mayIntrospect allows.
+// With c nil it is the rule of the server's own bearer-authenticated
+// endpoints (userinfo, the admin API, introspection by bearer token), which
+// want access tokens and check their audience and scope themselves: a
+// refresh token is never active to them. An inactive token's reason is
+// named, not explained: the endpoint answers {"active":false} anyway.
+func ClientPolicy(c *latch.Client) Policy { return Policy{caller: c} }
+
+// OperatorPolicy is the rule of the operator (`latch token inspect`, the
+// admin tools): a refresh token is shown, an expired JWT's claims are read,
+// a revoked opaque token is told from an unknown one, and an inactive
+// token's reason is explained in words, at the cost of more reads.
+var OperatorPolicy = Policy{operator: true}
+
+// Introspect says whether raw is an active token issued here under policy
+// p, with its claims, and if not why. Only a failing store is an error. It
+// never returns, logs or stores raw.
+func (m *Tokens) Introspect(ctx context.Context, raw string, p Policy) (Inspection, error) {
+	x, err := m.introspect(ctx, raw, p)
+	return x.Inspection, err
+}
+
+// introspect is Introspect keeping what Revoke needs: the stored record
+// or the verified claims.
+func (m *Tokens) introspect(ctx context.Context, raw string, p Policy) (examined, error) {
+	x, err := m.look(ctx, raw, p)
+	if err == nil && p.operator && !x.Active {
 		x.Detail = m.explain(&x, raw)
 	}
 	return x, err
 }
 
-// look is examine without the explanation.
-func (m *Tokens) look(ctx context.Context, raw string, caller *latch.Client, operator bool) (examined, error) {
+// look is introspect without the explanation.
+func (m *Tokens) look(ctx context.Context, raw string, p Policy) (examined, error) {
+	caller := p.caller
 	var x examined
 	if token.IsOpaque(raw) {
 		x.Format = FormatOpaque
@@ -404,7 +421,7 @@ func (m *Tokens) look(ctx context.Context, raw string, caller *latch.Client, ope
 			return x, err
 		}
 		if t == nil {
-			return x, m.whyNotFound(ctx, &x, raw, operator)
+			return x, m.whyNotFound(ctx, &x, raw, p.operator)
 		}
 		// Deleting a client deletes its opaque tokens; this catches one
 		// stored by a request that authenticated the client just before
@@ -428,14 +445,14 @@ func (m *Tokens) look(ctx context.Context, raw string, caller *latch.Client, ope
 			x.inactive(ReasonExpired)
 		case !live:
 			x.inactive(ReasonClientDeleted)
-		case t.Kind == latch.KindRefresh && !operator && (caller == nil || caller.ID != t.ClientID):
+		case t.Kind == latch.KindRefresh && !p.operator && (caller == nil || caller.ID != t.ClientID):
 			x.inactive(ReasonOtherClient)
 		case caller != nil && !mayIntrospect(caller, t.ClientID, t.Audience):
 			x.inactive(ReasonNotPermitted)
 		}
 		return x, nil
 	}
-	if isCompactJWE(raw) {
+	if token.IsCompactJWE(raw) {
 		// An encrypted access token (encrypt.go) can be read only with the
 		// resource server's private key, which this server never holds:
 		// it cannot tell active from revoked, so it says inactive, like for
@@ -449,11 +466,11 @@ func (m *Tokens) look(ctx context.Context, raw string, caller *latch.Client, ope
 	if m.Keys == nil {
 		return x, latch.Errorf(latch.EINTERNAL, "token: no signing keys loaded: a JWT cannot be verified without them")
 	}
-	claims, err := m.verifyJWT(ctx, raw, m.leeway())
-	if errors.Is(err, token.ErrExpired) && operator {
+	claims, err := m.verifyJWT(ctx, raw)
+	if errors.Is(err, token.ErrExpired) && p.operator {
 		// The signature and every other check passed: read the claims,
 		// so the operator learns whose token it was.
-		claims, err = m.verifyJWT(ctx, raw, 100*365*24*time.Hour)
+		claims, err = m.verifyJWTUncached(ctx, raw, keySet{m.Keys}, true)
 	}
 	if err != nil {
 		x.verr = err
@@ -660,7 +677,7 @@ type Revoked struct {
 // is written. A JWT of a deleted client is revoked all the same: resource
 // servers that verify it locally would accept it until it expires.
 func (m *Tokens) Revoke(ctx context.Context, raw string) (*Revoked, error) {
-	x, err := m.examine(ctx, raw, nil, true)
+	x, err := m.introspect(ctx, raw, OperatorPolicy)
 	if err != nil {
 		return nil, err
 	}
@@ -695,6 +712,94 @@ func (m *Tokens) Revoke(ctx context.Context, raw string) (*Revoked, error) {
 		x.Detail = m.explain(&x, raw)
 	}
 	return out, nil
+}
+
+// ActiveOpaqueAccess returns the stored opaque access token raw if it is
+// active now and its client's registration still lives, nil otherwise
+// (unknown, malformed, expired, revoked, a refresh token, or a client
+// deleted since). Only a failing store is an error.
+func (m *Tokens) ActiveOpaqueAccess(ctx context.Context, raw string) (*latch.Token, error) {
+	t, err := m.findOpaque(ctx, raw)
+	if err != nil || t == nil || t.Kind != latch.KindAccess || !t.Active(m.now()) {
+		return nil, err
+	}
+	live, err := m.ofLiveRegistration(ctx, t.ClientID, t.RegistrationID)
+	if err != nil || !live {
+		return nil, err
+	}
+	return t, nil
+}
+
+// SignExchanged signs the JWT access token that RFC 8693 token exchange
+// gives actor for the opaque access token t, with the audiences and scope
+// already narrowed, living from iat to exp. The subject token's client
+// stays client_id; the exchanging client is the actor (§4.1).
+func (m *Tokens) SignExchanged(t *latch.Token, actor *latch.Client, aud, scope []string, iat, exp time.Time) (string, error) {
+	extra := map[string]any{"act": map[string]string{"sub": actor.ID}}
+	if t.RegistrationID != "" {
+		extra[ClaimRegistration] = t.RegistrationID
+	}
+	raw, _, err := m.signAccessToken(t.Subject, t.ClientID, aud, strings.Join(scope, " "), iat, exp, extra)
+	return raw, err
+}
+
+// RevokeResult is what RevokeForClient did with a token, as the
+// revocation endpoint's metrics count it.
+type RevokeResult string
+
+const (
+	RevokeRevoked     RevokeResult = "revoked"     // the token is revoked now
+	RevokeFamily      RevokeResult = "family"      // a refresh token: its whole family is revoked
+	RevokeUnknown     RevokeResult = "unknown"     // an opaque token not stored (unknown, expired or revoked)
+	RevokeInvalid     RevokeResult = "invalid"     // a JWT that does not verify (foreign, expired, forged)
+	RevokeRefused     RevokeResult = "refused"     // issued to another client: nothing written
+	RevokeUnsupported RevokeResult = "unsupported" // an encrypted token, whose jti this server cannot read
+)
+
+// RevokeForClient revokes raw on the authority of the client clientID, by
+// RFC 7009 §2: a client may revoke only tokens issued to it; an invalid,
+// unknown or expired token leaves nothing to revoke (§2.2), which is not
+// an error. format (opaque, jwe, jwt) and the result label the metrics.
+// Only a failing store is an error.
+func (m *Tokens) RevokeForClient(ctx context.Context, raw, clientID string) (format string, _ RevokeResult, _ error) {
+	if token.IsOpaque(raw) {
+		t, err := m.findOpaque(ctx, raw)
+		switch {
+		case err != nil:
+			return FormatOpaque, "", err
+		case t == nil:
+			return FormatOpaque, RevokeUnknown, nil
+		case t.ClientID != clientID:
+			return FormatOpaque, RevokeRefused, nil
+		}
+		family, err := m.revokeOpaque(ctx, t)
+		if err != nil {
+			return FormatOpaque, "", err
+		}
+		if family {
+			return FormatOpaque, RevokeFamily, nil
+		}
+		return FormatOpaque, RevokeRevoked, nil
+	}
+	if token.IsCompactJWE(raw) {
+		// An encrypted access token hides its jti from this server (only
+		// the resource server holds the key), so there is nothing to
+		// denylist. Answering 200 would tell the client it is revoked
+		// while it stays valid until exp: say so instead (RFC 7009
+		// §2.2.1). docs/security.md lists what works instead.
+		return FormatJWE, RevokeUnsupported, nil
+	}
+	claims, err := m.verifyJWT(ctx, raw)
+	if err != nil {
+		return FormatJWT, RevokeInvalid, nil
+	}
+	if claims.ClientID != clientID {
+		return FormatJWT, RevokeRefused, nil
+	}
+	if _, _, err := m.revokeJWT(ctx, claims); err != nil {
+		return FormatJWT, "", err
+	}
+	return FormatJWT, RevokeRevoked, nil
 }
 
 // IssueRequest asks Tokens.Issue for an access token, as a
@@ -749,7 +854,7 @@ func (m *Tokens) Issue(ctx context.Context, req IssueRequest) (*Issued, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	at, err := m.clientCredentials(ctx, c, req.Scope, req.Audiences, req.TTL)
+	at, err := m.ClientCredentials(ctx, c, req.Scope, req.Audiences, req.TTL)
 	var oerr *oauth.Error
 	if errors.As(err, &oerr) {
 		// The operator may read the registration: say what it allows.
@@ -758,40 +863,40 @@ func (m *Tokens) Issue(ctx context.Context, req IssueRequest) (*Issued, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	out := &Issued{TokenResponse: *at.resp, Format: at.format, Encrypted: at.format == latch.FormatJWT && len(c.AccessTokenEncryptionKey) > 0}
-	if at.cookie != "" {
-		out.FingerprintCookie, _, _ = strings.Cut(at.cookie, ";")
+	out := &Issued{TokenResponse: *at.Response, Format: at.Format, Encrypted: at.Format == latch.FormatJWT && len(c.AccessTokenEncryptionKey) > 0}
+	if at.Cookie != "" {
+		out.FingerprintCookie, _, _ = strings.Cut(at.Cookie, ";")
 	}
 	return out, nil
 }
 
-// clientCredentials mints an access token for c as RFC 6749 §4.4 grants
+// ClientCredentials mints an access token for c as RFC 6749 §4.4 grants
 // one, and stores it when it is opaque: c must be registered for the
 // grant, scope and audiences within its registration. ttl, when not zero,
 // shortens the client's lifetime (the CLI's --ttl; the endpoint has no
 // such parameter). Refusals are oauth errors.
-func (m *Tokens) clientCredentials(ctx context.Context, c *latch.Client, scope string, audiences []string, ttl time.Duration) (accessToken, error) {
+func (m *Tokens) ClientCredentials(ctx context.Context, c *latch.Client, scope string, audiences []string, ttl time.Duration) (Minted, error) {
 	if !c.AllowsGrant(latch.GrantClientCredentials) {
-		return accessToken{}, oauth.BadRequest(oauth.ErrUnauthorizedClient, "client is not registered for the client_credentials grant")
+		return Minted{}, oauth.BadRequest(oauth.ErrUnauthorizedClient, "client is not registered for the client_credentials grant")
 	}
 	sc, aud, err := checkScopeAndAudience(c, scope, audiences)
 	if err != nil {
-		return accessToken{}, err
+		return Minted{}, err
 	}
 	lifetime := m.accessTokenTTL(c)
 	if ttl > lifetime {
-		return accessToken{}, oauth.BadRequest(oauth.ErrInvalidRequest, fmt.Sprintf("requested lifetime %v exceeds the client's access-token lifetime of %v", ttl, lifetime))
+		return Minted{}, oauth.BadRequest(oauth.ErrInvalidRequest, fmt.Sprintf("requested lifetime %v exceeds the client's access-token lifetime of %v", ttl, lifetime))
 	}
 	if ttl > 0 {
 		lifetime = ttl
 	}
 	at, err := m.mintAccessToken(c, c.ID, sc, aud, "", m.now().Truncate(time.Second), lifetime, nil)
 	if err != nil {
-		return accessToken{}, err
+		return Minted{}, err
 	}
-	if at.issue.Access != nil {
-		if err := m.Store.CreateToken(ctx, at.issue.Access); err != nil {
-			return accessToken{}, err
+	if at.Issue.Access != nil {
+		if err := m.Store.CreateToken(ctx, at.Issue.Access); err != nil {
+			return Minted{}, err
 		}
 	}
 	return at, nil
@@ -843,49 +948,89 @@ func requestedAudiences(form url.Values) []string {
 	return append(append([]string(nil), form["resource"]...), form["audience"]...)
 }
 
-// accessToken is what mintAccessToken built.
-type accessToken struct {
-	resp   *oauth.TokenResponse
-	issue  latch.Issue // the opaque Token to store, or the IssuedJWT a family remembers
-	format latch.TokenFormat
-	// cookie is the Set-Cookie of the fingerprint cookie, for a client
+// MintGrant builds the tokens of one step of family f for subject, neither
+// stored (the caller stores them with the step): an access token in c's
+// format and, when c may use refresh tokens, a refresh token of f, the
+// successor of parent when parent is set (successorOf: a retried rotation
+// gets the same token). The refresh token lives c's idle lifetime (default
+// RefreshTokenTTL), never beyond the family's end.
+func (m *Tokens) MintGrant(c *latch.Client, subject string, scope []string, f *latch.Family, now time.Time, parent string, extra map[string]any) (Minted, error) {
+	at, err := m.mintAccessToken(c, subject, scope, f.Audience, f.ID, now, m.accessTokenTTL(c), extra)
+	if err != nil || !c.AllowsGrant(latch.GrantRefreshToken) {
+		return at, err
+	}
+	idle := c.RefreshTokenTTL
+	if idle <= 0 {
+		idle = cmp.Or(m.RefreshTokenTTL, DefaultRefreshTokenTTL)
+	}
+	exp := now.Add(idle)
+	if f.ExpiresAt.Before(exp) {
+		exp = f.ExpiresAt
+	}
+	var raw string
+	if parent == "" {
+		raw, err = token.NewOpaque(latch.KindRefresh, m.rand())
+	} else {
+		raw, err = successorOf(m.SuccessorKey, parent, f.ID)
+	}
+	if err != nil {
+		return Minted{}, err
+	}
+	id, err := token.NewID(m.rand())
+	if err != nil {
+		return Minted{}, err
+	}
+	at.Issue.Refresh = &latch.Token{Hash: token.Hash(raw), Kind: latch.KindRefresh, ID: id, ClientID: c.ID, RegistrationID: c.RegistrationID,
+		Subject: subject, Scope: f.Scope, Audience: f.Audience, FamilyID: f.ID, IssuedAt: now, ExpiresAt: exp}
+	at.Response.RefreshToken = raw
+	return at, nil
+}
+
+// Minted is what the token authority built for a grant, not yet stored.
+type Minted struct {
+	Response *oauth.TokenResponse
+	// Issue holds the opaque Tokens to store, or the IssuedJWT a family
+	// remembers.
+	Issue  latch.Issue
+	Format latch.TokenFormat
+	// Cookie is the Set-Cookie of the fingerprint cookie, for a client
 	// with TokenFingerprint (security invariant 8); the token response
 	// carries it.
-	cookie string
+	Cookie string
 }
 
 // mintAccessToken builds an access token in c's format, living ttl,
 // without storing it. familyID may be empty (no family). extra holds
 // claims about the subject for a JWT (an opaque token's introspection
 // answers the registered claims only).
-func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []string, familyID string, now time.Time, ttl time.Duration, extra map[string]any) (accessToken, error) {
+func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []string, familyID string, now time.Time, ttl time.Duration, extra map[string]any) (Minted, error) {
 	exp := now.Add(ttl)
-	at := accessToken{resp: &oauth.TokenResponse{TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scope, " ")}}
+	at := Minted{Response: &oauth.TokenResponse{TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scope, " ")}}
 	if c.AccessTokenFormat == latch.FormatOpaque {
 		jti, err := token.NewID(m.rand())
 		if err != nil {
-			return accessToken{}, err
+			return Minted{}, err
 		}
 		raw, err := m.newOpaqueAccess()
 		if err != nil {
-			return accessToken{}, err
+			return Minted{}, err
 		}
-		at.issue.Access = &latch.Token{Hash: token.Hash(raw), Kind: latch.KindAccess, ID: jti, ClientID: c.ID, RegistrationID: c.RegistrationID, Subject: subject,
+		at.Issue.Access = &latch.Token{Hash: token.Hash(raw), Kind: latch.KindAccess, ID: jti, ClientID: c.ID, RegistrationID: c.RegistrationID, Subject: subject,
 			Scope: scope, Audience: aud, FamilyID: familyID, IssuedAt: now, ExpiresAt: exp}
-		at.resp.AccessToken = raw
-		at.format = latch.FormatOpaque
+		at.Response.AccessToken = raw
+		at.Format = latch.FormatOpaque
 		return at, nil
 	}
 	if c.TokenFingerprint {
 		cookie, fgp, err := fingerprint(m.rand(), ttl)
 		if err != nil {
-			return accessToken{}, err
+			return Minted{}, err
 		}
 		if extra == nil {
 			extra = map[string]any{}
 		}
 		extra[ClaimFingerprint] = fgp
-		at.cookie = cookie
+		at.Cookie = cookie
 	}
 	if c.RegistrationID != "" {
 		if extra == nil {
@@ -896,18 +1041,18 @@ func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []s
 	if len(extra) == 0 {
 		extra = nil
 	}
-	raw, jti, err := m.signAccessToken(subject, c.ID, aud, at.resp.Scope, now, exp, extra)
+	raw, jti, err := m.signAccessToken(subject, c.ID, aud, at.Response.Scope, now, exp, extra)
 	if err != nil {
-		return accessToken{}, err
+		return Minted{}, err
 	}
 	if raw, err = sealAccessToken(c, raw); err != nil { // encrypt.go
-		return accessToken{}, err
+		return Minted{}, err
 	}
 	// The denylist entry must outlive the token at any verifier that
 	// allows the leeway, as for RFC 7009 revocation.
-	at.issue.JWT = &latch.IssuedJWT{Issuer: m.Issuer, JTI: jti, ExpiresAt: exp.Add(m.leeway())}
-	at.resp.AccessToken = raw
-	at.format = latch.FormatJWT
+	at.Issue.JWT = &latch.IssuedJWT{Issuer: m.Issuer, JTI: jti, ExpiresAt: exp.Add(m.leeway())}
+	at.Response.AccessToken = raw
+	at.Format = latch.FormatJWT
 	return at, nil
 }
 
@@ -924,7 +1069,7 @@ func (m *Tokens) newOpaqueAccess() (string, error) {
 // family can remember the token for revocation. Every JWT access token
 // latch issues, by any grant or by the CLI, is built here.
 func (m *Tokens) signAccessToken(subject, clientID string, aud []string, scope string, iat, exp time.Time, extra map[string]any) (raw, jti string, err error) {
-	signer, err := m.signer()
+	signer, err := m.Signer()
 	if err != nil {
 		return "", "", err
 	}

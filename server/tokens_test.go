@@ -37,11 +37,11 @@ func mustIssue(t testing.TB, m *server.Tokens, req server.IssueRequest) *server.
 
 func mustInspect(t testing.TB, m *server.Tokens, raw string) *server.Inspection {
 	t.Helper()
-	in, err := m.Inspect(context.Background(), raw)
+	in, err := m.Introspect(context.Background(), raw, server.OperatorPolicy)
 	if err != nil {
 		t.Fatalf("Inspect: %v", err)
 	}
-	return in
+	return &in
 }
 
 // logLen is the number of entries in the revocation log.
@@ -459,7 +459,7 @@ func TestTokens_Inspect_StoreErrorsAreErrors(t *testing.T) {
 	m := &server.Tokens{Store: db, Keys: km}
 	tok, _ := token.NewOpaque(latch.KindAccess, nil)
 	db.Close()
-	if _, err := m.Inspect(context.Background(), tok); err == nil || errors.Is(err, latch.ErrNotFound) {
+	if _, err := m.Introspect(context.Background(), tok, server.OperatorPolicy); err == nil || errors.Is(err, latch.ErrNotFound) {
 		t.Errorf("Inspect on a closed store: %v, want an error that is not 'not found'", err)
 	}
 }
@@ -484,7 +484,7 @@ func FuzzTokens_InspectAndRevoke(f *testing.F) {
 	ctx := context.Background()
 	before := e.logLen()
 	f.Fuzz(func(t *testing.T, raw string) {
-		in, err := m.Inspect(ctx, raw)
+		in, err := m.Introspect(ctx, raw, server.OperatorPolicy)
 		if err != nil {
 			t.Fatalf("Inspect: %v", err)
 		}

@@ -398,7 +398,7 @@ func (m *Users) ended(ctx context.Context, u *latch.User, why string) (*UserView
 	return v, nil
 }
 
-// afterCredentialChange is the one policy hook of issue 4 item 6: it runs
+// afterCredentialChange is the one policy hook for credential changes: it runs
 // after a password change, a role change, a disable, a "logout
 // everywhere" and before a delete, and cuts every credential the user
 // obtained under the old state:

@@ -649,3 +649,34 @@ func TestSigner_ConcurrentSign_IsSafe(t *testing.T) {
 		}
 	}
 }
+
+// TestVerify_AllowExpired_ReadsOnlyExpiredTokens: AllowExpired lifts the
+// exp check and nothing else: an expired token's claims are read, while a
+// token failing any other check (here nbf, and a forged signature) is
+// still refused.
+func TestVerify_AllowExpired_ReadsOnlyExpiredTokens(t *testing.T) {
+	es := keysFor(t)[latch.ES256]
+	expired := testClaims()
+	expired.ExpiresAt = testNow.Unix() - 3600*24*365
+	tok := mustSign(t, es.signer, "at+jwt", expired)
+	opts := testOptions()
+	if _, err := Verify(context.Background(), tok, testKeySet(t), opts); !errors.Is(err, ErrExpired) {
+		t.Fatalf("without AllowExpired: %v, want ErrExpired", err)
+	}
+	opts.AllowExpired = true
+	c, err := Verify(context.Background(), tok, testKeySet(t), opts)
+	if err != nil || c.ExpiresAt != expired.ExpiresAt {
+		t.Fatalf("with AllowExpired: %+v, %v", c, err)
+	}
+	early := testClaims()
+	early.ExpiresAt = testNow.Unix() - 60
+	early.NotBefore = testNow.Unix() + 3600
+	if _, err := Verify(context.Background(), mustSign(t, es.signer, "at+jwt", early), testKeySet(t), opts); !errors.Is(err, ErrNotYetValid) {
+		t.Fatalf("nbf ahead with AllowExpired: %v, want ErrNotYetValid", err)
+	}
+	parts := strings.Split(tok, ".")
+	forged := parts[0] + "." + parts[1] + "." + parts[2][:len(parts[2])-4] + "AAAA"
+	if _, err := Verify(context.Background(), forged, testKeySet(t), opts); !errors.Is(err, ErrSignature) {
+		t.Fatalf("forged with AllowExpired: %v, want ErrSignature", err)
+	}
+}

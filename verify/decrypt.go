@@ -141,10 +141,6 @@ func newDecrypter(keys []jose.JSONWebKey, algs []jose.KeyAlgorithm, encs []jose.
 	return d, nil
 }
 
-// isCompactJWE reports whether raw has the five segments of a compact JWE
-// (RFC 7516 §7.1); a JWS has three.
-func isCompactJWE(raw string) bool { return strings.Count(raw, ".") == 4 }
-
 // allowedJWEHeader are the protected header parameters an encrypted latch
 // access token may carry. Anything else is refused rather than ignored:
 // zip (decompression is work and size an attacker chooses, and compressing

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/latch-auth/latch/dpop"
+	"github.com/latch-auth/latch/oauth"
 )
 
 // ClaimConfirmation is the confirmation claim of a sender-constrained
@@ -105,7 +106,7 @@ func dpopCredentials(r *http.Request) (raw, proof string, ok bool, err error) {
 	if len(vals) != 1 {
 		return "", "", false, nil
 	}
-	raw, ok, err = parseCredentials(vals[0], dpop.Scheme)
+	raw, ok, err = oauth.ParseCredentials(vals[0], dpop.Scheme)
 	if !ok || err != nil {
 		return "", "", ok, err
 	}

@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/latch-auth/latch/oauth"
 )
 
 // FuzzParseAuthorization: the Authorization parsing never panics; a token
@@ -19,14 +21,14 @@ func FuzzParseAuthorization(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
-		raw, isBearer, err := parseAuthorization(v)
+		raw, isBearer, err := oauth.ParseAuthorization(v)
 		if err != nil && raw != "" {
 			t.Fatal("a token and an error")
 		}
 		if raw == "" {
 			return
 		}
-		if !isBearer || !strings.EqualFold(v[:6], "bearer") || !isB64Token(raw) || !strings.HasSuffix(v, raw) {
+		if !isBearer || !strings.EqualFold(v[:6], "bearer") || !oauth.IsB64Token(raw) || !strings.HasSuffix(v, raw) {
 			t.Fatalf("%q gave token %q", v, raw)
 		}
 		if strings.ContainsAny(raw, " \t\"\\,") {

@@ -21,8 +21,11 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/internal/latchtest"
 	"github.com/latch-auth/latch/token"
 )
+
+type clock = latchtest.Clock
 
 const testAudience = "https://api.example"
 
@@ -78,16 +81,7 @@ func pubJWK(pub crypto.PublicKey) map[string]any {
 	panic("unknown key type")
 }
 
-// clock is a settable clock for the Verifier and the claims.
-type clock struct{ ns atomic.Int64 }
-
-func newClock() *clock {
-	c := &clock{}
-	c.ns.Store(time.Now().Truncate(time.Second).UnixNano())
-	return c
-}
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func newClock() *clock { return latchtest.NewClock(time.Now().Truncate(time.Second)) }
 
 // issuer is a real HTTP authorization server stand-in: RFC 8414 and OIDC
 // metadata and a JWKS, with every request counted by path.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/latch-auth/latch/dpop"
+	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/token"
 )
 
@@ -266,9 +267,7 @@ func RequireScope(scopes ...string) func(http.Handler) http.Handler {
 
 // errRequest is a malformed request (RFC 6750 §3.1 invalid_request); its
 // text is sent as error_description, so it holds only qtext.
-type errRequest string
-
-func (e errRequest) Error() string { return string(e) }
+type errRequest = oauth.BearerError
 
 // BearerToken returns the bearer token of r's Authorization header
 // (RFC 6750 §2.1), "" when there is none or it uses another scheme. A token
@@ -283,81 +282,20 @@ func requestToken(r *http.Request, cookieName string) (string, error) {
 	if q := r.URL.RawQuery; q != "" && strings.Contains(q, "access_token") && r.URL.Query().Has("access_token") {
 		return "", errRequest("tokens in the query string are not accepted; use the Authorization header")
 	}
-	vals := r.Header.Values("Authorization")
-	if len(vals) > 1 {
-		return "", errRequest("more than one Authorization header")
+	raw, err := oauth.BearerToken(r.Header)
+	if err != nil || raw != "" {
+		return raw, err
 	}
-	if len(vals) == 1 {
-		raw, isBearer, err := parseAuthorization(vals[0])
-		if err != nil || isBearer {
-			return raw, err
-		}
-		// Another scheme (Basic, DPoP, ...) is not ours: as if absent.
-	}
+	// No Authorization header, or another scheme (Basic, DPoP, ...): not ours.
 	if cookieName != "" {
 		if ck, err := r.Cookie(cookieName); err == nil && ck.Value != "" {
-			if !isB64Token(ck.Value) {
+			if !oauth.IsB64Token(ck.Value) {
 				return "", errRequest("the token cookie is malformed")
 			}
 			return ck.Value, nil
 		}
 	}
 	return "", nil
-}
-
-// parseAuthorization reads credentials = "Bearer" 1*SP b64token (RFC 6750
-// §2.1; the scheme is case-insensitive, RFC 9110 §11.1). isBearer is false
-// for another scheme.
-func parseAuthorization(v string) (raw string, isBearer bool, err error) {
-	return parseCredentials(v, "Bearer")
-}
-
-// parseCredentials reads credentials = scheme 1*SP b64token, for Bearer
-// (RFC 6750 §2.1) and DPoP (RFC 9449 §7.1, the same syntax). matched is
-// false for another scheme.
-func parseCredentials(v, scheme string) (raw string, matched bool, err error) {
-	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
-		return "", false, nil
-	}
-	rest := v[len(scheme):]
-	if rest == "" {
-		return "", true, errRequest("the " + scheme + " credentials are empty")
-	}
-	if rest[0] != ' ' {
-		return "", false, nil // "Bearerx ...": another scheme
-	}
-	rest = strings.TrimLeft(rest, " ")
-	if rest == "" {
-		return "", true, errRequest("the " + scheme + " credentials are empty")
-	}
-	if !isB64Token(rest) {
-		return "", true, errRequest("the " + scheme + " token is not a b64token")
-	}
-	return rest, true, nil
-}
-
-// isB64Token reports whether s is 1*( ALPHA / DIGIT / "-" / "." / "_" /
-// "~" / "+" / "/" ) *"=" (RFC 6750 §2.1).
-func isB64Token(s string) bool {
-	i := 0
-	for i < len(s) {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
-			i++
-			continue
-		}
-		break
-	}
-	if i == 0 {
-		return false
-	}
-	for ; i < len(s); i++ {
-		if s[i] != '=' {
-			return false
-		}
-	}
-	return true
 }
 
 // describe turns a verification error into an error_description: short,

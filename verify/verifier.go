@@ -14,7 +14,7 @@ import (
 // TypeAccessToken is the typ of RFC 9068 access tokens (§2.1). An ID token
 // (typ JWT) or any other JWT the issuer signs is refused (security
 // invariant 2).
-const TypeAccessToken = "at+jwt"
+const TypeAccessToken = token.TypeAccessToken
 
 // Errors of this package, beside token's sentinels (token.ErrExpired,
 // token.ErrAudience, ...), which Verify's errors wrap too. Test with
@@ -200,7 +200,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	}
 	jws := raw
 	switch {
-	case isCompactJWE(raw):
+	case token.IsCompactJWE(raw):
 		if v.dec == nil {
 			return nil, fmt.Errorf("verify: the token is encrypted (a JWE) and no Config.DecryptionKeys are configured; add this API's private key: %w", ErrDecrypt)
 		}

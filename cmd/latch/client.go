@@ -123,7 +123,7 @@ func (cf *clientFlags) patch(f *pflag.FlagSet) (p server.ClientPatch, changed bo
 // printRegistered prints a client just created or updated, its one-time
 // secret, and what it cannot do as registered.
 func printRegistered(e *env, c *common, v *server.ClientView) error {
-	for _, w := range append(v.Warnings, server.ClientWarnings(v)...) {
+	for _, w := range v.Warnings {
 		fmt.Fprintf(e.stderr, "warning: client %s: %s\n", v.ID, w)
 	}
 	if c.json {

@@ -25,11 +25,11 @@ type loginFlags struct {
 
 func addLoginFlags(cmd *cobra.Command, l *loginFlags) {
 	f := cmd.Flags()
-	f.DurationVar(&l.idleTimeout, "session-idle-timeout", 30*time.Minute, "a login session ends after this long without a request")
-	f.DurationVar(&l.maxAge, "session-max-age", 12*time.Hour, "a login session ends this long after login, however active")
-	f.IntVar(&l.accountThreshold, "login-account-threshold", 5, "failed logins of one account before its exponential back-off starts (1s, doubling)")
-	f.IntVar(&l.ipThreshold, "login-ip-threshold", 20, "failed logins from one client address (IPv6: one /64) before its back-off starts")
-	f.DurationVar(&l.backoffMax, "login-backoff-max", 15*time.Minute, "longest login back-off, per account and per address; it always ends by itself")
+	f.DurationVar(&l.idleTimeout, "session-idle-timeout", server.DefaultSessionIdleTimeout, "a login session ends after this long without a request")
+	f.DurationVar(&l.maxAge, "session-max-age", server.DefaultSessionMaxAge, "a login session ends this long after login, however active")
+	f.IntVar(&l.accountThreshold, "login-account-threshold", server.DefaultLoginAccountThreshold, "failed logins of one account before its exponential back-off starts (1s, doubling)")
+	f.IntVar(&l.ipThreshold, "login-ip-threshold", server.DefaultLoginIPThreshold, "failed logins from one client address (IPv6: one /64) before its back-off starts")
+	f.DurationVar(&l.backoffMax, "login-backoff-max", server.DefaultLoginBackoffMax, "longest login back-off, per account and per address; it always ends by itself")
 	f.IntVar(&l.maxConcurrent, "max-concurrent-logins", 0, "password verifications (argon2) running at once; more wait up to 1s, then get 503 (default 2 x GOMAXPROCS)")
 	f.StringSliceVar(&l.trustedProxies, "trusted-proxies", nil, "reverse proxies (IP addresses or CIDR prefixes) whose X-Forwarded-For gives the client address for login throttling")
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/token"
 )
 
 // newRevokeCmd is `latch revoke --subject USER`: logout everywhere from
@@ -82,7 +83,7 @@ One token is revoked by value with latch token revoke.`,
 // looksLikeToken reports whether s is an opaque latch token or a JWT (whose
 // base64url header begins {" and so eyJ), not a username.
 func looksLikeToken(s string) bool {
-	return strings.HasPrefix(s, "lt_") || (strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") >= 2)
+	return token.IsOpaque(s) || (strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") >= 2)
 }
 
 func deref(n *int) int {

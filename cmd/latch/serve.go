@@ -70,10 +70,10 @@ are required.`,
 	f.BoolVar(&s.devListenAll, "insecure-dev-listen-all", false,
 		"let --dev listen on a non-loopback --listen such as :8080, for a container whose port is published on the host's loopback (-p 127.0.0.1:8080:8080); the dev client's secret and http then reach whatever can reach that address. The issuer stays http://127.0.0.1:PORT unless --issuer")
 	f.BoolVar(&s.insecureHTTP, "insecure-allow-http", false, "allow an http issuer outside --dev (behind a TLS-terminating proxy you trust)")
-	f.DurationVar(&s.accessTokenTTL, "access-token-ttl", 10*time.Minute, "access-token lifetime for clients that do not set one")
+	f.DurationVar(&s.accessTokenTTL, "access-token-ttl", server.DefaultAccessTokenTTL, "access-token lifetime for clients that do not set one")
 	addGrantFlags(f, &s.grants)
-	f.Float64Var(&s.introspectionRate, "introspection-rate", 2000, "introspection requests per second allowed per client (burst: twice that)")
-	f.IntVar(&s.tokenCacheSize, "token-cache-size", 100_000, "opaque access tokens kept in memory for introspection and token exchange, and as many verified JWTs; a revocation by another process (CLI, other node) takes effect within 100 ms (another node's at once with --redis-url); 0 disables")
+	f.Float64Var(&s.introspectionRate, "introspection-rate", server.DefaultIntrospectionRate, "introspection requests per second allowed per client (burst: twice that)")
+	f.IntVar(&s.tokenCacheSize, "token-cache-size", server.DefaultTokenCacheSize, "opaque access tokens kept in memory for introspection and token exchange, and as many verified JWTs; a revocation by another process (CLI, other node) takes effect within 100 ms (another node's at once with --redis-url); 0 disables")
 	f.StringVar(&s.redisURL, "redis-url", "",
 		"Redis URL (redis://[user:pass@]host:port/db, rediss:// for TLS) shared by every server node: revocation fan-out and the login throttle (docs/operations.md); or set LATCH_REDIS_URL")
 	f.StringVar(&s.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -219,8 +219,7 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	if rc != nil {
 		cfg.Fanout = rc.Fanout(issuer)
 		cfg.SharedLoginThrottle = func(scope string, t server.Throttle) server.LoginThrottle {
-			return rc.Throttle(redis.ThrottleConfig{Issuer: issuer, Scope: scope,
-				Threshold: t.Threshold, Base: t.Base, Max: t.Max, Forget: t.Forget})
+			return rc.Throttle(issuer, scope, t)
 		}
 		log.Info("shared state in Redis: revocation fan-out and login throttle", "redis", rc.Addr())
 	}
@@ -406,10 +405,10 @@ func (g *grantFlags) serverGrace() time.Duration {
 }
 
 func addGrantFlags(f *pflag.FlagSet, g *grantFlags) {
-	f.DurationVar(&g.refreshTTL, "refresh-token-ttl", 14*24*time.Hour, "refresh-token idle lifetime for clients that do not set one")
-	f.DurationVar(&g.familyMaxAge, "refresh-family-max-age", 30*24*time.Hour, "absolute lifetime of a grant: no refresh extends it")
-	f.DurationVar(&g.grace, "refresh-grace", 10*time.Second,
+	f.DurationVar(&g.refreshTTL, "refresh-token-ttl", server.DefaultRefreshTokenTTL, "refresh-token idle lifetime for clients that do not set one")
+	f.DurationVar(&g.familyMaxAge, "refresh-family-max-age", server.DefaultRefreshFamilyMaxAge, "absolute lifetime of a grant: no refresh extends it")
+	f.DurationVar(&g.grace, "refresh-grace", server.DefaultRefreshGrace,
 		"how long a rotated refresh token may be used again (a retry, a second tab) before its reuse revokes the family; 0 for none, at most 1m")
-	f.DurationVar(&g.codeTTL, "auth-code-ttl", time.Minute, "authorization code lifetime (at most 10m)")
-	f.DurationVar(&g.idTokenTTL, "id-token-ttl", 10*time.Minute, "ID token lifetime")
+	f.DurationVar(&g.codeTTL, "auth-code-ttl", server.DefaultAuthCodeTTL, "authorization code lifetime (at most 10m)")
+	f.DurationVar(&g.idTokenTTL, "id-token-ttl", server.DefaultIDTokenTTL, "ID token lifetime")
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/token"
 )
 
 func newTokenCmd(e *env) *cobra.Command {
@@ -187,7 +188,7 @@ needs its fingerprint cookie beside the token: only --json prints both.`,
 	f.Var(&scope, "scope", scopeFlagHelp("scopes, within the client's registration (default: none)"))
 	f.StringSliceVar(&req.Audiences, "audience", nil, "audiences, within the client's registration (repeat or comma-separate; default: its first)")
 	f.DurationVar(&ttl, "ttl", 0, "token lifetime, e.g. 1m; at most the client's (default: the client's)")
-	f.DurationVar(&defaultTTL, "access-token-ttl", 10*time.Minute, "access-token lifetime of clients that set none: the same as the server's --access-token-ttl")
+	f.DurationVar(&defaultTTL, "access-token-ttl", server.DefaultAccessTokenTTL, "access-token lifetime of clients that set none: the same as the server's --access-token-ttl")
 	return cmd
 }
 
@@ -224,14 +225,14 @@ Exit status: 0 when the token is active, 1 when it is not or on an error.`,
 
 // runInspect prints what the server would say of raw; exit 1 when inactive.
 func runInspect(cmd *cobra.Command, e *env, t *tokenFlags, m *server.Tokens, raw string) error {
-	in, err := m.Inspect(cmd.Context(), raw)
+	in, err := m.Introspect(cmd.Context(), raw, server.OperatorPolicy)
 	if err != nil {
 		return err
 	}
 	if t.common.json {
 		err = printJSON(e, in)
 	} else {
-		err = printInspection(e, in)
+		err = printInspection(e, &in)
 	}
 	if err != nil {
 		return err
@@ -302,7 +303,7 @@ func (t *tokenFlags) withToken(cmd *cobra.Command, e *env, args []string, fn fun
 
 // needsKeys reports whether inspecting or revoking raw needs the signing
 // keys (and so the key-encryption key): not for an opaque token.
-func needsKeys(raw string) bool { return !strings.HasPrefix(raw, "lt_") }
+func needsKeys(raw string) bool { return !token.IsOpaque(raw) }
 
 // maxTokenInput bounds a token read from stdin or the command line: a JWT
 // is at most 8 KiB (token.MaxJWTSize), one encrypted to a resource server

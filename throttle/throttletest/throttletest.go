@@ -1,9 +1,9 @@
-// Package throttletest is the contract every server.LoginThrottle passes:
-// the rules of server.Throttle, on a fixed clock, so that the in-memory
-// throttle (run in package server) and the Redis one (package redis)
+// Package throttletest is the contract every throttle.Throttle passes:
+// the rules of throttle.Config, on a fixed clock, so that the in-memory
+// throttle (run in package throttle) and the Redis one (package redis)
 // answer exactly alike. What the login handler adds (a refused attempt is
-// not counted, a success resets accounts only) is tested there, against
-// both.
+// not counted, a success resets accounts only) is tested in package
+// server, against both.
 package throttletest
 
 import (
@@ -12,12 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/throttle"
 )
 
 // New returns an empty throttle of cfg, sharing no key with any other
 // throttle the test makes.
-type New func(t *testing.T, cfg server.Throttle) server.LoginThrottle
+type New func(t *testing.T, cfg throttle.Config) throttle.Throttle
 
 // Run runs the contract against the throttles newThrottle makes.
 func Run(t *testing.T, newThrottle New) {
@@ -33,28 +33,28 @@ func Run(t *testing.T, newThrottle New) {
 // implementation keeps exactly.
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-var std = server.Throttle{Threshold: 3, Base: time.Second, Max: 8 * time.Second, Forget: time.Hour, Entries: 1000}
+var std = throttle.Config{Threshold: 3, Base: time.Second, Max: 8 * time.Second, Forget: time.Hour, Entries: 1000}
 
 var tests = []struct {
 	name string
-	cfg  server.Throttle
+	cfg  throttle.Config
 	run  func(*checker)
 }{
 	{"ThresholdFailuresAreFree_ThenBaseDoublesToMax", std, testDoubling},
-	{"ThresholdOne_FirstFailureBacksOff", server.Throttle{Threshold: 1, Base: 2 * time.Second, Max: time.Minute, Forget: time.Hour, Entries: 1000}, testThresholdOne},
+	{"ThresholdOne_FirstFailureBacksOff", throttle.Config{Threshold: 1, Base: 2 * time.Second, Max: time.Minute, Forget: time.Hour, Entries: 1000}, testThresholdOne},
 	{"Blocked_CountsNothing", std, testBlockedCountsNothing},
 	{"Blocked_EndsExactlyAtTheBackOffsEnd", std, testBlockedEnd},
 	{"Reset_ForgetsEveryFailure", std, testReset},
 	{"Forget_AfterTheLastFailure", std, testForget},
-	{"Forget_EndsABackOffAtTheCap", server.Throttle{Threshold: 1, Base: time.Second, Max: time.Minute, Forget: time.Minute, Entries: 1000}, testForgetAtCap},
+	{"Forget_EndsABackOffAtTheCap", throttle.Config{Threshold: 1, Base: time.Second, Max: time.Minute, Forget: time.Minute, Entries: 1000}, testForgetAtCap},
 	{"Keys_AreIndependent", std, testIndependent},
-	{"Cap_HoldsWithoutOverflow", server.Throttle{Threshold: 2, Base: time.Millisecond, Max: 90 * time.Second, Forget: time.Hour, Entries: 1000}, testCap},
+	{"Cap_HoldsWithoutOverflow", throttle.Config{Threshold: 2, Base: time.Millisecond, Max: 90 * time.Second, Forget: time.Hour, Entries: 1000}, testCap},
 	{"Unknown_IsNotBlocked_AndResetIsHarmless", std, testUnknown},
 }
 
 type checker struct {
 	t   *testing.T
-	th  server.LoginThrottle
+	th  throttle.Throttle
 	now time.Time
 }
 
