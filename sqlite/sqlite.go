@@ -82,6 +82,13 @@ type DB struct {
 	// whole cost of the "did you run latch migrate" check.
 	stmts  atomic.Pointer[statements]
 	initMu sync.Mutex
+
+	// The group committer (batch.go).
+	writes        chan *write
+	closing       chan struct{}
+	closeOnce     sync.Once
+	committerDone chan struct{}
+	stats         batchStats
 }
 
 var _ latch.Store = (*DB)(nil)
@@ -176,6 +183,7 @@ func open(ctx context.Context, path string, o options) (*DB, error) {
 		db.Close()
 		return nil, internal("open "+path, err)
 	}
+	db.startCommitter()
 	return db, nil
 }
 
@@ -205,6 +213,7 @@ func (db *DB) Path() string { return db.path }
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	db.closeOnce.Do(db.stopCommitter)
 	var errs []error
 	if s := db.stmts.Swap(nil); s != nil {
 		s.close()
