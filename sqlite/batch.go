@@ -175,10 +175,20 @@ func (db *DB) commit(ws []*write) {
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		tx.Rollback()
+		db.rollbackAfterFailedCommit()
 		fail(err)
 	}
 	answer()
+}
+
+// rollbackAfterFailedCommit ends the transaction a failed COMMIT left open.
+// database/sql considers a Tx done once Commit returns, error or not, and
+// returns the connection to the pool; but SQLite keeps the transaction open
+// when COMMIT fails (a deferred constraint, SQLITE_BUSY), and the writer's
+// next BEGIN would fail forever. The writer pool has one connection, so
+// this ROLLBACK reaches that one; "no transaction is active" is fine.
+func (db *DB) rollbackAfterFailedCommit() {
+	db.writer.ExecContext(context.Background(), "ROLLBACK")
 }
 
 // stopCommitter stops the committer after the batch in flight; writes

@@ -367,6 +367,7 @@ func (db *DB) withTx(ctx context.Context, op string, fn func(*sql.Tx) error) err
 		return err
 	}
 	if err := tx.Commit(); err != nil {
+		db.rollbackAfterFailedCommit()
 		return internal(op, err)
 	}
 	return nil
