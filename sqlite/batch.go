@@ -177,6 +177,8 @@ func (db *DB) commit(ws []*write) {
 	if err := tx.Commit(); err != nil {
 		db.rollbackAfterFailedCommit()
 		fail(err)
+	} else {
+		db.written(len(ws))
 	}
 	answer()
 }
