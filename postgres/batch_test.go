@@ -122,68 +122,6 @@ func TestInsertBatch_TerminatedConnection_FailsEveryInsert(t *testing.T) {
 	}
 }
 
-// 64 issuances and 64 refresh rotations at once (run with -race): each
-// caller checks that what it got back is its own.
-func TestInsertBatch_Race_EachAnswerIsItsOwn(t *testing.T) {
-	db := batchDB(t, freshSchema(t))
-	ctx := t.Context()
-	if err := db.CreateUser(ctx, &latch.User{ID: "u", Username: "user"}); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().Truncate(time.Microsecond)
-	const n = 64
-	refresh := func(i, gen int) *latch.Token {
-		fam := fmt.Sprint("fam-", i)
-		return &latch.Token{Hash: fmt.Appendf(nil, "refresh-%d-%d", i, gen), Kind: latch.KindRefresh,
-			ID: fmt.Sprintf("rt-%s-%d", fam, gen), ClientID: "app", Subject: "u", FamilyID: fam,
-			IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
-	}
-	for i := range n {
-		f := &latch.Family{ID: fmt.Sprint("fam-", i), ClientID: "app", UserID: "u", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-		if err := db.CreateFamily(ctx, f, latch.Issue{Refresh: refresh(i, 0)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 2*n)
-	for i := range n {
-		wg.Go(func() {
-			tok := batchToken(i, "app")
-			if err := db.CreateToken(ctx, tok); err != nil {
-				errs <- fmt.Errorf("issuance %d: %v", i, err)
-				return
-			}
-			got, err := db.Token(ctx, tok.Hash)
-			if err != nil || got.ID != tok.ID {
-				errs <- fmt.Errorf("issuance %d: stored %+v, %v; want ID %s", i, got, err, tok.ID)
-			}
-		})
-		wg.Go(func() {
-			old, next := refresh(i, 0), refresh(i, 1)
-			access := batchToken(1000+i, "app")
-			access.Subject, access.FamilyID = "u", fmt.Sprint("fam-", i)
-			tok, f, err := db.RotateRefresh(ctx, old.Hash, time.Now(), 0, latch.Issue{Refresh: next, Access: access})
-			if err != nil {
-				errs <- fmt.Errorf("rotation %d: %v", i, err)
-				return
-			}
-			if tok.ID != old.ID || f.ID != fmt.Sprint("fam-", i) {
-				errs <- fmt.Errorf("rotation %d: got token %s of family %s, want %s of fam-%d", i, tok.ID, f.ID, old.ID, i)
-			}
-			for _, want := range []*latch.Token{next, access} {
-				if got, err := db.Token(ctx, want.Hash); err != nil || got.ID != want.ID || got.FamilyID != want.FamilyID {
-					errs <- fmt.Errorf("rotation %d: stored %+v, %v; want %s of %s", i, got, err, want.ID, want.FamilyID)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-}
-
 // BenchmarkInsertBatch reports the batch sizes the inserters reach with c
 // concurrent CreateToken callers: rows/batch is the mean, largest the most
 // in one batch.

@@ -207,69 +207,6 @@ func TestBatch_RolledBackTransaction_FailsTheWritesBefore(t *testing.T) {
 	}
 }
 
-// TestBatch_Race_EachAnswerIsItsOwn: 64 issuances and 64 refresh rotations
-// at once (run it with -race), each caller checks that what it got back is
-// its own token and family, and that its successor is stored in its family.
-func TestBatch_Race_EachAnswerIsItsOwn(t *testing.T) {
-	db := mustOpenMigrated(t, options{synchronous: "FULL"})
-	batchClient(t, db)
-	ctx := t.Context()
-	now := time.Now().Truncate(time.Microsecond)
-	const n = 64
-	// refresh is generation gen of family i's chain.
-	refresh := func(i, gen int) *latch.Token {
-		fam := fmt.Sprint("fam-", i)
-		return &latch.Token{Hash: hashOf(1_000_000 + 1000*gen + i), Kind: latch.KindRefresh,
-			ID: fmt.Sprintf("rt-%s-%d", fam, gen), ClientID: "app", Subject: "u", FamilyID: fam,
-			IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
-	}
-	for i := range n {
-		f := &latch.Family{ID: fmt.Sprint("fam-", i), ClientID: "app", UserID: "u", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-		if err := db.CreateFamily(ctx, f, latch.Issue{Refresh: refresh(i, 0)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 2*n)
-	for i := range n {
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			tok := accessToken(i, "app")
-			if err := db.CreateToken(ctx, tok); err != nil {
-				errs <- fmt.Errorf("issuance %d: %v", i, err)
-				return
-			}
-			got, err := db.Token(ctx, tok.Hash)
-			if err != nil || got.ID != tok.ID {
-				errs <- fmt.Errorf("issuance %d: stored %+v, %v; want ID %s", i, got, err, tok.ID)
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			fam := fmt.Sprint("fam-", i)
-			old, next := refresh(i, 0), refresh(i, 1)
-			tok, f, err := db.RotateRefresh(ctx, old.Hash, time.Now(), 0, latch.Issue{Refresh: next})
-			if err != nil {
-				errs <- fmt.Errorf("rotation %d: %v", i, err)
-				return
-			}
-			if tok.ID != old.ID || f.ID != fam || tok.RotatedAt.IsZero() {
-				errs <- fmt.Errorf("rotation %d: got token %s of family %s (rotated %v), want %s of %s", i, tok.ID, f.ID, tok.RotatedAt, old.ID, fam)
-			}
-			got, err := db.Token(ctx, next.Hash)
-			if err != nil || got.ID != next.ID || got.FamilyID != fam {
-				errs <- fmt.Errorf("rotation %d: successor %+v, %v", i, got, err)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-}
-
 // TestBatch_Close_AnswersEveryWrite closes the database while writers are
 // queued: every one is answered, nil (and stored) or an error.
 func TestBatch_Close_AnswersEveryWrite(t *testing.T) {
