@@ -20,7 +20,9 @@
 #     the no-op baseline, opaque client_credentials issuance, the refresh
 #     grant with opaque access tokens, the no-op again; ROUNDS times. With
 #     BASE_BIN=/path/to/another/latch the same rows run against that binary
-#     first in each round (phase Wn-base), so two builds compare in one run.
+#     first in each round (phase Wn-base), so two builds compare in one run;
+#     with W_SEED=N the rows run again on a store seeded with N live tokens
+#     (phase Wn-seeded), for the cost of a large store.
 # It samples the server's VmRSS (idle, peak per run) and VmHWM from
 # /proc/PID/status and the 1-minute load average before each run (other
 # work on the machine shows there), and prints a markdown table.
@@ -32,7 +34,7 @@
 #   env: C=16 D=10s WARMUP=1s SEED_N=1000000 KEEP=1 (keep the work dir)
 #        OUT=DIR (write results.jsonl and table.md there)
 #        PHASES="A B C" (any subset of A B C W; B needs A) LOGIN_C="2 4 16"
-#        ROUNDS=1 BASE_BIN= (phase W)
+#        ROUNDS=1 BASE_BIN= W_SEED=0 (phase W)
 set -euo pipefail
 
 C=${C:-16}
@@ -272,7 +274,8 @@ fi
 
 # ---- phase W: the write paths, this tree beside BASE_BIN ------------------
 
-# write_rows PHASE BIN: on a fresh data dir served by BIN, the no-op
+# write_rows PHASE BIN [SEED]: on a fresh data dir served by BIN (with SEED
+# opaque tokens seeded first, tools/seedtokens), the no-op
 # baseline, opaque client_credentials issuance (one INSERT per token), the
 # refresh grant with opaque access tokens (one rotation per request), and
 # the no-op again.
@@ -288,6 +291,11 @@ write_rows() {
 	(umask 077 && printf '%s\n' "loadtest $(head -c 18 /dev/urandom | base64)" >"$PWFILE")
 	"$bin" user create loadtest-user --data-dir "$DATA" --password-stdin <"$PWFILE" >/dev/null
 	local U=http://$ADDR
+	if [ "${3:-0}" -gt 0 ]; then
+		log "$phase: seeding $3 opaque tokens"
+		"$BIN/seedtokens" -data-dir "$DATA" -client-id "$(jq -r .client_id "$WORK/w-opaque.json")" -method sql \
+			-n "$3" -sample 0 >"$WORK/seed_$phase.json" 2>/dev/null || die "seedtokens"
+	fi
 	run "$phase" "no-op net/http" "$NOOP_PID" -mode noop -url "http://$NOOP_ADDR/" -client-id x -client-secret y
 	run "$phase" "token client_credentials opaque" "$LATCH_PID" -mode token -url "$U" \
 		-client-id "$(jq -r .client_id "$WORK/w-opaque.json")" -client-secret "$(jq -r .client_secret "$WORK/w-opaque.json")" -format opaque
@@ -301,8 +309,9 @@ write_rows() {
 
 if has_phase W; then
 	for r in $(seq 1 "${ROUNDS:-1}"); do
-		[ -n "${BASE_BIN:-}" ] && write_rows "W$r-base" "$BASE_BIN"
+		if [ -n "${BASE_BIN:-}" ]; then write_rows "W$r-base" "$BASE_BIN"; fi
 		write_rows "W$r" "$BIN/latch"
+		if [ "${W_SEED:-0}" -gt 0 ]; then write_rows "W$r-seeded" "$BIN/latch" "$W_SEED"; fi
 	done
 fi
 
