@@ -144,15 +144,19 @@ func (db *DB) commit(ws []*write) {
 		answer()
 		return
 	}
+	// abort ends the transaction and fails every write not failed yet.
+	abort := func(err error) {
+		tx.Rollback()
+		fail(err)
+		answer()
+	}
 	for i, w := range ws {
 		if err := w.ctx.Err(); err != nil {
 			errs[i] = err // its caller is gone and was told so: skip the write
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
-			tx.Rollback()
-			fail(err)
-			answer()
+			abort(err)
 			return
 		}
 		wctx := context.WithoutCancel(w.ctx)
@@ -161,16 +165,12 @@ func (db *DB) commit(ws []*write) {
 			// transaction back (SQLITE_FULL, IOERR, ...): then the writes
 			// before this one are gone too.
 			if _, err := tx.ExecContext(ctx, "ROLLBACK TO w"); err != nil {
-				tx.Rollback()
-				fail(err)
-				answer()
+				abort(err)
 				return
 			}
 		}
 		if _, err := tx.ExecContext(ctx, "RELEASE w"); err != nil {
-			tx.Rollback()
-			fail(err)
-			answer()
+			abort(err)
 			return
 		}
 	}
