@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -271,6 +272,77 @@ func BenchmarkBatch(b *testing.B) {
 			commits, writes := db.stats.commits.Load(), db.stats.writes.Load()
 			b.ReportMetric(float64(writes)/float64(max(commits, 1)), "writes/commit")
 			b.ReportMetric(float64(db.stats.largest.Load()), "largest")
+		})
+	}
+}
+
+// BenchmarkCreateToken_DuringPurge measures what a purge of expired rows
+// does to writers: 16 goroutines issue tokens on a store holding
+// expiredRows expired tokens, with and without PurgeExpired running beside
+// them. It reports the writers' p50 and p99, and the purge's duration
+// (purge-ms), so one can see the two overlapped.
+func BenchmarkCreateToken_DuringPurge(b *testing.B) {
+	const (
+		expiredRows = 200_000
+		c           = 16
+	)
+	for _, purge := range []bool{false, true} {
+		b.Run(fmt.Sprint("purge=", purge), func(b *testing.B) {
+			db := mustOpenMigrated(b, options{synchronous: "FULL"})
+			batchClient(b, db)
+			ctx := context.Background()
+			tx, err := db.writer.BeginTx(ctx, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			old := time.Now().Add(-48 * time.Hour)
+			for i := range expiredRows {
+				t := accessToken(10_000_000+i, "app")
+				t.IssuedAt, t.ExpiresAt = old, old.Add(time.Hour)
+				if err := execInsertToken(ctx, tx.StmtContext(ctx, db.stmts.Load().createToken), "seed", t); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			var (
+				mu      sync.Mutex
+				lat     = make([]time.Duration, 0, b.N)
+				wg      sync.WaitGroup
+				purgeMS float64
+			)
+			b.ResetTimer()
+			if purge {
+				wg.Go(func() {
+					start := time.Now()
+					if _, err := db.PurgeExpired(ctx, time.Now()); err != nil {
+						b.Error(err)
+					}
+					purgeMS = float64(time.Since(start).Milliseconds())
+				})
+			}
+			for g := range c {
+				wg.Go(func() {
+					for i := g; i < b.N; i += c {
+						start := time.Now()
+						if err := db.CreateToken(ctx, accessToken(i, "app")); err != nil {
+							b.Error(err)
+							return
+						}
+						d := time.Since(start)
+						mu.Lock()
+						lat = append(lat, d)
+						mu.Unlock()
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			b.ReportMetric(purgeMS, "purge-ms")
 		})
 	}
 }
