@@ -31,6 +31,8 @@ type BFF struct {
 
 	flightsMu sync.Mutex
 	flights   map[[32]byte]*flight
+
+	opened openedSessions
 }
 
 // New validates cfg, discovers the issuer's endpoints and keys, and
@@ -356,15 +358,22 @@ func (b *BFF) loadSession(r *http.Request) (*liveSession, error) {
 func (b *BFF) readSession(ctx context.Context, key [32]byte, now time.Time) (*session, time.Time, error) {
 	sealed, storeExp, err := b.cfg.Store.Session(ctx, key[:], now)
 	if errors.Is(err, latch.ErrNotFound) {
+		b.opened.drop(key)
 		return nil, time.Time{}, errLoginRequired
 	}
 	if err != nil {
 		return nil, time.Time{}, unavailable("the session store cannot be reached", err)
 	}
-	plain, err := b.seal.open(kindSession, key[:], sealed)
-	var s session
-	if err == nil {
-		err = json.Unmarshal(plain, &s)
+	s, ok := b.opened.get(key, sealed)
+	if !ok {
+		var plain []byte
+		plain, err = b.seal.open(kindSession, key[:], sealed)
+		if err == nil {
+			err = json.Unmarshal(plain, &s)
+		}
+		if err == nil {
+			b.opened.put(key, sealed, s)
+		}
 	}
 	if err != nil {
 		// Sealed under another key, or altered: unusable either way.

@@ -73,9 +73,12 @@ func ServerError(requestID string) *Error {
 	return &Error{Code: ErrServerError, Description: d, Status: http.StatusInternalServerError}
 }
 
-// Unavailable is a 503 for a backend that is down.
+// Unavailable is a 503 for a backend that is down, or a write the store
+// could not commit (nothing of it was written): a retry in a second is the
+// right move, and Retry-After (RFC 9110 §10.2.3) says so.
 func Unavailable() *Error {
-	return &Error{Code: ErrTemporarilyUnavailable, Description: "a backend of the server is unavailable; retry later", Status: http.StatusServiceUnavailable}
+	return &Error{Code: ErrTemporarilyUnavailable, Description: "a backend of the server is unavailable; retry later", Status: http.StatusServiceUnavailable,
+		Header: http.Header{"Retry-After": {"1"}}}
 }
 
 // Write sends e as JSON with the no-store headers of RFC 6749 §5.1.

@@ -191,3 +191,18 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+// A 503 says when to come back: a store that could not commit a write
+// (nothing of it was written) answers with it, and the client's retry is
+// safe.
+func TestUnavailable_RetryAfter(t *testing.T) {
+	w := httptest.NewRecorder()
+	Unavailable().Write(w)
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "1" {
+		t.Fatalf("status %d, Retry-After %q; want 503 and 1", w.Code, w.Header().Get("Retry-After"))
+	}
+	var body struct{ Error string }
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.Error != ErrTemporarilyUnavailable {
+		t.Fatalf("body %s (%v), want error %q", w.Body, err, ErrTemporarilyUnavailable)
+	}
+}

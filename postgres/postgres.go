@@ -89,6 +89,7 @@ import (
 // DB is a latch.Store backed by a PostgreSQL database.
 type DB struct {
 	pool *pgxpool.Pool
+	ins  *inserterPool // batch.go
 }
 
 var _ latch.Store = (*DB)(nil)
@@ -125,11 +126,14 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
+	db.startInserters()
 	return db, nil
 }
 
-// Close closes the pool, waiting for connections in use to be returned.
+// Close stops the token inserters after their batches in flight, then
+// closes the pool, waiting for connections in use to be returned.
 func (db *DB) Close() error {
+	db.stopInserters()
 	db.pool.Close()
 	return nil
 }

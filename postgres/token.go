@@ -23,9 +23,13 @@ type querier interface {
 }
 
 // CreateToken stores t; ECONFLICT if t.Hash exists, EINVALID if t.ClientID
-// names no client. It returns after the server committed the write.
+// names no client. It returns after the server committed the write, in a
+// batch with the tokens issued at the same time (batch.go).
 func (db *DB) CreateToken(ctx context.Context, t *latch.Token) error {
-	return execInsertToken(ctx, db.pool, "create token", t)
+	if len(t.Hash) == 0 {
+		return latch.Errorf(latch.EINVALID, "postgres: create token: empty hash")
+	}
+	return db.queueInsert(ctx, t)
 }
 
 // execInsertToken runs insertToken on q (the pool or a transaction) and
@@ -34,9 +38,7 @@ func execInsertToken(ctx context.Context, q querier, op string, t *latch.Token) 
 	if len(t.Hash) == 0 {
 		return latch.Errorf(latch.EINVALID, "postgres: %s: empty hash", op)
 	}
-	_, err := q.Exec(ctx, insertToken, t.Hash, string(t.Kind), t.ID, t.ClientID, t.Subject,
-		listArg(t.Scope), listArg(t.Audience), textArg(t.FamilyID), timeArg(t.IssuedAt),
-		timeArg(t.ExpiresAt), timeArg(t.RotatedAt), t.RegistrationID)
+	_, err := q.Exec(ctx, insertToken, insertArgs(t)...)
 	switch {
 	case err == nil:
 		return nil
@@ -46,6 +48,13 @@ func execInsertToken(ctx context.Context, q querier, op string, t *latch.Token) 
 		return latch.Errorf(latch.EINVALID, "postgres: %s: client %q does not exist", op, t.ClientID)
 	}
 	return internal(op, err)
+}
+
+// insertArgs are insertToken's arguments for t.
+func insertArgs(t *latch.Token) []any {
+	return []any{t.Hash, string(t.Kind), t.ID, t.ClientID, t.Subject,
+		listArg(t.Scope), listArg(t.Audience), textArg(t.FamilyID), timeArg(t.IssuedAt),
+		timeArg(t.ExpiresAt), timeArg(t.RotatedAt), t.RegistrationID}
 }
 
 // tokenScan receives a tokens row as tokenColumns lists it.

@@ -134,7 +134,7 @@ func (db *DB) RedeemCode(ctx context.Context, hash []byte, now time.Time, f *lat
 		return latch.Errorf(latch.EINVALID, "sqlite: %s: no family", op)
 	}
 	var reused error
-	err = db.withTx(ctx, op, func(tx *sql.Tx) error {
+	err = db.batch(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		reused = nil
 		c, err := scanCode(tx.StmtContext(ctx, s.redeemCode).QueryRowContext(ctx, hash))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -184,7 +184,7 @@ func (db *DB) CreateFamily(ctx context.Context, f *latch.Family, issue latch.Iss
 	if f == nil {
 		return latch.Errorf(latch.EINVALID, "sqlite: %s: no family", op)
 	}
-	return db.withTx(ctx, op, func(tx *sql.Tx) error {
+	return db.batch(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		if err := createFamilyTx(ctx, tx, s, op, f); err != nil {
 			return err
 		}
@@ -338,7 +338,7 @@ func (db *DB) RotateRefresh(ctx context.Context, hash []byte, now time.Time, gra
 		fam    *latch.Family
 		reused error
 	)
-	err = db.withTx(ctx, op, func(tx *sql.Tx) error {
+	err = db.batch(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		tok, fam, reused = nil, nil, nil
 		var (
 			ts tokenScan
@@ -411,7 +411,7 @@ func (db *DB) RevokeFamily(ctx context.Context, id string, now time.Time) error 
 		return err
 	}
 	const op = "revoke family"
-	return db.withTx(ctx, op, func(tx *sql.Tx) error {
+	return db.batch(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		var exists bool
 		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM families WHERE id = ?)`, id).Scan(&exists); err != nil {
 			return internal(op, err)
@@ -442,7 +442,7 @@ func (db *DB) RevokeFamilies(ctx context.Context, f latch.FamilyFilter, now time
 		return 0, latch.Errorf(latch.EINVALID, "sqlite: %s: set exactly one of UserID and SessionID", op)
 	}
 	var n int
-	err := db.withTx(ctx, op, func(tx *sql.Tx) error {
+	err := db.batch(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		if n, err = revokeFamiliesTx(ctx, tx, op, now, cond, arg); err != nil {
 			return err

@@ -40,7 +40,7 @@ func (db *DB) Revoke(ctx context.Context, r *latch.Revocation) error {
 		seq     int64
 		created bool
 	)
-	err := db.withTx(ctx, "revoke", func(tx *sql.Tx) error {
+	err := db.batch(ctx, "revoke", func(ctx context.Context, tx *sql.Tx) error {
 		created = false
 		if r.Kind == latch.RevokeOpaque {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE hash = ?`, hash); err != nil {

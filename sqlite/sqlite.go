@@ -82,6 +82,20 @@ type DB struct {
 	// whole cost of the "did you run latch migrate" check.
 	stmts  atomic.Pointer[statements]
 	initMu sync.Mutex
+
+	// The group committer (batch.go).
+	writes        chan *write
+	closing       chan struct{}
+	closeOnce     sync.Once
+	committerDone chan struct{}
+	stats         batchStats
+
+	// The checkpointer (checkpoint.go); sinceCheckpoint belongs to the
+	// committer goroutine.
+	checkpointer     *sql.DB
+	kick             chan struct{}
+	checkpointerDone chan struct{}
+	sinceCheckpoint  int
 }
 
 var _ latch.Store = (*DB)(nil)
@@ -176,6 +190,11 @@ func open(ctx context.Context, path string, o options) (*DB, error) {
 		db.Close()
 		return nil, internal("open "+path, err)
 	}
+	db.startCommitter()
+	if err := db.startCheckpointer(ctx, abs, o); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
 }
 
@@ -191,6 +210,14 @@ func dsn(path string, o options, readOnly bool) string {
 		q.Set("_query_only", "1")
 	} else {
 		q.Set("_txlock", "immediate")
+		// Group commit runs each write in a SAVEPOINT, and SQLite copies
+		// every page a savepoint first changes to a statement journal, a
+		// temporary file by default: pwrite calls on the write path that
+		// only serve a rollback. In memory they cost a copy. Durability
+		// does not depend on it: the WAL is unchanged.
+		q.Add("_pragma", "temp_store(MEMORY)")
+		// checkpoint.go runs the checkpoints, off the commit path.
+		q.Add("_pragma", "wal_autocheckpoint(0)")
 	}
 	p := filepath.ToSlash(path)
 	if !strings.HasPrefix(p, "/") { // Windows: file:///C:/...
@@ -205,6 +232,7 @@ func (db *DB) Path() string { return db.path }
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	db.closeOnce.Do(db.stopCommitter)
 	var errs []error
 	if s := db.stmts.Swap(nil); s != nil {
 		s.close()
@@ -214,6 +242,10 @@ func (db *DB) Close() error {
 	}
 	if db.writer != nil {
 		errs = append(errs, db.writer.Close())
+	}
+	if db.checkpointer != nil {
+		<-db.checkpointerDone
+		errs = append(errs, db.checkpointer.Close())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return internal("close", err)
@@ -358,6 +390,7 @@ func (db *DB) withTx(ctx context.Context, op string, fn func(*sql.Tx) error) err
 		return err
 	}
 	if err := tx.Commit(); err != nil {
+		db.rollbackAfterFailedCommit()
 		return internal(op, err)
 	}
 	return nil

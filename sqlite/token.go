@@ -16,13 +16,19 @@ const insertToken = `INSERT INTO tokens (hash, kind, id, client_id, subject, sco
 	audience, family_id, issued_at, expires_at, rotated_at, registration_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // CreateToken stores t; ECONFLICT if t.Hash exists, EINVALID if t.ClientID
-// names no client. It returns after the write is synced to disk.
+// names no client. It returns after the write is synced to disk, by the
+// commit of a batch of concurrent writes (batch.go).
 func (db *DB) CreateToken(ctx context.Context, t *latch.Token) error {
 	s, err := db.ready(ctx)
 	if err != nil {
 		return err
 	}
-	return execInsertToken(ctx, s.createToken, "create token", t)
+	if len(t.Hash) == 0 {
+		return latch.Errorf(latch.EINVALID, "sqlite: create token: empty hash")
+	}
+	return db.batch(ctx, "create token", func(ctx context.Context, tx *sql.Tx) error {
+		return execInsertToken(ctx, tx.StmtContext(ctx, s.createToken), "create token", t)
+	})
 }
 
 // execInsertToken runs insertToken, prepared as st (on the writer or in a

@@ -13,6 +13,59 @@ import (
 
 var concurrencyTests = []test{
 	{"CreateAndRevoke_16Goroutines_NoErrorNoLostWrite", testConcurrentWrites},
+	{"IssueAndRotate_64Each_EveryAnswerIsItsOwn", testConcurrentIssueAndRotate},
+}
+
+// 64 issuances and 64 refresh rotations at once, and among them a few
+// issuances that repeat a stored hash: a store that gathers concurrent
+// writes into one transaction must still answer each caller with its own
+// result. Each rotation gets its own token and family back and its own
+// successor is stored; each duplicate fails alone with ECONFLICT, and
+// every other write is there afterwards.
+func testConcurrentIssueAndRotate(t *testing.T, s latch.Store) {
+	const n = 64
+	grantSetup(t, s)
+	fams := make([]*latch.Family, n)
+	for i := range n {
+		fams[i] = mustRedeem(t, s, "u1", fmt.Sprint("c", i), opaqueIssue)
+	}
+	taken := newToken("app", "taken")
+	mustCreateToken(t, s, taken)
+	now := base.Add(time.Hour)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			tok := newToken("app", fmt.Sprint("issued-", i))
+			if i%16 == 0 {
+				dup := *taken
+				dup.ID = fmt.Sprint("dup-", i)
+				err := s.CreateToken(ctx(t), &dup)
+				wantCode(t, fmt.Sprintf("CreateToken %d of a stored hash", i), err, latch.ErrConflict)
+				return
+			}
+			if err := s.CreateToken(ctx(t), tok); err != nil {
+				t.Errorf("CreateToken %d: %v", i, err)
+				return
+			}
+			checkToken(t, tok, mustToken(t, s, tok.Hash))
+		})
+		wg.Go(func() {
+			f := fams[i]
+			rt := refreshOf(f, fmt.Sprint("c", i))
+			next := opaqueIssue(f, fmt.Sprint("next-", i))
+			tok, fam, err := s.RotateRefresh(ctx(t), rt.Hash, now, grace, next)
+			if err != nil {
+				t.Errorf("RotateRefresh %d: %v", i, err)
+				return
+			}
+			if tok.ID != rt.ID || fam.ID != f.ID {
+				t.Errorf("RotateRefresh %d answered token %s of family %s, want %s of %s", i, tok.ID, fam.ID, rt.ID, f.ID)
+			}
+			wantLive(t, s, next.Refresh, next.Access)
+		})
+	}
+	wg.Wait()
+	checkToken(t, taken, mustToken(t, s, taken.Hash))
 }
 
 // Sixteen goroutines issue tokens, read them back, and revoke JWTs and

@@ -15,7 +15,14 @@
 #     contrast, the refresh_token grant with rotation (JWT without and with
 #     openid, and opaque; one chain per connection, seeded by a password
 #     grant of a first-party client), and successful POST /login at the
-#     shipped argon2id parameters at -c $LOGIN_C.
+#     shipped argon2id parameters at -c $LOGIN_C;
+#   phase W (write paths, not in the default PHASES), on a fresh data dir:
+#     the no-op baseline, opaque client_credentials issuance, the refresh
+#     grant with opaque access tokens, the no-op again; ROUNDS times. With
+#     BASE_BIN=/path/to/another/latch the same rows run against that binary
+#     first in each round (phase Wn-base), so two builds compare in one run;
+#     with W_SEED=N the rows run again on a store seeded with N live tokens
+#     (phase Wn-seeded), for the cost of a large store.
 # It samples the server's VmRSS (idle, peak per run) and VmHWM from
 # /proc/PID/status and the 1-minute load average before each run (other
 # work on the machine shows there), and prints a markdown table.
@@ -26,7 +33,8 @@
 # Usage: tools/loadtest.sh            (about 4.5 minutes; PHASES=C: 2 minutes)
 #   env: C=16 D=10s WARMUP=1s SEED_N=1000000 KEEP=1 (keep the work dir)
 #        OUT=DIR (write results.jsonl and table.md there)
-#        PHASES="A B C" (any subset; B needs A) LOGIN_C="2 4 16"
+#        PHASES="A B C" (any subset of A B C W; B needs A) LOGIN_C="2 4 16"
+#        ROUNDS=1 BASE_BIN= W_SEED=0 (phase W)
 set -euo pipefail
 
 C=${C:-16}
@@ -91,10 +99,12 @@ log "building into $BIN"
 
 # ---- servers ---------------------------------------------------------------
 
+BIN_LATCH=$BIN/latch # the binary start_latch runs (phase W swaps in BASE_BIN)
+
 LATCH_TPID= LATCH_PID= ADDR=
 start_latch() { # start_latch LISTEN LOGNAME
 	local listen=$1 name=$2 i
-	timeout -s TERM 900 "$BIN/latch" serve --dev --listen "$listen" --data-dir "$DATA" \
+	timeout -s TERM 900 "$BIN_LATCH" serve --dev --listen "$listen" --data-dir "$DATA" \
 		--log-format json --introspection-rate 1000000 >"$WORK/$name.out" 2>"$WORK/$name.err" &
 	LATCH_TPID=$!
 	STARTED+=("$LATCH_TPID")
@@ -260,6 +270,49 @@ if has_phase C; then
 	HWM_C=$(status_kb "$LATCH_PID" VmHWM)
 	# Every refresh left its spent predecessor in the store (rotated_at set).
 	stop_latch
+fi
+
+# ---- phase W: the write paths, this tree beside BASE_BIN ------------------
+
+# write_rows PHASE BIN [SEED]: on a fresh data dir served by BIN (with SEED
+# opaque tokens seeded first, tools/seedtokens), the no-op
+# baseline, opaque client_credentials issuance (one INSERT per token), the
+# refresh grant with opaque access tokens (one rotation per request), and
+# the no-op again.
+write_rows() {
+	local phase=$1 bin=$2 saved=$BIN_LATCH
+	BIN_LATCH=$bin
+	DATA=$WORK/data_$phase
+	start_latch 127.0.0.1:0 "serve_$phase"
+	"$bin" client create --data-dir "$DATA" --name loadtest-opaque --format opaque --audience api --scope read --json >"$WORK/w-opaque.json"
+	"$bin" client create --data-dir "$DATA" --name loadtest-refresh --first-party \
+		--grant password,refresh_token --scope "openid read" --audience api --format opaque --json >"$WORK/w-refresh.json"
+	PWFILE=$WORK/password
+	(umask 077 && printf '%s\n' "loadtest $(head -c 18 /dev/urandom | base64)" >"$PWFILE")
+	"$bin" user create loadtest-user --data-dir "$DATA" --password-stdin <"$PWFILE" >/dev/null
+	local U=http://$ADDR
+	if [ "${3:-0}" -gt 0 ]; then
+		log "$phase: seeding $3 opaque tokens"
+		"$BIN/seedtokens" -data-dir "$DATA" -client-id "$(jq -r .client_id "$WORK/w-opaque.json")" -method sql \
+			-n "$3" -sample 0 >"$WORK/seed_$phase.json" 2>/dev/null || die "seedtokens"
+	fi
+	run "$phase" "no-op net/http" "$NOOP_PID" -mode noop -url "http://$NOOP_ADDR/" -client-id x -client-secret y
+	run "$phase" "token client_credentials opaque" "$LATCH_PID" -mode token -url "$U" \
+		-client-id "$(jq -r .client_id "$WORK/w-opaque.json")" -client-secret "$(jq -r .client_secret "$WORK/w-opaque.json")" -format opaque
+	run "$phase" "refresh opaque (scope read)" "$LATCH_PID" -mode refresh -url "$U" \
+		-client-id "$(jq -r .client_id "$WORK/w-refresh.json")" -client-secret "$(jq -r .client_secret "$WORK/w-refresh.json")" \
+		-format opaque -scope read -username loadtest-user -password-file "$PWFILE"
+	run "$phase" "no-op net/http (again)" "$NOOP_PID" -mode noop -url "http://$NOOP_ADDR/" -client-id x -client-secret y
+	stop_latch
+	BIN_LATCH=$saved
+}
+
+if has_phase W; then
+	for r in $(seq 1 "${ROUNDS:-1}"); do
+		if [ -n "${BASE_BIN:-}" ]; then write_rows "W$r-base" "$BASE_BIN"; fi
+		write_rows "W$r" "$BIN/latch"
+		if [ "${W_SEED:-0}" -gt 0 ]; then write_rows "W$r-seeded" "$BIN/latch" "$W_SEED"; fi
+	done
 fi
 
 # ---- report ----------------------------------------------------------------

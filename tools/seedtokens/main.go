@@ -6,10 +6,11 @@
 // Two methods:
 //
 //	-method api  latch's store API (sqlite.DB.CreateToken) from -workers
-//	             goroutines. Every token is its own durable write
-//	             (synchronous=FULL, one fsync each): a few thousand a second,
-//	             so a million takes far too long; -method api is here to
-//	             measure that rate.
+//	             goroutines. Every token is a durable write
+//	             (synchronous=FULL; the workers' concurrent writes share
+//	             commits through the store's group commit): a few thousand a
+//	             second, so a million takes far too long; -method api is here
+//	             to measure that rate.
 //	-method sql  database/sql straight into the tokens table of
 //	             sqlite/migrations/0001_init.sql, -batch rows per transaction,
 //	             synchronous=NORMAL. The rows are exactly what CreateToken

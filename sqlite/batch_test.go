@@ -1,0 +1,349 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/latch-auth/latch"
+)
+
+// batchClient creates client "app" and user "u" for the batch tests.
+func batchClient(tb testing.TB, db *DB) {
+	tb.Helper()
+	ctx := context.Background()
+	if err := db.CreateClient(ctx, &latch.Client{ID: "app"}); err != nil {
+		tb.Fatal(err)
+	}
+	if err := db.CreateUser(ctx, &latch.User{ID: "u", Username: "user"}); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func accessToken(i int, client string) *latch.Token {
+	now := time.Now()
+	return &latch.Token{Hash: hashOf(i), Kind: latch.KindAccess, ID: fmt.Sprint("tok-", i), ClientID: client,
+		Subject: "svc", Scope: []string{"read"}, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+}
+
+// insertWrite is a write the committer runs: insert t, as CreateToken does.
+func insertWrite(db *DB, t *latch.Token) *write {
+	return &write{ctx: context.Background(), op: "create token", done: make(chan error, 1),
+		fn: func(ctx context.Context, tx *sql.Tx) error {
+			return execInsertToken(ctx, tx.StmtContext(ctx, db.stmts.Load().createToken), "create token", t)
+		}}
+}
+
+// stored reports whether a token with hash is in the file, read through a
+// second, fresh connection.
+func stored(t *testing.T, db *DB, hash []byte) bool {
+	t.Helper()
+	_, err := db.Token(t.Context(), hash)
+	switch latch.ErrorCode(err) {
+	case "":
+		return true
+	case latch.ENOTFOUND:
+		return false
+	}
+	t.Fatalf("Token: %v", err)
+	return false
+}
+
+// runBatch hands ws to the committer as one transaction, as commitLoop does
+// when they are queued together, and returns their answers.
+func runBatch(t *testing.T, db *DB, ws ...*write) []error {
+	t.Helper()
+	if _, err := db.ready(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	db.commit(ws)
+	errs := make([]error, len(ws))
+	for i, w := range ws {
+		errs[i] = <-w.done
+	}
+	return errs
+}
+
+// TestBatch_OwnFailureStaysWithItsCaller: in one transaction, a duplicate
+// hash and an unknown client are rolled back to their savepoints and
+// answered with their own errors; the writes around them commit.
+func TestBatch_OwnFailureStaysWithItsCaller(t *testing.T) {
+	db := mustOpenMigrated(t, options{synchronous: "FULL"})
+	batchClient(t, db)
+	if err := db.CreateToken(t.Context(), accessToken(0, "app")); err != nil {
+		t.Fatal(err)
+	}
+	ws := []*write{
+		insertWrite(db, accessToken(1, "app")),
+		insertWrite(db, accessToken(0, "app")), // exists
+		insertWrite(db, accessToken(2, "ghost")),
+		insertWrite(db, accessToken(3, "app")),
+	}
+	errs := runBatch(t, db, ws...)
+	want := []string{"", latch.ECONFLICT, latch.EINVALID, ""}
+	for i, err := range errs {
+		if latch.ErrorCode(err) != want[i] {
+			t.Errorf("write %d: err = %v, want code %q", i, err, want[i])
+		}
+	}
+	for i, want := range []bool{true, true, false, true} {
+		if got := stored(t, db, hashOf(i)); got != want {
+			t.Errorf("token %d stored = %v, want %v", i, got, want)
+		}
+	}
+}
+
+// TestBatch_FailedCommit_FailsEveryWrite makes COMMIT itself fail, for
+// real: a deferred foreign key that one write leaves violated is checked
+// only at COMMIT. Every write of the batch is then answered EUNAVAILABLE
+// (503 with Retry-After: a retry is safe) and none is on disk, and the
+// writer connection is usable again afterwards.
+func TestBatch_FailedCommit_FailsEveryWrite(t *testing.T) {
+	db := mustOpenMigrated(t, options{synchronous: "FULL"})
+	batchClient(t, db)
+	if _, err := db.ready(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	poison := &write{ctx: context.Background(), op: "poison", done: make(chan error, 1),
+		fn: func(ctx context.Context, tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, "PRAGMA defer_foreign_keys = ON"); err != nil {
+				return err
+			}
+			return execInsertToken(ctx, tx.StmtContext(ctx, db.stmts.Load().createToken), "poison", accessToken(9, "ghost"))
+		}}
+	errs := runBatch(t, db, insertWrite(db, accessToken(1, "app")), poison, insertWrite(db, accessToken(2, "app")))
+	for i, err := range errs {
+		if latch.ErrorCode(err) != latch.EUNAVAILABLE {
+			t.Errorf("write %d: err = %v, want EUNAVAILABLE", i, err)
+		}
+	}
+	for _, i := range []int{1, 2, 9} {
+		if stored(t, db, hashOf(i)) {
+			t.Errorf("token %d of the failed batch is stored", i)
+		}
+	}
+	if err := db.CreateToken(t.Context(), accessToken(3, "app")); err != nil {
+		t.Fatalf("CreateToken after the failed commit: %v", err)
+	}
+	if !stored(t, db, hashOf(3)) {
+		t.Fatal("token written after the failed commit is not stored")
+	}
+}
+
+// TestBatch_DiskFullMidBatch fills the database for real (max_page_count
+// caps the file at its current size) while a batch runs: some writes fit in
+// free space of existing pages, the large one cannot. SQLite may roll back
+// just that statement or the whole transaction; either way every write
+// answered nil must be on disk and every write answered with an error must
+// not, and the errors are server errors (5xx), not the client's fault.
+func TestBatch_DiskFullMidBatch(t *testing.T) {
+	db := mustOpenMigrated(t, options{synchronous: "FULL"})
+	batchClient(t, db)
+	if _, err := db.ready(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var pages int
+	if err := db.writer.QueryRowContext(t.Context(), "PRAGMA page_count").Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.writer.ExecContext(t.Context(), fmt.Sprintf("PRAGMA max_page_count = %d", pages)); err != nil {
+		t.Fatal(err)
+	}
+	huge := accessToken(2, "app")
+	huge.Scope = []string{strings.Repeat("s", 64<<10)} // needs overflow pages
+	ws := []*write{insertWrite(db, accessToken(1, "app")), insertWrite(db, huge), insertWrite(db, accessToken(3, "app"))}
+	errs := runBatch(t, db, ws...)
+	if _, err := db.writer.ExecContext(t.Context(), "PRAGMA max_page_count = 1073741823"); err != nil {
+		t.Fatal(err)
+	}
+	if errs[1] == nil {
+		t.Fatal("the write that needs new pages succeeded on a full database")
+	}
+	for i, err := range errs {
+		if c := latch.ErrorCode(err); err != nil && c != latch.EUNAVAILABLE && c != latch.EINTERNAL {
+			t.Errorf("write %d: err = %v, want a server error (EUNAVAILABLE or EINTERNAL)", i, err)
+		}
+		if got, want := stored(t, db, hashOf(i+1)), err == nil; got != want {
+			t.Errorf("write %d answered %v but stored = %v", i, err, got)
+		}
+	}
+	if err := db.CreateToken(t.Context(), accessToken(4, "app")); err != nil {
+		t.Fatalf("CreateToken once there is room again: %v", err)
+	}
+}
+
+// TestBatch_RolledBackTransaction_FailsTheWritesBefore: when SQLite rolls
+// the whole transaction back under a write (as it may on SQLITE_FULL or
+// IOERR), the writes run before it in the batch are gone too: they must not
+// be acknowledged.
+func TestBatch_RolledBackTransaction_FailsTheWritesBefore(t *testing.T) {
+	db := mustOpenMigrated(t, options{synchronous: "FULL"})
+	batchClient(t, db)
+	abort := &write{ctx: context.Background(), op: "abort", done: make(chan error, 1),
+		fn: func(ctx context.Context, tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, "ROLLBACK"); err != nil {
+				return err
+			}
+			return latch.Errorf(latch.EINTERNAL, "sqlite: abort: transaction rolled back")
+		}}
+	errs := runBatch(t, db, insertWrite(db, accessToken(1, "app")), abort, insertWrite(db, accessToken(2, "app")))
+	for i, err := range errs {
+		if err == nil {
+			t.Errorf("write %d acknowledged in a rolled-back transaction", i)
+		}
+	}
+	if latch.ErrorCode(errs[0]) != latch.EUNAVAILABLE || latch.ErrorCode(errs[2]) != latch.EUNAVAILABLE {
+		t.Errorf("errs = %v, want EUNAVAILABLE for the others", errs)
+	}
+	if stored(t, db, hashOf(1)) || stored(t, db, hashOf(2)) {
+		t.Error("a write of the rolled-back batch is stored")
+	}
+	if err := db.CreateToken(t.Context(), accessToken(3, "app")); err != nil {
+		t.Fatalf("CreateToken afterwards: %v", err)
+	}
+}
+
+// TestBatch_Close_AnswersEveryWrite closes the database while writers are
+// queued: every one is answered, nil (and stored) or an error.
+func TestBatch_Close_AnswersEveryWrite(t *testing.T) {
+	path := t.TempDir() + "/latch.db"
+	db, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	batchClient(t, db)
+	const n = 64
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = db.CreateToken(context.Background(), accessToken(i, "app"))
+		}()
+	}
+	db.Close()
+	wg.Wait()
+	re, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer re.Close()
+	for i, err := range errs {
+		if got := stored(t, re, hashOf(i)); got != (err == nil) {
+			t.Errorf("write %d answered %v but stored = %v", i, err, got)
+		}
+	}
+}
+
+// BenchmarkBatch reports the transaction sizes group commit reaches with
+// c concurrent writers (synchronous=FULL): writes/commit is the mean,
+// largest the most in one transaction.
+func BenchmarkBatch(b *testing.B) {
+	for _, c := range []int{1, 16, 64} {
+		b.Run(fmt.Sprint("c", c), func(b *testing.B) {
+			db := mustOpenMigrated(b, options{synchronous: "FULL"})
+			batchClient(b, db)
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for g := range c {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := g; i < b.N; i += c {
+						if err := db.CreateToken(ctx, accessToken(i, "app")); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			commits, writes := db.stats.commits.Load(), db.stats.writes.Load()
+			b.ReportMetric(float64(writes)/float64(max(commits, 1)), "writes/commit")
+			b.ReportMetric(float64(db.stats.largest.Load()), "largest")
+		})
+	}
+}
+
+// BenchmarkCreateToken_DuringPurge measures what a purge of expired rows
+// (run it with -benchtime 4000x)
+// does to writers: 16 goroutines issue tokens on a store holding
+// expiredRows expired tokens, with and without PurgeExpired running beside
+// them. It reports the writers' p50 and p99, and the purge's duration
+// (purge-ms), so one can see the two overlapped.
+func BenchmarkCreateToken_DuringPurge(b *testing.B) {
+	const (
+		expiredRows = 50_000
+		c           = 16
+	)
+	for _, purge := range []bool{false, true} {
+		b.Run(fmt.Sprint("purge=", purge), func(b *testing.B) {
+			db := mustOpenMigrated(b, options{synchronous: "FULL"})
+			batchClient(b, db)
+			ctx := context.Background()
+			tx, err := db.writer.BeginTx(ctx, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			old := time.Now().Add(-48 * time.Hour)
+			for i := range expiredRows {
+				t := accessToken(10_000_000+i, "app")
+				t.IssuedAt, t.ExpiresAt = old, old.Add(time.Hour)
+				if err := execInsertToken(ctx, tx.StmtContext(ctx, db.stmts.Load().createToken), "seed", t); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			var (
+				mu      sync.Mutex
+				lat     = make([]time.Duration, 0, b.N)
+				wg      sync.WaitGroup
+				purgeMS float64
+			)
+			b.ResetTimer()
+			if purge {
+				wg.Go(func() {
+					start := time.Now()
+					if _, err := db.PurgeExpired(ctx, time.Now()); err != nil {
+						b.Error(err)
+					}
+					purgeMS = float64(time.Since(start).Milliseconds())
+				})
+			}
+			for g := range c {
+				wg.Go(func() {
+					for i := g; i < b.N; i += c {
+						start := time.Now()
+						if err := db.CreateToken(ctx, accessToken(i, "app")); err != nil {
+							b.Error(err)
+							return
+						}
+						d := time.Since(start)
+						mu.Lock()
+						lat = append(lat, d)
+						mu.Unlock()
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			b.ReportMetric(purgeMS, "purge-ms")
+		})
+	}
+}
