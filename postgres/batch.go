@@ -77,8 +77,11 @@ func (db *DB) startInserters() {
 }
 
 // stopInserters lets the batches in flight finish; later inserts fail with
-// EUNAVAILABLE.
+// EUNAVAILABLE. A read-only DB (OpenReadOnly) has no inserters.
 func (db *DB) stopInserters() {
+	if db.ins == nil {
+		return
+	}
 	db.ins.once.Do(func() {
 		close(db.ins.closing)
 		db.ins.wg.Wait()
@@ -89,6 +92,9 @@ func (db *DB) stopInserters() {
 // caller whose ctx ends while its row is in flight gets ctx's error, and
 // the row may still commit, as with any commit whose answer was lost.
 func (db *DB) queueInsert(ctx context.Context, t *latch.Token) error {
+	if db.ins == nil {
+		return latch.Errorf(latch.EINVALID, "postgres: create token: the database was opened read-only")
+	}
 	in := &insert{ctx: ctx, t: t, done: make(chan error, 1)}
 	select {
 	case db.ins.queue <- in:
