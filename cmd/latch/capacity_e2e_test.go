@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -440,6 +441,52 @@ func TestCapacity_CountsPerOperation(t *testing.T) {
 	}
 	t.Log(sb.String())
 
+	// Throughput with concurrency, for the one place PostgreSQL serializes
+	// latch: appends to the revocation log take one advisory lock across
+	// the database. Issuing opaque tokens (one INSERT, no shared lock) at
+	// the same concurrency is the baseline. Figures only: this machine is
+	// shared, so nothing is asserted on them.
+	const conc, total = 16, 640
+	toks := make([]string, total)
+	rate := func(name string, fn func(i int) error) {
+		t.Helper()
+		var next, failed atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for g := range conc {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= total {
+						return
+					}
+					if err := fn(i); err != nil {
+						failed.Add(1)
+						t.Errorf("%s (goroutine %d): %v", name, g, err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		el := time.Since(start)
+		t.Logf("%s, c=%d over both nodes: %d in %v, %.0f/s", name, conc, total, el.Round(time.Millisecond), float64(total)/el.Seconds())
+	}
+	nodes := []*latchProc{a, bn}
+	rate("issue opaque", func(i int) (err error) {
+		toks[i], err = issueOpaque(hc, &latchProc{Issuer: "http://" + nodes[i%2].Addr}, opq)
+		return err
+	})
+	rate("revoke opaque", func(i int) error {
+		code, body, err := postFormErr(hc, at(nodes[i%2], "/oauth2/revoke"), opq, url.Values{"token": {toks[i]}})
+		if err == nil && code != 200 {
+			err = fmt.Errorf("revoke: %d %s", code, body)
+		}
+		return err
+	})
+
 	byName := map[string]opCost{}
 	for _, c := range costs {
 		byName[c.name] = c
@@ -459,4 +506,22 @@ func TestCapacity_CountsPerOperation(t *testing.T) {
 	if c := byName["revoke opaque (+ fan-out to the other node)"]; c.redisByCmd["publish"] < 0.9 {
 		t.Errorf("a revocation published %.2f times on Redis, want once", c.redisByCmd["publish"])
 	}
+}
+
+// postFormErr is postForm for a goroutine: it returns the error rather
+// than failing the test.
+func postFormErr(hc *http.Client, u string, c testClient, form url.Values) (int, []byte, error) {
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
 }
