@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -176,23 +176,15 @@ func TestBackup_E2E_UnderLoad_RestoreServesTheSameTokens(t *testing.T) {
 // issueOpaque is issueToken for a goroutine: it returns the error rather
 // than failing the test.
 func issueOpaque(hc *http.Client, p *latchProc, c testClient) (string, error) {
-	req, err := http.NewRequest(http.MethodPost, p.URL("/oauth2/token"), strings.NewReader("grant_type=client_credentials"))
+	code, body, err := postFormErr(hc, p.URL("/oauth2/token"), c, url.Values{"grant_type": {"client_credentials"}})
 	if err != nil {
 		return "", err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
 	var tr struct {
 		AccessToken string `json:"access_token"`
 	}
-	if resp.StatusCode != 200 || json.Unmarshal(body, &tr) != nil || tr.AccessToken == "" {
-		return "", errors.New("token: " + resp.Status + " " + string(body))
+	if code != 200 || json.Unmarshal(body, &tr) != nil || tr.AccessToken == "" {
+		return "", fmt.Errorf("token: %d %s", code, body)
 	}
 	return tr.AccessToken, nil
 }
