@@ -1,11 +1,17 @@
 package server
 
 import (
+	"errors"
 	"net/http"
+	"time"
 
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/token"
 )
+
+// revocationClockSkew is how far ahead of this node's clock another node's
+// may be for its not-yet-valid JWTs still to be revoked here.
+const revocationClockSkew = 24 * time.Hour
 
 // revoke implements RFC 7009 §2. Opaque tokens are deleted; JWTs are
 // denylisted by (iss, jti) until their exp (security invariant 4); the
@@ -63,6 +69,13 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 		return oauth.BadRequest(oauth.ErrUnsupportedTokenType, errJWERevocation)
 	}
 	claims, err := s.tok.verifyJWT(ctx, raw, s.tok.leeway())
+	if errors.Is(err, token.ErrNotYetValid) || errors.Is(err, token.ErrIssuedInFuture) {
+		// Signed by us, but by a node whose clock runs ahead of this
+		// one's: once the clocks agree the token is valid, so it must be
+		// denylisted now. Answering 200 without recording the revocation
+		// would let it pass later everywhere.
+		claims, err = s.tok.verifyJWT(ctx, raw, revocationClockSkew)
+	}
 	if err != nil {
 		s.metrics.revoked.WithLabelValues("jwt", "invalid").Inc()
 		w.WriteHeader(http.StatusOK)
