@@ -56,6 +56,7 @@ type faultRig struct {
 	hc     *http.Client
 	ver    *verify.Verifier
 	led    *ledger
+	gw     string           // latch gateway's URL of the example API, following node 0's feed
 	ahead  [2]time.Duration // a node's clock offset (the clock fault)
 }
 
@@ -98,6 +99,16 @@ func startFaultRig(t *testing.T) *faultRig {
 	}); err != nil {
 		t.Fatalf("verify.New: %v", err)
 	}
+	// latch gateway in front of the example API, as a resource server's
+	// phantom-token path: it must refuse what was revoked, like verify.
+	gwc := createClient(t, r.dir, "--database-url", r.pg.URL(), "--name", "gateway", "--audience", "api",
+		"--grant", "urn:ietf:params:oauth:grant-type:token-exchange")
+	api := startProc(t, "listening", nil, buildExampleAPI(t),
+		"--issuer", r.issuer, "--audience", "api", "--listen", "127.0.0.1:0", "--insecure-allow-http")
+	gw := startProc(t, "latch gateway listening", []string{"LATCH_CLIENT_SECRET=" + gwc.Secret}, latchBin, "gateway",
+		"--issuer", r.issuer, "--upstream", "http://"+api.Addr, "--listen", "127.0.0.1:0", "--client-id", gwc.ID,
+		"--cache-ttl", "10m", "--audience", "api", "--insecure-allow-http", "--log-format", "json")
+	r.gw = "http://" + gw.Addr + "/hello"
 	return r
 }
 
@@ -304,7 +315,11 @@ func (r *faultRig) op(s *phaseStats) {
 }
 
 func (r *faultRig) issue(s *phaseStats, i int, c testClient, jwt bool) {
-	code, body := r.call(s, i, "/oauth2/token", c, url.Values{"grant_type": {"client_credentials"}})
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if !jwt {
+		form.Set("scope", "read") // what the example API behind the gateway asks for
+	}
+	code, body := r.call(s, i, "/oauth2/token", c, form)
 	if code != 200 {
 		return
 	}
@@ -425,12 +440,15 @@ func (r *faultRig) audit(s *phaseStats) {
 					i, map[bool]string{true: "live", false: "revoked"}[mustActive], it.phase, code, body))
 			}
 		}
+		if !it.jwt && checked[it.phase] <= 20 {
+			r.auditGateway(s, it, mustActive)
+		}
 		if it.jwt && mustInactive {
 			deadline := time.Now().Add(5 * time.Second)
 			for {
 				_, err := r.ver.Verify(context.Background(), it.tok)
-				if errors.Is(err, verify.ErrRevoked) {
-					break
+				if errors.Is(err, verify.ErrRevoked) || err != nil && time.Now().Before(it.validFrom) {
+					break // refused: as revoked, or (from a node whose clock runs ahead) as not yet valid
 				}
 				if time.Now().After(deadline) {
 					s.wrong = append(s.wrong, fmt.Sprintf("verify subscriber still accepts a JWT revoked in %s: %v", it.phase, err))
@@ -441,6 +459,30 @@ func (r *faultRig) audit(s *phaseStats) {
 		}
 	}
 	s.bad = append(s.bad, auditPhase.bad...)
+}
+
+// auditGateway checks that latch gateway lets a live opaque token through
+// and refuses a revoked one (within 5 s: it learns of revocations from the
+// feed of node 0).
+func (r *faultRig) auditGateway(s *phaseStats, it issued, live bool) {
+	hc := &http.Client{Timeout: hangLimit}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		req, _ := http.NewRequest(http.MethodGet, r.gw, nil)
+		req.Header.Set("Authorization", "Bearer "+it.tok)
+		code := 0
+		if resp, err := hc.Do(req); err == nil {
+			code = resp.StatusCode
+			resp.Body.Close()
+		}
+		if live && code == 200 || !live && code == 401 {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.wrong = append(s.wrong, fmt.Sprintf("after recovery, latch gateway answers a %s opaque token (issued in %s) %d",
+				map[bool]string{true: "live", false: "revoked"}[live], it.phase, code))
+			return
+		}
+	}
 }
 
 // fault runs the load, injects inject, waits hold, calls restore (which
@@ -512,6 +554,15 @@ func TestFaults(t *testing.T) {
 		t.Logf("%-62s requests %5d ok %5d 503 %v conn-errors %d max-latency %v recovery %v readyz-503-after %v readyz %v not-yet-valid %d bad %d wrong %d",
 			s.name, s.requests, s.ok, s.by503, s.connErr, s.maxLat.Round(time.Millisecond), s.recovery.Round(time.Millisecond),
 			s.readyDown.Round(time.Millisecond), s.readyCode, s.notYetValid, len(s.bad), len(s.wrong))
+	}
+	if t.Failed() {
+		for i, p := range r.nodes {
+			for _, line := range strings.Split(p.Stderr.String(), "\n") {
+				if strings.Contains(line, `"level":"ERROR"`) {
+					t.Logf("node %d: %s", i, line)
+				}
+			}
+		}
 	}
 	if os.Getenv("LATCH_FAULT_LOGS") != "" {
 		for i, p := range r.nodes {
