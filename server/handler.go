@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/oauth"
 )
@@ -51,6 +53,9 @@ const RetryAfterUnavailable = "1"
 // errRequestTimeout is the cause of a request context that RequestTimeout
 // ended, told apart from a client that hung up.
 var errRequestTimeout = errors.New("server: request timed out waiting for a backend")
+
+// unavailableLog paces the log lines about 503s (answer).
+var unavailableLog = rate.Sometimes{Interval: time.Second}
 
 type requestIDKey struct{}
 
@@ -215,9 +220,13 @@ func (s *Server) answer(sw *statusWriter, r *http.Request, name string, render r
 		if sw.Header().Get("Retry-After") == "" {
 			sw.Header().Set("Retry-After", RetryAfterUnavailable)
 		}
-		// An outage is logged at warn, once per request; the metrics
-		// count the 503s per handler.
-		s.log.WarnContext(ctx, "request answered 503: a backend is unavailable", "handler", name, "method", r.Method, "path", r.URL.Path, "err", err)
+		// An outage answers every request 503: logging each would bury
+		// the log at thousands of lines a second. One line a second says
+		// what fails and why; the metrics count every 503 per handler.
+		unavailableLog.Do(func() {
+			s.log.WarnContext(ctx, "request answered 503: a backend is unavailable (logged at most once a second; latch_http_requests_total{code=\"503\"} counts them all)",
+				"handler", name, "method", r.Method, "path", r.URL.Path, "err", err)
+		})
 	} else if status >= 500 {
 		s.log.ErrorContext(ctx, "request failed", "handler", name, "method", r.Method, "path", r.URL.Path, "err", err)
 	}
