@@ -23,7 +23,9 @@ import (
 )
 
 // The fault suite: two real `latch serve` nodes on a private PostgreSQL
-// and Redis (internal/faulttest), a bounded mixed load, and one fault at a
+// and Redis (internal/faulttest), a bounded mixed load (client_credentials
+// JWT and opaque, introspection, revocation, password logins and refresh
+// rotation), a verify follower and latch gateway, and one fault at a
 // time. After each fault it checks what an operator is promised (nothing
 // acknowledged lost, no wrong answer, no 5xx but 503 + Retry-After +
 // temporarily_unavailable, nothing hanging past its timeout) and logs the
@@ -53,6 +55,7 @@ type faultRig struct {
 	nodes  [2]*latchProc
 	dev    testClient // JWTs for dev-api; may introspect everything
 	opq    testClient // opaque tokens for api
+	fp     testClient // first party: password and refresh_token grants
 	hc     *http.Client
 	ver    *verify.Verifier
 	led    *ledger
@@ -87,6 +90,11 @@ func startFaultRig(t *testing.T) *faultRig {
 	r.dev = testClient{ID: "dev", Secret: r.nodes[0].DevSecret(t)}
 	r.start(1)
 	r.opq = createClient(t, r.dir, "--database-url", r.pg.URL(), "--format", "opaque", "--audience", "api", "--scope", "read")
+	r.fp = createClient(t, r.dir, "--database-url", r.pg.URL(), "--first-party", "--grant", "password,refresh_token",
+		"--format", "opaque", "--audience", "api", "--scope", "read")
+	if _, errOut, code := runCLIStdin(t, faultPassword+"\n", "user", "create", "carol", "--password-stdin", "--database-url", r.pg.URL()); code != 0 {
+		t.Fatalf("user create: %s", errOut)
+	}
 	d, err := verify.FollowRevocations(context.Background(), verify.FeedConfig{
 		Issuer: r.issuer, ClientID: r.dev.ID, ClientSecret: r.dev.Secret, InsecureAllowHTTP: true,
 	})
@@ -112,6 +120,23 @@ func startFaultRig(t *testing.T) *faultRig {
 	return r
 }
 
+// faultPassword is the test user's password.
+const faultPassword = "fault suite password 1"
+
+// chain is one refresh-token family as its client sees it: the refresh
+// token it holds (the last one answered 200). One refresh at a time.
+type chain struct {
+	mu   sync.Mutex
+	rt   string
+	prev string // the token rt replaced
+	// unsure is set when a refresh got no clear answer (503, a cut
+	// connection): the server may have rotated; the retry with rt is a
+	// reuse, fine within the grace window, a family revocation after it.
+	unsure    time.Time
+	rotations int
+	dead      bool // revoked by a reuse after an unsure answer: not a wrong answer
+}
+
 // ledger is what the load was told: tokens issued (200) and revocations
 // acknowledged (200). A token whose revocation got anything else (503, a
 // cut connection) may or may not be revoked: it is checked neither way.
@@ -121,6 +146,7 @@ type ledger struct {
 	revoked map[string]time.Time // token -> when its revocation answered 200
 	unsure  map[string]bool      // revocation sent, outcome unknown
 	pending map[string]bool      // revocation in flight
+	chains  []*chain
 }
 
 type issued struct {
@@ -202,6 +228,11 @@ func (s *phaseStats) note(f func(s *phaseStats)) {
 // call sends one form POST, authenticated as c, to node i and classifies
 // the answer; it returns the status (0 for no answer) and body.
 func (r *faultRig) call(s *phaseStats, i int, endpoint string, c testClient, form url.Values) (int, []byte) {
+	return r.callExpect(s, i, endpoint, c, form, false)
+}
+
+// callExpect is call; with ok4xx, a 4xx is the caller's to judge.
+func (r *faultRig) callExpect(s *phaseStats, i int, endpoint string, c testClient, form url.Values, ok4xx bool) (int, []byte) {
 	p := r.nodes[i]
 	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:"+strconv.Itoa(r.ports[i])+endpoint, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -246,7 +277,7 @@ func (r *faultRig) call(s *phaseStats, i int, endpoint string, c testClient, for
 		s.note(func(s *phaseStats) {
 			s.bad = append(s.bad, fmt.Sprintf("%s on node %d: %d %s", endpoint, i, resp.StatusCode, body))
 		})
-	default:
+	case !ok4xx:
 		s.note(func(s *phaseStats) {
 			s.wrong = append(s.wrong, fmt.Sprintf("%s on node %d: %d %s", endpoint, i, resp.StatusCode, body))
 		})
@@ -257,12 +288,16 @@ func (r *faultRig) call(s *phaseStats, i int, endpoint string, c testClient, for
 // op runs one operation of the mix on a random node.
 func (r *faultRig) op(s *phaseStats) {
 	i := mrand.IntN(2)
-	switch n := mrand.IntN(10); {
-	case n < 3: // client_credentials, JWT
+	switch n := mrand.IntN(20); {
+	case n < 5: // client_credentials, JWT
 		r.issue(s, i, r.dev, true)
-	case n < 6: // client_credentials, opaque
+	case n < 10: // client_credentials, opaque
 		r.issue(s, i, r.opq, false)
-	case n < 9:
+	case n < 12:
+		r.refresh(s, i)
+	case n == 12:
+		r.login(s, i)
+	case n < 18:
 		it, ok := r.led.pick()
 		if !ok {
 			return
@@ -313,6 +348,136 @@ func (r *faultRig) op(s *phaseStats) {
 		r.led.mu.Unlock()
 	}
 }
+
+// login runs the password grant (argon2id, the shared login throttle in
+// Redis, a new refresh family), for at most 40 families.
+func (r *faultRig) login(s *phaseStats, i int) {
+	r.led.mu.Lock()
+	n := len(r.led.chains)
+	r.led.mu.Unlock()
+	if n >= 40 {
+		return
+	}
+	code, body := r.call(s, i, "/oauth2/token", r.fp, url.Values{"grant_type": {"password"}, "username": {"carol"},
+		"password": {faultPassword}, "scope": {"read"}})
+	var tr struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if code != 200 || json.Unmarshal(body, &tr) != nil || tr.RefreshToken == "" {
+		return
+	}
+	r.led.mu.Lock()
+	r.led.chains = append(r.led.chains, &chain{rt: tr.RefreshToken})
+	r.led.mu.Unlock()
+}
+
+// refresh rotates a random family's refresh token on node i. The token
+// the client holds was answered 200: refusing it is a lost rotation,
+// unless an earlier refresh got no clear answer longer ago than the grace
+// window (then the server may have rotated, and the retry is a reuse).
+func (r *faultRig) refresh(s *phaseStats, i int) {
+	r.led.mu.Lock()
+	if len(r.led.chains) == 0 {
+		r.led.mu.Unlock()
+		return
+	}
+	c := r.led.chains[mrand.IntN(len(r.led.chains))]
+	r.led.mu.Unlock()
+	if !c.mu.TryLock() {
+		return
+	}
+	defer c.mu.Unlock()
+	if c.dead {
+		return
+	}
+	r.refresh1(s, c, i)
+}
+
+// refresh1 refreshes c once on node i (c locked) and returns the status.
+func (r *faultRig) refresh1(s *phaseStats, c *chain, i int) int {
+	code, body := r.callExpect(s, i, "/oauth2/token", r.fp, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {c.rt}}, true)
+	var tr struct {
+		RefreshToken string `json:"refresh_token"`
+		Error        string `json:"error"`
+	}
+	json.Unmarshal(body, &tr)
+	switch {
+	case code == 200 && tr.RefreshToken != "":
+		c.prev, c.rt, c.unsure = c.rt, tr.RefreshToken, time.Time{}
+		c.rotations++
+	case code == 400 && tr.Error == "invalid_grant" && !c.unsure.IsZero() && time.Since(c.unsure) > faultRefreshGrace:
+		c.dead = true
+	case code == 0 || code == 503:
+		if c.unsure.IsZero() {
+			c.unsure = time.Now()
+		}
+	default:
+		s.note(func(s *phaseStats) {
+			s.wrong = append(s.wrong, fmt.Sprintf("refresh on node %d of the token last answered 200 (rotation %d): %d %s", i, c.rotations, code, body))
+		})
+	}
+	return code
+}
+
+// auditChains refreshes every family once after recovery: the refresh
+// token each holds, answered 200, must still work.
+func (r *faultRig) auditChains(s *phaseStats) {
+	r.led.mu.Lock()
+	chains := append([]*chain(nil), r.led.chains...)
+	r.led.mu.Unlock()
+	for k, c := range chains {
+		c.mu.Lock()
+		for range 3 { // an unsure chain may need its retry
+			if c.dead || r.refresh1(s, c, k%2) != 503 {
+				break
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// auditForks replays each family's previous refresh token: within the
+// grace window it must get the very token the client holds (the same
+// successor), after it a refusal that revokes the family, so that the
+// token the client holds is refused too. Either way, never two live
+// chains. It ends every family.
+func (r *faultRig) auditForks(s *phaseStats) {
+	r.led.mu.Lock()
+	chains := append([]*chain(nil), r.led.chains...)
+	r.led.mu.Unlock()
+	forks, rotations := 0, 0
+	for _, c := range chains {
+		rotations += c.rotations
+	}
+	for k, c := range chains {
+		if c.dead || c.prev == "" || !c.unsure.IsZero() {
+			continue
+		}
+		code, body := r.callExpect(s, k%2, "/oauth2/token", r.fp, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {c.prev}}, true)
+		var tr struct {
+			RefreshToken string `json:"refresh_token"`
+		}
+		json.Unmarshal(body, &tr)
+		switch code {
+		case 200:
+			if tr.RefreshToken != c.rt {
+				forks++
+				s.wrong = append(s.wrong, "a replayed refresh token got a new successor: the family forked")
+			}
+		case 400:
+			if c2, _ := r.callExpect(s, 1-k%2, "/oauth2/token", r.fp, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {c.rt}}, true); c2 == 200 {
+				forks++
+				s.wrong = append(s.wrong, "after a reuse revoked the family, its newest refresh token still works: two live chains")
+			}
+		default:
+			s.wrong = append(s.wrong, fmt.Sprintf("replay of a rotated refresh token: %d %s", code, body))
+		}
+	}
+	r.t.Logf("refresh families: %d, rotations answered 200: %d, forks found: %d", len(chains), rotations, forks)
+}
+
+// faultRefreshGrace is latch serve's default --refresh-grace.
+const faultRefreshGrace = 10 * time.Second
 
 func (r *faultRig) issue(s *phaseStats, i int, c testClient, jwt bool) {
 	form := url.Values{"grant_type": {"client_credentials"}}
@@ -458,6 +623,8 @@ func (r *faultRig) audit(s *phaseStats) {
 			}
 		}
 	}
+	r.auditChains(auditPhase)
+	s.wrong = append(s.wrong, auditPhase.wrong...)
 	s.bad = append(s.bad, auditPhase.bad...)
 }
 
@@ -549,6 +716,11 @@ func TestFaults(t *testing.T) {
 		r.start(1, "--"+testClockFlag, r.ahead[1].String())
 	}, func() {})
 
+	final := newPhase("forks")
+	r.auditForks(final)
+	for _, w := range final.wrong {
+		t.Errorf("refresh families: %s", w)
+	}
 	t.Log("figures per fault (docs/operations.md):")
 	for _, s := range phases {
 		t.Logf("%-62s requests %5d ok %5d 503 %v conn-errors %d max-latency %v recovery %v readyz-503-after %v readyz %v not-yet-valid %d bad %d wrong %d",
