@@ -207,12 +207,16 @@ type phaseStats struct {
 	// notYetValid counts introspections that called a token from a node
 	// whose clock runs ahead not active: failing closed, as they should.
 	notYetValid int
-	bad         []string // 5xx but 503, 503 without Retry-After or RFC body, hangs
-	wrong       []string // wrong answers
-	maxLat      time.Duration
-	recovery    time.Duration // dependency back -> every node answers writes and reads
-	readyDown   time.Duration // fault start -> a /readyz answered 503 (0: never)
-	readyCode   map[int]int
+	// endedByRetry counts refresh families ended because a refresh got
+	// 503 (or no answer) yet rotated, and the client's retry came after
+	// the grace window.
+	endedByRetry int
+	bad          []string // 5xx but 503, 503 without Retry-After or RFC body, hangs
+	wrong        []string // wrong answers
+	maxLat       time.Duration
+	recovery     time.Duration // dependency back -> every node answers writes and reads
+	readyDown    time.Duration // fault start -> a /readyz answered 503 (0: never)
+	readyCode    map[int]int
 }
 
 func newPhase(name string) *phaseStats {
@@ -395,6 +399,7 @@ func (r *faultRig) refresh(s *phaseStats, i int) {
 
 // refresh1 refreshes c once on node i (c locked) and returns the status.
 func (r *faultRig) refresh1(s *phaseStats, c *chain, i int) int {
+	start := time.Now()
 	code, body := r.callExpect(s, i, "/oauth2/token", r.fp, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {c.rt}}, true)
 	var tr struct {
 		RefreshToken string `json:"refresh_token"`
@@ -406,12 +411,17 @@ func (r *faultRig) refresh1(s *phaseStats, c *chain, i int) int {
 		c.prev, c.rt, c.unsure = c.rt, tr.RefreshToken, time.Time{}
 		c.rotations++
 	case code == 400 && tr.Error == "invalid_grant" && !c.unsure.IsZero() && time.Since(c.unsure) > faultRefreshGrace:
+		// The unanswered refresh did rotate (its commit reached the
+		// server), and this retry came after the grace window: a reuse,
+		// which ends the family. The price of an ambiguous 503.
 		c.dead = true
+		s.note(func(s *phaseStats) { s.endedByRetry++ })
 	case code == 0 || code == 503:
 		if c.unsure.IsZero() {
-			c.unsure = time.Now()
+			c.unsure = start // the server's rotation, if any, is no earlier
 		}
 	default:
+		c.dead = true // reported once, not again on every later refresh
 		s.note(func(s *phaseStats) {
 			s.wrong = append(s.wrong, fmt.Sprintf("refresh on node %d of the token last answered 200 (rotation %d): %d %s", i, c.rotations, code, body))
 		})
@@ -624,6 +634,7 @@ func (r *faultRig) audit(s *phaseStats) {
 		}
 	}
 	r.auditChains(auditPhase)
+	s.endedByRetry += auditPhase.endedByRetry
 	s.wrong = append(s.wrong, auditPhase.wrong...)
 	s.bad = append(s.bad, auditPhase.bad...)
 }
@@ -723,9 +734,9 @@ func TestFaults(t *testing.T) {
 	}
 	t.Log("figures per fault (docs/operations.md):")
 	for _, s := range phases {
-		t.Logf("%-62s requests %5d ok %5d 503 %v conn-errors %d max-latency %v recovery %v readyz-503-after %v readyz %v not-yet-valid %d bad %d wrong %d",
+		t.Logf("%-62s requests %5d ok %5d 503 %v conn-errors %d max-latency %v recovery %v readyz-503-after %v readyz %v not-yet-valid %d families-ended-by-late-retry %d bad %d wrong %d",
 			s.name, s.requests, s.ok, s.by503, s.connErr, s.maxLat.Round(time.Millisecond), s.recovery.Round(time.Millisecond),
-			s.readyDown.Round(time.Millisecond), s.readyCode, s.notYetValid, len(s.bad), len(s.wrong))
+			s.readyDown.Round(time.Millisecond), s.readyCode, s.notYetValid, s.endedByRetry, len(s.bad), len(s.wrong))
 	}
 	if t.Failed() {
 		for i, p := range r.nodes {
