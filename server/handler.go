@@ -193,13 +193,14 @@ var errPanic = errors.New("server: handler panicked")
 // record.
 func (s *Server) answer(sw *statusWriter, r *http.Request, name string, render renderer, err error, id string) int {
 	ctx := r.Context()
+	cause := err // what is logged: the renderers may show err's message
 	if context.Cause(ctx) == errRequestTimeout {
 		// The client is still there; a backend did not answer in time.
 		// Whatever err says (a context error, a driver's), the answer
 		// is "try again", not a 500 nor a wrong 4xx (a client lookup cut
 		// short must not read as invalid_client): the original error is
 		// logged, not rendered.
-		err = latch.Errorf(latch.EUNAVAILABLE, "server: %s: no answer from a backend within %v: %v", name, RequestTimeout, err)
+		err = latch.Errorf(latch.EUNAVAILABLE, "server: %s: no answer from a backend within %v", name, RequestTimeout)
 		ctx = context.WithoutCancel(ctx)
 	} else if ctx.Err() != nil {
 		// The client hung up (or the server is shutting down): whatever
@@ -225,7 +226,7 @@ func (s *Server) answer(sw *statusWriter, r *http.Request, name string, render r
 		// what fails and why; the metrics count every 503 per handler.
 		unavailableLog.Do(func() {
 			s.log.WarnContext(ctx, "request answered 503: a backend is unavailable (logged at most once a second; latch_http_requests_total{code=\"503\"} counts them all)",
-				"handler", name, "method", r.Method, "path", r.URL.Path, "err", err)
+				"handler", name, "method", r.Method, "path", r.URL.Path, "err", cause)
 		})
 	} else if status >= 500 {
 		s.log.ErrorContext(ctx, "request failed", "handler", name, "method", r.Method, "path", r.URL.Path, "err", err)
