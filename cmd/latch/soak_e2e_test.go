@@ -120,7 +120,10 @@ func TestSoak(t *testing.T) {
 	r := startFaultRig(t)
 	for i := range r.nodes {
 		r.nodes[i].Stop(t)
-		r.start(i, "--token-cache-size", "10000")
+		// Tokens outlive the run: the audits check tokens of every
+		// earlier phase as live, and with the default 10-minute lifetime
+		// a long run's first tokens would rightly be inactive.
+		r.start(i, "--token-cache-size", "10000", "--access-token-ttl", "1h")
 	}
 	start := time.Now()
 	hc := &http.Client{Timeout: 10 * time.Second}
