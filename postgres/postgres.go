@@ -77,7 +77,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -166,7 +169,17 @@ func unavailable(err error) bool {
 			s == "57P01" || s == "57P02" || s == "57P03" // admin or crash shutdown, cannot connect now
 	}
 	var ce *pgconn.ConnectError
-	return errors.As(err, &ce) // no answer at all: refused, unreachable, timed out
+	if errors.As(err, &ce) { // no answer at all: refused, unreachable, timed out
+		return true
+	}
+	// The connection broke mid-statement (a dropped network path, the
+	// server killed) or the statement timed out: the outcome is unknown
+	// to us, and retrying (every write of latch is idempotent or fails
+	// cleanly on its unique key) is the answer.
+	var ne net.Error
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, pgconn.ErrConnClosed) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) || errors.As(err, &ne) || pgconn.Timeout(err)
 }
 
 // refusal says why a server that answered refused the connection, once

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/oauth"
 )
@@ -34,6 +36,26 @@ const StatusClientClosedRequest = 499
 // HeaderRequestID names the response header carrying the request's ID, the
 // same ID that the server's log lines about the request carry.
 const HeaderRequestID = "X-Request-Id"
+
+// RequestTimeout bounds how long a request may wait for the store (and any
+// other backend): past it the request is answered 503 with Retry-After
+// rather than held until the client or the load balancer gives up. A hung
+// PostgreSQL (accepting connections but answering nothing) would otherwise
+// hold every request, and each one's pooled connection, indefinitely. The
+// revocation feed's long-poll is exempt: it bounds its own wait.
+const RequestTimeout = 5 * time.Second
+
+// RetryAfterUnavailable is the Retry-After, in seconds, of every 503 that
+// does not set its own (RFC 9110 §10.2.3): a backend outage is usually
+// seconds, and clients that retry sooner only add load.
+const RetryAfterUnavailable = "1"
+
+// errRequestTimeout is the cause of a request context that RequestTimeout
+// ended, told apart from a client that hung up.
+var errRequestTimeout = errors.New("server: request timed out waiting for a backend")
+
+// unavailableLog paces the log lines about 503s (answer).
+var unavailableLog = rate.Sometimes{Interval: time.Second}
 
 type requestIDKey struct{}
 
@@ -121,7 +143,13 @@ func (s *Server) adapt(name string, render renderer, h handlerFunc) http.Handler
 		start := time.Now()
 		id := newRequestID()
 		w.Header()[HeaderRequestID] = []string{id} // canonical already: no Set
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		if name != "revocations" {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeoutCause(ctx, RequestTimeout, errRequestTimeout)
+			defer cancel()
+		}
+		r = r.WithContext(ctx)
 		sw := &statusWriter{ResponseWriter: w}
 		status := 0 // what the metrics and the access log record
 		defer func() {
@@ -165,7 +193,16 @@ var errPanic = errors.New("server: handler panicked")
 // record.
 func (s *Server) answer(sw *statusWriter, r *http.Request, name string, render renderer, err error, id string) int {
 	ctx := r.Context()
-	if ctx.Err() != nil {
+	cause := err // what is logged: the renderers may show err's message
+	if context.Cause(ctx) == errRequestTimeout {
+		// The client is still there; a backend did not answer in time.
+		// Whatever err says (a context error, a driver's), the answer
+		// is "try again", not a 500 nor a wrong 4xx (a client lookup cut
+		// short must not read as invalid_client): the original error is
+		// logged, not rendered.
+		err = latch.Errorf(latch.EUNAVAILABLE, "server: %s: no answer from a backend within %v", name, RequestTimeout)
+		ctx = context.WithoutCancel(ctx)
+	} else if ctx.Err() != nil {
 		// The client hung up (or the server is shutting down): whatever
 		// failed failed for that reason, and nobody is there to answer.
 		s.log.DebugContext(ctx, "client went away before the answer", "handler", name, "method", r.Method,
@@ -180,7 +217,18 @@ func (s *Server) answer(sw *statusWriter, r *http.Request, name string, render r
 			"path", r.URL.Path, "status", sw.status, "err", err)
 		return sw.status
 	}
-	if status >= 500 {
+	if status == http.StatusServiceUnavailable {
+		if sw.Header().Get("Retry-After") == "" {
+			sw.Header().Set("Retry-After", RetryAfterUnavailable)
+		}
+		// An outage answers every request 503: logging each would bury
+		// the log at thousands of lines a second. One line a second says
+		// what fails and why; the metrics count every 503 per handler.
+		unavailableLog.Do(func() {
+			s.log.WarnContext(ctx, "request answered 503: a backend is unavailable (logged at most once a second; latch_http_requests_total{code=\"503\"} counts them all)",
+				"handler", name, "method", r.Method, "path", r.URL.Path, "err", cause)
+		})
+	} else if status >= 500 {
 		s.log.ErrorContext(ctx, "request failed", "handler", name, "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	render(sw, r, status, err, id)

@@ -252,13 +252,21 @@ func (m *Tokens) verifyJWT(ctx context.Context, raw string) (*token.Claims, erro
 // verifyJWTUncached verifies raw without the cache; allowExpired reads the
 // claims of an expired token (for the operator, never for access).
 func (m *Tokens) verifyJWTUncached(ctx context.Context, raw string, ks token.KeySet, allowExpired bool) (*token.Claims, error) {
+	return m.verifyJWTLeeway(ctx, raw, ks, allowExpired, m.leeway())
+}
+
+// revocationClockSkew is how far ahead of this node's clock another node's
+// may be for its not-yet-valid JWTs still to be revoked here.
+const revocationClockSkew = 24 * time.Hour
+
+func (m *Tokens) verifyJWTLeeway(ctx context.Context, raw string, ks token.KeySet, allowExpired bool, leeway time.Duration) (*token.Claims, error) {
 	return token.Verify(ctx, raw, ks, token.VerifyOptions{
 		Issuer:            m.Issuer,
 		SkipIssuerCheck:   m.Issuer == "",
 		SkipAudienceCheck: true,
 		Type:              TypeAccessToken,
 		Algorithms:        latch.Algorithms,
-		Leeway:            m.leeway(),
+		Leeway:            leeway,
 		Now:               m.clock(),
 		AllowExpired:      allowExpired,
 	})
@@ -790,6 +798,13 @@ func (m *Tokens) RevokeForClient(ctx context.Context, raw, clientID string) (for
 		return FormatJWE, RevokeUnsupported, nil
 	}
 	claims, err := m.verifyJWT(ctx, raw)
+	if errors.Is(err, token.ErrNotYetValid) || errors.Is(err, token.ErrIssuedInFuture) {
+		// Signed by us, but by a node whose clock runs ahead of this
+		// one's: once the clocks agree the token is valid, so it must be
+		// denylisted now. Answering 200 without recording the revocation
+		// would let it pass later everywhere.
+		claims, err = m.verifyJWTLeeway(ctx, raw, keySet{m.Keys}, false, revocationClockSkew)
+	}
 	if err != nil {
 		return FormatJWT, RevokeInvalid, nil
 	}

@@ -128,6 +128,8 @@ func TestHelpExamples_RunAsWritten(t *testing.T) {
 		{cmd: `latch user set-roles alice --role admin,ops`},
 		{cmd: `latch user set-roles alice --group=`},
 		{cmd: `latch revoke --subject alice`},
+		{cmd: `latch backup --to latch-backup.db`},
+		{cmd: `latch restore --from latch-backup.db --data-dir restored`},
 		{cmd: `latch client create --id app --name "My app" --first-party --grant authorization_code,refresh_token --redirect-uri https://app.example.com/bff/callback --scope "openid profile email read" --audience api`},
 		{cmd: `latch client create --id spa --first-party --grant authorization_code,refresh_token --redirect-uri http://127.0.0.1:8082/bff/callback --scope "openid profile read" --audience api`, after: captureSecret},
 		{cmd: `LATCH_BFF_CLIENT_SECRET=... latch bff --dev --issuer http://127.0.0.1:8080 --client-id spa --scope "openid profile read" --upstream http://127.0.0.1:9000 --static examples/spa`, server: "latch bff listening"},

@@ -27,7 +27,7 @@ func newRoot(e *env) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServeCmd(e), newMigrateCmd(e), newClientCmd(e), newKeysCmd(e), newGatewayCmd(e), newUserCmd(e), newRevokeCmd(e), newTokenCmd(e), newBFFCmd(e), newDoctorCmd(e))
+	root.AddCommand(newServeCmd(e), newMigrateCmd(e), newClientCmd(e), newKeysCmd(e), newGatewayCmd(e), newUserCmd(e), newRevokeCmd(e), newTokenCmd(e), newBFFCmd(e), newDoctorCmd(e), newBackupCmd(e), newRestoreCmd(e))
 	root.Version = buildVersion()
 	root.SetVersionTemplate("latch {{.Version}}\n")
 	root.InitDefaultHelpCmd()

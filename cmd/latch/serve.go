@@ -42,6 +42,7 @@ type serveFlags struct {
 	logLevel          string
 	logFormat         string
 	shutdownTimeout   time.Duration
+	testClockOffset   time.Duration
 }
 
 func newServeCmd(e *env) *cobra.Command {
@@ -79,6 +80,7 @@ are required.`,
 	f.StringVar(&s.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&s.logFormat, "log-format", "text", "text or json")
 	f.DurationVar(&s.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may finish on SIGTERM")
+	addTestClockFlag(f, &s.testClockOffset)
 	return cmd
 }
 
@@ -263,6 +265,7 @@ func (s *serveFlags) serverConfig(issuer string, log *slog.Logger) server.Config
 		PasswordParams: s.password.params(), MinPasswordLen: s.password.minLen,
 		TokenCacheSize: cmp.Or(s.tokenCacheSize, -1), // 0 on the command line is off
 		Logger:         log,
+		Now:            testClock(s.testClockOffset),
 	}
 	s.login.apply(&cfg)
 	return cfg
