@@ -104,25 +104,9 @@ var _ latch.Store = (*DB)(nil)
 // or if the schema is newer than this latch.
 // Close the DB when done.
 func Open(ctx context.Context, url string) (*DB, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+	pool, err := connect(ctx, url, nil)
 	if err != nil {
-		// pgx's message may quote the URL, password included: say only
-		// that it did not parse.
-		return nil, latch.Errorf(latch.EINVALID, "postgres: open: the connection string does not parse as a PostgreSQL URL or keyword/value string")
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, internal("open", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		if sqlState(err) != "" && !unavailable(err) {
-			// The server answered and refused: the URL's role, password
-			// or database is wrong.
-			return nil, latch.WithCause(latch.Errorf(latch.EINVALID, "postgres: open: %s", refusal(cfg.ConnConfig, err)), err)
-		}
-		return nil, latch.WithCause(latch.Errorf(latch.EUNAVAILABLE, "postgres: open: cannot reach %s:%d: %v",
-			cfg.ConnConfig.Host, cfg.ConnConfig.Port, err), err)
+		return nil, err
 	}
 	db := &DB{pool: pool}
 	if err := db.migrate(ctx); err != nil {
@@ -333,4 +317,34 @@ func textArg(s string) any {
 		return nil
 	}
 	return s
+}
+
+// connect parses url, lets adjust change the pool's configuration, and
+// pings the server, so that a wrong URL, a refusal and an unreachable
+// server each get their own error before anything else runs.
+func connect(ctx context.Context, url string, adjust func(*pgxpool.Config)) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's message may quote the URL, password included: say only
+		// that it did not parse.
+		return nil, latch.Errorf(latch.EINVALID, "postgres: open: the connection string does not parse as a PostgreSQL URL or keyword/value string")
+	}
+	if adjust != nil {
+		adjust(cfg)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, internal("open", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		if sqlState(err) != "" && !unavailable(err) {
+			// The server answered and refused: the URL's role, password
+			// or database is wrong.
+			return nil, latch.WithCause(latch.Errorf(latch.EINVALID, "postgres: open: %s", refusal(cfg.ConnConfig, err)), err)
+		}
+		return nil, latch.WithCause(latch.Errorf(latch.EUNAVAILABLE, "postgres: open: cannot reach %s:%d: %v",
+			cfg.ConnConfig.Host, cfg.ConnConfig.Port, err), err)
+	}
+	return pool, nil
 }

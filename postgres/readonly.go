@@ -16,23 +16,12 @@ import (
 // (default_transaction_read_only), so PostgreSQL itself refuses a write.
 // EUNAVAILABLE when the schema is not the one this latch knows.
 func OpenReadOnly(ctx context.Context, url string) (*DB, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+	pool, err := connect(ctx, url, func(cfg *pgxpool.Config) {
+		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+		cfg.MaxConns = 2
+	})
 	if err != nil {
-		return nil, latch.Errorf(latch.EINVALID, "postgres: open: the connection string does not parse as a PostgreSQL URL or keyword/value string")
-	}
-	cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
-	cfg.MaxConns = 2
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, internal("open", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		if sqlState(err) != "" && !unavailable(err) {
-			return nil, latch.WithCause(latch.Errorf(latch.EINVALID, "postgres: open: %s", refusal(cfg.ConnConfig, err)), err)
-		}
-		return nil, latch.WithCause(latch.Errorf(latch.EUNAVAILABLE, "postgres: open: cannot reach %s:%d: %v",
-			cfg.ConnConfig.Host, cfg.ConnConfig.Port, err), err)
+		return nil, err
 	}
 	db := &DB{pool: pool}
 	v, err := db.SchemaVersion(ctx)
