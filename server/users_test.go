@@ -196,7 +196,7 @@ func TestUsers_Get_ByIDOrUsername(t *testing.T) {
 }
 
 // Every change that weakens the trust in a user's login sessions ends
-// them all, and no other user's (issue 4 item 6, security invariant 6).
+// them all, and no other user's (security invariant 6).
 func TestUsers_Changes_EndTheUsersSessions(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
