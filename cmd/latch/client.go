@@ -42,7 +42,7 @@ func (cf *clientFlags) register(f *pflag.FlagSet, update bool) {
 	f.StringSliceVar(&cf.spec.Audiences, "audience", nil, "audiences the client may request; the first is the default (repeat or comma-separate)")
 	f.StringSliceVar(&cf.spec.RedirectURIs, "redirect-uri", nil, "redirect URIs (authorization code flow; repeat or comma-separate)")
 	f.StringVar(&cf.spec.AccessTokenFormat, "format", formatDefault, "access token format: jwt or opaque")
-	f.DurationVar(&cf.ttl, "access-token-ttl", 0, "access token lifetime, e.g. 5m (0: the server's, 10m)")
+	f.DurationVar(&cf.ttl, "access-token-ttl", 0, "access token lifetime, e.g. 5m (0: the server's, "+shortDuration(server.DefaultAccessTokenTTL)+")")
 	f.StringVar(&cf.jwksFile, "jwks-file", "", "the client's public JWK Set, for private_key_jwt")
 	encHelp := "a file with the resource server's public EC JWK: JWT access tokens are encrypted to it (JWE, ECDH-ES+A256KW/A256GCM) so the client cannot read their claims"
 	if update {
@@ -52,7 +52,7 @@ func (cf *clientFlags) register(f *pflag.FlagSet, update bool) {
 	f.BoolVar(&cf.spec.TokenFingerprint, "token-fingerprint", false,
 		"bind JWT access tokens to a __Host-latch_fgp HttpOnly cookie set on the token response (fgp claim); for browser clients")
 	f.BoolVar(&cf.spec.FirstParty, "first-party", false, "the operator's own app: /oauth2/authorize skips the consent page")
-	f.DurationVar(&cf.rttl, "refresh-token-ttl", 0, "refresh token idle lifetime, e.g. 24h (0: the server's, 14 days); the family's absolute lifetime still applies")
+	f.DurationVar(&cf.rttl, "refresh-token-ttl", 0, "refresh token idle lifetime, e.g. 24h (0: the server's, "+shortDuration(server.DefaultRefreshTokenTTL)+"); the family's absolute lifetime still applies")
 }
 
 // files reads --jwks-file and --encrypt-to when given.
@@ -343,4 +343,22 @@ func exactArgs(n int) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// shortDuration writes d as a person would in help text: whole days as
+// "14 days", otherwise time.Duration's form without trailing zero units
+// ("10m", not "10m0s").
+func shortDuration(d time.Duration) string {
+	const day = 24 * time.Hour
+	if d >= day && d%day == 0 {
+		return fmt.Sprintf("%d days", d/day)
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
