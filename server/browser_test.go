@@ -542,7 +542,9 @@ func TestBrowser_LocalhostInsteadOfIssuer_SignInWorks(t *testing.T) {
 		chromedp.SendKeys("#username", "alice", chromedp.ByID),
 		chromedp.SendKeys("#password", alicePassword, chromedp.ByID),
 		chromedp.Click(`form button[type="submit"]`, chromedp.ByQuery),
-		chromedp.WaitVisible("#username", chromedp.ByID),
+		// The signed-in page shows the name in <strong id=username>; a bare
+		// #username would match the login form's own field before it goes.
+		chromedp.WaitVisible("strong#username", chromedp.ByQuery),
 		chromedp.Location(&loc),
 		chromedp.Text("#username", &who, chromedp.ByID),
 	)
