@@ -3,6 +3,8 @@ package doctor_test
 import (
 	"testing"
 
+	"github.com/latch-auth/latch/authority"
+
 	"github.com/latch-auth/latch/doctor"
 	"github.com/latch-auth/latch/server"
 )
@@ -11,7 +13,7 @@ import (
 // audience names to the server's.
 func TestNamesMatchServer(t *testing.T) {
 	for _, c := range [][2]string{
-		{doctor.ScopeAdmin, server.ScopeAdmin}, {doctor.ScopeIntrospect, server.ScopeIntrospect},
+		{doctor.ScopeAdmin, server.ScopeAdmin}, {doctor.ScopeIntrospect, authority.ScopeIntrospect},
 		{doctor.AudienceAdmin, server.AudienceAdmin}, {doctor.AudienceIntrospection, server.AudienceIntrospection},
 	} {
 		if c[0] != c[1] {

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/authority"
+
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
@@ -145,8 +147,8 @@ func FuzzEndpoints(f *testing.F) {
 	f.Add(uint8(1), "token=lt_at_AAAA&client_id="+oc.ID+"&client_secret="+oc.Secret, "")
 	f.Add(uint8(0), "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=e30.e30.", "")
 	f.Add(uint8(0), "grant_type=client_credentials&resource=&audience=x", basic)
-	rs := e.client(server.ClientSpec{Scope: server.ScopeIntrospect, Audiences: []string{"api", server.AudienceIntrospection}})
-	rsTok := e.token(rs, url.Values{"scope": {server.ScopeIntrospect}, "audience": {server.AudienceIntrospection}})
+	rs := e.client(server.ClientSpec{Scope: authority.ScopeIntrospect, Audiences: []string{"api", server.AudienceIntrospection}})
+	rsTok := e.token(rs, url.Values{"scope": {authority.ScopeIntrospect}, "audience": {server.AudienceIntrospection}})
 	f.Add(uint8(1), "token="+url.QueryEscape(e.token(oc, nil)), "Bearer "+rsTok)
 	f.Add(uint8(1), "token=x&client_secret=y", "Bearer "+rsTok)
 	f.Add(uint8(1), "token=x", "bearer  a b")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/authority"
 )
 
 // The revocation feed (GET /oauth2/revocations) lets resource
@@ -63,8 +64,8 @@ type feed struct {
 	store   latch.RevocationStore
 	now     func() time.Time
 	log     *slog.Logger
-	wake    chan struct{} // capacity 1: a pending wake-up is enough
-	tokens  *tokenCache   // kept in step with the log; nil when disabled
+	wake    chan struct{}         // capacity 1: a pending wake-up is enough
+	tokens  *authority.TokenCache // kept in step with the log; nil when disabled
 	running atomic.Bool
 
 	mu       sync.Mutex
@@ -144,7 +145,7 @@ func (f *feed) poll(ctx context.Context) {
 			break
 		}
 		if f.tokens != nil {
-			f.tokens.logRead(page)
+			f.tokens.LogRead(page)
 		}
 		read = append(read, page...)
 		if n := len(read) - feedRingSize; n > 0 {
@@ -190,7 +191,7 @@ func (f *feed) poll(ctx context.Context) {
 		f.err, changed = nil, true
 	}
 	if err == nil && f.tokens != nil {
-		f.tokens.logReadComplete(startedAt)
+		f.tokens.LogReadComplete(startedAt)
 	}
 	if err == nil && !f.ready {
 		f.ready, changed = true, true

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/authority"
+
 	"github.com/latch-auth/latch/internal/latchtest"
 	"github.com/latch-auth/latch/keys"
 	"github.com/latch-auth/latch/server"
@@ -73,7 +75,7 @@ func (e *env) jwtClient() creds {
 // of jwtClient and opaqueClient: registered for latch:introspect, it may
 // introspect their tokens (the introspection policy).
 func (e *env) resourceServer() creds {
-	return e.client(server.ClientSpec{Scope: server.ScopeIntrospect, Audiences: []string{"api", "other-api"}})
+	return e.client(server.ClientSpec{Scope: authority.ScopeIntrospect, Audiences: []string{"api", "other-api"}})
 }
 
 // registrationClaim is the claim that ties a JWT access token to c's
@@ -84,7 +86,7 @@ func (e *env) registrationClaim(c creds) map[string]any {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return map[string]any{server.ClaimRegistration: cl.RegistrationID}
+	return map[string]any{authority.ClaimRegistration: cl.RegistrationID}
 }
 
 func (e *env) opaqueClient() creds {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latch-auth/latch/authority"
+
 	"github.com/latch-auth/latch/server"
 )
 
@@ -28,8 +30,8 @@ func TestIntrospect_Policy_OnlyOwnerOrResourceServerSeesToken(t *testing.T) {
 				active bool
 			}{
 				{"the token's own client", owner, true},
-				{"a resource server of the token's audience", e.client(server.ClientSpec{Scope: server.ScopeIntrospect, Audiences: []string{"api"}}), true},
-				{"a resource server of another audience", e.client(server.ClientSpec{Scope: server.ScopeIntrospect, Audiences: []string{"billing"}}), false},
+				{"a resource server of the token's audience", e.client(server.ClientSpec{Scope: authority.ScopeIntrospect, Audiences: []string{"api"}}), true},
+				{"a resource server of another audience", e.client(server.ClientSpec{Scope: authority.ScopeIntrospect, Audiences: []string{"billing"}}), false},
 				{"a client of the same audience without latch:introspect", e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}}), false},
 				{"an unrelated confidential client", e.jwtClient(), false},
 			}
@@ -68,8 +70,8 @@ func TestIntrospect_BearerCaller_NeedsIntrospectionScopeAndAudience(t *testing.T
 	e := newEnv(t)
 	owner := e.opaqueClient()
 	tok := e.token(owner, url.Values{"scope": {"read"}})
-	rs := e.client(server.ClientSpec{Scope: server.ScopeIntrospect + " read", Audiences: []string{"api", server.AudienceIntrospection}})
-	good := e.token(rs, url.Values{"scope": {server.ScopeIntrospect}, "audience": {server.AudienceIntrospection}})
+	rs := e.client(server.ClientSpec{Scope: authority.ScopeIntrospect + " read", Audiences: []string{"api", server.AudienceIntrospection}})
+	good := e.token(rs, url.Values{"scope": {authority.ScopeIntrospect}, "audience": {server.AudienceIntrospection}})
 
 	var md struct {
 		Methods []string `json:"introspection_endpoint_auth_methods_supported"`
@@ -88,17 +90,17 @@ func TestIntrospect_BearerCaller_NeedsIntrospectionScopeAndAudience(t *testing.T
 	}
 
 	noScope := e.token(rs, url.Values{"scope": {"read"}, "audience": {server.AudienceIntrospection}})
-	noAudience := e.token(rs, url.Values{"scope": {server.ScopeIntrospect}, "audience": {"api"}})
-	revoked := e.token(rs, url.Values{"scope": {server.ScopeIntrospect}, "audience": {server.AudienceIntrospection}})
+	noAudience := e.token(rs, url.Values{"scope": {authority.ScopeIntrospect}, "audience": {"api"}})
+	revoked := e.token(rs, url.Values{"scope": {authority.ScopeIntrospect}, "audience": {server.AudienceIntrospection}})
 	e.do("/oauth2/revoke", rs, url.Values{"token": {revoked}})
 	web := e.webClient(func(s *server.ClientSpec) {
 		s.GrantTypes = append(s.GrantTypes, "password")
-		s.Scope += " " + server.ScopeIntrospect
+		s.Scope += " " + authority.ScopeIntrospect
 		s.Audiences = []string{server.AudienceIntrospection}
 	})
 	e.alice()
 	_, users := e.grant(web, url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePassword},
-		"scope": {server.ScopeIntrospect}, "audience": {server.AudienceIntrospection}})
+		"scope": {authority.ScopeIntrospect}, "audience": {server.AudienceIntrospection}})
 	if users.AccessToken == "" {
 		t.Fatalf("password grant: %+v", users)
 	}

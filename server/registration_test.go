@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/authority"
+
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/server"
 	"github.com/latch-auth/latch/token"
@@ -66,7 +68,7 @@ func TestDeletedClient_ReregisteredSameID_OldTokensStayInactive(t *testing.T) {
 	e.run()
 	operator := e.client(server.ClientSpec{Scope: server.ScopeAdmin, Audiences: []string{server.AudienceAdmin}})
 	operatorTok := e.token(operator, url.Values{"scope": {server.ScopeAdmin}})
-	rs := e.client(server.ClientSpec{Scope: server.ScopeIntrospect, Audiences: []string{server.AudienceAdmin}})
+	rs := e.client(server.ClientSpec{Scope: authority.ScopeIntrospect, Audiences: []string{server.AudienceAdmin}})
 	adminForm := url.Values{"scope": {server.ScopeAdmin}, "audience": {server.AudienceAdmin}}
 	for _, format := range []string{"jwt", "opaque"} {
 		t.Run(format, func(t *testing.T) {

@@ -25,7 +25,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/latch-auth/latch"
-	"github.com/latch-auth/latch/internal/tokencache"
+	"github.com/latch-auth/latch/authority"
 	"github.com/latch-auth/latch/keys"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/password"
@@ -257,7 +257,7 @@ func (c *Config) Validate() error {
 	if c.Issuer == "" {
 		return errors.New("server: Issuer is required")
 	}
-	if err := checkIssuerURL(c.Issuer); err != nil {
+	if err := oauth.CheckIssuerURL(c.Issuer); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	if u, _ := url.Parse(c.Issuer); u.Scheme != "https" && !c.InsecureAllowHTTP {
@@ -314,23 +314,6 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// checkIssuerURL checks the form of an issuer (RFC 8414 §2): an absolute
-// http or https URL without query, fragment or trailing slash. Whether
-// http is allowed is the caller's decision.
-func checkIssuerURL(issuer string) error {
-	u, err := url.Parse(issuer)
-	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("issuer %q must be an absolute URL without query or fragment (RFC 8414 §2)", issuer)
-	}
-	if u.Scheme != "https" && u.Scheme != "http" {
-		return fmt.Errorf("issuer %q must use https", issuer)
-	}
-	if strings.HasSuffix(issuer, "/") {
-		return fmt.Errorf("issuer %q must not end with a slash", issuer)
-	}
-	return nil
-}
-
 // Server is the authorization server. Create it with New, serve
 // Handler(), and run Run in the background for purging and key reloads.
 type Server struct {
@@ -344,12 +327,12 @@ type Server struct {
 	mux     *http.ServeMux
 
 	clients *clientCache
-	tokens  *tokenCache // nil when disabled
+	tokens  *authority.TokenCache // nil when disabled
 
 	limitersMu sync.Mutex
 	limiters   map[string]*rate.Limiter
 
-	tok *Tokens // the rules of issuance, introspection and revocation
+	tok *authority.Tokens // the rules of issuance, introspection and revocation
 
 	feed *feed // GET /oauth2/revocations; its broadcaster runs in Run
 
@@ -389,20 +372,20 @@ func New(cfg Config) (*Server, error) {
 	s.metrics.throttled(s.accountThrottle.local, s.addrThrottle.local, cfg.Now)
 	s.clients = newClientCache(cfg.Store, cfg.ClientCacheTTL, cfg.Now)
 	if cfg.TokenCacheSize > 0 {
-		s.tokens = newTokenCache(cfg.TokenCacheSize, cfg.Now)
-		s.store = tokenCacheStore{Store: cfg.Store, cache: s.tokens}
+		s.tokens = authority.NewTokenCache(cfg.TokenCacheSize, feedPollInterval, cfg.Now)
+		s.store = s.tokens.Wrap(cfg.Store)
 		s.metrics.tokenCache(s.tokens)
 	}
-	s.tok = &Tokens{
+	s.tok = &authority.Tokens{
 		Store: s.store, Keys: cfg.Keys, Issuer: cfg.Issuer,
 		AccessTokenTTL: cfg.AccessTokenTTL, MaxAccessTokenTTL: cfg.MaxAccessTokenTTL, Leeway: cfg.Leeway,
-		RefreshTokenTTL: cfg.RefreshTokenTTL, SuccessorKey: cfg.Keys.DeriveKey(successorKeyPurpose),
+		RefreshTokenTTL: cfg.RefreshTokenTTL, SuccessorKey: cfg.Keys.DeriveKey(authority.SuccessorKeyPurpose),
 		Now: cfg.Now, Rand: cfg.Rand, TagKeys: cfg.OpaqueTagKeys,
-		opaque: s.tokens, clientFn: s.clients.Client,
-		revokedFn: s.revoked, // the feed, and the other nodes through the fan-out
+		Cache: s.tokens, ClientLookup: s.clients.Client,
+		OnRevoke: s.revoked, // the feed, and the other nodes through the fan-out
 	}
 	if cfg.TokenCacheSize > 0 {
-		s.tok.verified = tokencache.New[verifiedJWT](cfg.TokenCacheSize)
+		s.tok.CacheVerified(cfg.TokenCacheSize)
 	}
 	s.routes()
 	return s, nil

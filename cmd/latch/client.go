@@ -7,6 +7,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/latch-auth/latch/authority"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -330,7 +332,7 @@ func printClient(e *env, v *server.ClientView) {
 		fmt.Fprintf(tw, "redirect URIs:\t%s\n", strings.Join(v.RedirectURIs, " "))
 	}
 	if len(v.AccessTokenEncryptionKey) > 0 {
-		fmt.Fprintf(tw, "token encryption:\t%s\n", server.DescribeEncryptionKey(v.AccessTokenEncryptionKey))
+		fmt.Fprintf(tw, "token encryption:\t%s\n", authority.DescribeEncryptionKey(v.AccessTokenEncryptionKey))
 	}
 	tw.Flush()
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/latch-auth/latch/authority"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/time/rate"
@@ -359,7 +361,7 @@ func ensureDevClient(ctx context.Context, e *env, store latch.ClientStore, issue
 	v, err := (&server.Clients{Store: store}).Create(ctx, server.ClientSpec{
 		ID: id, Name: "development client (created by --dev)",
 		GrantTypes: []string{latch.GrantClientCredentials},
-		Scope:      "read write " + server.ScopeAdmin + " " + server.ScopeIntrospect,
+		Scope:      "read write " + server.ScopeAdmin + " " + authority.ScopeIntrospect,
 		// dev-api is the default audience; the admin API needs its own,
 		// requested explicitly (docs/admin.md). With latch:introspect and
 		// api, dev is also the resource server of the tour's API: it may

@@ -1,4 +1,4 @@
-package server
+package authority
 
 import (
 	"bytes"
@@ -122,9 +122,9 @@ func parseEncryptionKey(raw []byte) (*encryptionKey, error) {
 	return &encryptionKey{pub: pub, kid: kid}, nil
 }
 
-// checkEncryptionKey validates raw for registration and returns it in
+// CheckEncryptionKey validates raw for registration and returns it in
 // compact JSON, as it will be stored.
-func checkEncryptionKey(raw json.RawMessage) ([]byte, error) {
+func CheckEncryptionKey(raw json.RawMessage) ([]byte, error) {
 	if _, err := parseEncryptionKey(raw); err != nil {
 		return nil, err
 	}
@@ -178,10 +178,10 @@ func encrypterFor(raw []byte) (jose.Encrypter, error) {
 	return e, nil
 }
 
-// sealAccessToken returns the signed access token raw as issued to c:
+// SealAccessToken returns the signed access token raw as issued to c:
 // unchanged, or, when c has an access token encryption key, as a compact
 // JWE (cty JWT) of it encrypted to that key.
-func sealAccessToken(c *latch.Client, raw string) (string, error) {
+func SealAccessToken(c *latch.Client, raw string) (string, error) {
 	if len(c.AccessTokenEncryptionKey) == 0 {
 		return raw, nil
 	}
