@@ -1128,7 +1128,7 @@ func mayIntrospect(caller *latch.Client, clientID string, aud []string) bool {
 	if caller.ID == clientID {
 		return true
 	}
-	if !slices.Contains(caller.Scopes, ScopeIntrospect) {
+	if !slices.Contains(caller.Scopes, latch.ScopeIntrospect) {
 		return false
 	}
 	for _, a := range aud {
@@ -1138,11 +1138,6 @@ func mayIntrospect(caller *latch.Client, clientID string, aud []string) bool {
 	}
 	return false
 }
-
-// ScopeIntrospect is the scope a client must be registered for to
-// introspect the access tokens of other clients: those with an audience
-// among its own registered audiences (mayIntrospect).
-const ScopeIntrospect = "latch:introspect"
 
 // ClaimFingerprint is the claim holding the lowercase hex SHA-256 of the
 // fingerprint cookie's value.

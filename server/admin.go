@@ -12,39 +12,22 @@ import (
 	"github.com/latch-auth/latch/oauth"
 )
 
-// ScopeAdmin is the scope an access token needs for the admin API.
-const ScopeAdmin = "latch:admin"
-
-// RoleAdmin is the role a user must hold for an access token that speaks
-// for the user (its sub is the user) to open the admin API, and to be
-// granted ScopeAdmin at all (RFC 9068 §7.2: the resource server decides
-// with the user's roles, not only the token's scope). Set it with
-// `latch user create --role latch:admin` or `latch user set-roles`.
-// Tokens of a client itself (client_credentials) need no role.
-const RoleAdmin = "latch:admin"
-
 // grantableScope is scope without ScopeAdmin when u does not hold
 // RoleAdmin: what a grant for u may carry, however the client that asks
 // is registered. RFC 6749 §3.3 lets the server issue less than asked; the
 // token response's scope says what was granted.
 func grantableScope(u *latch.User, scope []string) []string {
-	if !slices.Contains(scope, ScopeAdmin) || slices.Contains(u.Roles, RoleAdmin) {
+	if !slices.Contains(scope, latch.ScopeAdmin) || slices.Contains(u.Roles, latch.RoleAdmin) {
 		return scope
 	}
 	out := make([]string, 0, len(scope)-1)
 	for _, s := range scope {
-		if s != ScopeAdmin {
+		if s != latch.ScopeAdmin {
 			out = append(out, s)
 		}
 	}
 	return out
 }
-
-// AudienceAdmin is the audience an access token needs for the admin API.
-// The admin API is a resource server like any other (RFC 9068 §4): a token
-// minted for another API, even with the latch:admin scope, must not open it,
-// or every API that receives such a token could administer the server.
-const AudienceAdmin = "urn:latch:admin"
 
 // problem is an RFC 7807 problem detail, the error body of the admin API.
 type problem struct {
@@ -291,10 +274,10 @@ func (s *Server) requireAdmin(h handlerFunc) handlerFunc {
 		if !info.Active {
 			return challenge(http.StatusUnauthorized, "invalid_token", "the access token is not active")
 		}
-		if !slices.Contains(info.Aud, AudienceAdmin) {
-			return challenge(http.StatusUnauthorized, "invalid_token", "the access token is not for the admin API: request it with audience "+AudienceAdmin)
+		if !slices.Contains(info.Aud, latch.AudienceAdmin) {
+			return challenge(http.StatusUnauthorized, "invalid_token", "the access token is not for the admin API: request it with audience "+latch.AudienceAdmin)
 		}
-		if !slices.Contains(strings.Fields(info.Scope), ScopeAdmin) {
+		if !slices.Contains(strings.Fields(info.Scope), latch.ScopeAdmin) {
 			return challenge(http.StatusForbidden, "insufficient_scope", "the access token lacks scope latch:admin")
 		}
 		// A token that speaks for a user opens the admin API only while
@@ -310,8 +293,8 @@ func (s *Server) requireAdmin(h handlerFunc) handlerFunc {
 			return err
 		case u.Disabled:
 			return challenge(http.StatusUnauthorized, "invalid_token", "the access token's user is disabled")
-		case !slices.Contains(u.Roles, RoleAdmin):
-			return challenge(http.StatusForbidden, "", "the access token's user does not hold the role "+RoleAdmin)
+		case !slices.Contains(u.Roles, latch.RoleAdmin):
+			return challenge(http.StatusForbidden, "", "the access token's user does not hold the role "+latch.RoleAdmin)
 		}
 		return h(w, r)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/server"
 )
 
@@ -198,8 +199,8 @@ func TestUserinfo_OnlyGETAndPOST(t *testing.T) {
 func TestAdmin_UserSessions_ListAndEndOne(t *testing.T) {
 	e, _, _ := loginEnv(t)
 	c := e.webClient()
-	admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{server.AudienceAdmin}})
-	tok := e.token(admin, url.Values{"scope": {"latch:admin"}, "audience": {server.AudienceAdmin}})
+	admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{latch.AudienceAdmin}})
+	tok := e.token(admin, url.Values{"scope": {"latch:admin"}, "audience": {latch.AudienceAdmin}})
 	call := func(method, path string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(method, path, nil)
 		r.Header.Set("Authorization", "Bearer "+tok)

@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latch-auth/latch/authority"
-
 	"golang.org/x/time/rate"
 
 	"github.com/latch-auth/latch"
@@ -63,7 +61,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 			ID: c.id, GrantTypes: []string{latch.GrantClientCredentials},
 			// latch:introspect: bench-jwt is also the resource server of
 			// api that introspects bench-opaque's tokens.
-			Scope: "read write " + authority.ScopeIntrospect, Audiences: []string{"api"}, AccessTokenFormat: c.format,
+			Scope: "read write " + latch.ScopeIntrospect, Audiences: []string{"api"}, AccessTokenFormat: c.format,
 		})
 		if err != nil {
 			b.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/server"
 )
 
@@ -17,7 +18,7 @@ import (
 // refuses with the same 400.
 func TestAdminPatchClient_ChangesRegistrationKeepsSecret(t *testing.T) {
 	e := newEnv(t)
-	admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{server.AudienceAdmin}})
+	admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{latch.AudienceAdmin}})
 	tok := e.token(admin, url.Values{"scope": {"latch:admin"}})
 	patch := func(id, body string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(http.MethodPatch, "/admin/v1/clients/"+id, strings.NewReader(body))

@@ -290,7 +290,7 @@ func TestClients_AccessTokenEncryptionKey_Validation(t *testing.T) {
 	}
 	// Through the admin API: a 400 problem, nothing created.
 	e := newEnv(t)
-	admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{server.AudienceAdmin}})
+	admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{latch.AudienceAdmin}})
 	tok := e.token(admin, url.Values{"scope": {"latch:admin"}})
 	post := func(body string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(http.MethodPost, "/admin/v1/clients", strings.NewReader(body))

@@ -17,11 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latch-auth/latch/authority"
-
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/server"
 )
 
@@ -147,8 +146,8 @@ func FuzzEndpoints(f *testing.F) {
 	f.Add(uint8(1), "token=lt_at_AAAA&client_id="+oc.ID+"&client_secret="+oc.Secret, "")
 	f.Add(uint8(0), "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=e30.e30.", "")
 	f.Add(uint8(0), "grant_type=client_credentials&resource=&audience=x", basic)
-	rs := e.client(server.ClientSpec{Scope: authority.ScopeIntrospect, Audiences: []string{"api", server.AudienceIntrospection}})
-	rsTok := e.token(rs, url.Values{"scope": {authority.ScopeIntrospect}, "audience": {server.AudienceIntrospection}})
+	rs := e.client(server.ClientSpec{Scope: latch.ScopeIntrospect, Audiences: []string{"api", latch.AudienceIntrospection}})
+	rsTok := e.token(rs, url.Values{"scope": {latch.ScopeIntrospect}, "audience": {latch.AudienceIntrospection}})
 	f.Add(uint8(1), "token="+url.QueryEscape(e.token(oc, nil)), "Bearer "+rsTok)
 	f.Add(uint8(1), "token=x&client_secret=y", "Bearer "+rsTok)
 	f.Add(uint8(1), "token=x", "bearer  a b")
@@ -346,9 +345,9 @@ func TestMetrics_CountIssuedIntrospectedRevoked(t *testing.T) {
 
 func TestAdminAPI_RequiresLatchAdminScope(t *testing.T) {
 	e := newEnv(t)
-	admin := e.client(server.ClientSpec{Scope: "read latch:admin", Audiences: []string{"api", server.AudienceAdmin}})
-	adminTok := e.token(admin, url.Values{"scope": {"latch:admin"}, "audience": {server.AudienceAdmin}})
-	plainTok := e.token(admin, url.Values{"scope": {"read"}, "audience": {server.AudienceAdmin}})
+	admin := e.client(server.ClientSpec{Scope: "read latch:admin", Audiences: []string{"api", latch.AudienceAdmin}})
+	adminTok := e.token(admin, url.Values{"scope": {"latch:admin"}, "audience": {latch.AudienceAdmin}})
+	plainTok := e.token(admin, url.Values{"scope": {"read"}, "audience": {latch.AudienceAdmin}})
 	otherAPITok := e.token(admin, url.Values{"scope": {"latch:admin"}, "audience": {"api"}})
 	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
 

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latch-auth/latch/authority"
-
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/latch-auth/latch"
@@ -360,7 +358,7 @@ func TestTokenExchange_OwnBudget_UntaggedAndForgedTokensSpendAnother(t *testing.
 	owner := e.opaqueClient()
 	// A gateway that also introspects the tokens of its audience.
 	gw := e.client(server.ClientSpec{ID: "gateway", GrantTypes: []string{latch.GrantTokenExchange},
-		Scope: authority.ScopeIntrospect, Audiences: []string{"api"}})
+		Scope: latch.ScopeIntrospect, Audiences: []string{"api"}})
 	opaque := e.token(owner, nil)
 	if _, tag, err := token.CheckTag(opaque, nil); err != nil || tag != token.TagUnknownKey {
 		t.Fatalf("the server minted %q (tag %v, %v), want a tagged token", opaque, tag, err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/authority"
 
 	"github.com/latch-auth/latch/internal/latchtest"
@@ -75,7 +76,7 @@ func (e *env) jwtClient() creds {
 // of jwtClient and opaqueClient: registered for latch:introspect, it may
 // introspect their tokens (the introspection policy).
 func (e *env) resourceServer() creds {
-	return e.client(server.ClientSpec{Scope: authority.ScopeIntrospect, Audiences: []string{"api", "other-api"}})
+	return e.client(server.ClientSpec{Scope: latch.ScopeIntrospect, Audiences: []string{"api", "other-api"}})
 }
 
 // registrationClaim is the claim that ties a JWT access token to c's

@@ -19,13 +19,6 @@ import (
 	"github.com/latch-auth/latch/token"
 )
 
-// AudienceIntrospection is the audience an access token needs to serve as
-// the caller's credential at the introspection endpoint (RFC 7662 §2.1's
-// bearer alternative). As for the admin API, a token minted for an API,
-// even with the latch:introspect scope, must not be usable here by the API
-// that received it.
-const AudienceIntrospection = "urn:latch:introspect"
-
 // introspect implements RFC 7662 §2. The caller authenticates as a
 // confidential client or with an access token for this endpoint, and is
 // rate-limited per client (security invariant 5). It learns about a token
@@ -96,14 +89,14 @@ func (s *Server) introspectionCaller(ctx context.Context, r *http.Request, form 
 	if !x.Active || x.TokenType != "Bearer" {
 		return nil, refuse(http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is not active")
 	}
-	if !slices.Contains(x.Aud, AudienceIntrospection) {
-		return nil, refuse(http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is not for the introspection endpoint: request it with audience "+AudienceIntrospection)
+	if !slices.Contains(x.Aud, latch.AudienceIntrospection) {
+		return nil, refuse(http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is not for the introspection endpoint: request it with audience "+latch.AudienceIntrospection)
 	}
 	if x.Sub != x.ClientID {
 		return nil, refuse(http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token speaks for a user; introspect with a client_credentials token of the client")
 	}
-	if !slices.Contains(strings.Fields(x.Scope), authority.ScopeIntrospect) {
-		return nil, refuse(http.StatusForbidden, oauth.ErrInsufficientScope, "the access token lacks scope "+authority.ScopeIntrospect)
+	if !slices.Contains(strings.Fields(x.Scope), latch.ScopeIntrospect) {
+		return nil, refuse(http.StatusForbidden, oauth.ErrInsufficientScope, "the access token lacks scope "+latch.ScopeIntrospect)
 	}
 	c, err := s.clients.Client(ctx, x.ClientID)
 	if errors.Is(err, latch.ErrNotFound) {

@@ -8,8 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/latch-auth/latch/authority"
-
+	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/server"
 )
 
@@ -30,8 +29,8 @@ func TestIntrospect_Policy_OnlyOwnerOrResourceServerSeesToken(t *testing.T) {
 				active bool
 			}{
 				{"the token's own client", owner, true},
-				{"a resource server of the token's audience", e.client(server.ClientSpec{Scope: authority.ScopeIntrospect, Audiences: []string{"api"}}), true},
-				{"a resource server of another audience", e.client(server.ClientSpec{Scope: authority.ScopeIntrospect, Audiences: []string{"billing"}}), false},
+				{"a resource server of the token's audience", e.client(server.ClientSpec{Scope: latch.ScopeIntrospect, Audiences: []string{"api"}}), true},
+				{"a resource server of another audience", e.client(server.ClientSpec{Scope: latch.ScopeIntrospect, Audiences: []string{"billing"}}), false},
 				{"a client of the same audience without latch:introspect", e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}}), false},
 				{"an unrelated confidential client", e.jwtClient(), false},
 			}
@@ -70,8 +69,8 @@ func TestIntrospect_BearerCaller_NeedsIntrospectionScopeAndAudience(t *testing.T
 	e := newEnv(t)
 	owner := e.opaqueClient()
 	tok := e.token(owner, url.Values{"scope": {"read"}})
-	rs := e.client(server.ClientSpec{Scope: authority.ScopeIntrospect + " read", Audiences: []string{"api", server.AudienceIntrospection}})
-	good := e.token(rs, url.Values{"scope": {authority.ScopeIntrospect}, "audience": {server.AudienceIntrospection}})
+	rs := e.client(server.ClientSpec{Scope: latch.ScopeIntrospect + " read", Audiences: []string{"api", latch.AudienceIntrospection}})
+	good := e.token(rs, url.Values{"scope": {latch.ScopeIntrospect}, "audience": {latch.AudienceIntrospection}})
 
 	var md struct {
 		Methods []string `json:"introspection_endpoint_auth_methods_supported"`
@@ -89,18 +88,18 @@ func TestIntrospect_BearerCaller_NeedsIntrospectionScopeAndAudience(t *testing.T
 		t.Errorf("bearer caller, token of an audience it does not serve: %d %s", w.Code, w.Body)
 	}
 
-	noScope := e.token(rs, url.Values{"scope": {"read"}, "audience": {server.AudienceIntrospection}})
-	noAudience := e.token(rs, url.Values{"scope": {authority.ScopeIntrospect}, "audience": {"api"}})
-	revoked := e.token(rs, url.Values{"scope": {authority.ScopeIntrospect}, "audience": {server.AudienceIntrospection}})
+	noScope := e.token(rs, url.Values{"scope": {"read"}, "audience": {latch.AudienceIntrospection}})
+	noAudience := e.token(rs, url.Values{"scope": {latch.ScopeIntrospect}, "audience": {"api"}})
+	revoked := e.token(rs, url.Values{"scope": {latch.ScopeIntrospect}, "audience": {latch.AudienceIntrospection}})
 	e.do("/oauth2/revoke", rs, url.Values{"token": {revoked}})
 	web := e.webClient(func(s *server.ClientSpec) {
 		s.GrantTypes = append(s.GrantTypes, "password")
-		s.Scope += " " + authority.ScopeIntrospect
-		s.Audiences = []string{server.AudienceIntrospection}
+		s.Scope += " " + latch.ScopeIntrospect
+		s.Audiences = []string{latch.AudienceIntrospection}
 	})
 	e.alice()
 	_, users := e.grant(web, url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePassword},
-		"scope": {authority.ScopeIntrospect}, "audience": {server.AudienceIntrospection}})
+		"scope": {latch.ScopeIntrospect}, "audience": {latch.AudienceIntrospection}})
 	if users.AccessToken == "" {
 		t.Fatalf("password grant: %+v", users)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/server"
 )
 
@@ -205,7 +206,7 @@ func TestLoginPage_NamesTheApplication(t *testing.T) {
 func TestConsent_DescribesKnownScopes_MarksUnknownOnes(t *testing.T) {
 	e, users, _ := loginEnv(t)
 	// latch:admin is asked for only of a user who holds the admin role.
-	if _, err := users.SetRoles(context.Background(), "alice", []string{server.RoleAdmin}, nil); err != nil {
+	if _, err := users.SetRoles(context.Background(), "alice", []string{latch.RoleAdmin}, nil); err != nil {
 		t.Fatal(err)
 	}
 	c := e.webClient(func(s *server.ClientSpec) {

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latch-auth/latch/authority"
-
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/server"
 	"github.com/latch-auth/latch/token"
@@ -66,13 +64,13 @@ func (e *env) reregister(adminTok string, spec server.ClientSpec) creds {
 func TestDeletedClient_ReregisteredSameID_OldTokensStayInactive(t *testing.T) {
 	e := newEnv(t)
 	e.run()
-	operator := e.client(server.ClientSpec{Scope: server.ScopeAdmin, Audiences: []string{server.AudienceAdmin}})
-	operatorTok := e.token(operator, url.Values{"scope": {server.ScopeAdmin}})
-	rs := e.client(server.ClientSpec{Scope: authority.ScopeIntrospect, Audiences: []string{server.AudienceAdmin}})
-	adminForm := url.Values{"scope": {server.ScopeAdmin}, "audience": {server.AudienceAdmin}}
+	operator := e.client(server.ClientSpec{Scope: latch.ScopeAdmin, Audiences: []string{latch.AudienceAdmin}})
+	operatorTok := e.token(operator, url.Values{"scope": {latch.ScopeAdmin}})
+	rs := e.client(server.ClientSpec{Scope: latch.ScopeIntrospect, Audiences: []string{latch.AudienceAdmin}})
+	adminForm := url.Values{"scope": {latch.ScopeAdmin}, "audience": {latch.AudienceAdmin}}
 	for _, format := range []string{"jwt", "opaque"} {
 		t.Run(format, func(t *testing.T) {
-			spec := server.ClientSpec{ID: "reborn-" + format, Scope: server.ScopeAdmin, Audiences: []string{server.AudienceAdmin}, AccessTokenFormat: format}
+			spec := server.ClientSpec{ID: "reborn-" + format, Scope: latch.ScopeAdmin, Audiences: []string{latch.AudienceAdmin}, AccessTokenFormat: format}
 			old := e.client(spec)
 			oldTok := e.token(old, adminForm)
 			// Into every cache: the client cache, the verified-JWT cache
@@ -122,8 +120,8 @@ func TestDeletedClient_ReregisteredSameID_OldTokensStayInactive(t *testing.T) {
 // registrations, not client IDs.
 func TestDeletedClient_ReregisteredSameID_UserTokensDeadEverywhere(t *testing.T) {
 	e := newEnv(t)
-	operator := e.client(server.ClientSpec{Scope: server.ScopeAdmin, Audiences: []string{server.AudienceAdmin}})
-	operatorTok := e.token(operator, url.Values{"scope": {server.ScopeAdmin}})
+	operator := e.client(server.ClientSpec{Scope: latch.ScopeAdmin, Audiences: []string{latch.AudienceAdmin}})
+	operatorTok := e.token(operator, url.Values{"scope": {latch.ScopeAdmin}})
 	spec := server.ClientSpec{ID: "web", Name: "Web", GrantTypes: []string{"authorization_code", "refresh_token", "client_credentials"},
 		Scope: "openid profile read", Audiences: []string{"api"}, RedirectURIs: []string{"https://app.example/cb"}, FirstParty: true}
 	old := e.client(spec)

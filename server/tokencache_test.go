@@ -99,7 +99,7 @@ func TestTokenCache_DeletedClientThroughAdmin_InactiveAtOnce(t *testing.T) {
 	owner, rs := e.opaqueClient(), e.resourceServer()
 	tok := e.cachedOpaque(owner, rs)
 
-	admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{server.AudienceAdmin}})
+	admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{latch.AudienceAdmin}})
 	r := httptest.NewRequest(http.MethodDelete, "/admin/v1/clients/"+owner.ID, nil)
 	r.Header.Set("Authorization", "Bearer "+e.token(admin, url.Values{"scope": {"latch:admin"}}))
 	w := httptest.NewRecorder()
@@ -147,7 +147,7 @@ func TestTokenCache_FamilyRevokedThroughServer_InactiveAtOnce(t *testing.T) {
 			code, _ := e.newCode(web, user, "read")
 			_, tr := e.redeem(web, code)
 			e.cached(rs, tr.AccessToken)
-			admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{server.AudienceAdmin}})
+			admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{latch.AudienceAdmin}})
 			r := httptest.NewRequest(http.MethodPost, "/admin/v1/users/"+user+"/logout", nil)
 			r.Header.Set("Authorization", "Bearer "+e.token(admin, url.Values{"scope": {"latch:admin"}}))
 			w := httptest.NewRecorder()

@@ -321,8 +321,8 @@ func TestConfig_RefusesBadPasswordSettings(t *testing.T) {
 
 func TestAdminAPI_Users(t *testing.T) {
 	e := newEnv(t, func(c *server.Config) { c.PasswordParams = cheapParams })
-	admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{server.AudienceAdmin}})
-	tok := e.token(admin, url.Values{"scope": {"latch:admin"}, "audience": {server.AudienceAdmin}})
+	admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{latch.AudienceAdmin}})
+	tok := e.token(admin, url.Values{"scope": {"latch:admin"}, "audience": {latch.AudienceAdmin}})
 	const pw = "correct horse battery staple"
 	var bodies []string
 	call := func(method, path, body string) *httptest.ResponseRecorder {

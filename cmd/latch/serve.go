@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/latch-auth/latch/authority"
-
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/time/rate"
@@ -361,12 +359,12 @@ func ensureDevClient(ctx context.Context, e *env, store latch.ClientStore, issue
 	v, err := (&server.Clients{Store: store}).Create(ctx, server.ClientSpec{
 		ID: id, Name: "development client (created by --dev)",
 		GrantTypes: []string{latch.GrantClientCredentials},
-		Scope:      "read write " + server.ScopeAdmin + " " + authority.ScopeIntrospect,
+		Scope:      "read write " + latch.ScopeAdmin + " " + latch.ScopeIntrospect,
 		// dev-api is the default audience; the admin API needs its own,
 		// requested explicitly (docs/admin.md). With latch:introspect and
 		// api, dev is also the resource server of the tour's API: it may
 		// introspect the tokens other clients get for api.
-		Audiences: []string{"dev-api", "api", server.AudienceAdmin},
+		Audiences: []string{"dev-api", "api", latch.AudienceAdmin},
 	})
 	if err != nil {
 		return err
