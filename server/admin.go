@@ -10,6 +10,7 @@ import (
 
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/oauth"
+	"github.com/latch-auth/latch/registry"
 )
 
 // grantableScope is scope without ScopeAdmin when u does not hold
@@ -70,7 +71,7 @@ func renderProblem(w http.ResponseWriter, r *http.Request, status int, err error
 }
 
 func (s *Server) adminRoutes(m *http.ServeMux) {
-	clients := &Clients{Store: s.store, MaxAccessTokenTTL: s.cfg.MaxAccessTokenTTL, Now: s.now, Rand: s.rand}
+	clients := &registry.Clients{Store: s.store, MaxAccessTokenTTL: s.cfg.MaxAccessTokenTTL, Now: s.now, Rand: s.rand}
 	admin := func(name string, h handlerFunc) http.Handler {
 		return s.adapt("admin_"+name, renderProblem, s.requireAdmin(h))
 	}
@@ -80,14 +81,14 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 		if err != nil {
 			return err
 		}
-		views := make([]*ClientView, 0, len(cs))
+		views := make([]*registry.ClientView, 0, len(cs))
 		for _, c := range cs {
-			views = append(views, ViewOf(c))
+			views = append(views, registry.ViewOf(c))
 		}
 		return writeJSON(w, http.StatusOK, views)
 	}))
 	m.Handle("POST /admin/v1/clients", admin("clients", func(w http.ResponseWriter, r *http.Request) error {
-		var spec ClientSpec
+		var spec registry.ClientSpec
 		if err := readJSON(w, r, &spec); err != nil {
 			return err
 		}
@@ -102,15 +103,15 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, ViewOf(c))
+		return writeJSON(w, http.StatusOK, registry.ViewOf(c))
 	}))
 	m.Handle("PATCH /admin/v1/clients/{id}", admin("clients", func(w http.ResponseWriter, r *http.Request) error {
-		var p ClientPatch
+		var p registry.ClientPatch
 		if err := readJSON(w, r, &p); err != nil {
 			return err
 		}
 		v, err := clients.Update(r.Context(), r.PathValue("id"), p)
-		s.clients.forget(r.PathValue("id"))
+		s.clients.Forget(r.PathValue("id"))
 		if err != nil {
 			return err
 		}
@@ -119,7 +120,7 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 	m.Handle("DELETE /admin/v1/clients/{id}", admin("clients", func(w http.ResponseWriter, r *http.Request) error {
 		id := r.PathValue("id")
 		err := s.store.DeleteClient(r.Context(), id)
-		s.clients.forget(id)
+		s.clients.Forget(id)
 		if err != nil {
 			return err
 		}
@@ -128,7 +129,7 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 	}))
 	m.Handle("POST /admin/v1/clients/{id}/rotate-secret", admin("clients", func(w http.ResponseWriter, r *http.Request) error {
 		v, err := clients.RotateSecret(r.Context(), r.PathValue("id"))
-		s.clients.forget(r.PathValue("id"))
+		s.clients.Forget(r.PathValue("id"))
 		if err != nil {
 			return err
 		}
@@ -175,8 +176,8 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 // logged, and no answer holds a password hash.
 func (s *Server) adminUserRoutes(m *http.ServeMux, admin func(string, handlerFunc) http.Handler) {
 	users := s.users()
-	answer := func(w http.ResponseWriter, status int) func(*UserView, error) error {
-		return func(v *UserView, err error) error {
+	answer := func(w http.ResponseWriter, status int) func(*registry.UserView, error) error {
+		return func(v *registry.UserView, err error) error {
 			if err != nil {
 				return err
 			}
@@ -191,7 +192,7 @@ func (s *Server) adminUserRoutes(m *http.ServeMux, admin func(string, handlerFun
 		return writeJSON(w, http.StatusOK, vs)
 	}))
 	m.Handle("POST /admin/v1/users", admin("users", func(w http.ResponseWriter, r *http.Request) error {
-		var spec UserSpec
+		var spec registry.UserSpec
 		if err := readJSON(w, r, &spec); err != nil {
 			return err
 		}
@@ -332,3 +333,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 }
 
 func writeJSONBody(w http.ResponseWriter, v any) error { return json.NewEncoder(w).Encode(v) }
+
+// users returns the Users manager of this server: its store, password
+// policy and clock, and the feed to wake after revocations.
+func (s *Server) users() *registry.Users {
+	return &registry.Users{Store: s.store, Params: s.cfg.PasswordParams, MinPasswordLen: s.cfg.MinPasswordLen,
+		Blocklist: s.cfg.PasswordBlocklist, Now: s.now, Rand: s.rand, Revoked: s.revoked}
+}

@@ -8,8 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/latch-auth/latch"
-	"github.com/latch-auth/latch/server"
 )
 
 // TestAdminAPI_UserToken_NeedsAdminRole: a user who signs in through an
@@ -25,8 +26,8 @@ func TestAdminAPI_UserToken_NeedsAdminRole(t *testing.T) {
 	if _, err := users.SetRoles(ctx, alice.ID, []string{"admin"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	bob := mustCreateUser(t, users, server.UserSpec{Username: "bob", Password: alicePassword, Roles: []string{latch.RoleAdmin}})
-	console := e.webClient(func(s *server.ClientSpec) {
+	bob := mustCreateUser(t, users, registry.UserSpec{Username: "bob", Password: alicePassword, Roles: []string{latch.RoleAdmin}})
+	console := e.webClient(func(s *registry.ClientSpec) {
 		s.Scope = "openid " + latch.ScopeAdmin
 		s.Audiences = []string{latch.AudienceAdmin}
 	})
@@ -97,7 +98,7 @@ func TestAdminAPI_UserToken_NeedsAdminRole(t *testing.T) {
 	}
 
 	// A client's own token needs no role.
-	ops := e.client(server.ClientSpec{Scope: latch.ScopeAdmin, Audiences: []string{latch.AudienceAdmin}})
+	ops := e.client(registry.ClientSpec{Scope: latch.ScopeAdmin, Audiences: []string{latch.AudienceAdmin}})
 	if code := admin(e.token(ops, url.Values{"scope": {latch.ScopeAdmin}})); code != 200 {
 		t.Errorf("a client_credentials admin token: %d, want 200", code)
 	}
@@ -109,18 +110,18 @@ func TestAdminAPI_UserToken_NeedsAdminRole(t *testing.T) {
 // Clients (the CLI prints it); a client_credentials admin client gets none.
 func TestClientCreate_InteractiveAdminClient_Warns(t *testing.T) {
 	e := newEnv(t)
-	operator := e.client(server.ClientSpec{Scope: latch.ScopeAdmin, Audiences: []string{latch.AudienceAdmin}})
+	operator := e.client(registry.ClientSpec{Scope: latch.ScopeAdmin, Audiences: []string{latch.AudienceAdmin}})
 	tok := e.token(operator, url.Values{"scope": {latch.ScopeAdmin}})
-	interactive := server.ClientSpec{GrantTypes: []string{"authorization_code"}, Scope: "openid " + latch.ScopeAdmin,
+	interactive := registry.ClientSpec{GrantTypes: []string{"authorization_code"}, Scope: "openid " + latch.ScopeAdmin,
 		Audiences: []string{latch.AudienceAdmin}, RedirectURIs: []string{"https://console.example/cb"}}
 
 	w := e.adminRequest(http.MethodPost, "/admin/v1/clients", tok, interactive)
-	var v server.ClientView
+	var v registry.ClientView
 	mustJSON(t, w.Body.Bytes(), &v)
 	if w.Code != http.StatusCreated || len(v.Warnings) != 1 || !strings.Contains(v.Warnings[0], "role "+latch.RoleAdmin) {
 		t.Errorf("admin API, interactive latch:admin client: %d, warnings %q", w.Code, v.Warnings)
 	}
-	quiet, err := e.clients.Create(context.Background(), server.ClientSpec{Scope: latch.ScopeAdmin, Audiences: []string{latch.AudienceAdmin}})
+	quiet, err := e.clients.Create(context.Background(), registry.ClientSpec{Scope: latch.ScopeAdmin, Audiences: []string{latch.AudienceAdmin}})
 	if err != nil || len(quiet.Warnings) != 0 {
 		t.Errorf("client_credentials latch:admin client: warnings %q, %v", quiet.Warnings, err)
 	}

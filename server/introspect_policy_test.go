@@ -8,8 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/latch-auth/latch"
-	"github.com/latch-auth/latch/server"
 )
 
 // TestIntrospect_Policy_OnlyOwnerOrResourceServerSeesToken: a client
@@ -21,7 +22,7 @@ func TestIntrospect_Policy_OnlyOwnerOrResourceServerSeesToken(t *testing.T) {
 	e := newEnv(t)
 	for _, format := range []string{"jwt", "opaque"} {
 		t.Run(format, func(t *testing.T) {
-			owner := e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}, AccessTokenFormat: format})
+			owner := e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}, AccessTokenFormat: format})
 			tok := e.token(owner, url.Values{"scope": {"read"}})
 			callers := []struct {
 				name   string
@@ -29,9 +30,9 @@ func TestIntrospect_Policy_OnlyOwnerOrResourceServerSeesToken(t *testing.T) {
 				active bool
 			}{
 				{"the token's own client", owner, true},
-				{"a resource server of the token's audience", e.client(server.ClientSpec{Scope: latch.ScopeIntrospect, Audiences: []string{"api"}}), true},
-				{"a resource server of another audience", e.client(server.ClientSpec{Scope: latch.ScopeIntrospect, Audiences: []string{"billing"}}), false},
-				{"a client of the same audience without latch:introspect", e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}}), false},
+				{"a resource server of the token's audience", e.client(registry.ClientSpec{Scope: latch.ScopeIntrospect, Audiences: []string{"api"}}), true},
+				{"a resource server of another audience", e.client(registry.ClientSpec{Scope: latch.ScopeIntrospect, Audiences: []string{"billing"}}), false},
+				{"a client of the same audience without latch:introspect", e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}}), false},
 				{"an unrelated confidential client", e.jwtClient(), false},
 			}
 			for _, c := range callers {
@@ -69,7 +70,7 @@ func TestIntrospect_BearerCaller_NeedsIntrospectionScopeAndAudience(t *testing.T
 	e := newEnv(t)
 	owner := e.opaqueClient()
 	tok := e.token(owner, url.Values{"scope": {"read"}})
-	rs := e.client(server.ClientSpec{Scope: latch.ScopeIntrospect + " read", Audiences: []string{"api", latch.AudienceIntrospection}})
+	rs := e.client(registry.ClientSpec{Scope: latch.ScopeIntrospect + " read", Audiences: []string{"api", latch.AudienceIntrospection}})
 	good := e.token(rs, url.Values{"scope": {latch.ScopeIntrospect}, "audience": {latch.AudienceIntrospection}})
 
 	var md struct {
@@ -84,7 +85,7 @@ func TestIntrospect_BearerCaller_NeedsIntrospectionScopeAndAudience(t *testing.T
 	if w.Code != 200 || !strings.Contains(w.Body.String(), `"active":true`) || !strings.Contains(w.Body.String(), `"client_id":"`+owner.ID+`"`) {
 		t.Fatalf("bearer caller with scope and audience: %d %s", w.Code, w.Body)
 	}
-	if w := e.introspectBearer(good, e.token(e.client(server.ClientSpec{Scope: "read", Audiences: []string{"billing"}}), nil)); w.Code != 200 || strings.TrimSpace(w.Body.String()) != inactive {
+	if w := e.introspectBearer(good, e.token(e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"billing"}}), nil)); w.Code != 200 || strings.TrimSpace(w.Body.String()) != inactive {
 		t.Errorf("bearer caller, token of an audience it does not serve: %d %s", w.Code, w.Body)
 	}
 
@@ -92,7 +93,7 @@ func TestIntrospect_BearerCaller_NeedsIntrospectionScopeAndAudience(t *testing.T
 	noAudience := e.token(rs, url.Values{"scope": {latch.ScopeIntrospect}, "audience": {"api"}})
 	revoked := e.token(rs, url.Values{"scope": {latch.ScopeIntrospect}, "audience": {latch.AudienceIntrospection}})
 	e.do("/oauth2/revoke", rs, url.Values{"token": {revoked}})
-	web := e.webClient(func(s *server.ClientSpec) {
+	web := e.webClient(func(s *registry.ClientSpec) {
 		s.GrantTypes = append(s.GrantTypes, "password")
 		s.Scope += " " + latch.ScopeIntrospect
 		s.Audiences = []string{latch.AudienceIntrospection}

@@ -27,8 +27,10 @@ import (
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/authority"
 	"github.com/latch-auth/latch/keys"
+	"github.com/latch-auth/latch/loginsession"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/password"
+	"github.com/latch-auth/latch/registry"
 	"github.com/latch-auth/latch/throttle"
 	"github.com/latch-auth/latch/token"
 )
@@ -290,7 +292,7 @@ func (c *Config) Validate() error {
 	if c.PurgeInterval <= 0 || c.KeyReloadInterval <= 0 {
 		return fmt.Errorf("server: PurgeInterval %v and KeyReloadInterval %v must be positive", c.PurgeInterval, c.KeyReloadInterval)
 	}
-	if err := (&Users{Params: c.PasswordParams, MinPasswordLen: c.MinPasswordLen}).Validate(); err != nil {
+	if err := (&registry.Users{Params: c.PasswordParams, MinPasswordLen: c.MinPasswordLen}).Validate(); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	if c.MaxBodyBytes < 1024 {
@@ -326,13 +328,15 @@ type Server struct {
 	metrics *metrics
 	mux     *http.ServeMux
 
-	clients *clientCache
+	clients *registry.ClientCache
 	tokens  *authority.TokenCache // nil when disabled
 
 	limitersMu sync.Mutex
 	limiters   map[string]*rate.Limiter
 
 	tok *authority.Tokens // the rules of issuance, introspection and revocation
+
+	sessions *loginsession.Sessions // login sessions; their cookie is session.go's
 
 	feed *feed // GET /oauth2/revocations; its broadcaster runs in Run
 
@@ -370,7 +374,7 @@ func New(cfg Config) (*Server, error) {
 	s.accountThrottle = s.newLoginThrottle("account", cfg.LoginAccountThrottle)
 	s.addrThrottle = s.newLoginThrottle("address", cfg.LoginIPThrottle)
 	s.metrics.throttled(s.accountThrottle.local, s.addrThrottle.local, cfg.Now)
-	s.clients = newClientCache(cfg.Store, cfg.ClientCacheTTL, cfg.Now)
+	s.clients = registry.NewClientCache(cfg.Store, cfg.ClientCacheTTL, cfg.Now)
 	if cfg.TokenCacheSize > 0 {
 		s.tokens = authority.NewTokenCache(cfg.TokenCacheSize, feedPollInterval, cfg.Now)
 		s.store = s.tokens.Wrap(cfg.Store)
@@ -387,6 +391,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TokenCacheSize > 0 {
 		s.tok.CacheVerified(cfg.TokenCacheSize)
 	}
+	s.sessions = &loginsession.Sessions{Store: s.store, IdleTimeout: cfg.SessionIdleTimeout, MaxAge: cfg.SessionMaxAge,
+		Rand: cfg.Rand, OnRevoke: s.revoked}
 	s.routes()
 	return s, nil
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/latch-auth/latch/authority"
 
 	"github.com/latch-auth/latch"
@@ -66,7 +68,7 @@ func TestTokens_Issue_IsAClientCredentialsToken(t *testing.T) {
 	rs := e.resourceServer() // introspects
 	for _, format := range []string{"jwt", "opaque"} {
 		t.Run(format, func(t *testing.T) {
-			c := e.client(server.ClientSpec{Scope: "read write", Audiences: []string{"api", "other-api"}, AccessTokenFormat: format})
+			c := e.client(registry.ClientSpec{Scope: "read write", Audiences: []string{"api", "other-api"}, AccessTokenFormat: format})
 			out := mustIssue(t, e.tokens(), authority.IssueRequest{ClientID: c.ID, Scope: "read", Audiences: []string{"other-api"}})
 			if string(out.Format) != format || out.TokenType != "Bearer" || out.ExpiresIn != 600 || out.Scope != "read" {
 				t.Errorf("Issue = format %s, %+v; want %s, Bearer, 600 s, read", out.Format, out.TokenResponse, format)
@@ -100,7 +102,7 @@ func TestTokens_Issue_RefusesWhatTheTokenEndpointRefuses(t *testing.T) {
 	e := newEnv(t)
 	c := e.jwtClient()
 	web := e.webClient()
-	bare := e.client(server.ClientSpec{Scope: "read"})
+	bare := e.client(registry.ClientSpec{Scope: "read"})
 	for _, tc := range []struct {
 		name   string
 		client creds
@@ -151,7 +153,7 @@ func TestTokens_Issue_RefusesWhatTheTokenEndpointRefuses(t *testing.T) {
 
 func TestTokens_Issue_TTLShortensNeverExtends(t *testing.T) {
 	e := newEnv(t)
-	c := e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}, AccessTokenTTL: 300, AccessTokenFormat: "opaque"})
+	c := e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}, AccessTokenTTL: 300, AccessTokenFormat: "opaque"})
 	out := mustIssue(t, e.tokens(), authority.IssueRequest{ClientID: c.ID, TTL: time.Minute})
 	if out.ExpiresIn != 60 {
 		t.Errorf("TTL 1m: expires_in %d, want 60", out.ExpiresIn)
@@ -174,7 +176,7 @@ func TestTokens_Issue_TTLShortensNeverExtends(t *testing.T) {
 
 func TestTokens_Issue_FingerprintAndEncryptionAsRegistered(t *testing.T) {
 	e := newEnv(t)
-	bound := e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}, TokenFingerprint: true})
+	bound := e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}, TokenFingerprint: true})
 	out := mustIssue(t, e.tokens(), authority.IssueRequest{ClientID: bound.ID})
 	name, value, ok := strings.Cut(out.FingerprintCookie, "=")
 	if !ok || name != authority.FingerprintCookie || value == "" || strings.Contains(value, ";") {
@@ -206,7 +208,7 @@ func TestTokens_Inspect_SaysWhyInactive(t *testing.T) {
 	e := newEnv(t)
 	m := e.tokens()
 	jc, oc, rs := e.jwtClient(), e.opaqueClient(), e.resourceServer()
-	web := e.webClient(func(s *server.ClientSpec) { s.AccessTokenFormat = "opaque" })
+	web := e.webClient(func(s *registry.ClientSpec) { s.AccessTokenFormat = "opaque" })
 	code, _ := e.newCode(web, e.alice())
 	_, grant := e.redeem(web, code)
 
@@ -222,7 +224,7 @@ func TestTokens_Inspect_SaysWhyInactive(t *testing.T) {
 			t.Fatalf("revoke: %d %s", w.Code, w.Body)
 		}
 	}
-	gone := e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}})
+	gone := e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}})
 	deletedClients := e.token(gone, nil)
 	if err := e.db.DeleteClient(context.Background(), gone.ID); err != nil {
 		t.Fatal(err)
@@ -347,7 +349,7 @@ func TestTokens_Revoke_AsTheRevocationEndpoint(t *testing.T) {
 	})
 	t.Run("refresh token revokes its family", func(t *testing.T) {
 		for _, format := range []string{"jwt", "opaque"} {
-			web := e.webClient(func(s *server.ClientSpec) { s.AccessTokenFormat = format })
+			web := e.webClient(func(s *registry.ClientSpec) { s.AccessTokenFormat = format })
 			code, _ := e.newCode(web, e.alice2())
 			_, g := e.redeem(web, code)
 			r, err := m.Revoke(ctx, g.RefreshToken)
@@ -366,7 +368,7 @@ func TestTokens_Revoke_AsTheRevocationEndpoint(t *testing.T) {
 		}
 	})
 	t.Run("a deleted client's JWT is denylisted all the same", func(t *testing.T) {
-		gone := e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}})
+		gone := e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}})
 		tok := e.token(gone, nil)
 		if err := e.db.DeleteClient(ctx, gone.ID); err != nil {
 			t.Fatal(err)
@@ -419,7 +421,7 @@ func flip(s string, i int) string {
 func (e *env) alice2() string {
 	e.t.Helper()
 	name, _ := token.NewID(nil)
-	v := mustCreateUser(e.t, newUsers(e), server.UserSpec{Username: "u" + strings.ToLower(name[:8]), Password: "correct horse battery"})
+	v := mustCreateUser(e.t, newUsers(e), registry.UserSpec{Username: "u" + strings.ToLower(name[:8]), Password: "correct horse battery"})
 	return v.ID
 }
 

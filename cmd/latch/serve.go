@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/time/rate"
@@ -356,7 +358,7 @@ func ensureDevClient(ctx context.Context, e *env, store latch.ClientStore, issue
 	if !errors.Is(err, latch.ErrNotFound) {
 		return err
 	}
-	v, err := (&server.Clients{Store: store}).Create(ctx, server.ClientSpec{
+	v, err := (&registry.Clients{Store: store}).Create(ctx, registry.ClientSpec{
 		ID: id, Name: "development client (created by --dev)",
 		GrantTypes: []string{latch.GrantClientCredentials},
 		Scope:      "read write " + latch.ScopeAdmin + " " + latch.ScopeIntrospect,
