@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch/registry"
+	"github.com/latch-auth/latch/throttle"
 
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/password"
@@ -629,7 +630,7 @@ func TestLogin_Throttle_PerAccount_OtherAccountsUnaffected(t *testing.T) {
 func TestLogin_Throttle_PerAddress(t *testing.T) {
 	forEachThrottle(t, func(t *testing.T, th throttleBackend) {
 		e, _, _ := loginEnv(t, th.config, func(c *server.Config) {
-			c.LoginIPThrottle = server.Throttle{Threshold: 3}
+			c.LoginIPThrottle = throttle.Config{Threshold: 3}
 			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 		})
 		from := func(remote, xff string) *agent {

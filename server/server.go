@@ -113,19 +113,19 @@ type Config struct {
 
 	// LoginAccountThrottle and LoginIPThrottle are the exponential
 	// back-offs of /login per account and per client address (see
-	// Throttle; zero fields take the defaults: 5 and 20 free failures, 1s
+	// throttle.Config; zero fields take the defaults: 5 and 20 free failures, 1s
 	// doubling to 15 minutes). The state is per process unless
 	// SharedLoginThrottle is set.
-	LoginAccountThrottle Throttle
-	LoginIPThrottle      Throttle
+	LoginAccountThrottle throttle.Config
+	LoginIPThrottle      throttle.Config
 	// SharedLoginThrottle, when set, keeps the login back-offs where every
 	// node sharing the store counts them (package redis), so an attacker
 	// spreading guesses over N nodes gets one allowance, not N. It is
 	// called once per scope, "account" and "address", with that scope's
-	// Throttle (defaults applied). A call that fails is answered by this
+	// configuration (defaults applied). A call that fails is answered by this
 	// node's memory instead (latch_login_throttle_fallbacks_total), so an
 	// outage neither fails logins nor lifts the throttle.
-	SharedLoginThrottle func(scope string, t Throttle) LoginThrottle
+	SharedLoginThrottle func(scope string, t throttle.Config) throttle.Throttle
 	// MaxConcurrentLogins bounds the argon2 verifications running at once
 	// (default 2×GOMAXPROCS); a login that finds none free within
 	// LoginQueueTimeout (default 1s) gets 503 with Retry-After.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch/registry"
+	"github.com/latch-auth/latch/throttle"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -222,7 +223,7 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	cfg.OpaqueTagKeys = []*token.TagKey{tagKey}
 	if rc != nil {
 		cfg.Fanout = rc.Fanout(issuer)
-		cfg.SharedLoginThrottle = func(scope string, t server.Throttle) server.LoginThrottle {
+		cfg.SharedLoginThrottle = func(scope string, t throttle.Config) throttle.Throttle {
 			return rc.Throttle(issuer, scope, t)
 		}
 		log.Info("shared state in Redis: revocation fan-out and login throttle", "redis", rc.Addr())
