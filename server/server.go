@@ -31,6 +31,7 @@ import (
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/password"
 	"github.com/latch-auth/latch/registry"
+	"github.com/latch-auth/latch/revfeed"
 	"github.com/latch-auth/latch/throttle"
 	"github.com/latch-auth/latch/token"
 )
@@ -338,7 +339,7 @@ type Server struct {
 
 	sessions *loginsession.Sessions // login sessions; their cookie is session.go's
 
-	feed *feed // GET /oauth2/revocations; its broadcaster runs in Run
+	feed *revfeed.Feed // GET /oauth2/revocations; its broadcaster runs in Run
 
 	publish chan struct{} // capacity 1: a revocation to announce through cfg.Fanout
 
@@ -376,7 +377,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics.throttled(s.accountThrottle.local, s.addrThrottle.local, cfg.Now)
 	s.clients = registry.NewClientCache(cfg.Store, cfg.ClientCacheTTL, cfg.Now)
 	if cfg.TokenCacheSize > 0 {
-		s.tokens = authority.NewTokenCache(cfg.TokenCacheSize, feedPollInterval, cfg.Now)
+		s.tokens = authority.NewTokenCache(cfg.TokenCacheSize, revfeed.PollInterval, cfg.Now)
 		s.store = s.tokens.Wrap(cfg.Store)
 		s.metrics.tokenCache(s.tokens)
 	}
@@ -441,7 +442,7 @@ func (s *Server) Run(ctx context.Context) {
 	reload := time.NewTicker(s.cfg.KeyReloadInterval)
 	defer purge.Stop()
 	defer reload.Stop()
-	go s.feed.run(ctx)
+	go s.feed.Run(ctx)
 	if s.cfg.Fanout != nil {
 		go s.runFanout(ctx)
 	}
@@ -476,7 +477,11 @@ func (s *Server) routes() {
 	m.Handle("/oauth2/logout", s.handle("end_session", s.endSessionEndpoint))
 	m.Handle("GET /userinfo", s.handle("userinfo", s.userinfo))
 	m.Handle("POST /userinfo", s.handle("userinfo", s.userinfo))
-	s.feed = newFeed(s)
+	var follower revfeed.Follower // a nil *TokenCache must not become a non-nil interface
+	if s.tokens != nil {
+		follower = s.tokens
+	}
+	s.feed = revfeed.New(s.cfg.Issuer, s.store, s.now, s.log, follower)
 	m.Handle("GET /oauth2/revocations", s.handle("revocations", s.revocations))
 	m.Handle("GET /oauth2/opaque-token-keys", s.handle("opaque_token_keys", s.opaqueTokenKeys))
 	m.Handle("GET /healthz", s.handle("healthz", s.healthz))
