@@ -9,7 +9,7 @@
 // only speed and the sharing of the throttle's counts, which the server
 // then keeps per node. It does not cache introspection, hold tokens or
 // rate-limit introspection across nodes. The BFF keeps its sessions in
-// Redis with its own store (bff.RedisStore).
+// Redis with its own store (BFFStore).
 package redis
 
 import (

@@ -198,18 +198,12 @@ func open(ctx context.Context, path string, o options) (*DB, error) {
 	return db, nil
 }
 
-// dsn builds the modernc.org/sqlite connection string. busy_timeout comes
-// first so that switching to WAL waits for a concurrent opener.
+// dsn builds the modernc.org/sqlite connection string of the server's
+// database.
 func dsn(path string, o options, readOnly bool) string {
-	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous("+o.synchronous+")")
+	q := basePragmas(o.synchronous, readOnly)
 	q.Add("_pragma", "foreign_keys(1)")
-	if readOnly {
-		q.Set("_query_only", "1")
-	} else {
-		q.Set("_txlock", "immediate")
+	if !readOnly {
 		// Group commit runs each write in a SAVEPOINT, and SQLite copies
 		// every page a savepoint first changes to a statement journal, a
 		// temporary file by default: pwrite calls on the write path that
@@ -219,6 +213,29 @@ func dsn(path string, o options, readOnly bool) string {
 		// checkpoint.go runs the checkpoints, off the commit path.
 		q.Add("_pragma", "wal_autocheckpoint(0)")
 	}
+	return fileDSN(path, q)
+}
+
+// basePragmas are the settings of every SQLite file latch opens: WAL,
+// the given synchronous level, and a writer that takes its lock at BEGIN
+// (writes queue, never fail on SQLITE_BUSY) or a query-only reader.
+// busy_timeout comes first so that switching to WAL waits for a
+// concurrent opener.
+func basePragmas(synchronous string, readOnly bool) url.Values {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+synchronous+")")
+	if readOnly {
+		q.Set("_query_only", "1")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	return q
+}
+
+// fileDSN is the modernc.org/sqlite file: URL of path with query q.
+func fileDSN(path string, q url.Values) string {
 	p := filepath.ToSlash(path)
 	if !strings.HasPrefix(p, "/") { // Windows: file:///C:/...
 		p = "/" + p
