@@ -139,7 +139,7 @@ func CheckEncryptionKey(raw json.RawMessage) ([]byte, error) {
 // key's JSON as stored: parsing a JWK and checking its point is more work
 // than the encryption itself, and the key of a client changes rarely. It
 // memoizes a pure function of the key bytes, so it is shared by every
-// Server of the process. When full it is emptied: it holds at most the
+// server of the process. When full it is emptied: it holds at most the
 // keys of the registered clients, whatever they are.
 var encrypters = struct {
 	sync.RWMutex

@@ -32,7 +32,8 @@ import (
 // store a running server shares. A token issued, inspected or revoked
 // either way obeys one implementation.
 //
-// A Server builds its own Tokens over its token cache and client cache.
+// A server (package server) builds its own Tokens over its token cache and
+// client cache.
 // One built by another process (the CLI) reads and writes the plain store;
 // running servers learn of its revocations through the revocation log
 // (within 100 ms for their token caches, docs/operations.md), and of JWT
@@ -52,21 +53,21 @@ type Tokens struct {
 	// AccessTokenTTL is the lifetime of access tokens of clients that set
 	// none (default 10 minutes); MaxAccessTokenTTL caps every client's
 	// (default 24 hours). Leeway is the clock skew allowed on a JWT's
-	// times (default 30 seconds). All as in Config.
+	// times (default 30 seconds). All as in server.Config.
 	AccessTokenTTL    time.Duration
 	MaxAccessTokenTTL time.Duration
 	Leeway            time.Duration
 	Now               func() time.Time
 	Rand              io.Reader
 	// RefreshTokenTTL is the idle lifetime of refresh tokens of clients
-	// that set none (default DefaultRefreshTokenTTL), as in Config.
+	// that set none (default DefaultRefreshTokenTTL), as in server.Config.
 	RefreshTokenTTL time.Duration
 	// SuccessorKey derives a rotated refresh token's successor from its
 	// parent (successorOf); required to rotate refresh tokens.
 	SuccessorKey []byte
 	// TagKeys: the first tags new opaque access tokens
 	// (token.NewTaggedOpaque). Empty: they are minted untagged, which
-	// verifiers can judge only by asking (as Config.OpaqueTagKeys).
+	// verifiers can judge only by asking (as server.Config.OpaqueTagKeys).
 	TagKeys []*token.TagKey
 
 	// Set by a long-running server, nil elsewhere. ClientLookup reads

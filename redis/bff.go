@@ -84,22 +84,22 @@ func bffMicros(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10)
 var (
 	// KEYS[1]; ARGV: sealed, expires_us, ttl_ms. 0 if the key exists.
 	bffCreate = goredis.NewScript(`
-if goredis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-goredis.call('HSET', KEYS[1], 's', ARGV[1], 'e', ARGV[2])
-goredis.call('PEXPIRE', KEYS[1], ARGV[3])
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 's', ARGV[1], 'e', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1`)
 	// KEYS[1]; ARGV: sealed, now_us. 0 if missing or expired.
 	bffUpdate = goredis.NewScript(`
-local e = goredis.call('HGET', KEYS[1], 'e')
+local e = redis.call('HGET', KEYS[1], 'e')
 if not e or tonumber(e) <= tonumber(ARGV[2]) then return 0 end
-goredis.call('HSET', KEYS[1], 's', ARGV[1])
+redis.call('HSET', KEYS[1], 's', ARGV[1])
 return 1`)
 	// KEYS[1]; ARGV: expires_us, now_us, ttl_ms. 0 if missing or expired.
 	bffTouch = goredis.NewScript(`
-local e = goredis.call('HGET', KEYS[1], 'e')
+local e = redis.call('HGET', KEYS[1], 'e')
 if not e or tonumber(e) <= tonumber(ARGV[2]) then return 0 end
-goredis.call('HSET', KEYS[1], 'e', ARGV[1])
-goredis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('HSET', KEYS[1], 'e', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1`)
 )
 

@@ -5,9 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"runtime"
 	"time"
 
 	sqlitedrv "modernc.org/sqlite"
@@ -57,26 +55,14 @@ func OpenBFF(ctx context.Context, path string) (*BFFStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bff: sqlite: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
-		return nil, fmt.Errorf("bff: sqlite: create directory: %w", err)
-	}
-	// SQLite would create the file 0644; it holds sealed tokens, and the
-	// -wal and -shm files take the database file's mode.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("bff: sqlite: %w", err)
-	}
-	if err := f.Close(); err != nil {
+	if err := createPrivate(abs); err != nil {
 		return nil, fmt.Errorf("bff: sqlite: %w", err)
 	}
 	s := &BFFStore{path: abs}
 	if s.writer, err = sql.Open("sqlite", bffDSN(abs, false)); err != nil {
 		return nil, fmt.Errorf("bff: sqlite: open %s: %w", abs, err)
 	}
-	s.writer.SetMaxOpenConns(1)
-	s.writer.SetMaxIdleConns(1)
-	s.writer.SetConnMaxLifetime(0)
-	s.writer.SetConnMaxIdleTime(0)
+	keepConns(s.writer, 1)
 	if err := s.migrate(ctx); err != nil {
 		s.writer.Close()
 		return nil, err
@@ -85,11 +71,7 @@ func OpenBFF(ctx context.Context, path string) (*BFFStore, error) {
 		s.writer.Close()
 		return nil, fmt.Errorf("bff: sqlite: open %s: %w", abs, err)
 	}
-	n := max(4, runtime.GOMAXPROCS(0))
-	s.reader.SetMaxOpenConns(n)
-	s.reader.SetMaxIdleConns(n)
-	s.reader.SetConnMaxLifetime(0)
-	s.reader.SetConnMaxIdleTime(0)
+	keepConns(s.reader, readerConns())
 	if err := s.reader.PingContext(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("bff: sqlite: open %s: %w", abs, err)

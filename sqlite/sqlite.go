@@ -148,17 +148,7 @@ func open(ctx context.Context, path string, o options) (*DB, error) {
 	if err != nil {
 		return nil, internal("open "+path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
-		return nil, internal("open "+path, err)
-	}
-	// Create the file ourselves so it is 0600: SQLite would use 0644, and the
-	// file holds sealed signing keys and token hashes. SQLite gives the -wal
-	// and -shm files the same mode as the database file.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, internal("open "+path, err)
-	}
-	if err := f.Close(); err != nil {
+	if err := createPrivate(abs); err != nil {
 		return nil, internal("open "+path, err)
 	}
 
@@ -168,10 +158,7 @@ func open(ctx context.Context, path string, o options) (*DB, error) {
 	if db.writer, err = sql.Open("sqlite", dsn(abs, o, false)); err != nil {
 		return nil, internal("open "+path, err)
 	}
-	db.writer.SetMaxOpenConns(1)
-	db.writer.SetMaxIdleConns(1)
-	db.writer.SetConnMaxLifetime(0)
-	db.writer.SetConnMaxIdleTime(0)
+	keepConns(db.writer, 1)
 	if err := db.writer.PingContext(ctx); err != nil {
 		db.writer.Close()
 		return nil, internal("open "+path, err)
@@ -181,11 +168,7 @@ func open(ctx context.Context, path string, o options) (*DB, error) {
 		db.writer.Close()
 		return nil, internal("open "+path, err)
 	}
-	n := max(4, runtime.GOMAXPROCS(0))
-	db.reader.SetMaxOpenConns(n)
-	db.reader.SetMaxIdleConns(n)
-	db.reader.SetConnMaxLifetime(0)
-	db.reader.SetConnMaxIdleTime(0)
+	keepConns(db.reader, readerConns())
 	if err := db.reader.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, internal("open "+path, err)
@@ -197,6 +180,33 @@ func open(ctx context.Context, path string, o options) (*DB, error) {
 	}
 	return db, nil
 }
+
+// createPrivate creates the database file at abs and its directory if
+// missing, readable by the owner only. SQLite would create the file 0644,
+// and latch's files hold sealed keys, token hashes or sealed tokens; SQLite
+// gives the -wal and -shm files the same mode as the database file.
+func createPrivate(abs string) error {
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// keepConns makes db hold n connections and never close them: the writer
+// is one connection (writes queue in Go, not on SQLITE_BUSY), the readers
+// a pool of readerConns.
+func keepConns(db *sql.DB, n int) {
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+}
+
+func readerConns() int { return max(4, runtime.GOMAXPROCS(0)) }
 
 // dsn builds the modernc.org/sqlite connection string of the server's
 // database.
