@@ -1050,7 +1050,7 @@ func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []s
 		if extra == nil {
 			extra = map[string]any{}
 		}
-		extra[ClaimFingerprint] = fgp
+		extra[token.ClaimFingerprint] = fgp
 		at.Cookie = cookie
 	}
 	if c.RegistrationID != "" {
@@ -1140,10 +1140,6 @@ func mayIntrospect(caller *latch.Client, clientID string, aud []string) bool {
 	return false
 }
 
-// ClaimFingerprint is the claim holding the lowercase hex SHA-256 of the
-// fingerprint cookie's value.
-const ClaimFingerprint = "fgp"
-
 // ClaimRegistration is the private claim (RFC 7519 §4.3) of a JWT access
 // token that holds the RegistrationID of its client: the token is active
 // here only while the client with its client_id is that registration, so
@@ -1158,11 +1154,6 @@ func registrationOf(c *token.Claims) string {
 	return s
 }
 
-// FingerprintCookie is the cookie that carries the raw fingerprint of a
-// bound token (security invariant 8). __Host-: Secure, Path=/, no Domain, so
-// no other host or path can set or shadow it (RFC 6265bis §4.1.3.2).
-const FingerprintCookie = "__Host-latch_fgp"
-
 // fingerprint returns a Set-Cookie value with 256 fresh random bits from
 // r, base64url, and the hex SHA-256 of that cookie value for the fgp claim
 // (OWASP JWT cheat sheet, token sidejacking).
@@ -1173,7 +1164,7 @@ func fingerprint(r io.Reader, ttl time.Duration) (setCookie, fgp string, err err
 	}
 	v := base64.RawURLEncoding.EncodeToString(b[:])
 	sum := sha256.Sum256([]byte(v))
-	setCookie = FingerprintCookie + "=" + v + "; Path=/; Max-Age=" + strconv.FormatInt(int64(ttl/time.Second), 10) +
+	setCookie = token.FingerprintCookie + "=" + v + "; Path=/; Max-Age=" + strconv.FormatInt(int64(ttl/time.Second), 10) +
 		"; Secure; HttpOnly; SameSite=Strict"
 	return setCookie, hex.EncodeToString(sum[:]), nil
 }
