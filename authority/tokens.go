@@ -1123,7 +1123,7 @@ func (k KeySet) Key(ctx context.Context, kid string) (crypto.PublicKey, latch.Al
 // caller may introspect). It may when it is the token's own client, or
 // when it is registered for ScopeIntrospect and one of the token's
 // audiences is among its registered audiences: it is a resource server of
-// that audience, as token exchange asks of a gateway (exchange.go). Any
+// that audience, as token exchange asks of a gateway (server/exchange.go). Any
 // other client learns nothing, not even that the token exists.
 func mayIntrospect(caller *latch.Client, clientID string, aud []string) bool {
 	if caller.ID == clientID {
