@@ -121,6 +121,7 @@ func (db *DB) commit(ws []*write) {
 		}
 	}
 
+	db.batchLen = len(ws)
 	errs := make([]error, len(ws))
 	ctx := context.Background()
 	fail := func(cause error) {

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"flag"
 	"fmt"
 	"slices"
 	"strings"
@@ -276,17 +277,22 @@ func BenchmarkBatch(b *testing.B) {
 	}
 }
 
+// purgeRows is how many expired tokens BenchmarkCreateToken_DuringPurge
+// seeds; the issue's figure is 1,000,000 (about a minute of seeding).
+var purgeRows = flag.Int("purge-rows", 50_000, "BenchmarkCreateToken_DuringPurge: expired tokens to seed")
+
 // BenchmarkCreateToken_DuringPurge measures what a purge of expired rows
-// (run it with -benchtime 4000x)
-// does to writers: 16 goroutines issue tokens on a store holding
-// expiredRows expired tokens, with and without PurgeExpired running beside
-// them. It reports the writers' p50 and p99, and the purge's duration
-// (purge-ms), so one can see the two overlapped.
+// does to writers (run it with -benchtime 4000x): 16 goroutines issue
+// tokens on a store holding -purge-rows expired tokens, with and without
+// PurgeExpired running beside them. The expired tokens' expiries are
+// spread over two days in an order unrelated to their hashes, as in a
+// real store: expiry order is then random order on the primary key and
+// every other index, which is what makes deleting them expensive. It
+// reports the writers' p50 and p99, the rows the purge removed while they
+// ran (purged) and, if it finished first, how long it took (purge-ms; 0
+// when it was still running and was stopped with the writers).
 func BenchmarkCreateToken_DuringPurge(b *testing.B) {
-	const (
-		expiredRows = 50_000
-		c           = 16
-	)
+	const c = 16
 	for _, purge := range []bool{false, true} {
 		b.Run(fmt.Sprint("purge=", purge), func(b *testing.B) {
 			db := mustOpenMigrated(b, options{synchronous: "FULL"})
@@ -296,10 +302,13 @@ func BenchmarkCreateToken_DuringPurge(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			old := time.Now().Add(-48 * time.Hour)
-			for i := range expiredRows {
+			old := time.Now().Add(-72 * time.Hour)
+			for i := range *purgeRows {
 				t := accessToken(10_000_000+i, "app")
-				t.IssuedAt, t.ExpiresAt = old, old.Add(time.Hour)
+				// i*7919 mod a prime larger than any row count: a
+				// permutation of the expiries unrelated to hash order.
+				t.IssuedAt = old
+				t.ExpiresAt = old.Add(time.Duration(i*7919%2_000_003) * 86 * time.Millisecond)
 				if err := execInsertToken(ctx, tx.StmtContext(ctx, db.stmts.Load().createToken), "seed", t); err != nil {
 					b.Fatal(err)
 				}
@@ -312,16 +321,26 @@ func BenchmarkCreateToken_DuringPurge(b *testing.B) {
 				lat     = make([]time.Duration, 0, b.N)
 				wg      sync.WaitGroup
 				purgeMS float64
+				purged  int64
+				done    = make(chan struct{})
 			)
+			pctx, stop := context.WithCancel(ctx)
 			b.ResetTimer()
 			if purge {
-				wg.Go(func() {
+				go func() {
+					defer close(done)
 					start := time.Now()
-					if _, err := db.PurgeExpired(ctx, time.Now()); err != nil {
+					n, err := db.PurgeExpired(pctx, time.Now())
+					purged = n
+					if err != nil && pctx.Err() == nil {
 						b.Error(err)
 					}
-					purgeMS = float64(time.Since(start).Milliseconds())
-				})
+					if err == nil {
+						purgeMS = float64(time.Since(start).Milliseconds())
+					}
+				}()
+			} else {
+				close(done)
 			}
 			for g := range c {
 				wg.Go(func() {
@@ -340,10 +359,57 @@ func BenchmarkCreateToken_DuringPurge(b *testing.B) {
 			}
 			wg.Wait()
 			b.StopTimer()
+			stop()
+			<-done
+			if purge && purged == 0 {
+				b.Fatal("the purge removed nothing while the writers ran")
+			}
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 			b.ReportMetric(purgeMS, "purge-ms")
+			b.ReportMetric(float64(purged), "purged")
 		})
+	}
+}
+
+// A purge of more rows than one step takes them all, in steps that commit
+// through the group committer beside other writes, and leaves the live
+// rows alone.
+func TestPurgeExpired_ManySteps_LeavesLiveRows(t *testing.T) {
+	db := mustOpenMigrated(t, options{synchronous: "NORMAL"})
+	batchClient(t, db)
+	ctx := context.Background()
+	const expired, live = 3*purgeChunk + 5, 40
+	old := time.Now().Add(-48 * time.Hour)
+	for i := range expired {
+		tok := accessToken(i, "app")
+		tok.IssuedAt, tok.ExpiresAt = old, old.Add(time.Duration(i)*time.Minute)
+		if err := db.CreateToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range live { // concurrent writers, so steps share transactions
+		wg.Go(func() {
+			if err := db.CreateToken(ctx, accessToken(expired+i, "app")); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	n, err := db.PurgeExpired(ctx, time.Now())
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != expired {
+		t.Fatalf("PurgeExpired = %d, want %d", n, expired)
+	}
+	var left int
+	if err := db.reader.QueryRowContext(ctx, "SELECT count(*) FROM tokens").Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != live {
+		t.Fatalf("%d tokens left, want the %d live ones", left, live)
 	}
 }

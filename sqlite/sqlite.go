@@ -89,6 +89,9 @@ type DB struct {
 	closeOnce     sync.Once
 	committerDone chan struct{}
 	stats         batchStats
+	// batchLen is the number of writes in the transaction being built;
+	// only the committer goroutine and the writes it runs touch it.
+	batchLen int
 
 	// The checkpointer (checkpoint.go); sinceCheckpoint belongs to the
 	// committer goroutine.
