@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"slices"
 	"sync/atomic"
 
 	"github.com/latch-auth/latch"
@@ -139,7 +141,36 @@ func (db *DB) commit(ws []*write) {
 		}
 	}
 
-	tx, err := db.writer.BeginTx(ctx, nil)
+	if err := db.syncer.brokenErr(); err != nil {
+		fail(err)
+		answer()
+		return
+	}
+	// One connection for the whole batch: the pool has only this one, and
+	// its synchronous setting must not leak to the writes that do not go
+	// through the committer.
+	conn, err := db.writer.Conn(ctx)
+	if err != nil {
+		fail(err)
+		answer()
+		return
+	}
+	defer conn.Close()
+	if db.syncer != nil {
+		if _, err := conn.ExecContext(ctx, "PRAGMA synchronous=NORMAL"); err != nil {
+			fail(err)
+			answer()
+			return
+		}
+		defer func() {
+			if _, err := conn.ExecContext(ctx, "PRAGMA synchronous=FULL"); err != nil {
+				// A connection left at NORMAL would commit the other
+				// writes unsynced: have database/sql discard it.
+				conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
+		}()
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		fail(err)
 		answer()
@@ -176,10 +207,15 @@ func (db *DB) commit(ws []*write) {
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		db.rollbackAfterFailedCommit()
+		rollbackAfterFailedCommit(conn)
 		fail(err)
 	} else {
 		db.written(len(ws))
+		if db.syncer != nil {
+			// ws is the committer's buffer, reused for the next batch.
+			db.syncer.batches <- synced{ws: slices.Clone(ws), errs: errs}
+			return
+		}
 	}
 	answer()
 }
@@ -190,6 +226,11 @@ func (db *DB) commit(ws []*write) {
 // when COMMIT fails (a deferred constraint, SQLITE_BUSY), and the writer's
 // next BEGIN would fail forever. The writer pool has one connection, so
 // this ROLLBACK reaches that one; "no transaction is active" is fine.
+func rollbackAfterFailedCommit(conn *sql.Conn) {
+	conn.ExecContext(context.Background(), "ROLLBACK")
+}
+
+// rollbackAfterFailedCommit is the same for a transaction of the pool.
 func (db *DB) rollbackAfterFailedCommit() {
 	db.writer.ExecContext(context.Background(), "ROLLBACK")
 }
@@ -202,4 +243,5 @@ func (db *DB) stopCommitter() {
 	}
 	close(db.closing)
 	<-db.committerDone
+	db.stopSyncer()
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"flag"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -411,5 +412,28 @@ func TestPurgeExpired_ManySteps_LeavesLiveRows(t *testing.T) {
 	}
 	if left != live {
 		t.Fatalf("%d tokens left, want the %d live ones", left, live)
+	}
+}
+
+// A WAL that cannot be synced fails the batch that waited for it with
+// EUNAVAILABLE (its write was committed but is not acknowledged), and
+// every later write is refused: after a failed fsync a later one could
+// succeed over pages the kernel dropped.
+func TestWALSyncFails_BatchUnavailable_LaterWritesRefused(t *testing.T) {
+	db := mustOpenMigrated(t, options{synchronous: "FULL"})
+	batchClient(t, db)
+	ctx := context.Background()
+	if err := db.CreateToken(ctx, accessToken(1, "app")); err != nil {
+		t.Fatalf("first write: %v", err)
+	}
+	// The syncer finds no WAL under its path: it cannot sync it.
+	if err := os.Remove(db.path + "-wal"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i <= 3; i++ {
+		err := db.CreateToken(ctx, accessToken(i, "app"))
+		if latch.ErrorCode(err) != latch.EUNAVAILABLE {
+			t.Fatalf("write %d after the WAL sync failed: %v, want EUNAVAILABLE", i, err)
+		}
 	}
 }

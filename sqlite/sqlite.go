@@ -89,6 +89,7 @@ type DB struct {
 	closeOnce     sync.Once
 	committerDone chan struct{}
 	stats         batchStats
+	syncer        *walSyncer // nil at synchronous=NORMAL (walsync.go)
 	// batchLen is the number of writes in the transaction being built;
 	// only the committer goroutine and the writes it runs touch it.
 	batchLen int
@@ -192,6 +193,9 @@ func open(ctx context.Context, path string, o options) (*DB, error) {
 	if err := db.reader.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, internal("open "+path, err)
+	}
+	if o.synchronous == "FULL" {
+		db.startSyncer()
 	}
 	db.startCommitter()
 	if err := db.startCheckpointer(ctx, abs, o); err != nil {
