@@ -108,23 +108,16 @@ func (db *DB) commitLoop() {
 			}
 		}
 		db.commit(ws)
-		clear(ws)
+		clear(ws[:cap(ws)])
 	}
 }
 
-// commit runs ws in one transaction and answers each of them.
+// commit runs ws in one transaction and answers each of them. With a
+// syncer, the transaction stays open while the previous batch's fsync
+// runs and takes in the writes that arrive meanwhile (up to maxBatch);
+// it commits when the syncer is free and hands the batch to it.
 func (db *DB) commit(ws []*write) {
-	db.stats.commits.Add(1)
-	db.stats.writes.Add(int64(len(ws)))
-	for n := int64(len(ws)); ; {
-		l := db.stats.largest.Load()
-		if n <= l || db.stats.largest.CompareAndSwap(l, n) {
-			break
-		}
-	}
-
-	db.batchLen = len(ws)
-	errs := make([]error, len(ws))
+	errs := make([]error, len(ws), maxBatch)
 	ctx := context.Background()
 	fail := func(cause error) {
 		for i, w := range ws {
@@ -140,6 +133,16 @@ func (db *DB) commit(ws []*write) {
 			w.done <- errs[i]
 		}
 	}
+	defer func() {
+		db.stats.commits.Add(1)
+		db.stats.writes.Add(int64(len(ws)))
+		for n := int64(len(ws)); ; {
+			l := db.stats.largest.Load()
+			if n <= l || db.stats.largest.CompareAndSwap(l, n) {
+				break
+			}
+		}
+	}()
 
 	if err := db.syncer.brokenErr(); err != nil {
 		fail(err)
@@ -182,14 +185,18 @@ func (db *DB) commit(ws []*write) {
 		fail(err)
 		answer()
 	}
-	for i, w := range ws {
+	// run executes write i in its savepoint; false when the transaction
+	// is lost (and every write answered).
+	run := func(i int) bool {
+		w := ws[i]
+		db.batchLen = len(ws)
 		if err := w.ctx.Err(); err != nil {
 			errs[i] = err // its caller is gone and was told so: skip the write
-			continue
+			return true
 		}
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
 			abort(err)
-			return
+			return false
 		}
 		wctx := context.WithoutCancel(w.ctx)
 		if errs[i] = w.fn(wctx, tx); errs[i] != nil {
@@ -198,12 +205,39 @@ func (db *DB) commit(ws []*write) {
 			// before this one are gone too.
 			if _, err := tx.ExecContext(ctx, "ROLLBACK TO w"); err != nil {
 				abort(err)
-				return
+				return false
 			}
 		}
 		if _, err := tx.ExecContext(ctx, "RELEASE w"); err != nil {
 			abort(err)
+			return false
+		}
+		return true
+	}
+	for i := range ws {
+		if !run(i) {
 			return
+		}
+	}
+	if db.syncer != nil {
+		// Wait for the syncer, executing the writes that arrive meanwhile:
+		// the disk's time is spent on the next batch's statements.
+		for waiting := true; waiting; {
+			in := db.writes
+			if len(ws) >= maxBatch {
+				in = nil
+			}
+			select {
+			case <-db.syncer.free:
+				waiting = false
+			case w := <-in:
+				ws = append(ws, w)
+				errs = append(errs, nil)
+				if !run(len(ws) - 1) {
+					db.syncer.free <- struct{}{} // not taken after all
+					return
+				}
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -212,10 +246,14 @@ func (db *DB) commit(ws []*write) {
 	} else {
 		db.written(len(ws))
 		if db.syncer != nil {
-			// ws is the committer's buffer, reused for the next batch.
+			// ws is the committer's buffer, reused for the next batch;
+			// the syncer gives the token back after the fsync.
 			db.syncer.batches <- synced{ws: slices.Clone(ws), errs: errs}
 			return
 		}
+	}
+	if db.syncer != nil {
+		db.syncer.free <- struct{}{}
 	}
 	answer()
 }

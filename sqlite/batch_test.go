@@ -437,3 +437,70 @@ func TestWALSyncFails_BatchUnavailable_LaterWritesRefused(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBatch_SyncBeside compares, in one run, group commit with the
+// fsync inside each COMMIT and with the syncer's fsync beside the next
+// batch (walsync.go): two stores in one directory, c writers each, in
+// alternating rounds of 400 writes, so that the disk's and the machine's
+// changing load weigh on both alike. b.N is the writes per store; the
+// ratio is the median over rounds of the syncer's throughput over the
+// inline fsync's.
+//
+//	go test ./sqlite/ -run '^$' -bench SyncBeside -benchtime 8000x
+func BenchmarkBatch_SyncBeside(b *testing.B) {
+	for _, c := range []int{1, 16, 64} {
+		b.Run(fmt.Sprint("c", c), func(b *testing.B) {
+			dbs := [2]*DB{
+				mustOpenMigrated(b, options{synchronous: "FULL", syncInCommit: true}),
+				mustOpenMigrated(b, options{synchronous: "FULL"}),
+			}
+			for _, db := range dbs {
+				batchClient(b, db)
+			}
+			ctx := context.Background()
+			const round = 400
+			var (
+				elapsed [2]time.Duration
+				ratios  []float64
+				next    int
+			)
+			runRound := func(db *DB, base, n int) time.Duration {
+				var wg sync.WaitGroup
+				start := time.Now()
+				for g := range c {
+					wg.Go(func() {
+						for i := g; i < n; i += c {
+							if err := db.CreateToken(ctx, accessToken(base+i, "app")); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				return time.Since(start)
+			}
+			b.ResetTimer()
+			for r := 0; next < b.N; r++ {
+				n := min(round, b.N-next)
+				var d [2]time.Duration
+				first := r % 2
+				d[first] = runRound(dbs[first], next, n)
+				d[1-first] = runRound(dbs[1-first], next, n)
+				elapsed[0] += d[0]
+				elapsed[1] += d[1]
+				ratios = append(ratios, d[0].Seconds()/d[1].Seconds())
+				next += n
+			}
+			b.StopTimer()
+			slices.Sort(ratios)
+			b.ReportMetric(float64(elapsed[0].Microseconds())/float64(b.N), "inline-µs/write")
+			b.ReportMetric(float64(elapsed[1].Microseconds())/float64(b.N), "beside-µs/write")
+			b.ReportMetric(ratios[len(ratios)/2], "throughput-ratio")
+			for i, db := range dbs {
+				name := [2]string{"inline", "beside"}[i]
+				b.ReportMetric(float64(db.stats.writes.Load())/float64(max(db.stats.commits.Load(), 1)), name+"-writes/commit")
+			}
+		})
+	}
+}

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -18,7 +17,10 @@ import (
 // COMMIT writes the WAL frames and returns) and hands the batch to the
 // syncer goroutine, which fsyncs the WAL file and only then answers the
 // batch's callers; meanwhile the committer already executes the next
-// batch. One fsync covers every batch committed before it started. What a
+// batch. The committer keeps its next transaction open, adding the writes
+// that arrive, until the syncer is free again: one batch is being synced
+// while the next executes, and each fsync covers all the writes gathered
+// during the one before. What a
 // caller is told is unchanged: nil only after its write's frames are on
 // disk.
 //
@@ -46,18 +48,17 @@ type synced struct {
 type walSyncer struct {
 	path    string
 	batches chan synced
+	free    chan struct{} // the token: held from a batch's COMMIT to its fsync's end
 	done    chan struct{}
 	broken  atomic.Pointer[error] // the fsync error that stops all writes
 	f       *os.File              // the WAL, opened at the first sync
 	fi      os.FileInfo           // f's identity, to notice a new WAL file
 }
 
-// maxPendingSyncs bounds the batches committed but not yet synced; the
-// committer blocks beyond it.
-const maxPendingSyncs = 64
-
 func (db *DB) startSyncer() {
-	db.syncer = &walSyncer{path: db.path + "-wal", batches: make(chan synced, maxPendingSyncs), done: make(chan struct{})}
+	db.syncer = &walSyncer{path: db.path + "-wal", batches: make(chan synced, 1),
+		free: make(chan struct{}, 1), done: make(chan struct{})}
+	db.syncer.free <- struct{}{}
 	go db.syncer.loop()
 }
 
@@ -90,19 +91,6 @@ func (s *walSyncer) brokenErr() error {
 func (s *walSyncer) loop() {
 	defer close(s.done)
 	for b := range s.batches {
-		pending := []synced{b}
-	gather:
-		for {
-			select {
-			case b, ok := <-s.batches:
-				if !ok {
-					break gather
-				}
-				pending = append(pending, b)
-			default:
-				break gather
-			}
-		}
 		err := s.brokenErr()
 		if err == nil {
 			if serr := s.sync(); serr != nil {
@@ -110,15 +98,14 @@ func (s *walSyncer) loop() {
 				err = s.brokenErr()
 			}
 		}
-		for _, p := range pending {
-			for i, w := range p.ws {
-				if err != nil && p.errs[i] == nil {
-					p.errs[i] = latch.WithCause(latch.Errorf(latch.EUNAVAILABLE,
-						"sqlite: %s: committed but not made durable, so not acknowledged: %v", w.op, err), err)
-				}
-				w.done <- p.errs[i]
+		for i, w := range b.ws {
+			if err != nil && b.errs[i] == nil {
+				b.errs[i] = latch.WithCause(latch.Errorf(latch.EUNAVAILABLE,
+					"sqlite: %s: committed but not made durable, so not acknowledged: %v", w.op, err), err)
 			}
+			w.done <- b.errs[i]
 		}
+		s.free <- struct{}{}
 	}
 }
 
@@ -148,7 +135,7 @@ func (s *walSyncer) sync() error {
 		s.f, s.fi = f, ffi
 	}
 	if err := s.f.Sync(); err != nil {
-		return errors.Join(fmt.Errorf("fsync the WAL: %w", err))
+		return fmt.Errorf("fsync the WAL: %w", err)
 	}
 	return nil
 }
