@@ -1,15 +1,12 @@
-package bff
+package sqlite
 
 import (
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"time"
 
 	sqlitedrv "modernc.org/sqlite"
@@ -18,10 +15,10 @@ import (
 	"github.com/latch-auth/latch"
 )
 
-// sqliteSchemaVersion is PRAGMA user_version of a current bff database.
-const sqliteSchemaVersion = 1
+// bffSchemaVersion is PRAGMA user_version of a current bff database.
+const bffSchemaVersion = 1
 
-const sqliteSchema = `
+const bffSchema = `
 CREATE TABLE IF NOT EXISTS bff_sessions (
 	key        BLOB PRIMARY KEY,
 	sealed     BLOB NOT NULL,
@@ -32,7 +29,8 @@ DROP TABLE IF EXISTS bff_logins; -- pending logins live in the pre-login cookie
 PRAGMA user_version = 1;
 `
 
-// SQLiteStore is the default Store: one SQLite file of its own (not the
+// BFFStore is the Backend-for-Frontend's default session store
+// (bff.Store): one SQLite file of its own (not the
 // authorization server's database), through the pure Go driver
 // modernc.org/sqlite. Like package sqlite it runs one writer connection
 // (writes queue in Go, not on SQLITE_BUSY) beside a pool of readers, with
@@ -42,9 +40,9 @@ PRAGMA user_version = 1;
 //
 // One process at a time opens a store: it holds an exclusive lock on
 // PATH.lock while open, so that it may keep what it reads and writes in
-// memory (sessionCache) and serve session hits without a read of the
+// memory (bffSessionCache) and serve session hits without a read of the
 // file. Several BFF nodes share a Redis store instead.
-type SQLiteStore struct {
+type BFFStore struct {
 	path   string
 	lock   *os.File
 	writer *sql.DB
@@ -52,14 +50,12 @@ type SQLiteStore struct {
 	// session is the read of a session not in the cache, prepared once:
 	// the driver would otherwise parse and plan it on each call.
 	session *sql.Stmt
-	cache   *sessionCache // nil without storeLocking
+	cache   *bffSessionCache // nil without bffLocking
 }
 
-var _ Store = (*SQLiteStore)(nil)
-
-// OpenSQLite opens (creating it with mode 0600, and its directory with
+// OpenBFF opens (creating it with mode 0600, and its directory with
 // 0700) the database file at path and creates its tables.
-func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
+func OpenBFF(ctx context.Context, path string) (*BFFStore, error) {
 	if path == "" {
 		return nil, errors.New("bff: sqlite: empty database path")
 	}
@@ -67,56 +63,40 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bff: sqlite: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
-		return nil, fmt.Errorf("bff: sqlite: create directory: %w", err)
-	}
-	// SQLite would create the file 0644; it holds sealed tokens, and the
-	// -wal and -shm files take the database file's mode.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("bff: sqlite: %w", err)
-	}
-	if err := f.Close(); err != nil {
+	if err := createPrivate(abs); err != nil {
 		return nil, fmt.Errorf("bff: sqlite: %w", err)
 	}
 	lock, err := os.OpenFile(abs+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("bff: sqlite: %w", err)
 	}
-	if ok, err := lockStore(lock); !ok {
+	if ok, err := lockBFF(lock); !ok {
 		lock.Close()
 		if err != nil {
 			return nil, fmt.Errorf("bff: sqlite: lock %s: %w", abs+".lock", err)
 		}
 		return nil, fmt.Errorf("bff: sqlite: %s is in use by another BFF process; give each its own --data-dir, or share sessions between nodes with --redis-url", abs)
 	}
-	s := &SQLiteStore{path: abs, lock: lock}
-	if storeLocking {
-		s.cache = &sessionCache{}
+	s := &BFFStore{path: abs, lock: lock}
+	if bffLocking {
+		s.cache = &bffSessionCache{}
 	}
-	if s.writer, err = sql.Open("sqlite", sqliteDSN(abs, false)); err != nil {
+	if s.writer, err = sql.Open("sqlite", bffDSN(abs, false)); err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("bff: sqlite: open %s: %w", abs, err)
 	}
-	s.writer.SetMaxOpenConns(1)
-	s.writer.SetMaxIdleConns(1)
-	s.writer.SetConnMaxLifetime(0)
-	s.writer.SetConnMaxIdleTime(0)
+	keepConns(s.writer, 1)
 	if err := s.migrate(ctx); err != nil {
 		s.writer.Close()
 		lock.Close()
 		return nil, err
 	}
-	if s.reader, err = sql.Open("sqlite", sqliteDSN(abs, true)); err != nil {
+	if s.reader, err = sql.Open("sqlite", bffDSN(abs, true)); err != nil {
 		s.writer.Close()
 		lock.Close()
 		return nil, fmt.Errorf("bff: sqlite: open %s: %w", abs, err)
 	}
-	n := max(4, runtime.GOMAXPROCS(0))
-	s.reader.SetMaxOpenConns(n)
-	s.reader.SetMaxIdleConns(n)
-	s.reader.SetConnMaxLifetime(0)
-	s.reader.SetConnMaxIdleTime(0)
+	keepConns(s.reader, readerConns())
 	if err := s.reader.PingContext(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("bff: sqlite: open %s: %w", abs, err)
@@ -128,45 +108,28 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 	return s, nil
 }
 
-func sqliteDSN(path string, readOnly bool) string {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(5000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	if readOnly {
-		q.Set("_query_only", "1")
-	} else {
-		q.Set("_txlock", "immediate")
-	}
-	p := filepath.ToSlash(path)
-	if !strings.HasPrefix(p, "/") { // Windows: file:///C:/...
-		p = "/" + p
-	}
-	return (&url.URL{Scheme: "file", Path: p, RawQuery: q.Encode()}).String()
-}
-
-func (s *SQLiteStore) migrate(ctx context.Context) error {
+func (s *BFFStore) migrate(ctx context.Context) error {
 	var v int
 	if err := s.writer.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		return fmt.Errorf("bff: sqlite: open %s: %w", s.path, err)
 	}
 	switch {
-	case v == sqliteSchemaVersion:
+	case v == bffSchemaVersion:
 		return nil
-	case v > sqliteSchemaVersion:
-		return fmt.Errorf("bff: sqlite: %s has schema version %d, newer than this latch knows (%d); run a newer latch or use another --data-dir", s.path, v, sqliteSchemaVersion)
+	case v > bffSchemaVersion:
+		return fmt.Errorf("bff: sqlite: %s has schema version %d, newer than this latch knows (%d); run a newer latch or use another --data-dir", s.path, v, bffSchemaVersion)
 	}
-	if _, err := s.writer.ExecContext(ctx, sqliteSchema); err != nil {
+	if _, err := s.writer.ExecContext(ctx, bffSchema); err != nil {
 		return fmt.Errorf("bff: sqlite: create tables in %s: %w", s.path, err)
 	}
 	return nil
 }
 
 // Path returns the absolute path of the database file.
-func (s *SQLiteStore) Path() string { return s.path }
+func (s *BFFStore) Path() string { return s.path }
 
 // Close closes the database.
-func (s *SQLiteStore) Close() error {
+func (s *BFFStore) Close() error {
 	var err error
 	if s.session != nil {
 		err = s.session.Close()
@@ -179,9 +142,9 @@ func (s *SQLiteStore) Close() error {
 	return errors.Join(err, s.lock.Close())
 }
 
-func micros(t time.Time) int64 { return t.UnixMicro() }
+func bffMicros(t time.Time) int64 { return t.UnixMicro() }
 
-func (s *SQLiteStore) fail(op string, err error) error {
+func (s *BFFStore) fail(op string, err error) error {
 	var se *sqlitedrv.Error
 	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT {
 		return latch.Errorf(latch.ECONFLICT, "bff: sqlite: %s: the record exists", op)
@@ -190,8 +153,8 @@ func (s *SQLiteStore) fail(op string, err error) error {
 }
 
 // CreateSession implements Store.
-func (s *SQLiteStore) CreateSession(ctx context.Context, key, sealed []byte, expires, _ time.Time) error {
-	_, err := s.writer.ExecContext(ctx, "INSERT INTO bff_sessions (key, sealed, expires_at) VALUES (?, ?, ?)", key, sealed, micros(expires))
+func (s *BFFStore) CreateSession(ctx context.Context, key, sealed []byte, expires, _ time.Time) error {
+	_, err := s.writer.ExecContext(ctx, "INSERT INTO bff_sessions (key, sealed, expires_at) VALUES (?, ?, ?)", key, sealed, bffMicros(expires))
 	s.written(key)
 	if err != nil {
 		return s.fail("create session", err)
@@ -200,17 +163,17 @@ func (s *SQLiteStore) CreateSession(ctx context.Context, key, sealed []byte, exp
 }
 
 // Session implements Store.
-func (s *SQLiteStore) Session(ctx context.Context, key []byte, now time.Time) ([]byte, time.Time, error) {
+func (s *BFFStore) Session(ctx context.Context, key []byte, now time.Time) ([]byte, time.Time, error) {
 	var gen uint64
 	if s.cache != nil {
-		if sealed, exp, ok := s.cache.get(key, micros(now)); ok {
+		if sealed, exp, ok := s.cache.get(key, bffMicros(now)); ok {
 			return sealed, time.UnixMicro(exp), nil
 		}
 		gen = s.cache.generation()
 	}
 	var sealed []byte
 	var exp int64
-	err := s.session.QueryRowContext(ctx, key, micros(now)).Scan(&sealed, &exp)
+	err := s.session.QueryRowContext(ctx, key, bffMicros(now)).Scan(&sealed, &exp)
 	if err == nil && s.cache != nil {
 		s.cache.fill(key, sealed, exp, gen)
 	}
@@ -225,13 +188,13 @@ func (s *SQLiteStore) Session(ctx context.Context, key []byte, now time.Time) ([
 
 // written forgets what the cache holds of key (every session with key
 // nil) once a write to it has ended.
-func (s *SQLiteStore) written(key []byte) {
+func (s *BFFStore) written(key []byte) {
 	if s.cache != nil {
 		s.cache.invalidate(key)
 	}
 }
 
-func (s *SQLiteStore) update(ctx context.Context, key []byte, op, query string, args ...any) error {
+func (s *BFFStore) update(ctx context.Context, key []byte, op, query string, args ...any) error {
 	res, err := s.writer.ExecContext(ctx, query, args...)
 	s.written(key)
 	if err != nil {
@@ -248,17 +211,17 @@ func (s *SQLiteStore) update(ctx context.Context, key []byte, op, query string, 
 }
 
 // UpdateSession implements Store.
-func (s *SQLiteStore) UpdateSession(ctx context.Context, key, sealed []byte, now time.Time) error {
-	return s.update(ctx, key, "update session", "UPDATE bff_sessions SET sealed = ? WHERE key = ? AND expires_at > ?", sealed, key, micros(now))
+func (s *BFFStore) UpdateSession(ctx context.Context, key, sealed []byte, now time.Time) error {
+	return s.update(ctx, key, "update session", "UPDATE bff_sessions SET sealed = ? WHERE key = ? AND expires_at > ?", sealed, key, bffMicros(now))
 }
 
 // TouchSession implements Store.
-func (s *SQLiteStore) TouchSession(ctx context.Context, key []byte, expires, now time.Time) error {
-	return s.update(ctx, key, "touch session", "UPDATE bff_sessions SET expires_at = ? WHERE key = ? AND expires_at > ?", micros(expires), key, micros(now))
+func (s *BFFStore) TouchSession(ctx context.Context, key []byte, expires, now time.Time) error {
+	return s.update(ctx, key, "touch session", "UPDATE bff_sessions SET expires_at = ? WHERE key = ? AND expires_at > ?", bffMicros(expires), key, bffMicros(now))
 }
 
 // DeleteSession implements Store.
-func (s *SQLiteStore) DeleteSession(ctx context.Context, key []byte) error {
+func (s *BFFStore) DeleteSession(ctx context.Context, key []byte) error {
 	_, err := s.writer.ExecContext(ctx, "DELETE FROM bff_sessions WHERE key = ?", key)
 	s.written(key)
 	if err != nil {
@@ -268,8 +231,8 @@ func (s *SQLiteStore) DeleteSession(ctx context.Context, key []byte) error {
 }
 
 // Purge implements Store.
-func (s *SQLiteStore) Purge(ctx context.Context, now time.Time) (int, error) {
-	res, err := s.writer.ExecContext(ctx, "DELETE FROM bff_sessions WHERE expires_at <= ?", micros(now))
+func (s *BFFStore) Purge(ctx context.Context, now time.Time) (int, error) {
+	res, err := s.writer.ExecContext(ctx, "DELETE FROM bff_sessions WHERE expires_at <= ?", bffMicros(now))
 	// Nothing the purge deletes is served from the cache (get checks the
 	// expiry), but a cache that kept them would grow without bound.
 	s.written(nil)
@@ -278,4 +241,12 @@ func (s *SQLiteStore) Purge(ctx context.Context, now time.Time) (int, error) {
 	}
 	n, _ := res.RowsAffected()
 	return int(n), nil
+}
+
+// bffDSN is the connection string of the BFF's database: the pragmas every
+// latch SQLite file runs with, without the server database's foreign keys,
+// in-memory statement journals and manual checkpoints (it has no
+// checkpointer: SQLite checkpoints it by itself).
+func bffDSN(path string, readOnly bool) string {
+	return fileDSN(path, basePragmas("FULL", readOnly))
 }

@@ -1,39 +1,39 @@
-package bff
+package sqlite
 
 import (
 	"bytes"
 	"sync"
 )
 
-// sessionCache keeps, in memory, what the SQLite store last read or wrote
+// bffSessionCache keeps, in memory, what the SQLite store last read or wrote
 // for each session, so that a session hit (every /api/* request) costs a
 // map lookup instead of a read transaction: the read was half of what the
 // BFF added over a plain proxy. It is sound only because the store's
-// process is the only writer of the file (SQLiteStore holds an exclusive
-// lock on it, see lockStore) and every write of the store goes through
+// process is the only writer of the file (BFFStore holds an exclusive
+// lock on it, see lockBFF) and every write of the store goes through
 // invalidate after it reaches the database.
 //
 // A read that misses races with writes: it records the generation before
 // reading the database and fills the cache only if no write finished
 // meanwhile, so a value read before a write can never be cached after it.
-type sessionCache struct {
+type bffSessionCache struct {
 	mu  sync.Mutex
 	gen uint64
-	m   map[string]cachedSession
+	m   map[string]bffCachedSession
 }
 
-type cachedSession struct {
+type bffCachedSession struct {
 	sealed []byte
 	exp    int64 // unix microseconds, as the table holds it
 }
 
-// sessionCacheMax bounds the memory: a session's sealed record is under a
+// bffSessionCacheMax bounds the memory: a session's sealed record is under a
 // few KiB.
-const sessionCacheMax = 4096
+const bffSessionCacheMax = 4096
 
 // get returns the cached record of key if it is live at now (µs). The
 // bytes are shared: callers must not modify them.
-func (c *sessionCache) get(key []byte, now int64) ([]byte, int64, bool) {
+func (c *bffSessionCache) get(key []byte, now int64) ([]byte, int64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[string(key)]
@@ -45,7 +45,7 @@ func (c *sessionCache) get(key []byte, now int64) ([]byte, int64, bool) {
 
 // generation returns the count of writes finished so far, to pass to
 // fill after reading the database.
-func (c *sessionCache) generation() uint64 {
+func (c *bffSessionCache) generation() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.gen
@@ -53,27 +53,27 @@ func (c *sessionCache) generation() uint64 {
 
 // fill remembers what a read of key returned, unless a write finished
 // since gen was taken.
-func (c *sessionCache) fill(key, sealed []byte, exp int64, gen uint64) {
+func (c *bffSessionCache) fill(key, sealed []byte, exp int64, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen != gen {
 		return
 	}
 	if c.m == nil {
-		c.m = make(map[string]cachedSession)
+		c.m = make(map[string]bffCachedSession)
 	}
-	if _, ok := c.m[string(key)]; !ok && len(c.m) >= sessionCacheMax {
+	if _, ok := c.m[string(key)]; !ok && len(c.m) >= bffSessionCacheMax {
 		for k := range c.m { // any one: map order is random enough here
 			delete(c.m, k)
 			break
 		}
 	}
-	c.m[string(key)] = cachedSession{sealed: bytes.Clone(sealed), exp: exp}
+	c.m[string(key)] = bffCachedSession{sealed: bytes.Clone(sealed), exp: exp}
 }
 
 // invalidate forgets key after a write to it ended, whether it succeeded
 // or not; with key nil it forgets every session (a purge).
-func (c *sessionCache) invalidate(key []byte) {
+func (c *bffSessionCache) invalidate(key []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++

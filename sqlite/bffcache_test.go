@@ -1,4 +1,4 @@
-package bff
+package sqlite
 
 import (
 	"bytes"
@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-func TestSessionCache_ReadRacingAWrite_IsNotCached(t *testing.T) {
-	var c sessionCache
+func TestBFFSessionCache_ReadRacingAWrite_IsNotCached(t *testing.T) {
+	var c bffSessionCache
 	key := []byte("k")
 	gen := c.generation() // a read starts, and reads the old record
 	c.invalidate(key)     // a write of the same key ends meanwhile
@@ -28,27 +28,27 @@ func TestSessionCache_ReadRacingAWrite_IsNotCached(t *testing.T) {
 	}
 }
 
-func TestSQLiteStore_SecondOpen_IsRefused(t *testing.T) {
+func TestBFFStore_SecondOpen_IsRefused(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "bff.db")
-	s, err := OpenSQLite(ctx, path)
+	s, err := OpenBFF(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !storeLocking {
+	if !bffLocking {
 		s.Close()
 		t.Skip("no flock on this platform: the store runs without its cache")
 	}
-	s2, err := OpenSQLite(ctx, path)
+	s2, err := OpenBFF(ctx, path)
 	if err == nil {
 		s2.Close()
-		t.Fatal("a second OpenSQLite of an open store succeeded; its writes would not reach the first one's cache")
+		t.Fatal("a second OpenBFF of an open store succeeded; its writes would not reach the first one's cache")
 	}
 	if !strings.Contains(err.Error(), "in use by another BFF process") {
 		t.Fatalf("error %q does not say the store is in use", err)
 	}
 	s.Close()
-	s2, err = OpenSQLite(ctx, path)
+	s2, err = OpenBFF(ctx, path)
 	if err != nil {
 		t.Fatalf("open after the first closed: %v", err)
 	}
@@ -56,9 +56,9 @@ func TestSQLiteStore_SecondOpen_IsRefused(t *testing.T) {
 }
 
 // Every write of the store reaches the next read, cached or not.
-func TestSQLiteStore_CachedSession_FollowsEveryWrite(t *testing.T) {
+func TestBFFStore_CachedSession_FollowsEveryWrite(t *testing.T) {
 	ctx := context.Background()
-	s, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "bff.db"))
+	s, err := OpenBFF(ctx, filepath.Join(t.TempDir(), "bff.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
