@@ -10,9 +10,11 @@ import (
 // group-commit transaction beside the writes queued with it (batch.go),
 // so its cost lands on their latency: expired rows leave in expiry order,
 // their hashes are random, and each deleted row dirties a page of the
-// primary key and of every index, written and fsynced at COMMIT. At 64
-// rows a step costs a batch a few milliseconds more, not the tenth of a
-// second of a 1,000-row statement with its own commit.
+// primary key and of every index, written and fsynced at COMMIT. A
+// 64-row step delays the batch that carries it by a fraction of what a
+// 1,000-row statement with its own commit held the writer for; 16-row
+// steps were tried and purged at a third of the rate with no better p99
+// (BENCHMARKS.md, "Purge of expired rows beside writers").
 const purgeChunk = 64
 
 // PurgeExpired deletes tokens whose ExpiresAt is before now (or unset: such
