@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch/gateway"
+	"github.com/latch-auth/latch/internal/hopbench"
 )
 
 // The target: on a cache hit, the gateway adds at most 100 µs (p50)
@@ -209,4 +210,49 @@ func BenchmarkGateway_Interleaved(b *testing.B) {
 	b.ReportMetric(p50[1], "gateway-p50-ns")
 	b.ReportMetric(p50[1]-p50[0], "added-p50-ns")
 	b.ReportMetric(mean[0]/mean[1], "throughput-ratio")
+}
+
+// BenchmarkGateway_Concurrent16 is the throughput comparison under load:
+// 16 clients, each on its own keep-alive connection, send GET requests
+// over loopback to the gateway (cache hit) and to a plain ReverseProxy,
+// both in front of one upstream, in alternating rounds of 250 requests
+// (internal/hopbench). b.N is the number of requests per arm.
+// throughput-ratio is the gateway's req/s over the plain proxy's.
+//
+//	go test ./gateway/ -run '^$' -bench Concurrent16 -benchtime 40000x -count 3
+func BenchmarkGateway_Concurrent16(b *testing.B) {
+	loop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	b.Cleanup(loop.Close)
+	up, _ := url.Parse(loop.URL)
+	transport := func() http.RoundTripper {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		return t
+	}
+	direct := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(up)
+			pr.SetXForwarded()
+		},
+		Transport:  transport(),
+		BufferPool: benchPool{},
+	}
+	gw, err := gateway.New(context.Background(), gateway.Config{Issuer: fakeIssuer(b), ClientID: "gw", ClientSecret: "s",
+		Upstream: up, Transport: transport(), InsecureAllowHTTP: true, CacheTTL: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	directSrv := httptest.NewServer(direct)
+	b.Cleanup(directSrv.Close)
+	gwSrv := httptest.NewServer(gw)
+	b.Cleanup(gwSrv.Close)
+	opaque := freshOpaque(b)
+	bearer := func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+opaque) }
+	b.ResetTimer()
+	res := hopbench.Run(b, 16, b.N, 250, [2]hopbench.Arm{
+		{Name: "plain proxy", URL: directSrv.URL + "/v1/things?x=1", Prepare: bearer},
+		{Name: "gateway", URL: gwSrv.URL + "/v1/things?x=1", Prepare: bearer},
+	})
+	b.StopTimer()
+	hopbench.Report(b, res)
 }

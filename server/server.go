@@ -448,17 +448,31 @@ func (s *Server) Run(ctx context.Context) {
 	if s.cfg.Fanout != nil {
 		go s.runFanout(ctx)
 	}
+	// A purge of many rows yields to the writers and may take minutes: it
+	// runs beside this loop, one at a time, so key reloads keep their pace.
+	var purging sync.WaitGroup
+	purgeDone := make(chan struct{}, 1)
+	purgeDone <- struct{}{}
+	defer purging.Wait()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-purge.C:
-			n, err := s.store.PurgeExpired(ctx, s.now())
-			if err != nil && ctx.Err() == nil {
-				s.log.Error("purge expired records", "err", err)
-			} else if n > 0 {
-				s.log.Info("purged expired records", "rows", n)
+			select {
+			case <-purgeDone:
+			default:
+				continue // the last purge still runs
 			}
+			purging.Go(func() {
+				defer func() { purgeDone <- struct{}{} }()
+				n, err := s.store.PurgeExpired(ctx, s.now())
+				if err != nil && ctx.Err() == nil {
+					s.log.Error("purge expired records", "err", err)
+				} else if n > 0 {
+					s.log.Info("purged expired records", "rows", n)
+				}
+			})
 		case <-reload.C:
 			if err := s.keys.Reload(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("reload signing keys", "err", err)

@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"slices"
 	"sync/atomic"
 
 	"github.com/latch-auth/latch"
@@ -106,22 +108,16 @@ func (db *DB) commitLoop() {
 			}
 		}
 		db.commit(ws)
-		clear(ws)
+		clear(ws[:cap(ws)])
 	}
 }
 
-// commit runs ws in one transaction and answers each of them.
+// commit runs ws in one transaction and answers each of them. With a
+// syncer, the transaction stays open while the previous batch's fsync
+// runs and takes in the writes that arrive meanwhile (up to maxBatch);
+// it commits when the syncer is free and hands the batch to it.
 func (db *DB) commit(ws []*write) {
-	db.stats.commits.Add(1)
-	db.stats.writes.Add(int64(len(ws)))
-	for n := int64(len(ws)); ; {
-		l := db.stats.largest.Load()
-		if n <= l || db.stats.largest.CompareAndSwap(l, n) {
-			break
-		}
-	}
-
-	errs := make([]error, len(ws))
+	errs := make([]error, len(ws), maxBatch)
 	ctx := context.Background()
 	fail := func(cause error) {
 		for i, w := range ws {
@@ -137,8 +133,47 @@ func (db *DB) commit(ws []*write) {
 			w.done <- errs[i]
 		}
 	}
+	defer func() {
+		db.stats.commits.Add(1)
+		db.stats.writes.Add(int64(len(ws)))
+		for n := int64(len(ws)); ; {
+			l := db.stats.largest.Load()
+			if n <= l || db.stats.largest.CompareAndSwap(l, n) {
+				break
+			}
+		}
+	}()
 
-	tx, err := db.writer.BeginTx(ctx, nil)
+	if err := db.syncer.brokenErr(); err != nil {
+		fail(err)
+		answer()
+		return
+	}
+	// One connection for the whole batch: the pool has only this one, and
+	// its synchronous setting must not leak to the writes that do not go
+	// through the committer.
+	conn, err := db.writer.Conn(ctx)
+	if err != nil {
+		fail(err)
+		answer()
+		return
+	}
+	defer conn.Close()
+	if db.syncer != nil {
+		if _, err := conn.ExecContext(ctx, "PRAGMA synchronous=NORMAL"); err != nil {
+			fail(err)
+			answer()
+			return
+		}
+		defer func() {
+			if _, err := conn.ExecContext(ctx, "PRAGMA synchronous=FULL"); err != nil {
+				// A connection left at NORMAL would commit the other
+				// writes unsynced: have database/sql discard it.
+				conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
+		}()
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		fail(err)
 		answer()
@@ -150,14 +185,18 @@ func (db *DB) commit(ws []*write) {
 		fail(err)
 		answer()
 	}
-	for i, w := range ws {
+	// run executes write i in its savepoint; false when the transaction
+	// is lost (and every write answered).
+	run := func(i int) bool {
+		w := ws[i]
+		db.batchLen = len(ws)
 		if err := w.ctx.Err(); err != nil {
 			errs[i] = err // its caller is gone and was told so: skip the write
-			continue
+			return true
 		}
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
 			abort(err)
-			return
+			return false
 		}
 		wctx := context.WithoutCancel(w.ctx)
 		if errs[i] = w.fn(wctx, tx); errs[i] != nil {
@@ -166,19 +205,55 @@ func (db *DB) commit(ws []*write) {
 			// before this one are gone too.
 			if _, err := tx.ExecContext(ctx, "ROLLBACK TO w"); err != nil {
 				abort(err)
-				return
+				return false
 			}
 		}
 		if _, err := tx.ExecContext(ctx, "RELEASE w"); err != nil {
 			abort(err)
+			return false
+		}
+		return true
+	}
+	for i := range ws {
+		if !run(i) {
 			return
 		}
 	}
+	if db.syncer != nil {
+		// Wait for the syncer, executing the writes that arrive meanwhile:
+		// the disk's time is spent on the next batch's statements.
+		for waiting := true; waiting; {
+			in := db.writes
+			if len(ws) >= maxBatch {
+				in = nil
+			}
+			select {
+			case <-db.syncer.free:
+				waiting = false
+			case w := <-in:
+				ws = append(ws, w)
+				errs = append(errs, nil)
+				if !run(len(ws) - 1) {
+					db.syncer.free <- struct{}{} // not taken after all
+					return
+				}
+			}
+		}
+	}
 	if err := tx.Commit(); err != nil {
-		db.rollbackAfterFailedCommit()
+		rollbackAfterFailedCommit(conn)
 		fail(err)
 	} else {
 		db.written(len(ws))
+		if db.syncer != nil {
+			// ws is the committer's buffer, reused for the next batch;
+			// the syncer gives the token back after the fsync.
+			db.syncer.batches <- synced{ws: slices.Clone(ws), errs: errs}
+			return
+		}
+	}
+	if db.syncer != nil {
+		db.syncer.free <- struct{}{}
 	}
 	answer()
 }
@@ -189,6 +264,11 @@ func (db *DB) commit(ws []*write) {
 // when COMMIT fails (a deferred constraint, SQLITE_BUSY), and the writer's
 // next BEGIN would fail forever. The writer pool has one connection, so
 // this ROLLBACK reaches that one; "no transaction is active" is fine.
+func rollbackAfterFailedCommit(conn *sql.Conn) {
+	conn.ExecContext(context.Background(), "ROLLBACK")
+}
+
+// rollbackAfterFailedCommit is the same for a transaction of the pool.
 func (db *DB) rollbackAfterFailedCommit() {
 	db.writer.ExecContext(context.Background(), "ROLLBACK")
 }
@@ -201,4 +281,5 @@ func (db *DB) stopCommitter() {
 	}
 	close(db.closing)
 	<-db.committerDone
+	db.stopSyncer()
 }

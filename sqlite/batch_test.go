@@ -3,7 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -276,52 +279,98 @@ func BenchmarkBatch(b *testing.B) {
 	}
 }
 
+// purgeRows is how many expired tokens BenchmarkCreateToken_DuringPurge
+// seeds; the issue's figure is 1,000,000 (about a minute of seeding).
+var purgeRows = flag.Int("purge-rows", 50_000, "BenchmarkCreateToken_DuringPurge: expired tokens to seed")
+
 // BenchmarkCreateToken_DuringPurge measures what a purge of expired rows
-// (run it with -benchtime 4000x)
-// does to writers: 16 goroutines issue tokens on a store holding
-// expiredRows expired tokens, with and without PurgeExpired running beside
-// them. It reports the writers' p50 and p99, and the purge's duration
-// (purge-ms), so one can see the two overlapped.
+// does to writers (run it with -benchtime 4000x): 16 goroutines issue
+// tokens on a store holding -purge-rows expired tokens, with and without
+// PurgeExpired running beside them. The expired tokens' expiries are
+// spread over two days in an order unrelated to their hashes, as in a
+// real store: expiry order is then random order on the primary key and
+// every other index, which is what makes deleting them expensive. It
+// reports the writers' p50 and p99, the rows the purge removed while they
+// ran (purged) and, if it finished first, how long it took (purge-ms; 0
+// when it was still running and was stopped with the writers).
 func BenchmarkCreateToken_DuringPurge(b *testing.B) {
-	const (
-		expiredRows = 50_000
-		c           = 16
-	)
+	const c = 16
+	// Seeded once, copied for every run: each sub-benchmark runs twice
+	// (b.N = 1 first), and seeding a million rows takes minutes here.
+	template := filepath.Join(b.TempDir(), "seeded.db")
+	{
+		db, err := open(context.Background(), template, options{synchronous: "NORMAL"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := db.Migrate(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		batchClient(b, db)
+		ctx := context.Background()
+		tx, err := db.writer.BeginTx(ctx, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		old := time.Now().Add(-72 * time.Hour)
+		for i := range *purgeRows {
+			t := accessToken(10_000_000+i, "app")
+			// i*7919 mod a prime larger than any row count: a
+			// permutation of the expiries unrelated to hash order.
+			t.IssuedAt = old
+			t.ExpiresAt = old.Add(time.Duration(i*7919%2_000_003) * 86 * time.Millisecond)
+			if err := execInsertToken(ctx, tx.StmtContext(ctx, db.stmts.Load().createToken), "seed", t); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		if err := db.Close(); err != nil { // checkpoints the WAL into the file
+			b.Fatal(err)
+		}
+	}
 	for _, purge := range []bool{false, true} {
 		b.Run(fmt.Sprint("purge=", purge), func(b *testing.B) {
-			db := mustOpenMigrated(b, options{synchronous: "FULL"})
-			batchClient(b, db)
-			ctx := context.Background()
-			tx, err := db.writer.BeginTx(ctx, nil)
+			path := filepath.Join(b.TempDir(), "latch.db")
+			seeded, err := os.ReadFile(template)
 			if err != nil {
 				b.Fatal(err)
 			}
-			old := time.Now().Add(-48 * time.Hour)
-			for i := range expiredRows {
-				t := accessToken(10_000_000+i, "app")
-				t.IssuedAt, t.ExpiresAt = old, old.Add(time.Hour)
-				if err := execInsertToken(ctx, tx.StmtContext(ctx, db.stmts.Load().createToken), "seed", t); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := tx.Commit(); err != nil {
+			if err := os.WriteFile(path, seeded, 0o600); err != nil {
 				b.Fatal(err)
 			}
+			db, err := open(context.Background(), path, options{synchronous: "FULL"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { db.Close() })
+			ctx := context.Background()
 			var (
 				mu      sync.Mutex
 				lat     = make([]time.Duration, 0, b.N)
 				wg      sync.WaitGroup
 				purgeMS float64
+				purged  int64
+				done    = make(chan struct{})
 			)
+			pctx, stop := context.WithCancel(ctx)
 			b.ResetTimer()
 			if purge {
-				wg.Go(func() {
+				go func() {
+					defer close(done)
 					start := time.Now()
-					if _, err := db.PurgeExpired(ctx, time.Now()); err != nil {
+					n, err := db.PurgeExpired(pctx, time.Now())
+					purged = n
+					if err != nil && pctx.Err() == nil {
 						b.Error(err)
 					}
-					purgeMS = float64(time.Since(start).Milliseconds())
-				})
+					if err == nil {
+						purgeMS = float64(time.Since(start).Milliseconds())
+					}
+				}()
+			} else {
+				close(done)
 			}
 			for g := range c {
 				wg.Go(func() {
@@ -340,10 +389,147 @@ func BenchmarkCreateToken_DuringPurge(b *testing.B) {
 			}
 			wg.Wait()
 			b.StopTimer()
+			stop()
+			<-done
+			if purge && purged == 0 {
+				b.Fatal("the purge removed nothing while the writers ran")
+			}
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 			b.ReportMetric(purgeMS, "purge-ms")
+			b.ReportMetric(float64(purged), "purged")
+		})
+	}
+}
+
+// A purge of more rows than one step takes them all, in steps that commit
+// through the group committer beside other writes, and leaves the live
+// rows alone.
+func TestPurgeExpired_ManySteps_LeavesLiveRows(t *testing.T) {
+	db := mustOpenMigrated(t, options{synchronous: "NORMAL"})
+	batchClient(t, db)
+	ctx := context.Background()
+	const expired, live = 3*purgeChunk + 5, 40
+	old := time.Now().Add(-48 * time.Hour)
+	for i := range expired {
+		tok := accessToken(i, "app")
+		tok.IssuedAt, tok.ExpiresAt = old, old.Add(time.Duration(i)*time.Minute)
+		if err := db.CreateToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range live { // concurrent writers, so steps share transactions
+		wg.Go(func() {
+			if err := db.CreateToken(ctx, accessToken(expired+i, "app")); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	n, err := db.PurgeExpired(ctx, time.Now())
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != expired {
+		t.Fatalf("PurgeExpired = %d, want %d", n, expired)
+	}
+	var left int
+	if err := db.reader.QueryRowContext(ctx, "SELECT count(*) FROM tokens").Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != live {
+		t.Fatalf("%d tokens left, want the %d live ones", left, live)
+	}
+}
+
+// A WAL that cannot be synced fails the batch that waited for it with
+// EUNAVAILABLE (its write was committed but is not acknowledged), and
+// every later write is refused: after a failed fsync a later one could
+// succeed over pages the kernel dropped.
+func TestWALSyncFails_BatchUnavailable_LaterWritesRefused(t *testing.T) {
+	db := mustOpenMigrated(t, options{synchronous: "FULL"})
+	batchClient(t, db)
+	ctx := context.Background()
+	if err := db.CreateToken(ctx, accessToken(1, "app")); err != nil {
+		t.Fatalf("first write: %v", err)
+	}
+	// The syncer finds no WAL under its path: it cannot sync it.
+	if err := os.Remove(db.path + "-wal"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i <= 3; i++ {
+		err := db.CreateToken(ctx, accessToken(i, "app"))
+		if latch.ErrorCode(err) != latch.EUNAVAILABLE {
+			t.Fatalf("write %d after the WAL sync failed: %v, want EUNAVAILABLE", i, err)
+		}
+	}
+}
+
+// BenchmarkBatch_SyncBeside compares, in one run, group commit with the
+// fsync inside each COMMIT and with the syncer's fsync beside the next
+// batch (walsync.go): two stores in one directory, c writers each, in
+// alternating rounds of 400 writes, so that the disk's and the machine's
+// changing load weigh on both alike. b.N is the writes per store; the
+// ratio is the median over rounds of the syncer's throughput over the
+// inline fsync's.
+//
+//	go test ./sqlite/ -run '^$' -bench SyncBeside -benchtime 8000x
+func BenchmarkBatch_SyncBeside(b *testing.B) {
+	for _, c := range []int{1, 16, 64} {
+		b.Run(fmt.Sprint("c", c), func(b *testing.B) {
+			dbs := [2]*DB{
+				mustOpenMigrated(b, options{synchronous: "FULL", syncInCommit: true}),
+				mustOpenMigrated(b, options{synchronous: "FULL"}),
+			}
+			for _, db := range dbs {
+				batchClient(b, db)
+			}
+			ctx := context.Background()
+			const round = 400
+			var (
+				elapsed [2]time.Duration
+				ratios  []float64
+				next    int
+			)
+			runRound := func(db *DB, base, n int) time.Duration {
+				var wg sync.WaitGroup
+				start := time.Now()
+				for g := range c {
+					wg.Go(func() {
+						for i := g; i < n; i += c {
+							if err := db.CreateToken(ctx, accessToken(base+i, "app")); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				return time.Since(start)
+			}
+			b.ResetTimer()
+			for r := 0; next < b.N; r++ {
+				n := min(round, b.N-next)
+				var d [2]time.Duration
+				first := r % 2
+				d[first] = runRound(dbs[first], next, n)
+				d[1-first] = runRound(dbs[1-first], next, n)
+				elapsed[0] += d[0]
+				elapsed[1] += d[1]
+				ratios = append(ratios, d[0].Seconds()/d[1].Seconds())
+				next += n
+			}
+			b.StopTimer()
+			slices.Sort(ratios)
+			b.ReportMetric(float64(elapsed[0].Microseconds())/float64(b.N), "inline-µs/write")
+			b.ReportMetric(float64(elapsed[1].Microseconds())/float64(b.N), "beside-µs/write")
+			b.ReportMetric(ratios[len(ratios)/2], "throughput-ratio")
+			for i, db := range dbs {
+				name := [2]string{"inline", "beside"}[i]
+				b.ReportMetric(float64(db.stats.writes.Load())/float64(max(db.stats.commits.Load(), 1)), name+"-writes/commit")
+			}
 		})
 	}
 }

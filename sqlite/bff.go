@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -36,13 +37,20 @@ PRAGMA user_version = 1;
 // journal_mode=WAL and synchronous=FULL: a session acknowledged to the
 // browser survives a power loss, and a refresh token rotated at the
 // authorization server is on disk before any request uses its successor.
+//
+// One process at a time opens a store: it holds an exclusive lock on
+// PATH.lock while open, so that it may keep what it reads and writes in
+// memory (bffSessionCache) and serve session hits without a read of the
+// file. Several BFF nodes share a Redis store instead.
 type BFFStore struct {
 	path   string
+	lock   *os.File
 	writer *sql.DB
 	reader *sql.DB
-	// session is the read of every proxied request, prepared once: the
-	// driver would otherwise parse and plan it on each call.
+	// session is the read of a session not in the cache, prepared once:
+	// the driver would otherwise parse and plan it on each call.
 	session *sql.Stmt
+	cache   *bffSessionCache // nil without bffLocking
 }
 
 // OpenBFF opens (creating it with mode 0600, and its directory with
@@ -58,17 +66,34 @@ func OpenBFF(ctx context.Context, path string) (*BFFStore, error) {
 	if err := createPrivate(abs); err != nil {
 		return nil, fmt.Errorf("bff: sqlite: %w", err)
 	}
-	s := &BFFStore{path: abs}
+	lock, err := os.OpenFile(abs+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("bff: sqlite: %w", err)
+	}
+	if ok, err := lockBFF(lock); !ok {
+		lock.Close()
+		if err != nil {
+			return nil, fmt.Errorf("bff: sqlite: lock %s: %w", abs+".lock", err)
+		}
+		return nil, fmt.Errorf("bff: sqlite: %s is in use by another BFF process; give each its own --data-dir, or share sessions between nodes with --redis-url", abs)
+	}
+	s := &BFFStore{path: abs, lock: lock}
+	if bffLocking {
+		s.cache = &bffSessionCache{}
+	}
 	if s.writer, err = sql.Open("sqlite", bffDSN(abs, false)); err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("bff: sqlite: open %s: %w", abs, err)
 	}
 	keepConns(s.writer, 1)
 	if err := s.migrate(ctx); err != nil {
 		s.writer.Close()
+		lock.Close()
 		return nil, err
 	}
 	if s.reader, err = sql.Open("sqlite", bffDSN(abs, true)); err != nil {
 		s.writer.Close()
+		lock.Close()
 		return nil, fmt.Errorf("bff: sqlite: open %s: %w", abs, err)
 	}
 	keepConns(s.reader, readerConns())
@@ -112,7 +137,9 @@ func (s *BFFStore) Close() error {
 	if s.reader != nil {
 		err = errors.Join(err, s.reader.Close())
 	}
-	return errors.Join(err, s.writer.Close())
+	err = errors.Join(err, s.writer.Close())
+	// The lock goes last: another process may open the file from then on.
+	return errors.Join(err, s.lock.Close())
 }
 
 func bffMicros(t time.Time) int64 { return t.UnixMicro() }
@@ -128,6 +155,7 @@ func (s *BFFStore) fail(op string, err error) error {
 // CreateSession implements Store.
 func (s *BFFStore) CreateSession(ctx context.Context, key, sealed []byte, expires, _ time.Time) error {
 	_, err := s.writer.ExecContext(ctx, "INSERT INTO bff_sessions (key, sealed, expires_at) VALUES (?, ?, ?)", key, sealed, bffMicros(expires))
+	s.written(key)
 	if err != nil {
 		return s.fail("create session", err)
 	}
@@ -136,9 +164,19 @@ func (s *BFFStore) CreateSession(ctx context.Context, key, sealed []byte, expire
 
 // Session implements Store.
 func (s *BFFStore) Session(ctx context.Context, key []byte, now time.Time) ([]byte, time.Time, error) {
+	var gen uint64
+	if s.cache != nil {
+		if sealed, exp, ok := s.cache.get(key, bffMicros(now)); ok {
+			return sealed, time.UnixMicro(exp), nil
+		}
+		gen = s.cache.generation()
+	}
 	var sealed []byte
 	var exp int64
 	err := s.session.QueryRowContext(ctx, key, bffMicros(now)).Scan(&sealed, &exp)
+	if err == nil && s.cache != nil {
+		s.cache.fill(key, sealed, exp, gen)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, time.Time{}, latch.Errorf(latch.ENOTFOUND, "bff: no such session")
 	}
@@ -148,8 +186,17 @@ func (s *BFFStore) Session(ctx context.Context, key []byte, now time.Time) ([]by
 	return sealed, time.UnixMicro(exp), nil
 }
 
-func (s *BFFStore) update(ctx context.Context, op, query string, args ...any) error {
+// written forgets what the cache holds of key (every session with key
+// nil) once a write to it has ended.
+func (s *BFFStore) written(key []byte) {
+	if s.cache != nil {
+		s.cache.invalidate(key)
+	}
+}
+
+func (s *BFFStore) update(ctx context.Context, key []byte, op, query string, args ...any) error {
 	res, err := s.writer.ExecContext(ctx, query, args...)
+	s.written(key)
 	if err != nil {
 		return s.fail(op, err)
 	}
@@ -165,17 +212,19 @@ func (s *BFFStore) update(ctx context.Context, op, query string, args ...any) er
 
 // UpdateSession implements Store.
 func (s *BFFStore) UpdateSession(ctx context.Context, key, sealed []byte, now time.Time) error {
-	return s.update(ctx, "update session", "UPDATE bff_sessions SET sealed = ? WHERE key = ? AND expires_at > ?", sealed, key, bffMicros(now))
+	return s.update(ctx, key, "update session", "UPDATE bff_sessions SET sealed = ? WHERE key = ? AND expires_at > ?", sealed, key, bffMicros(now))
 }
 
 // TouchSession implements Store.
 func (s *BFFStore) TouchSession(ctx context.Context, key []byte, expires, now time.Time) error {
-	return s.update(ctx, "touch session", "UPDATE bff_sessions SET expires_at = ? WHERE key = ? AND expires_at > ?", bffMicros(expires), key, bffMicros(now))
+	return s.update(ctx, key, "touch session", "UPDATE bff_sessions SET expires_at = ? WHERE key = ? AND expires_at > ?", bffMicros(expires), key, bffMicros(now))
 }
 
 // DeleteSession implements Store.
 func (s *BFFStore) DeleteSession(ctx context.Context, key []byte) error {
-	if _, err := s.writer.ExecContext(ctx, "DELETE FROM bff_sessions WHERE key = ?", key); err != nil {
+	_, err := s.writer.ExecContext(ctx, "DELETE FROM bff_sessions WHERE key = ?", key)
+	s.written(key)
+	if err != nil {
 		return s.fail("delete session", err)
 	}
 	return nil
@@ -184,6 +233,9 @@ func (s *BFFStore) DeleteSession(ctx context.Context, key []byte) error {
 // Purge implements Store.
 func (s *BFFStore) Purge(ctx context.Context, now time.Time) (int, error) {
 	res, err := s.writer.ExecContext(ctx, "DELETE FROM bff_sessions WHERE expires_at <= ?", bffMicros(now))
+	// Nothing the purge deletes is served from the cache (get checks the
+	// expiry), but a cache that kept them would grow without bound.
+	s.written(nil)
 	if err != nil {
 		return 0, s.fail("purge", err)
 	}

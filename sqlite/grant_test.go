@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,5 +97,73 @@ func BenchmarkRotateRefresh(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// 64 concurrent writers through the group committer and the WAL syncer,
+// half issuing tokens and half rotating their own refresh chains: every
+// answer is the caller's own (the token or family it asked about), and
+// every acknowledged write is stored under its own hash.
+func TestBatch_64ConcurrentIssuancesAndRotations_EachAnswerItsOwn(t *testing.T) {
+	db := mustOpenMigrated(t, options{synchronous: "FULL"})
+	ctx := context.Background()
+	now := time.Now()
+	grantFixture(t, db, now)
+	const chains, rounds = 32, 5
+	hash := func(chain, i int) []byte { return hashOf(1_000_000 + chain*1000 + i) }
+	fams := make([]*latch.Family, chains)
+	for c := range chains {
+		code := &latch.AuthCode{Hash: hashOf(-2 - c), ClientID: "app", UserID: "u1", FamilyID: fmt.Sprint("fam-", c),
+			IssuedAt: now, ExpiresAt: now.Add(time.Minute)}
+		if err := db.CreateCode(ctx, code); err != nil {
+			t.Fatal(err)
+		}
+		f := &latch.Family{ID: code.FamilyID, ClientID: "app", UserID: "u1", Scope: []string{"read"},
+			CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		is := rotationIssue(f, 0, now)
+		is.Refresh.Hash, is.JWT = hash(c, 0), nil
+		if err := db.RedeemCode(ctx, code.Hash, now, f, is); err != nil {
+			t.Fatal(err)
+		}
+		fams[c] = f
+	}
+	var wg sync.WaitGroup
+	for c := range chains {
+		wg.Go(func() { // a refresh chain
+			for i := range rounds {
+				is := rotationIssue(fams[c], 0, now)
+				is.Refresh.Hash, is.Refresh.ID, is.JWT = hash(c, i+1), fmt.Sprint("rt-", c, "-", i+1), nil
+				tok, fam, err := db.RotateRefresh(ctx, hash(c, i), now, 0, is)
+				if err != nil {
+					t.Errorf("chain %d rotation %d: %v", c, i, err)
+					return
+				}
+				if !bytes.Equal(tok.Hash, hash(c, i)) || fam.ID != fams[c].ID {
+					t.Errorf("chain %d rotation %d answered token %x of family %s", c, i, tok.Hash, fam.ID)
+				}
+			}
+		})
+		wg.Go(func() { // an issuer of opaque tokens
+			for i := range rounds {
+				n := 2_000_000 + c*1000 + i
+				if err := db.CreateToken(ctx, accessToken(n, "app")); err != nil {
+					t.Errorf("issuer %d token %d: %v", c, i, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for c := range chains {
+		for i := range rounds {
+			rt, err := db.Token(ctx, hash(c, i+1))
+			if err != nil || rt.FamilyID != fams[c].ID {
+				t.Errorf("successor %d of chain %d: %v, %v", i+1, c, rt, err)
+			}
+			n := 2_000_000 + c*1000 + i
+			at, err := db.Token(ctx, hashOf(n))
+			if err != nil || at.ID != fmt.Sprint("tok-", n) {
+				t.Errorf("token %d of issuer %d: %v, %v", i, c, at, err)
+			}
+		}
 	}
 }

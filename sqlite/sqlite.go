@@ -89,6 +89,10 @@ type DB struct {
 	closeOnce     sync.Once
 	committerDone chan struct{}
 	stats         batchStats
+	syncer        *walSyncer // nil at synchronous=NORMAL (walsync.go)
+	// batchLen is the number of writes in the transaction being built;
+	// only the committer goroutine and the writes it runs touch it.
+	batchLen int
 
 	// The checkpointer (checkpoint.go); sinceCheckpoint belongs to the
 	// committer goroutine.
@@ -130,6 +134,10 @@ type statements struct {
 // tests use them to measure the cost of synchronous=FULL.
 type options struct {
 	synchronous string // FULL or NORMAL
+	// syncInCommit keeps the fsync inside each batch's COMMIT at FULL
+	// instead of the syncer's (walsync.go), for the benchmark that
+	// compares the two.
+	syncInCommit bool
 }
 
 // Open opens the database file at path, creating it (mode 0600) and its
@@ -172,6 +180,9 @@ func open(ctx context.Context, path string, o options) (*DB, error) {
 	if err := db.reader.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, internal("open "+path, err)
+	}
+	if o.synchronous == "FULL" && !o.syncInCommit {
+		db.startSyncer()
 	}
 	db.startCommitter()
 	if err := db.startCheckpointer(ctx, abs, o); err != nil {
