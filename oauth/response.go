@@ -27,7 +27,17 @@ type Introspection struct {
 	Aud       []string `json:"aud,omitempty"`
 	Iss       string   `json:"iss,omitempty"`
 	Jti       string   `json:"jti,omitempty"`
+	// Cnf is the key a DPoP-bound token is bound to (RFC 9449 §6.2).
+	Cnf *Confirmation `json:"cnf,omitempty"`
 }
+
+// Confirmation is the cnf claim of a sender-constrained token (RFC 7800
+// §3.1): for a DPoP-bound token, the RFC 7638 thumbprint of its key (RFC
+// 9449 §6.1).
+type Confirmation struct {
+	JKT string `json:"jkt"`
+}
+
 
 // Metadata is the authorization server metadata of RFC 8414 §2, also served
 // as the OpenID Provider metadata of OIDC Discovery §3.
