@@ -38,7 +38,6 @@ type Confirmation struct {
 	JKT string `json:"jkt"`
 }
 
-
 // Metadata is the authorization server metadata of RFC 8414 §2, also served
 // as the OpenID Provider metadata of OIDC Discovery §3.
 type Metadata struct {
