@@ -65,6 +65,12 @@ type Metadata struct {
 	ClaimsSupported                            []string `json:"claims_supported,omitempty"`
 	// AuthorizationResponseIssParameterSupported: RFC 9207 §3.
 	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
+	// DPoPSigningAlgValuesSupported: RFC 9449 §5.1.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	// PushedAuthorizationRequestEndpoint and
+	// RequirePushedAuthorizationRequests: RFC 9126 §5.
+	PushedAuthorizationRequestEndpoint string `json:"pushed_authorization_request_endpoint,omitempty"`
+	RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests"`
 	// OpaqueTokenKeysEndpoint is latch's own: where confidential clients
 	// fetch the keys that tag opaque access tokens (docs/gateway.md).
 	OpaqueTokenKeysEndpoint string `json:"opaque_token_keys_endpoint,omitempty"`

@@ -177,3 +177,81 @@ func (s *Server) newDPoP() error {
 	s.cfg.Registry.MustRegister(s.dpopProofs)
 	return nil
 }
+
+// userinfoToken authenticates a userinfo request (OIDC Core §5.3.1): a
+// bearer access token (RFC 6750 §2.1), or a DPoP-bound one with the DPoP
+// scheme and a proof of its key made for this request and this token (RFC
+// 9449 §7.1). A bound token sent as Bearer is refused (§7.2): a copy of it
+// without the key is worth nothing here either. ok is false when the
+// answer, a challenge, is written already.
+func (s *Server) userinfoToken(w http.ResponseWriter, r *http.Request) (in oauth.Introspection, ok bool, err error) {
+	if len(r.Header.Values("Authorization")) == 0 {
+		// RFC 6750 §3.1, RFC 9449 §7.1: a request without authentication
+		// gets the bare challenges of both schemes.
+		w.Header().Add("WWW-Authenticate", `Bearer realm="latch"`)
+		w.Header().Add("WWW-Authenticate", `DPoP realm="latch", algs="`+s.dpop.Algorithms()+`"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		return in, false, nil
+	}
+	var raw string
+	isDPoP := false
+	if vals := r.Header.Values("Authorization"); len(vals) == 1 {
+		var perr error
+		raw, isDPoP, perr = oauth.ParseCredentials(vals[0], dpop.Scheme)
+		if isDPoP && (perr != nil || len(raw) > maxBearerLength) {
+			return in, false, s.dpopChallenge(w, http.StatusBadRequest, oauth.ErrInvalidRequest, "use one Authorization: DPoP <token> header", "")
+		}
+	}
+	if !isDPoP {
+		var ok bool
+		if raw, ok = bearer(r); !ok {
+			return in, false, bearerError(w, http.StatusBadRequest, oauth.ErrInvalidRequest, "use one Authorization: Bearer <token> header, or DPoP <token> with a DPoP proof")
+		}
+	}
+	in, _, err = s.inspect(r.Context(), nil, raw)
+	if err != nil {
+		return in, false, err
+	}
+	switch {
+	case !in.Active || in.TokenType != "Bearer" && in.TokenType != dpop.Scheme:
+		if isDPoP {
+			return in, false, s.dpopChallenge(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is not active", "")
+		}
+		return in, false, bearerError(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is not active")
+	case !isDPoP && in.Cnf != nil:
+		return in, false, bearerError(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is bound to a DPoP key: send it as Authorization: DPoP with a proof")
+	case isDPoP && in.Cnf == nil:
+		return in, false, s.dpopChallenge(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is not bound to a DPoP key: send it as Bearer", "")
+	case !isDPoP:
+		return in, true, nil
+	}
+	if len(r.Header.Values(dpop.HeaderName)) != 1 {
+		return in, false, s.dpopChallenge(w, http.StatusUnauthorized, ErrInvalidDPoPProof, "send exactly one DPoP header with the DPoP scheme", "")
+	}
+	_, err = s.proofOf(r, "/userinfo", raw, in.Cnf.JKT)
+	var oerr *oauth.Error
+	if errors.As(err, &oerr) {
+		// The token endpoint's 400s are 401 challenges at a resource
+		// (§7.1); a proof of another key than the token's is the
+		// token's failure, invalid_token.
+		code := oerr.Code
+		if code == ErrInvalidDPoPProof && oerr.Description == dpop.Describe(dpop.ErrKeyBinding) {
+			code = oauth.ErrInvalidToken
+		}
+		return in, false, s.dpopChallenge(w, http.StatusUnauthorized, code, oerr.Description, oerr.Header.Get(dpop.NonceHeader))
+	} else if err != nil {
+		return in, false, err
+	}
+	return in, true, nil
+}
+
+// dpopChallenge answers a DPoP-scheme request with an RFC 9449 §7.1
+// challenge, the accepted algs, and a fresh nonce for use_dpop_nonce.
+func (s *Server) dpopChallenge(w http.ResponseWriter, status int, code, description, nonce string) error {
+	w.Header().Set("WWW-Authenticate", `DPoP realm="latch", error="`+code+`", error_description="`+description+`", algs="`+s.dpop.Algorithms()+`"`)
+	if nonce != "" {
+		w.Header().Set(dpop.NonceHeader, nonce)
+	}
+	oauth.WriteJSON(w, status, map[string]string{"error": code, "error_description": description})
+	return nil
+}

@@ -528,6 +528,7 @@ func (s *Server) routes() {
 	m.Handle("/oauth2/introspect", s.handle("introspect", s.introspect))
 	m.Handle("/oauth2/revoke", s.handle("revoke", s.revoke))
 	m.Handle("/oauth2/authorize", s.handle("authorize", s.authorize))
+	m.Handle(parPath, s.handle("par", s.par))
 	m.Handle("/oauth2/logout", s.handle("end_session", s.endSessionEndpoint))
 	m.Handle("GET /userinfo", s.handle("userinfo", s.userinfo))
 	m.Handle("POST /userinfo", s.handle("userinfo", s.userinfo))
