@@ -83,7 +83,8 @@ func (s *Server) proofOf(r *http.Request, path, accessToken, jkt string) (*dpop.
 	case errors.Is(err, dpop.ErrNonce):
 		s.dpopProofs.WithLabelValues("nonce").Inc()
 		e := dpopError(ErrUseDPoPNonce, "send the server's nonce from the DPoP-Nonce header in the proof")
-		e.Header = http.Header{dpop.NonceHeader: {s.dpop.Nonce()}}
+		e.Header = http.Header{}
+		e.Header.Set(dpop.NonceHeader, s.dpop.Nonce())
 		return nil, e
 	case errors.Is(err, dpop.ErrReplayUnavailable):
 		s.dpopProofs.WithLabelValues("unavailable").Inc()
