@@ -44,7 +44,7 @@ func SpecOf(c *latch.Client) ClientSpec {
 		AccessTokenTTL: int64(c.AccessTokenTTL / time.Second), RefreshTokenTTL: int64(c.RefreshTokenTTL / time.Second),
 		TokenFingerprint: c.TokenFingerprint, FirstParty: c.FirstParty,
 		AccessTokenEncryptionKey: json.RawMessage(c.AccessTokenEncryptionKey),
-		DPoP: string(c.DPoP), RequirePAR: c.RequirePAR,
+		DPoP:                     string(c.DPoP), RequirePAR: c.RequirePAR,
 	}
 }
 
