@@ -488,3 +488,44 @@ func TestRFC9449_5_1_DiscoveryAdvertisesAlgsAndPAR(t *testing.T) {
 		t.Errorf("metadata: %+v", md)
 	}
 }
+
+// TestRFC9449_7_2_BearerOnlyEndpointsRefuseBoundTokens: the admin API and
+// bearer-authenticated introspection take bearer tokens only; a token
+// bound to a DPoP key is refused there, while its client's own
+// authentication keeps working.
+func TestRFC9449_7_2_BearerOnlyEndpointsRefuseBoundTokens(t *testing.T) {
+	e := newEnv(t)
+	adm := e.client(server.ClientSpec{Scope: server.ScopeAdmin, Audiences: []string{server.AudienceAdmin}})
+	rs := e.client(server.ClientSpec{Scope: server.ScopeIntrospect, Audiences: []string{server.AudienceIntrospection}})
+	p := e.prover()
+	for _, tc := range []struct {
+		name, path, scope string
+		c                 creds
+	}{
+		{"admin API", "/admin/v1/clients", server.ScopeAdmin, adm},
+		{"introspection by bearer token", "/oauth2/introspect", server.ScopeIntrospect, rs},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			form := func() url.Values { f := ccForm(); f.Set("scope", tc.scope); return f }
+			_, bound := e.grantDPoP(tc.c, form(), mustProof(t, p, "POST", tokenURL, "", ""))
+			_, bearer := e.grantDPoP(tc.c, form())
+			send := func(tok string) int {
+				r := httptest.NewRequest(http.MethodGet, tc.path, nil)
+				if tc.path == "/oauth2/introspect" {
+					r = httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader("token="+tok))
+					r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				}
+				r.Header.Set("Authorization", "Bearer "+tok)
+				w := httptest.NewRecorder()
+				e.h.ServeHTTP(w, r)
+				return w.Code
+			}
+			if got := send(bearer.AccessToken); got != 200 {
+				t.Fatalf("bearer token: %d", got)
+			}
+			if got := send(bound.AccessToken); got != 401 {
+				t.Errorf("DPoP-bound token as Bearer: %d, want 401", got)
+			}
+		})
+	}
+}
