@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
-	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/token"
 )
@@ -44,7 +43,7 @@ const ExchangedTokenTTL = 5 * time.Minute
 // the JWT stands for it, and whoever exchanges it (the gateway) checked
 // the client's proof of that key. An unbound subject token exchanged with
 // a DPoP proof gives a JWT bound to the proof's key (RFC 9449 §5).
-func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.Values, proof *dpop.Proof) error {
+func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.Values) error {
 	ctx := r.Context()
 	c, err := s.authenticateClient(ctx, r, form, true)
 	if err != nil {
@@ -53,7 +52,7 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.
 	if !c.AllowsGrant(latch.GrantTokenExchange) {
 		return oauth.BadRequest(oauth.ErrUnauthorizedClient, "client is not registered for the token-exchange grant")
 	}
-	proofJKT, err := s.bindingKey(c, proof)
+	_, proofJKT, err := s.tokenProof(r, c)
 	if err != nil {
 		return err
 	}

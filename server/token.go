@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
-	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/token"
 )
@@ -34,24 +33,18 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	if !slices.Contains(grantTypes, grant) {
 		return oauth.BadRequest(oauth.ErrUnsupportedGrantType, "grant_type "+quote(grant)+" is not supported; this server supports "+strings.Join(grantTypes, ", "))
 	}
-	// RFC 9449 §5: a proof is checked for every grant, before the client
-	// authentication, which a bad proof cannot reach.
-	proof, err := s.proofOf(r, "/oauth2/token", "", "")
-	if err != nil {
-		return err
-	}
 	s.dpopNonceHeader(w)
 	switch grant {
 	case latch.GrantClientCredentials:
-		return s.clientCredentials(w, r, form, proof)
+		return s.clientCredentials(w, r, form)
 	case latch.GrantTokenExchange:
-		return s.tokenExchange(w, r, form, proof)
+		return s.tokenExchange(w, r, form)
 	case latch.GrantAuthorizationCode:
-		return s.authorizationCodeGrant(w, r, form, proof)
+		return s.authorizationCodeGrant(w, r, form)
 	case latch.GrantRefreshToken:
-		return s.refreshTokenGrant(w, r, form, proof)
+		return s.refreshTokenGrant(w, r, form)
 	case latch.GrantPassword:
-		return s.passwordGrant(w, r, form, proof)
+		return s.passwordGrant(w, r, form)
 	default:
 		return oauth.BadRequest(oauth.ErrUnsupportedGrantType, "grant_type "+quote(grant)+" is not supported; this server supports "+strings.Join(grantTypes, ", "))
 	}
@@ -59,13 +52,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 
 // clientCredentials implements RFC 6749 §4.4. The rules are in
 // Tokens.clientCredentials, which `latch token issue` applies too.
-func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, form url.Values, proof *dpop.Proof) error {
+func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, form url.Values) error {
 	ctx := r.Context()
 	c, err := s.authenticateClient(ctx, r, form, true)
 	if err != nil {
 		return err
 	}
-	jkt, err := s.bindingKey(c, proof)
+	_, jkt, err := s.tokenProof(r, c)
 	if err != nil {
 		return err
 	}
