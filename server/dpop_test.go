@@ -529,3 +529,41 @@ func TestRFC9449_7_2_BearerOnlyEndpointsRefuseBoundTokens(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkToken_ClientCredentials_DPoP: the token endpoint's cost of a
+// DPoP proof, beside the same grant without one in the same run: a
+// client_credentials grant issuing an ES256 JWT, with and without a proof
+// (made outside the timer: that is the client's work) checked and bound.
+func BenchmarkToken_ClientCredentials_DPoP(b *testing.B) {
+	e := newEnv(b, func(c *server.Config) { c.DPoPReplay = dpop.NewMemoryReplayCache(10_000_000, nil) })
+	c := e.jwtClient()
+	p := e.prover()
+	send := func(proof string) {
+		r := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader("grant_type=client_credentials&scope=read"))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.SetBasicAuth(c.ID, c.Secret)
+		if proof != "" {
+			r.Header.Set("DPoP", proof)
+		}
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			b.Fatalf("token: %d %s", w.Code, w.Body)
+		}
+	}
+	b.Run("bearer", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			send("")
+		}
+	})
+	b.Run("dpop", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			proof := mustProof(b, p, "POST", tokenURL, "", "")
+			b.StartTimer()
+			send(proof)
+		}
+	})
+}
