@@ -197,3 +197,33 @@ func TestDPoP_CodeFlow_PARAndDPoP_PublicClient(t *testing.T) {
 		t.Errorf("userinfo with the bound token as Bearer: %d", got)
 	}
 }
+
+// TestDPoP_ClientCLI_FlagsShownUpdatedAndRefused: --dpop and --require-par
+// are set at creation, shown, changed by update, and bad values are a
+// message and a non-zero exit.
+func TestDPoP_ClientCLI_FlagsShownUpdatedAndRefused(t *testing.T) {
+	dir := migratedDir(t)
+	c := createClient(t, dir, "--grant", "authorization_code", "--redirect-uri", "https://app.test/cb",
+		"--scope", "openid", "--audience", "api", "--dpop", "required", "--require-par")
+	out := runCLI(t, "client", "get", c.ID, "--data-dir", dir)
+	if !strings.Contains(out, "dpop:") || !strings.Contains(out, "require PAR:") {
+		t.Errorf("client get:\n%s", out)
+	}
+	runCLI(t, "client", "update", c.ID, "--data-dir", dir, "--dpop", "optional", "--require-par=false")
+	var v struct {
+		DPoP       string `json:"dpop"`
+		RequirePAR bool   `json:"require_pushed_authorization_requests"`
+	}
+	if err := json.Unmarshal([]byte(runCLI(t, "client", "get", c.ID, "--data-dir", dir, "--json")), &v); err != nil || v.DPoP != "optional" || v.RequirePAR {
+		t.Errorf("after update: %+v %v", v, err)
+	}
+	for _, args := range [][]string{
+		{"client", "create", "--data-dir", dir, "--dpop", "sometimes", "--audience", "api"},
+		{"client", "create", "--data-dir", dir, "--require-par", "--audience", "api"},
+	} {
+		_, stderr, code := runCLICode(t, nil, args...)
+		if code == 0 || !strings.Contains(stderr, "dpop") && !strings.Contains(stderr, "require-par") {
+			t.Errorf("latch %s: exit %d, stderr %q", strings.Join(args, " "), code, stderr)
+		}
+	}
+}
