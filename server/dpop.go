@@ -11,12 +11,7 @@ import (
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/oauth"
-	"github.com/latch-auth/latch/token"
 )
-
-// ClaimConfirmation is the confirmation claim of a JWT access token bound
-// to a DPoP key (RFC 7800 §3.1): {"jkt": thumbprint} (RFC 9449 §6.1).
-const ClaimConfirmation = "cnf"
 
 // Error codes of RFC 9449 §5 and §8 at the token and PAR endpoints, and
 // of §7.1 in a DPoP challenge.
@@ -33,17 +28,6 @@ const DefaultDPoPNoncePeriod = 5 * time.Minute
 // key-encryption key, so that every node sharing the store hands out and
 // accepts the same nonces.
 const dpopNoncePurpose = "latch dpop nonce"
-
-// boundKey returns the cnf.jkt of verified JWT claims, "" when the token is
-// not bound.
-func boundKey(c *token.Claims) string {
-	m, ok := c.Extra[ClaimConfirmation].(map[string]any)
-	if !ok {
-		return ""
-	}
-	jkt, _ := m["jkt"].(string)
-	return jkt
-}
 
 // tokenType is the token_type of an access token bound to jkt: DPoP when
 // bound (RFC 9449 §5), Bearer otherwise.

@@ -19,6 +19,7 @@ import (
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/internal/redistest"
+	"github.com/latch-auth/latch/registry"
 	"github.com/latch-auth/latch/server"
 	"github.com/latch-auth/latch/token"
 )
@@ -230,7 +231,7 @@ func mustECKey(tb testing.TB) *ecdsa.PrivateKey {
 // with --dpop required gets no token without a proof, bound ones with.
 func TestRFC9449_5_2_RequiredClient_WithoutProofRefused(t *testing.T) {
 	e := newEnv(t)
-	c := e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}, DPoP: "required"})
+	c := e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}, DPoP: "required"})
 	if status, tr := e.grantDPoP(c, ccForm()); status != 400 || tr.Error != "invalid_dpop_proof" {
 		t.Fatalf("required client without proof: %d %+v", status, tr)
 	}
@@ -238,14 +239,14 @@ func TestRFC9449_5_2_RequiredClient_WithoutProofRefused(t *testing.T) {
 	if status, tr := e.grantDPoP(c, ccForm(), mustProof(t, p, "POST", tokenURL, "", "")); status != 200 || tr.TokenType != "DPoP" {
 		t.Fatalf("required client with proof: %d %+v", status, tr)
 	}
-	if _, err := e.clients.Create(context.Background(), server.ClientSpec{DPoP: "sometimes"}); latch.ErrorCode(err) != latch.EINVALID {
+	if _, err := e.clients.Create(context.Background(), registry.ClientSpec{DPoP: "sometimes"}); latch.ErrorCode(err) != latch.EINVALID {
 		t.Errorf("dpop sometimes: %v, want EINVALID", err)
 	}
 }
 
 // publicClient registers a public client of the code and refresh grants.
 func (e *env) publicClient() creds {
-	return e.webClient(func(s *server.ClientSpec) { s.AuthMethod = "none"; s.FirstParty = false })
+	return e.webClient(func(s *registry.ClientSpec) { s.AuthMethod = "none"; s.FirstParty = false })
 }
 
 func redeemForm(code string) url.Values {
@@ -465,7 +466,7 @@ func (e *env) mustUserID(name string) string {
 func TestRFC9449_TokenExchange_KeepsTheSubjectTokensBinding(t *testing.T) {
 	e := newEnv(t)
 	c := e.opaqueClient()
-	gw := e.client(server.ClientSpec{GrantTypes: []string{"urn:ietf:params:oauth:grant-type:token-exchange"}, Audiences: []string{"api"}})
+	gw := e.client(registry.ClientSpec{GrantTypes: []string{"urn:ietf:params:oauth:grant-type:token-exchange"}, Audiences: []string{"api"}})
 	p := e.prover()
 	_, tr := e.grantDPoP(c, ccForm(), mustProof(t, p, "POST", tokenURL, "", ""))
 	status, ex := e.grant(gw, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
@@ -495,15 +496,15 @@ func TestRFC9449_5_1_DiscoveryAdvertisesAlgsAndPAR(t *testing.T) {
 // authentication keeps working.
 func TestRFC9449_7_2_BearerOnlyEndpointsRefuseBoundTokens(t *testing.T) {
 	e := newEnv(t)
-	adm := e.client(server.ClientSpec{Scope: server.ScopeAdmin, Audiences: []string{server.AudienceAdmin}})
-	rs := e.client(server.ClientSpec{Scope: server.ScopeIntrospect, Audiences: []string{server.AudienceIntrospection}})
+	adm := e.client(registry.ClientSpec{Scope: latch.ScopeAdmin, Audiences: []string{latch.AudienceAdmin}})
+	rs := e.client(registry.ClientSpec{Scope: latch.ScopeIntrospect, Audiences: []string{latch.AudienceIntrospection}})
 	p := e.prover()
 	for _, tc := range []struct {
 		name, path, scope string
 		c                 creds
 	}{
-		{"admin API", "/admin/v1/clients", server.ScopeAdmin, adm},
-		{"introspection by bearer token", "/oauth2/introspect", server.ScopeIntrospect, rs},
+		{"admin API", "/admin/v1/clients", latch.ScopeAdmin, adm},
+		{"introspection by bearer token", "/oauth2/introspect", latch.ScopeIntrospect, rs},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			form := func() url.Values { f := ccForm(); f.Set("scope", tc.scope); return f }
