@@ -109,7 +109,7 @@ func TestImports_DependenciesPointInward(t *testing.T) {
 	// What each application service and backend may import of this
 	// module, as its package doc says.
 	allowed := map[string][]string{
-		"authority":    {"", "internal/tokencache", "keys", "oauth", "token"},
+		"authority":    {"", "dpop", "internal/tokencache", "keys", "oauth", "token"},
 		"registry":     {"", "authority", "loginsession", "oauth", "password", "token"},
 		"loginsession": {""},
 		"revfeed":      {""},

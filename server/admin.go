@@ -275,6 +275,11 @@ func (s *Server) requireAdmin(h handlerFunc) handlerFunc {
 		if !info.Active {
 			return challenge(http.StatusUnauthorized, "invalid_token", "the access token is not active")
 		}
+		if info.Cnf != nil {
+			// RFC 9449 §7.2: a token bound to a DPoP key is no bearer
+			// token; the admin API takes bearer tokens only.
+			return challenge(http.StatusUnauthorized, "invalid_token", "the access token is bound to a DPoP key; the admin API takes bearer tokens only")
+		}
 		if !slices.Contains(info.Aud, latch.AudienceAdmin) {
 			return challenge(http.StatusUnauthorized, "invalid_token", "the access token is not for the admin API: request it with audience "+latch.AudienceAdmin)
 		}

@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/latch-auth/latch"
@@ -24,6 +25,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	if grant == "" {
 		return oauth.BadRequest(oauth.ErrInvalidRequest, "grant_type is required")
 	}
+	if !slices.Contains(grantTypes, grant) {
+		return oauth.BadRequest(oauth.ErrUnsupportedGrantType, "grant_type "+oauth.Quote(grant)+" is not supported; this server supports "+strings.Join(grantTypes, ", "))
+	}
+	s.dpopNonceHeader(w)
 	switch grant {
 	case latch.GrantClientCredentials:
 		return s.clientCredentials(w, r, form)
@@ -48,7 +53,11 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, form 
 	if err != nil {
 		return err
 	}
-	at, err := s.tok.ClientCredentials(ctx, c, form.Get("scope"), requestedAudiences(form), 0)
+	_, jkt, err := s.tokenProof(r, c)
+	if err != nil {
+		return err
+	}
+	at, err := s.tok.ClientCredentials(ctx, c, form.Get("scope"), requestedAudiences(form), 0, jkt)
 	if err != nil {
 		return err
 	}
