@@ -293,6 +293,10 @@ func (b *BFF) callback(w http.ResponseWriter, r *http.Request) error {
 func (b *BFF) setAccess(s *session, tr *tokenResponse, now time.Time) {
 	s.AccessToken = tr.AccessToken
 	s.AccessJTI = ""
+	s.JKT = ""
+	if strings.EqualFold(tr.TokenType, "DPoP") {
+		s.JKT = b.jkt()
+	}
 	jti, jexp := jwtIDAndExp(tr.AccessToken)
 	s.AccessJTI = jti
 	switch {

@@ -19,7 +19,7 @@ import (
 )
 
 // sqliteSchemaVersion is PRAGMA user_version of a current bff database.
-const sqliteSchemaVersion = 1
+const sqliteSchemaVersion = 2
 
 const sqliteSchema = `
 CREATE TABLE IF NOT EXISTS bff_sessions (
@@ -29,7 +29,11 @@ CREATE TABLE IF NOT EXISTS bff_sessions (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS bff_sessions_expires ON bff_sessions (expires_at);
 DROP TABLE IF EXISTS bff_logins; -- pending logins live in the pre-login cookie
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS bff_keys (
+	name   TEXT PRIMARY KEY,
+	sealed BLOB NOT NULL
+) WITHOUT ROWID;
+PRAGMA user_version = 2;
 `
 
 // SQLiteStore is the default Store: one SQLite file of its own (not the
@@ -227,4 +231,25 @@ func (s *SQLiteStore) Purge(ctx context.Context, now time.Time) (int, error) {
 	}
 	n, _ := res.RowsAffected()
 	return int(n), nil
+}
+
+// CreateKey implements Store. The insert and the read run on the one
+// writer connection, in one transaction.
+func (s *SQLiteStore) CreateKey(ctx context.Context, name string, sealed []byte) ([]byte, error) {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, s.fail("create key", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "INSERT INTO bff_keys (name, sealed) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", name, sealed); err != nil {
+		return nil, s.fail("create key", err)
+	}
+	var stored []byte
+	if err := tx.QueryRowContext(ctx, "SELECT sealed FROM bff_keys WHERE name = ?", name).Scan(&stored); err != nil {
+		return nil, s.fail("create key", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, s.fail("create key", err)
+	}
+	return stored, nil
 }
