@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/internal/proxypath"
 )
 
@@ -223,11 +224,11 @@ func (b *BFF) newProxy() *httputil.ReverseProxy {
 			h := out.Header
 			h.Del("Cookie")
 			h.Del(CSRFHeader)
-			h.Del("DPoP")
+			h.Del(dpop.HeaderName)
 			bt, _ := pr.In.Context().Value(tokenKey{}).(boundToken)
 			if bt.jkt != "" {
 				// RFC 9449 §7.1; the proof is added by dpopTransport.
-				h["Authorization"] = []string{"DPoP " + bt.tok}
+				h["Authorization"] = []string{dpop.Scheme + " " + bt.tok}
 			} else {
 				h["Authorization"] = []string{"Bearer " + bt.tok}
 			}
@@ -235,7 +236,7 @@ func (b *BFF) newProxy() *httputil.ReverseProxy {
 		ModifyResponse: func(resp *http.Response) error {
 			// The upstream's DPoP nonce is for the BFF's proofs (kept by
 			// dpopTransport), not the app's business.
-			resp.Header.Del("DPoP-Nonce")
+			resp.Header.Del(dpop.NonceHeader)
 			// The upstream shares the BFF's origin: it must not set or
 			// clear the BFF's own cookies.
 			cookies := resp.Header.Values("Set-Cookie")

@@ -52,7 +52,7 @@ func (n *nonceCache) get() string {
 
 // update keeps the DPoP-Nonce of resp, if it has one.
 func (n *nonceCache) update(h http.Header) {
-	if v := h.Get("DPoP-Nonce"); v != "" && len(v) <= 512 && isPrintable(v) {
+	if v := h.Get(dpop.NonceHeader); v != "" && len(v) <= 512 && isPrintable(v) {
 		n.mu.Lock()
 		n.v = v
 		n.mu.Unlock()
@@ -147,7 +147,7 @@ func (t *dpopTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		out := r.Clone(r.Context())
-		out.Header.Set("DPoP", proof)
+		out.Header.Set(dpop.HeaderName, proof)
 		if body != nil {
 			out.Body = io.NopCloser(bytes.NewReader(body))
 		}
@@ -173,7 +173,7 @@ func askedForNonce(resp *http.Response) bool {
 	}
 	for _, v := range resp.Header.Values("WWW-Authenticate") {
 		scheme, params, _ := strings.Cut(strings.TrimSpace(v), " ")
-		if strings.EqualFold(scheme, "DPoP") && strings.Contains(params, `error="use_dpop_nonce"`) {
+		if strings.EqualFold(scheme, dpop.Scheme) && strings.Contains(params, `error="use_dpop_nonce"`) {
 			return true
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/token"
 )
 
@@ -136,7 +137,7 @@ func (iss *issuer) post(ctx context.Context, endpoint string, form url.Values, p
 		return nil, nil, err
 	}
 	if proof != "" {
-		req.Header.Set("DPoP", proof)
+		req.Header.Set(dpop.HeaderName, proof)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
