@@ -83,7 +83,7 @@ func loadDPoPKey(ctx context.Context, store Store, seal *sealer) (*ecdsa.Private
 	}
 	plain, err := seal.open(kindKey, []byte(dpopKeyName), stored)
 	if err != nil {
-		return nil, errors.New("bff: the DPoP key in the store cannot be opened: it was sealed under another Key (was the key file replaced?). Sessions sealed under the old Key are lost too: delete the store's key record (SQLite: DELETE FROM bff_keys; Redis: DEL PREFIX" + "key:" + dpopKeyName + ") or start on an empty store")
+		return nil, errors.New("bff: the DPoP key in the store cannot be opened: it was sealed under another Key (was the key file replaced?). Sessions sealed under the old Key are lost too: delete the store's key record (SQLite: DELETE FROM bff_keys; Redis: DEL latch:bff:key:" + dpopKeyName + ", or the key under your own prefix) or start on an empty store")
 	}
 	k, err := x509.ParsePKCS8PrivateKey(plain)
 	if err != nil {
