@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/internal/latchtest"
 	"github.com/latch-auth/latch/password"
 	"github.com/latch-auth/latch/server"
@@ -91,6 +92,7 @@ type e2e struct {
 	logs     *lockedBuffer
 	apiMu    sync.Mutex
 	apiToken []string // the access tokens the API accepted, in order
+	apiDPoP  *dpop.Checker
 }
 
 type e2eOptions struct {
@@ -98,6 +100,9 @@ type e2eOptions struct {
 	bffHost    string // default 127.0.0.1
 	store      Store  // default SQLite
 	spaDir     string // default ../examples/spa
+	// dpop: the BFF binds its tokens (Config.DPoP), its client requires
+	// DPoP at the server, and the API checks proofs (verify with DPoP).
+	dpop bool
 }
 
 func newE2E(t testing.TB, o e2eOptions) *e2e {
@@ -137,7 +142,14 @@ func newE2E(t testing.TB, o e2eOptions) *e2e {
 	}
 
 	// The resource server: verify, as any Go API behind latch would.
-	v, err := verify.New(ctx, verify.Config{Issuer: e.issuer, Audience: apiAudience, InsecureAllowHTTP: true})
+	vcfg := verify.Config{Issuer: e.issuer, Audience: apiAudience, InsecureAllowHTTP: true}
+	if o.dpop {
+		if vcfg.DPoP, err = dpop.New(dpop.Config{}); err != nil {
+			t.Fatal(err)
+		}
+		e.apiDPoP = vcfg.DPoP
+	}
+	v, err := verify.New(ctx, vcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +157,8 @@ func newE2E(t testing.TB, o e2eOptions) *e2e {
 	mux.Handle("/", v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := verify.ClaimsFromContext(r.Context())
 		e.apiMu.Lock()
-		e.apiToken = append(e.apiToken, strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+		_, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		e.apiToken = append(e.apiToken, tok)
 		e.apiMu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]string{"sub": c.Subject, "method": r.Method, "path": r.URL.Path, "jti": c.ID})
@@ -192,7 +205,7 @@ func newE2E(t testing.TB, o e2eOptions) *e2e {
 			Timeout:       10 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		Logger: logger.With("component", "bff"), Now: e.clock.Now,
+		Logger: logger.With("component", "bff"), Now: e.clock.Now, DPoP: o.dpop,
 	})
 	if err != nil {
 		t.Fatalf("bff.New: %v", err)
