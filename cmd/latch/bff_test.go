@@ -110,13 +110,20 @@ func (a *bffAgent) call(method, path string) (int, map[string]any) {
 // between, it tries again with another.
 func startBFF(t *testing.T, p *latchProc, apiAddr, dataDir string) *proc {
 	t.Helper()
+	return startBFFWith(t, p, apiAddr, dataDir, nil, nil)
+}
+
+// startBFFWith is startBFF with more arguments for `latch client create`
+// and for `latch bff`.
+func startBFFWith(t *testing.T, p *latchProc, apiAddr, dataDir string, clientArgs, bffArgs []string) *proc {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
 		port := freePort(t)
-		c := createClient(t, p.DataDir, "--name", "spa", "--first-party", "--grant", "authorization_code,refresh_token",
-			"--redirect-uri", fmt.Sprintf("http://127.0.0.1:%d/bff/callback", port), "--scope", "openid profile read", "--audience", "api")
-		cmd := exec.Command(latchBin, "bff", "--dev", "--issuer", p.Issuer, "--client-id", c.ID, "--upstream", "http://"+apiAddr,
+		c := createClient(t, p.DataDir, append([]string{"--name", "spa", "--first-party", "--grant", "authorization_code,refresh_token",
+			"--redirect-uri", fmt.Sprintf("http://127.0.0.1:%d/bff/callback", port), "--scope", "openid profile read", "--audience", "api"}, clientArgs...)...)
+		cmd := exec.Command(latchBin, append([]string{"bff", "--dev", "--issuer", p.Issuer, "--client-id", c.ID, "--upstream", "http://" + apiAddr,
 			"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--static", "../../examples/spa",
-			"--scope", "openid,profile,read", "--data-dir", dataDir, "--log-format", "json")
+			"--scope", "openid,profile,read", "--data-dir", dataDir, "--log-format", "json"}, bffArgs...)...)
 		cmd.Env = append(cleanEnv(), "LATCH_BFF_CLIENT_SECRET="+c.Secret)
 		pr := &proc{cmd: cmd, Stderr: &syncBuffer{}, done: make(chan struct{}), Addr: fmt.Sprintf("127.0.0.1:%d", port)}
 		cmd.Stdout, cmd.Stderr = pr.Stderr, pr.Stderr
@@ -219,6 +226,40 @@ func TestBFF_EndToEnd(t *testing.T) {
 			t.Fatalf("after revoke --subject: %d %v", code, body)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestBFF_DPoP_EndToEnd runs the real programs with DPoP: latch serve, a
+// BFF client that requires DPoP, examples/api --dpop and latch bff --dpop.
+// The user's API calls work through the BFF; the API received the token
+// under the DPoP scheme; the BFF's key is in its store, sealed.
+func TestBFF_DPoP_EndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	p := startLatch(t, dir)
+	if _, errOut, code := runCLIStdin(t, "correct horse battery staple\n", "user", "create", "alice", "--password-stdin", "--data-dir", dir); code != 0 {
+		t.Fatalf("user create: %d %s", code, errOut)
+	}
+	api := startProc(t, "listening", nil, buildExampleAPI(t),
+		"--issuer", p.Issuer, "--audience", "api", "--listen", "127.0.0.1:0", "--insecure-allow-http", "--dpop")
+	bffDir := filepath.Join(t.TempDir(), "bff")
+	b := startBFFWith(t, p, api.Addr, bffDir, []string{"--dpop", "required"}, []string{"--dpop"})
+
+	a := newBFFAgent(t, p.Issuer, "http://"+b.Addr)
+	a.login("alice", "correct horse battery staple")
+	for range 3 {
+		if code, hello := a.call("GET", "/api/hello"); code != 200 || hello["sub"] == "" {
+			t.Fatalf("/api/hello through latch bff --dpop: %d %v\nbff:\n%s\napi:\n%s", code, hello, b.Stderr, api.Stderr)
+		}
+	}
+	if !strings.Contains(b.Stderr.String(), `"dpop":true`) {
+		t.Fatalf("the BFF does not log dpop=true:\n%s", b.Stderr)
+	}
+	db, err := os.ReadFile(filepath.Join(bffDir, "bff.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(db), "PRIVATE KEY") || !strings.Contains(string(db), "bff_keys") {
+		t.Fatalf("bff.db: want the bff_keys table and no key in the clear")
 	}
 }
 
