@@ -1,7 +1,9 @@
 package bff
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net/http"
@@ -222,5 +224,33 @@ func TestDPoP_TokenBoundToAnotherKeyIsNotForwarded(t *testing.T) {
 	reqs := e.up.requests()
 	if w.Code != http.StatusOK || len(reqs) != 1 || reqs[0].Header.Get("Authorization") != "Bearer bearer-tok" || reqs[0].Header.Get(dpop.HeaderName) != "" {
 		t.Fatalf("unbound token while the refresh fails: %d %s, want it forwarded as Bearer without a proof", w.Code, w.Body)
+	}
+}
+
+// TestDPoP_KeyIsSealedAtRest: the store holds the DPoP key sealed: neither
+// its private scalar nor its PKCS #8 encoding appears in the record.
+func TestDPoP_KeyIsSealedAtRest(t *testing.T) {
+	e := newUnitEnv(t, withDPoP)
+	key, err := loadDPoPKey(context.Background(), e.store, e.b.seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jkt, _ := dpop.Thumbprint(key.Public()); jkt != e.b.jkt() {
+		t.Fatalf("the stored key has thumbprint %s, the BFF signs with %s", jkt, e.b.jkt())
+	}
+	stored, err := e.store.CreateKey(context.Background(), dpopKeyName, []byte("not used: a key is stored"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := key.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(stored, d) || bytes.Contains(stored, der) {
+		t.Fatal("the DPoP key is stored in the clear")
 	}
 }
