@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -252,5 +254,25 @@ func TestDPoP_KeyIsSealedAtRest(t *testing.T) {
 	}
 	if bytes.Contains(stored, d) || bytes.Contains(stored, der) {
 		t.Fatal("the DPoP key is stored in the clear")
+	}
+}
+
+// TestRFC9449_10_BFF_BindsTheCodeToItsKey: with DPoP the authorization
+// request carries dpop_jkt, the thumbprint of the BFF's key; without, none.
+func TestRFC9449_10_BFF_BindsTheCodeToItsKey(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		e := newUnitEnv(t, func(c *Config) { c.DPoP = on })
+		w := e.do("GET", "/bff/login", "", nil, nil)
+		loc, err := url.Parse(w.Header().Get("Location"))
+		if w.Code != http.StatusFound || err != nil {
+			t.Fatalf("GET /bff/login: %d %v", w.Code, err)
+		}
+		got, want := loc.Query()["dpop_jkt"], []string(nil)
+		if on {
+			want = []string{e.b.jkt()}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("DPoP %v: dpop_jkt %q, want %q", on, got, want)
+		}
 	}
 }
