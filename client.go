@@ -26,6 +26,21 @@ const (
 	AuthNone          AuthMethod = "none" // public clients (SPAs, native apps); PKCE required
 )
 
+// DPoPPolicy is a client's use of DPoP at the token endpoint.
+type DPoPPolicy string
+
+const (
+	// DPoPOptional: a token request with a proof gets tokens bound to its
+	// key, one without gets bearer tokens. The default ("" means it).
+	DPoPOptional DPoPPolicy = "optional"
+	// DPoPRequired: a token request without a proof is refused.
+	DPoPRequired DPoPPolicy = "required"
+)
+
+// RequiresDPoP reports whether the client's token requests need a DPoP
+// proof.
+func (c *Client) RequiresDPoP() bool { return c.DPoP == DPoPRequired }
+
 // Grant types (RFC 6749, RFC 8693).
 const (
 	GrantClientCredentials = "client_credentials"
@@ -79,6 +94,16 @@ type Client struct {
 	// encrypted to (a nested JWT: JWS inside JWE, ECDH-ES+A256KW/A256GCM),
 	// so neither the client nor a browser can read their claims.
 	AccessTokenEncryptionKey []byte
+
+	// DPoP says whether the client must prove possession of a key at the
+	// token endpoint (RFC 9449): DPoPRequired refuses its token requests
+	// without a proof (the dpop_bound_access_tokens of RFC 9449 §5.2);
+	// DPoPOptional ("" too) binds its tokens when it sends one.
+	DPoP DPoPPolicy
+	// RequirePAR makes the client push every authorization request (RFC
+	// 9126 §5, require_pushed_authorization_requests): /oauth2/authorize
+	// refuses its requests that do not name a request_uri.
+	RequirePAR bool
 
 	CreatedAt time.Time
 	UpdatedAt time.Time

@@ -26,6 +26,10 @@ type AuthCode struct {
 	// CodeChallenge is the PKCE S256 challenge, base64url(SHA-256(verifier)).
 	CodeChallenge string
 	AuthTime      time.Time // the session's AuthTime (OIDC auth_time)
+	// DPoPJKT is the dpop_jkt of the authorization request (RFC 9449
+	// §10): the code may be redeemed only with a DPoP proof of that key.
+	// Empty when the request named none.
+	DPoPJKT string
 	// FamilyID is the refresh family the redemption creates. It is fixed
 	// when the code is issued so that a reused code can revoke the family
 	// (and every token in it) that its first redemption started.

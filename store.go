@@ -128,8 +128,10 @@ type Store interface {
 	UserStore
 	SessionStore
 	GrantStore
+	PushedRequestStore
 	// PurgeExpired deletes tokens, revocation entries, authorization codes,
-	// families and IssuedJWT records whose ExpiresAt is before now, and
+	// families, IssuedJWT records and pushed requests whose ExpiresAt is
+	// before now, and
 	// sessions whose IdleExpiresAt or ExpiresAt is before now (sessions that
 	// can no longer be Active), and returns how many rows it removed.
 	PurgeExpired(ctx context.Context, now time.Time) (int64, error)

@@ -32,6 +32,10 @@ type Token struct {
 	FamilyID  string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// JKT is the RFC 7638 thumbprint of the DPoP key the token is bound to
+	// (RFC 9449 §6: an access token's cnf.jkt; §5: a public client's
+	// refresh token), "" for a token that is not bound.
+	JKT string
 	// RotatedAt is when a refresh token was first exchanged for a
 	// successor (GrantStore.RotateRefresh); zero until then. A rotated
 	// token is kept until it expires so that its reuse is recognised.

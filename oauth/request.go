@@ -149,3 +149,12 @@ func SplitScope(s string) ([]string, *Error) {
 	}
 	return out, nil
 }
+
+// RequestURIPrefix begins every request_uri the pushed authorization
+// request endpoint hands out (RFC 9126 §2.2): a URN of RFC 9126 §7.1's
+// registry followed by a random reference.
+const RequestURIPrefix = "urn:ietf:params:oauth:request_uri:"
+
+// ClientAuthParams are the form parameters that carry client
+// authentication (RFC 6749 §2.3.1, RFC 7523 §2.2) rather than a request.
+var ClientAuthParams = []string{"client_secret", "client_assertion", "client_assertion_type"}

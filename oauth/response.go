@@ -27,6 +27,15 @@ type Introspection struct {
 	Aud       []string `json:"aud,omitempty"`
 	Iss       string   `json:"iss,omitempty"`
 	Jti       string   `json:"jti,omitempty"`
+	// Cnf is the key a DPoP-bound token is bound to (RFC 9449 §6.2).
+	Cnf *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is the cnf claim of a sender-constrained token (RFC 7800
+// §3.1): for a DPoP-bound token, the RFC 7638 thumbprint of its key (RFC
+// 9449 §6.1).
+type Confirmation struct {
+	JKT string `json:"jkt"`
 }
 
 // Metadata is the authorization server metadata of RFC 8414 §2, also served
@@ -56,6 +65,12 @@ type Metadata struct {
 	ClaimsSupported                            []string `json:"claims_supported,omitempty"`
 	// AuthorizationResponseIssParameterSupported: RFC 9207 §3.
 	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
+	// DPoPSigningAlgValuesSupported: RFC 9449 §5.1.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	// PushedAuthorizationRequestEndpoint and
+	// RequirePushedAuthorizationRequests: RFC 9126 §5.
+	PushedAuthorizationRequestEndpoint string `json:"pushed_authorization_request_endpoint,omitempty"`
+	RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests"`
 	// OpaqueTokenKeysEndpoint is latch's own: where confidential clients
 	// fetch the keys that tag opaque access tokens (docs/gateway.md).
 	OpaqueTokenKeysEndpoint string `json:"opaque_token_keys_endpoint,omitempty"`

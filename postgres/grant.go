@@ -22,7 +22,7 @@ import (
 // must not be rolled back with the refused request.
 
 const codeColumns = `hash, client_id, user_id, session_id, redirect_uri, scope, audience,
-	nonce, code_challenge, auth_time, family_id, issued_at, expires_at, used_at`
+	nonce, code_challenge, auth_time, family_id, issued_at, expires_at, used_at, dpop_jkt`
 
 const familyColumns = `id, client_id, user_id, COALESCE(session_id, ''), scope, audience,
 	auth_time, created_at, expires_at, revoked_at`
@@ -43,10 +43,10 @@ func (db *DB) CreateCode(ctx context.Context, c *latch.AuthCode) error {
 		return latch.Errorf(latch.EINVALID, "postgres: %s: empty family id: a reused code could revoke nothing", op)
 	}
 	_, err := db.pool.Exec(ctx, `INSERT INTO auth_codes (`+codeColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		c.Hash, c.ClientID, c.UserID, c.SessionID, c.RedirectURI, listArg(c.Scope), listArg(c.Audience),
 		c.Nonce, c.CodeChallenge, timeArg(c.AuthTime), c.FamilyID, timeArg(c.IssuedAt),
-		timeArg(c.ExpiresAt), timeArg(c.UsedAt))
+		timeArg(c.ExpiresAt), timeArg(c.UsedAt), c.DPoPJKT)
 	switch {
 	case err == nil:
 		return nil
@@ -64,7 +64,7 @@ func scanCode(row pgx.Row) (*latch.AuthCode, error) {
 		authTime, issuedAt, expiresAt, usedAt *time.Time
 	)
 	if err := row.Scan(&c.Hash, &c.ClientID, &c.UserID, &c.SessionID, &c.RedirectURI, &c.Scope, &c.Audience,
-		&c.Nonce, &c.CodeChallenge, &authTime, &c.FamilyID, &issuedAt, &expiresAt, &usedAt); err != nil {
+		&c.Nonce, &c.CodeChallenge, &authTime, &c.FamilyID, &issuedAt, &expiresAt, &usedAt, &c.DPoPJKT); err != nil {
 		return nil, err
 	}
 	c.AuthTime, c.IssuedAt, c.ExpiresAt, c.UsedAt = timeOf(authTime), timeOf(issuedAt), timeOf(expiresAt), timeOf(usedAt)

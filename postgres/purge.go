@@ -40,6 +40,8 @@ func (db *DB) PurgeExpired(ctx context.Context, now time.Time) (int64, error) {
 			FROM family_jwts WHERE expires_at < $1 LIMIT $2)`,
 		`DELETE FROM families WHERE id IN (SELECT id FROM families
 			WHERE expires_at < $1 OR expires_at IS NULL LIMIT $2)`,
+		`DELETE FROM pushed_requests WHERE hash IN (SELECT hash FROM pushed_requests
+			WHERE expires_at < $1 OR expires_at IS NULL LIMIT $2)`,
 	} {
 		for {
 			tag, err := db.pool.Exec(ctx, q, now, purgeBatch)

@@ -11,11 +11,11 @@ import (
 )
 
 const tokenColumns = `kind, id, client_id, subject, scope, audience,
-	COALESCE(family_id, ''), issued_at, expires_at, rotated_at, registration_id`
+	COALESCE(family_id, ''), issued_at, expires_at, rotated_at, registration_id, jkt`
 
 const insertToken = `INSERT INTO tokens (hash, kind, id, client_id, subject, scope,
-	audience, family_id, issued_at, expires_at, rotated_at, registration_id)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+	audience, family_id, issued_at, expires_at, rotated_at, registration_id, jkt)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
 
 // querier is what a pool and a transaction both run statements on.
 type querier interface {
@@ -54,7 +54,7 @@ func execInsertToken(ctx context.Context, q querier, op string, t *latch.Token) 
 func insertArgs(t *latch.Token) []any {
 	return []any{t.Hash, string(t.Kind), t.ID, t.ClientID, t.Subject,
 		listArg(t.Scope), listArg(t.Audience), textArg(t.FamilyID), timeArg(t.IssuedAt),
-		timeArg(t.ExpiresAt), timeArg(t.RotatedAt), t.RegistrationID}
+		timeArg(t.ExpiresAt), timeArg(t.RotatedAt), t.RegistrationID, t.JKT}
 }
 
 // tokenScan receives a tokens row as tokenColumns lists it.
@@ -66,7 +66,7 @@ type tokenScan struct {
 
 func (s *tokenScan) dest() []any {
 	return []any{&s.kind, &s.t.ID, &s.t.ClientID, &s.t.Subject, &s.t.Scope, &s.t.Audience,
-		&s.t.FamilyID, &s.issuedAt, &s.expiresAt, &s.rotatedAt, &s.t.RegistrationID}
+		&s.t.FamilyID, &s.issuedAt, &s.expiresAt, &s.rotatedAt, &s.t.RegistrationID, &s.t.JKT}
 }
 
 func (s *tokenScan) token(hash []byte) *latch.Token {

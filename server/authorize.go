@@ -44,6 +44,17 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return nil
 	}
+	// back is what the login page and the consent form bring back here:
+	// the request, or for a pushed one (RFC 9126 §4) its reference.
+	back := params
+	var pushed *latch.PushedRequest
+	if params.Has("request_uri") {
+		uri := params.Get("request_uri")
+		if pushed, params, ok = s.pushedRequest(w, r, params); !ok {
+			return nil
+		}
+		back = pushedRoundTrip(pushed, uri)
+	}
 	c, redirectURI, ok := s.authorizeClient(w, r, params)
 	if !ok {
 		return nil
@@ -52,9 +63,18 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 		s.redirectError(w, r, redirectURI, params.Get("state"), code, description)
 		return nil
 	}
+	if pushed == nil && c.RequirePAR {
+		return fail(oauth.ErrInvalidRequest, "this client must push its authorization requests to the pushed_authorization_request_endpoint first (RFC 9126)")
+	}
 	req, code, description := s.parseAuthorizeRequest(c, params)
 	if code != "" {
 		return fail(code, description)
+	}
+	// The request travels to the login page and back in return_to: it
+	// must fit there, or the login would drop it. A pushed request
+	// travels as its reference, whatever its size.
+	if pushed == nil && len("/oauth2/authorize?"+params.Encode()) > maxReturnTo {
+		return fail(oauth.ErrInvalidRequest, "the authorization request is too long; push it to the pushed_authorization_request_endpoint instead (RFC 9126)")
 	}
 
 	sess, user, err := s.currentSession(w, r)
@@ -63,11 +83,20 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := s.now()
 	tooOld := sess != nil && loginTooOld(now.Sub(sess.AuthTime), req.maxAge)
+	if pushed != nil && sess != nil && !sess.AuthTime.Before(pushed.CreatedAt) {
+		// The pushed request keeps its prompt=login and max_age=0 on the
+		// way back from the login page, which strips them from a plain
+		// one: a login after the push is the fresh login they ask for.
+		req.forceLogin = false
+		if req.maxAge == 0 {
+			tooOld = false
+		}
+	}
 	if sess == nil || req.forceLogin || tooOld {
 		if req.promptNone {
 			return fail("login_required", "the user is not signed in, or not recently enough")
 		}
-		s.redirectToLogin(w, r, params, req.forceLogin || tooOld)
+		s.redirectToLogin(w, r, back, req.forceLogin || tooOld)
 		return nil
 	}
 	req.scope = grantableScope(user, req.scope)
@@ -77,7 +106,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 		if req.promptNone {
 			return fail("login_required", "the signed-in user is not the one of id_token_hint")
 		}
-		s.redirectToLogin(w, r, params, true)
+		s.redirectToLogin(w, r, back, true)
 		return nil
 	}
 	if !c.FirstParty {
@@ -86,7 +115,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 			return fail("consent_required", "the user has not approved this client")
 		case consent == "":
 			s.renderConsent(w, r, sess, ConsentView{ClientID: c.ID, ClientName: c.Name, Username: user.Username,
-				Scopes: req.scope, Params: params})
+				Scopes: req.scope, Params: back})
 			return nil
 		case r.Method != http.MethodPost || !s.checkCSRF(r, sess) || csrf == "":
 			s.renderError(w, r, http.StatusForbidden, "Request refused",
@@ -106,10 +135,19 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now = now.Truncate(time.Second)
+	if pushed != nil {
+		// RFC 9126 §4: one code per request_uri.
+		err := s.store.UsePushedRequest(r.Context(), pushed.Hash, now)
+		if errors.Is(err, latch.ErrNotFound) || latch.ErrorCode(err) == latch.EUNAUTHORIZED {
+			return fail(oauth.ErrInvalidRequest, "the request_uri was used already or has expired")
+		} else if err != nil {
+			return err
+		}
+	}
 	ac := &latch.AuthCode{
 		Hash: token.Hash(raw), ClientID: c.ID, UserID: user.ID, SessionID: sess.SID(), RedirectURI: redirectURI,
 		Scope: req.scope, Audience: req.audience, Nonce: params.Get("nonce"), CodeChallenge: params.Get("code_challenge"),
-		AuthTime: sess.AuthTime, FamilyID: familyID, IssuedAt: now, ExpiresAt: now.Add(s.cfg.AuthCodeTTL),
+		DPoPJKT: req.dpopJKT, AuthTime: sess.AuthTime, FamilyID: familyID, IssuedAt: now, ExpiresAt: now.Add(s.cfg.AuthCodeTTL),
 	}
 	if err := s.store.CreateCode(r.Context(), ac); err != nil {
 		return err
@@ -190,6 +228,7 @@ type authorizeRequest struct {
 	forceLogin      bool
 	maxAge          int64  // seconds; -1 when absent
 	hintSubject     string // sub of a valid id_token_hint; "" when absent
+	dpopJKT         string // dpop_jkt (RFC 9449 §10); "" when absent
 }
 
 // parseAuthorizeRequest checks what is left once the redirect URI is
@@ -201,7 +240,7 @@ func (s *Server) parseAuthorizeRequest(c *latch.Client, params url.Values) (req 
 	case params.Has("request"):
 		return req, "request_not_supported", "request objects are not supported"
 	case params.Has("request_uri"):
-		return req, "request_uri_not_supported", "request_uri is not supported"
+		return req, oauth.ErrInvalidRequest, "a pushed request cannot name a request_uri"
 	case params.Get("response_type") != "code":
 		return req, "unsupported_response_type", "only response_type=code is supported"
 	case !c.AllowsGrant(latch.GrantAuthorizationCode):
@@ -262,11 +301,11 @@ func (s *Server) parseAuthorizeRequest(c *latch.Client, params url.Values) (req 
 		}
 		req.hintSubject = claims.Subject
 	}
-	// The request travels to the login page and back in return_to: it
-	// must fit there, or the login would drop it.
-	if len("/oauth2/authorize?"+params.Encode()) > maxReturnTo {
-		return req, oauth.ErrInvalidRequest, "the authorization request is too long"
+	jkt, ok := dpopJKTOf(params)
+	if !ok {
+		return req, oauth.ErrInvalidRequest, "dpop_jkt must be the base64url SHA-256 thumbprint of a DPoP key (43 characters, RFC 9449 §10)"
 	}
+	req.dpopJKT = jkt
 	return req, "", ""
 }
 

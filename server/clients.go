@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -43,6 +44,12 @@ type ClientSpec struct {
 	// key, not a set): JWT access tokens are then encrypted to it
 	// (ECDH-ES+A256KW, A256GCM) so the client cannot read their claims.
 	AccessTokenEncryptionKey json.RawMessage `json:"access_token_encryption_key,omitempty"`
+	// DPoP is required or optional (the default): a required client's
+	// token requests without a DPoP proof are refused (RFC 9449 §5.2).
+	DPoP string `json:"dpop,omitempty"`
+	// RequirePAR: the client must push its authorization requests (RFC
+	// 9126 §6).
+	RequirePAR bool `json:"require_pushed_authorization_requests,omitempty"`
 }
 
 // ClientView is a client as shown by the CLI and the admin API. The secret
@@ -64,8 +71,13 @@ type ClientView struct {
 	FirstParty        bool            `json:"first_party,omitempty"`
 	// AccessTokenEncryptionKey is public: the key tokens are encrypted to.
 	AccessTokenEncryptionKey json.RawMessage `json:"access_token_encryption_key,omitempty"`
-	CreatedAt                time.Time       `json:"created_at"`
-	UpdatedAt                time.Time       `json:"updated_at"`
+	// DPoP is required or optional; DPoPBound says required as RFC 9449
+	// §5.2's client metadata does.
+	DPoP       string    `json:"dpop"`
+	DPoPBound  bool      `json:"dpop_bound_access_tokens"`
+	RequirePAR bool      `json:"require_pushed_authorization_requests"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 	// Warnings say what the registration allows that the operator may
 	// not expect; only in the answer to create.
 	Warnings []string `json:"warnings,omitempty"`
@@ -79,6 +91,7 @@ func ViewOf(c *latch.Client) *ClientView {
 		AccessTokenFormat: string(c.AccessTokenFormat),
 		AccessTokenTTL:    int64(c.AccessTokenTTL / time.Second), RefreshTokenTTL: int64(c.RefreshTokenTTL / time.Second),
 		TokenFingerprint: c.TokenFingerprint, FirstParty: c.FirstParty,
+		DPoP: string(cmp.Or(c.DPoP, latch.DPoPOptional)), DPoPBound: c.RequiresDPoP(), RequirePAR: c.RequirePAR,
 		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
 	}
 	if len(c.JWKS) > 0 {
@@ -114,7 +127,18 @@ func (m *Clients) Build(spec ClientSpec) (*latch.Client, string, error) {
 		GrantTypes: spec.GrantTypes, Audiences: spec.Audiences, RedirectURIs: spec.RedirectURIs,
 		AccessTokenFormat: latch.TokenFormat(spec.AccessTokenFormat),
 		AccessTokenTTL:    time.Duration(spec.AccessTokenTTL) * time.Second, RefreshTokenTTL: time.Duration(spec.RefreshTokenTTL) * time.Second,
-		TokenFingerprint: spec.TokenFingerprint, FirstParty: spec.FirstParty}
+		TokenFingerprint: spec.TokenFingerprint, FirstParty: spec.FirstParty,
+		DPoP: latch.DPoPPolicy(spec.DPoP), RequirePAR: spec.RequirePAR}
+	switch c.DPoP {
+	case "":
+		c.DPoP = latch.DPoPOptional
+	case latch.DPoPOptional, latch.DPoPRequired:
+	default:
+		return nil, "", bad("dpop %q must be required or optional", spec.DPoP)
+	}
+	if c.RequirePAR && !c.AllowsGrant(latch.GrantAuthorizationCode) {
+		return nil, "", bad("require-par is for clients of the authorization_code grant: only they send authorization requests")
+	}
 	if c.ID == "" {
 		id, err := newRecordID(m.rand())
 		if err != nil {

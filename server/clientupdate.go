@@ -30,6 +30,8 @@ type ClientPatch struct {
 	// AccessTokenEncryptionKey replaces the resource server's key; JSON
 	// null removes it, so tokens are signed only.
 	AccessTokenEncryptionKey json.RawMessage `json:"access_token_encryption_key,omitempty"`
+	DPoP                     *string         `json:"dpop,omitempty"`
+	RequirePAR               *bool           `json:"require_pushed_authorization_requests,omitempty"`
 }
 
 // SpecOf returns the registration of c as the spec that would create it.
@@ -42,6 +44,7 @@ func SpecOf(c *latch.Client) ClientSpec {
 		AccessTokenTTL: int64(c.AccessTokenTTL / time.Second), RefreshTokenTTL: int64(c.RefreshTokenTTL / time.Second),
 		TokenFingerprint: c.TokenFingerprint, FirstParty: c.FirstParty,
 		AccessTokenEncryptionKey: json.RawMessage(c.AccessTokenEncryptionKey),
+		DPoP:                     string(c.DPoP), RequirePAR: c.RequirePAR,
 	}
 }
 
@@ -79,6 +82,10 @@ func (p *ClientPatch) apply(spec *ClientSpec) {
 	if p.FirstParty != nil {
 		spec.FirstParty = *p.FirstParty
 	}
+	set(&spec.DPoP, p.DPoP)
+	if p.RequirePAR != nil {
+		spec.RequirePAR = *p.RequirePAR
+	}
 	switch {
 	case bytes.Equal(bytes.TrimSpace(p.AccessTokenEncryptionKey), []byte("null")):
 		spec.AccessTokenEncryptionKey = nil
@@ -115,6 +122,7 @@ func (m *Clients) Update(ctx context.Context, id string, p ClientPatch) (*Client
 	c.GrantTypes, c.Scopes, c.Audiences, c.RedirectURIs = built.GrantTypes, built.Scopes, built.Audiences, built.RedirectURIs
 	c.AccessTokenFormat, c.AccessTokenTTL, c.RefreshTokenTTL = built.AccessTokenFormat, built.AccessTokenTTL, built.RefreshTokenTTL
 	c.TokenFingerprint, c.FirstParty, c.AccessTokenEncryptionKey = built.TokenFingerprint, built.FirstParty, built.AccessTokenEncryptionKey
+	c.DPoP, c.RequirePAR = built.DPoP, built.RequirePAR
 	switch {
 	case len(built.SecretHash) == 0:
 		c.SecretHash, secret = nil, ""

@@ -47,6 +47,11 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
 		// types here).
 		IntrospectionEndpointAuthMethodsSupported: append(append([]string(nil), authMethods...), "Bearer"),
 	}
+	for _, a := range s.cfg.DPoPAlgorithms {
+		md.DPoPSigningAlgValuesSupported = append(md.DPoPSigningAlgValuesSupported, string(a))
+	}
+	// Per client (--require-par), not for every client: false here.
+	md.PushedAuthorizationRequestEndpoint = s.endpoint(parPath)
 	// RFC 9701 responses are signed with the current signing key; a key
 	// rotation that changes the algorithm changes this too.
 	if _, alg, _, err := s.keys.Signing(); err == nil {

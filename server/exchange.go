@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"encoding/base64"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/token"
 )
@@ -37,7 +39,12 @@ const ExchangedTokenTTL = 5 * time.Minute
 // call it: such a client learns a token's grant by exchanging it, as an
 // introspecting resource server does, and it gets JWTs only for the
 // audiences registered for it.
-func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.Values) error {
+//
+// A subject token bound to a DPoP key gives a JWT bound to the same key:
+// the JWT stands for it, and whoever exchanges it (the gateway) checked
+// the client's proof of that key. An unbound subject token exchanged with
+// a DPoP proof gives a JWT bound to the proof's key (RFC 9449 §5).
+func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.Values, proof *dpop.Proof) error {
 	ctx := r.Context()
 	c, err := s.authenticateClient(ctx, r, form, true)
 	if err != nil {
@@ -45,6 +52,10 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.
 	}
 	if !c.AllowsGrant(latch.GrantTokenExchange) {
 		return oauth.BadRequest(oauth.ErrUnauthorizedClient, "client is not registered for the token-exchange grant")
+	}
+	proofJKT, err := s.bindingKey(c, proof)
+	if err != nil {
+		return err
 	}
 	subject := form.Get("subject_token")
 	// An exchange tells whether a token is active, as introspection does:
@@ -136,7 +147,8 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.
 		// Less than a second left: as good as expired.
 		return oauth.BadRequest(oauth.ErrInvalidGrant, "subject_token is not active")
 	}
-	raw, err := s.tok.SignExchanged(t, c, aud, scope, iat, exp)
+	jkt := cmp.Or(t.JKT, proofJKT)
+	raw, err := s.tok.SignExchanged(t, c, aud, scope, iat, exp, jkt)
 	if err != nil {
 		return err
 	}
@@ -149,8 +161,8 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.
 	oauth.WriteJSON(w, http.StatusOK, &oauth.TokenResponse{
 		AccessToken: raw, IssuedTokenType: TokenTypeJWT,
 		// RFC 8693 §2.2.1: N_A is for tokens that are not access tokens;
-		// this one is a bearer access token.
-		TokenType: "Bearer",
+		// this one is a bearer access token, or a DPoP-bound one.
+		TokenType: tokenType(jkt),
 		ExpiresIn: int64(exp.Sub(iat) / time.Second),
 		Scope:     strings.Join(scope, " "),
 	})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/token"
 )
@@ -37,9 +38,13 @@ const ScopeOfflineAccess = "offline_access"
 // legitimate client able to redeem it. Every failure is the same
 // invalid_grant, whose description says which check failed: the client
 // already holds the code, nothing secret is revealed.
-func (s *Server) authorizationCodeGrant(w http.ResponseWriter, r *http.Request, form url.Values) error {
+func (s *Server) authorizationCodeGrant(w http.ResponseWriter, r *http.Request, form url.Values, proof *dpop.Proof) error {
 	ctx := r.Context()
 	c, err := s.authenticateClient(ctx, r, form, false)
+	if err != nil {
+		return err
+	}
+	jkt, err := s.bindingKey(c, proof)
 	if err != nil {
 		return err
 	}
@@ -72,6 +77,13 @@ func (s *Server) authorizationCodeGrant(w http.ResponseWriter, r *http.Request, 
 		s.metrics.grants.WithLabelValues("authorization_code", "refused").Inc()
 		return invalidGrant("code_verifier does not match the code_challenge of the authorization request")
 	}
+	// RFC 9449 §10: a code asked for with dpop_jkt is redeemed with a
+	// proof of that key only; like the checks above, before the code is
+	// used up.
+	if err := requireKey(proof, code.DPoPJKT, "the authorization code"); err != nil {
+		s.metrics.grants.WithLabelValues("authorization_code", "refused").Inc()
+		return err
+	}
 	if err := checkGrantTarget(c, form, code.Audience); err != nil {
 		return err
 	}
@@ -92,7 +104,7 @@ func (s *Server) authorizationCodeGrant(w http.ResponseWriter, r *http.Request, 
 		// The absolute lifetime counts from the login, not the redemption.
 		CreatedAt: now, ExpiresAt: code.AuthTime.Add(s.cfg.RefreshFamilyMaxAge),
 	}
-	g, err := s.mintGrant(w.Header(), c, u, f, code.Scope, now, code.Nonce, "")
+	g, err := s.mintGrant(w.Header(), c, u, f, code.Scope, now, code.Nonce, "", jkt)
 	if err != nil {
 		return err
 	}
@@ -131,9 +143,16 @@ func (s *Server) authorizationCodeGrant(w http.ResponseWriter, r *http.Request, 
 // of its legitimate use gets that same successor, not a chain of their
 // own: whichever of thief and client uses it second, after its window, is
 // a reuse and revokes the family.
-func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form url.Values) error {
+//
+// A public client's refresh token bound to a DPoP key (RFC 9449 §5) is
+// used with a proof of that key only, and its successor keeps the binding.
+func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form url.Values, proof *dpop.Proof) error {
 	ctx := r.Context()
 	c, err := s.authenticateClient(ctx, r, form, false)
+	if err != nil {
+		return err
+	}
+	jkt, err := s.bindingKey(c, proof)
 	if err != nil {
 		return err
 	}
@@ -169,6 +188,12 @@ func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form 
 		// Issued to a deleted client of the same ID.
 		return invalidGrant("the refresh token is not valid, expired or revoked")
 	}
+	if err := requireKey(proof, t.JKT, "the refresh token"); err != nil {
+		// Not a reuse: a thief without the key is refused, and the
+		// family stays for its owner.
+		s.metrics.grants.WithLabelValues("refresh_token", "refused").Inc()
+		return err
+	}
 	f, err := s.store.Family(ctx, t.FamilyID)
 	if errors.Is(err, latch.ErrNotFound) {
 		return invalidGrant("the refresh token is not valid, expired or revoked")
@@ -198,7 +223,7 @@ func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form 
 		return err
 	}
 	now := s.now().Truncate(time.Second)
-	g, err := s.mintGrant(w.Header(), c, u, f, scope, now, "", raw)
+	g, err := s.mintGrant(w.Header(), c, u, f, scope, now, "", raw, jkt)
 	if err != nil {
 		return err
 	}
@@ -226,9 +251,13 @@ func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form 
 // MUST NOT be used): the client sees the user's password. It exists for
 // migrations from systems that used it, behind the same throttling and
 // dummy verification as the login form.
-func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request, form url.Values) error {
+func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request, form url.Values, proof *dpop.Proof) error {
 	ctx := r.Context()
 	c, err := s.authenticateClient(ctx, r, form, true)
+	if err != nil {
+		return err
+	}
+	jkt, err := s.bindingKey(c, proof)
 	if err != nil {
 		return err
 	}
@@ -272,7 +301,7 @@ func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request, form url.
 		ID: familyID, ClientID: c.ID, UserID: u.ID, Scope: scope, Audience: aud,
 		AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshFamilyMaxAge),
 	}
-	g, err := s.mintGrant(w.Header(), c, u, f, scope, now, "", "")
+	g, err := s.mintGrant(w.Header(), c, u, f, scope, now, "", "", jkt)
 	if err != nil {
 		return err
 	}
@@ -296,11 +325,12 @@ type grant struct {
 // in the client's format, a refresh token when the client may refresh,
 // and an ID token when scope holds openid. The refresh token is new and
 // random, or, when parent is the refresh token being rotated, parent's
-// successor (successorOf). Nothing is stored: the caller writes g.issue
+// successor (successorOf). jkt, when set, binds the tokens to that DPoP
+// key (Tokens.MintGrant). Nothing is stored: the caller writes g.issue
 // with the code redemption or rotation it results from.
-func (s *Server) mintGrant(h http.Header, c *latch.Client, u *latch.User, f *latch.Family, scope []string, now time.Time, nonce, parent string) (*grant, error) {
+func (s *Server) mintGrant(h http.Header, c *latch.Client, u *latch.User, f *latch.Family, scope []string, now time.Time, nonce, parent, jkt string) (*grant, error) {
 	scope = grantableScope(u, scope) // the user may have lost the role since
-	at, err := s.tok.MintGrant(c, u.ID, scope, f, now, parent, userClaims(u))
+	at, err := s.tok.MintGrant(c, u.ID, scope, f, now, parent, userClaims(u), jkt)
 	if err != nil {
 		return nil, err
 	}

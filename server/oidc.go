@@ -99,24 +99,11 @@ func leftHalfHash(alg latch.Algorithm, tok string) string {
 // with WWW-Authenticate.
 func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
-	if len(r.Header.Values("Authorization")) == 0 {
-		// §3.1: a request without authentication gets the bare challenge.
-		w.Header().Set("WWW-Authenticate", `Bearer realm="latch"`)
-		w.WriteHeader(http.StatusUnauthorized)
-		return nil
-	}
-	raw, ok := bearer(r)
-	if !ok {
-		return bearerError(w, http.StatusBadRequest, oauth.ErrInvalidRequest, "use one Authorization: Bearer <token> header")
-	}
-	ctx := r.Context()
-	in, _, err := s.inspect(ctx, nil, raw)
-	if err != nil {
+	in, ok, err := s.userinfoToken(w, r)
+	if err != nil || !ok {
 		return err
 	}
-	if !in.Active || in.TokenType != "Bearer" {
-		return bearerError(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is not active")
-	}
+	ctx := r.Context()
 	scope := strings.Fields(in.Scope)
 	if !slices.Contains(scope, ScopeOpenID) {
 		return bearerError(w, http.StatusForbidden, oauth.ErrInsufficientScope, "the access token lacks the openid scope")

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/internal/tokencache"
 	"github.com/latch-auth/latch/keys"
 	"github.com/latch-auth/latch/oauth"
@@ -159,6 +160,31 @@ type Config struct {
 	// wait for their next poll of the store. Run starts it.
 	Fanout Fanout
 
+	// DPoPAlgorithms are the DPoP proof algorithms accepted (RFC 9449
+	// §4.3 step 5), advertised as dpop_signing_alg_values_supported.
+	// Default dpop.DefaultAlgorithms.
+	DPoPAlgorithms []latch.Algorithm
+	// DPoPReplay remembers the jti of the proofs the server accepted, for
+	// their lifetime (RFC 9449 §11.1). A cache shared by every node
+	// (redis.Client.DPoPReplayCache) refuses a proof replayed to another
+	// node; the default, a bounded memory cache, only to this one.
+	DPoPReplay dpop.ReplayCache
+	// DPoPNonces makes the token, PAR and userinfo endpoints require a
+	// server nonce in every proof (RFC 9449 §8), changing every
+	// DPoPNoncePeriod (default DefaultDPoPNoncePeriod) and accepted for
+	// that period and the next. The nonces are derived from Keys, so every
+	// node sharing the keys accepts the others'. Off by default: a nonce
+	// costs every client one more round trip per period, and the replay
+	// cache and the proof's iat window already bound a proof's use.
+	DPoPNonces      bool
+	DPoPNoncePeriod time.Duration
+
+	// PARLifetime is how long a pushed authorization request's
+	// request_uri can be used (RFC 9126 §2.2 expires_in). It must cover
+	// the user's sign-in: the request_uri is used up when a code is issued
+	// from it. Default DefaultPARLifetime.
+	PARLifetime time.Duration
+
 	// PurgeInterval is how often expired tokens and revocations are deleted.
 	// Default 1 minute. KeyReloadInterval is how often keys changed by
 	// another process (the CLI, another node) are picked up. Default 10s.
@@ -238,6 +264,15 @@ func (c *Config) withDefaults() {
 	if c.KeyReloadInterval == 0 {
 		c.KeyReloadInterval = DefaultKeyReloadInterval
 	}
+	if len(c.DPoPAlgorithms) == 0 {
+		c.DPoPAlgorithms = dpop.DefaultAlgorithms
+	}
+	if c.DPoPNoncePeriod == 0 {
+		c.DPoPNoncePeriod = DefaultDPoPNoncePeriod
+	}
+	if c.PARLifetime == 0 {
+		c.PARLifetime = DefaultPARLifetime
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -308,6 +343,9 @@ func (c *Config) Validate() error {
 	if err := c.LoginIPThrottle.Validate("address"); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	if err := c.validateDPoP(); err != nil {
+		return err
+	}
 	if c.MaxConcurrentLogins < 1 || c.LoginQueueTimeout <= 0 {
 		return fmt.Errorf("server: MaxConcurrentLogins %d and LoginQueueTimeout %v must be positive", c.MaxConcurrentLogins, c.LoginQueueTimeout)
 	}
@@ -350,6 +388,9 @@ type Server struct {
 	limiters   map[string]*rate.Limiter
 
 	tok *Tokens // the rules of issuance, introspection and revocation
+
+	dpop       *dpop.Checker // DPoP proofs at the server's own endpoints
+	dpopProofs *prometheus.CounterVec
 
 	feed *feed // GET /oauth2/revocations; its broadcaster runs in Run
 
@@ -403,6 +444,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.TokenCacheSize > 0 {
 		s.tok.verified = tokencache.New[verifiedJWT](cfg.TokenCacheSize)
+	}
+	if err := s.newDPoP(); err != nil {
+		return nil, err
 	}
 	s.routes()
 	return s, nil
@@ -484,6 +528,7 @@ func (s *Server) routes() {
 	m.Handle("/oauth2/introspect", s.handle("introspect", s.introspect))
 	m.Handle("/oauth2/revoke", s.handle("revoke", s.revoke))
 	m.Handle("/oauth2/authorize", s.handle("authorize", s.authorize))
+	m.Handle(parPath, s.handle("par", s.par))
 	m.Handle("/oauth2/logout", s.handle("end_session", s.endSessionEndpoint))
 	m.Handle("GET /userinfo", s.handle("userinfo", s.userinfo))
 	m.Handle("POST /userinfo", s.handle("userinfo", s.userinfo))

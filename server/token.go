@@ -7,11 +7,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/token"
 )
@@ -29,17 +31,27 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	if grant == "" {
 		return oauth.BadRequest(oauth.ErrInvalidRequest, "grant_type is required")
 	}
+	if !slices.Contains(grantTypes, grant) {
+		return oauth.BadRequest(oauth.ErrUnsupportedGrantType, "grant_type "+quote(grant)+" is not supported; this server supports "+strings.Join(grantTypes, ", "))
+	}
+	// RFC 9449 §5: a proof is checked for every grant, before the client
+	// authentication, which a bad proof cannot reach.
+	proof, err := s.proofOf(r, "/oauth2/token", "", "")
+	if err != nil {
+		return err
+	}
+	s.dpopNonceHeader(w)
 	switch grant {
 	case latch.GrantClientCredentials:
-		return s.clientCredentials(w, r, form)
+		return s.clientCredentials(w, r, form, proof)
 	case latch.GrantTokenExchange:
-		return s.tokenExchange(w, r, form)
+		return s.tokenExchange(w, r, form, proof)
 	case latch.GrantAuthorizationCode:
-		return s.authorizationCodeGrant(w, r, form)
+		return s.authorizationCodeGrant(w, r, form, proof)
 	case latch.GrantRefreshToken:
-		return s.refreshTokenGrant(w, r, form)
+		return s.refreshTokenGrant(w, r, form, proof)
 	case latch.GrantPassword:
-		return s.passwordGrant(w, r, form)
+		return s.passwordGrant(w, r, form, proof)
 	default:
 		return oauth.BadRequest(oauth.ErrUnsupportedGrantType, "grant_type "+quote(grant)+" is not supported; this server supports "+strings.Join(grantTypes, ", "))
 	}
@@ -47,13 +59,17 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 
 // clientCredentials implements RFC 6749 §4.4. The rules are in
 // Tokens.clientCredentials, which `latch token issue` applies too.
-func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, form url.Values) error {
+func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, form url.Values, proof *dpop.Proof) error {
 	ctx := r.Context()
 	c, err := s.authenticateClient(ctx, r, form, true)
 	if err != nil {
 		return err
 	}
-	at, err := s.tok.ClientCredentials(ctx, c, form.Get("scope"), requestedAudiences(form), 0)
+	jkt, err := s.bindingKey(c, proof)
+	if err != nil {
+		return err
+	}
+	at, err := s.tok.ClientCredentials(ctx, c, form.Get("scope"), requestedAudiences(form), 0, jkt)
 	if err != nil {
 		return err
 	}

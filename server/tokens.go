@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/internal/tokencache"
 	"github.com/latch-auth/latch/keys"
 	"github.com/latch-auth/latch/oauth"
@@ -445,6 +446,9 @@ func (m *Tokens) look(ctx context.Context, raw string, p Policy) (examined, erro
 			Exp: t.ExpiresAt.Unix(), Iat: t.IssuedAt.Unix(), Sub: t.Subject, Aud: t.Audience,
 			Iss: m.Issuer, Jti: t.ID,
 		}
+		if t.JKT != "" {
+			x.TokenType, x.Cnf = dpop.Scheme, &oauth.Confirmation{JKT: t.JKT}
+		}
 		if t.Kind == latch.KindRefresh {
 			x.TokenType = "refresh_token"
 		}
@@ -490,6 +494,9 @@ func (m *Tokens) look(ctx context.Context, raw string, p Policy) (examined, erro
 		Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
 		Exp: claims.ExpiresAt, Iat: claims.IssuedAt, Nbf: claims.NotBefore, Sub: claims.Subject,
 		Aud: claims.Audience, Iss: claims.Issuer, Jti: claims.ID,
+	}
+	if jkt := boundKey(claims); jkt != "" {
+		x.TokenType, x.Cnf = dpop.Scheme, &oauth.Confirmation{JKT: jkt}
 	}
 	// The leeway in verifyJWT is for clock skew between nodes on nbf and
 	// iat; exp is this server's own promise, kept to the second, as it is
@@ -741,11 +748,15 @@ func (m *Tokens) ActiveOpaqueAccess(ctx context.Context, raw string) (*latch.Tok
 // SignExchanged signs the JWT access token that RFC 8693 token exchange
 // gives actor for the opaque access token t, with the audiences and scope
 // already narrowed, living from iat to exp. The subject token's client
-// stays client_id; the exchanging client is the actor (§4.1).
-func (m *Tokens) SignExchanged(t *latch.Token, actor *latch.Client, aud, scope []string, iat, exp time.Time) (string, error) {
+// stays client_id; the exchanging client is the actor (§4.1). jkt, when
+// set, binds it to that DPoP key (cnf.jkt, RFC 9449 §6).
+func (m *Tokens) SignExchanged(t *latch.Token, actor *latch.Client, aud, scope []string, iat, exp time.Time, jkt string) (string, error) {
 	extra := map[string]any{"act": map[string]string{"sub": actor.ID}}
 	if t.RegistrationID != "" {
 		extra[ClaimRegistration] = t.RegistrationID
+	}
+	if jkt != "" {
+		extra[ClaimConfirmation] = map[string]any{"jkt": jkt}
 	}
 	raw, _, err := m.signAccessToken(t.Subject, t.ClientID, aud, strings.Join(scope, " "), iat, exp, extra)
 	return raw, err
@@ -869,7 +880,7 @@ func (m *Tokens) Issue(ctx context.Context, req IssueRequest) (*Issued, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	at, err := m.ClientCredentials(ctx, c, req.Scope, req.Audiences, req.TTL)
+	at, err := m.ClientCredentials(ctx, c, req.Scope, req.Audiences, req.TTL, "")
 	var oerr *oauth.Error
 	if errors.As(err, &oerr) {
 		// The operator may read the registration: say what it allows.
@@ -889,8 +900,9 @@ func (m *Tokens) Issue(ctx context.Context, req IssueRequest) (*Issued, error) {
 // one, and stores it when it is opaque: c must be registered for the
 // grant, scope and audiences within its registration. ttl, when not zero,
 // shortens the client's lifetime (the CLI's --ttl; the endpoint has no
-// such parameter). Refusals are oauth errors.
-func (m *Tokens) ClientCredentials(ctx context.Context, c *latch.Client, scope string, audiences []string, ttl time.Duration) (Minted, error) {
+// such parameter). jkt, when set, binds the token to that DPoP key (RFC
+// 9449 §6). Refusals are oauth errors.
+func (m *Tokens) ClientCredentials(ctx context.Context, c *latch.Client, scope string, audiences []string, ttl time.Duration, jkt string) (Minted, error) {
 	if !c.AllowsGrant(latch.GrantClientCredentials) {
 		return Minted{}, oauth.BadRequest(oauth.ErrUnauthorizedClient, "client is not registered for the client_credentials grant")
 	}
@@ -905,7 +917,7 @@ func (m *Tokens) ClientCredentials(ctx context.Context, c *latch.Client, scope s
 	if ttl > 0 {
 		lifetime = ttl
 	}
-	at, err := m.mintAccessToken(c, c.ID, sc, aud, "", m.now().Truncate(time.Second), lifetime, nil)
+	at, err := m.mintAccessToken(c, c.ID, sc, aud, "", m.now().Truncate(time.Second), lifetime, nil, jkt)
 	if err != nil {
 		return Minted{}, err
 	}
@@ -969,8 +981,13 @@ func requestedAudiences(form url.Values) []string {
 // successor of parent when parent is set (successorOf: a retried rotation
 // gets the same token). The refresh token lives c's idle lifetime (default
 // RefreshTokenTTL), never beyond the family's end.
-func (m *Tokens) MintGrant(c *latch.Client, subject string, scope []string, f *latch.Family, now time.Time, parent string, extra map[string]any) (Minted, error) {
-	at, err := m.mintAccessToken(c, subject, scope, f.Audience, f.ID, now, m.accessTokenTTL(c), extra)
+//
+// jkt, when set, binds the access token to that DPoP key (RFC 9449 §6),
+// and a public client's refresh token too (§5: a public client has no
+// other credential to hold it); a confidential client's refresh token is
+// held by its authentication already and stays unbound, as §5 allows.
+func (m *Tokens) MintGrant(c *latch.Client, subject string, scope []string, f *latch.Family, now time.Time, parent string, extra map[string]any, jkt string) (Minted, error) {
+	at, err := m.mintAccessToken(c, subject, scope, f.Audience, f.ID, now, m.accessTokenTTL(c), extra, jkt)
 	if err != nil || !c.AllowsGrant(latch.GrantRefreshToken) {
 		return at, err
 	}
@@ -997,6 +1014,9 @@ func (m *Tokens) MintGrant(c *latch.Client, subject string, scope []string, f *l
 	}
 	at.Issue.Refresh = &latch.Token{Hash: token.Hash(raw), Kind: latch.KindRefresh, ID: id, ClientID: c.ID, RegistrationID: c.RegistrationID,
 		Subject: subject, Scope: f.Scope, Audience: f.Audience, FamilyID: f.ID, IssuedAt: now, ExpiresAt: exp}
+	if c.AuthMethod == latch.AuthNone {
+		at.Issue.Refresh.JKT = jkt
+	}
 	at.Response.RefreshToken = raw
 	return at, nil
 }
@@ -1017,10 +1037,15 @@ type Minted struct {
 // mintAccessToken builds an access token in c's format, living ttl,
 // without storing it. familyID may be empty (no family). extra holds
 // claims about the subject for a JWT (an opaque token's introspection
-// answers the registered claims only).
-func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []string, familyID string, now time.Time, ttl time.Duration, extra map[string]any) (Minted, error) {
+// answers the registered claims only). jkt, when set, binds the token to
+// that DPoP key: cnf.jkt in a JWT, stored with an opaque token (RFC 9449
+// §6), and the token_type is DPoP (§5).
+func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []string, familyID string, now time.Time, ttl time.Duration, extra map[string]any, jkt string) (Minted, error) {
 	exp := now.Add(ttl)
 	at := Minted{Response: &oauth.TokenResponse{TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scope, " ")}}
+	if jkt != "" {
+		at.Response.TokenType = dpop.Scheme
+	}
 	if c.AccessTokenFormat == latch.FormatOpaque {
 		jti, err := token.NewID(m.rand())
 		if err != nil {
@@ -1031,7 +1056,7 @@ func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []s
 			return Minted{}, err
 		}
 		at.Issue.Access = &latch.Token{Hash: token.Hash(raw), Kind: latch.KindAccess, ID: jti, ClientID: c.ID, RegistrationID: c.RegistrationID, Subject: subject,
-			Scope: scope, Audience: aud, FamilyID: familyID, IssuedAt: now, ExpiresAt: exp}
+			Scope: scope, Audience: aud, FamilyID: familyID, JKT: jkt, IssuedAt: now, ExpiresAt: exp}
 		at.Response.AccessToken = raw
 		at.Format = latch.FormatOpaque
 		return at, nil
@@ -1052,6 +1077,12 @@ func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []s
 			extra = map[string]any{}
 		}
 		extra[ClaimRegistration] = c.RegistrationID
+	}
+	if jkt != "" {
+		if extra == nil {
+			extra = map[string]any{}
+		}
+		extra[ClaimConfirmation] = map[string]any{"jkt": jkt}
 	}
 	if len(extra) == 0 {
 		extra = nil

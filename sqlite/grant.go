@@ -20,7 +20,7 @@ import (
 // the refused request.
 
 const codeColumns = `hash, client_id, user_id, session_id, redirect_uri, scope, audience,
-	nonce, code_challenge, auth_time, family_id, issued_at, expires_at, used_at`
+	nonce, code_challenge, auth_time, family_id, issued_at, expires_at, used_at, dpop_jkt`
 
 const selectCode = `SELECT ` + codeColumns + ` FROM auth_codes WHERE hash = ?`
 
@@ -67,10 +67,10 @@ func (db *DB) CreateCode(ctx context.Context, c *latch.AuthCode) error {
 		return latch.Errorf(latch.EINVALID, "sqlite: %s: empty family id: a reused code could revoke nothing", op)
 	}
 	_, err := db.writer.ExecContext(ctx, `INSERT INTO auth_codes (`+codeColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.Hash, c.ClientID, c.UserID, c.SessionID, c.RedirectURI, listArg(c.Scope), listArg(c.Audience),
 		c.Nonce, c.CodeChallenge, timeArg(c.AuthTime), c.FamilyID, timeArg(c.IssuedAt),
-		timeArg(c.ExpiresAt), timeArg(c.UsedAt))
+		timeArg(c.ExpiresAt), timeArg(c.UsedAt), c.DPoPJKT)
 	switch {
 	case err == nil:
 		return nil
@@ -89,7 +89,7 @@ func scanCode(row interface{ Scan(...any) error }) (*latch.AuthCode, error) {
 		authTime, issuedAt, expiresAt, usedAt sql.NullInt64
 	)
 	if err := row.Scan(&c.Hash, &c.ClientID, &c.UserID, &c.SessionID, &c.RedirectURI, &scope, &aud,
-		&c.Nonce, &c.CodeChallenge, &authTime, &c.FamilyID, &issuedAt, &expiresAt, &usedAt); err != nil {
+		&c.Nonce, &c.CodeChallenge, &authTime, &c.FamilyID, &issuedAt, &expiresAt, &usedAt, &c.DPoPJKT); err != nil {
 		return nil, err
 	}
 	c.AuthTime, c.IssuedAt, c.ExpiresAt, c.UsedAt = timeOf(authTime), timeOf(issuedAt), timeOf(expiresAt), timeOf(usedAt)

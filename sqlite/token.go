@@ -10,10 +10,10 @@ import (
 )
 
 const selectToken = `SELECT kind, id, client_id, subject, scope, audience,
-	COALESCE(family_id, ''), issued_at, expires_at, rotated_at, registration_id FROM tokens WHERE hash = ?`
+	COALESCE(family_id, ''), issued_at, expires_at, rotated_at, registration_id, jkt FROM tokens WHERE hash = ?`
 
 const insertToken = `INSERT INTO tokens (hash, kind, id, client_id, subject, scope,
-	audience, family_id, issued_at, expires_at, rotated_at, registration_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	audience, family_id, issued_at, expires_at, rotated_at, registration_id, jkt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // CreateToken stores t; ECONFLICT if t.Hash exists, EINVALID if t.ClientID
 // names no client. It returns after the write is synced to disk, by the
@@ -43,7 +43,7 @@ func execInsertToken(ctx context.Context, st *sql.Stmt, op string, t *latch.Toke
 	}
 	_, err := st.ExecContext(ctx, t.Hash, string(t.Kind), t.ID, t.ClientID, t.Subject,
 		listArg(t.Scope), listArg(t.Audience), family, timeArg(t.IssuedAt), timeArg(t.ExpiresAt),
-		timeArg(t.RotatedAt), t.RegistrationID)
+		timeArg(t.RotatedAt), t.RegistrationID, t.JKT)
 	switch {
 	case err == nil:
 		return nil
@@ -67,7 +67,7 @@ func (db *DB) Token(ctx context.Context, hash []byte) (*latch.Token, error) {
 		issuedAt, expiresAt, rotatedAt sql.NullInt64
 	)
 	err = s.token.QueryRowContext(ctx, hash).Scan(&kind, &t.ID, &t.ClientID, &t.Subject,
-		&scope, &aud, &t.FamilyID, &issuedAt, &expiresAt, &rotatedAt, &t.RegistrationID)
+		&scope, &aud, &t.FamilyID, &issuedAt, &expiresAt, &rotatedAt, &t.RegistrationID, &t.JKT)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, latch.ErrNotFound
 	}

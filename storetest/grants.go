@@ -76,6 +76,7 @@ func newCode(userID, name string) *latch.AuthCode {
 		Audience:      []string{"https://api.example.com", "urn:example:other"},
 		Nonce:         "n-0S6_WzA2Mj",
 		CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+		DPoPJKT:       "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
 		AuthTime:      base.Add(-time.Hour),
 		FamilyID:      "fam-" + name,
 		IssuedAt:      base.Add(-10 * time.Second),
@@ -296,6 +297,7 @@ func checkCode(tb testing.TB, want, got *latch.AuthCode) {
 	d.list("Audience", want.Audience, got.Audience)
 	d.str("Nonce", want.Nonce, got.Nonce)
 	d.str("CodeChallenge", want.CodeChallenge, got.CodeChallenge)
+	d.str("DPoPJKT", want.DPoPJKT, got.DPoPJKT)
 	d.time("AuthTime", want.AuthTime, got.AuthTime)
 	d.str("FamilyID", want.FamilyID, got.FamilyID)
 	d.time("IssuedAt", want.IssuedAt, got.IssuedAt)

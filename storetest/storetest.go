@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) latch.Store) {
 		{"User", userTests},
 		{"Session", sessionTests},
 		{"Grant", grantTests},
+		{"PushedRequest", pushedRequestTests},
 		{"PurgeExpired", purgeTests},
 		{"Concurrency", concurrencyTests},
 		{"Context", contextTests},
@@ -101,6 +102,8 @@ func newClient(id string) *latch.Client {
 		TokenFingerprint:         true,
 		FirstParty:               true,
 		AccessTokenEncryptionKey: []byte(`{"kty":"EC","crv":"P-256","x":"AQ","y":"Ag","use":"enc"}`),
+		DPoP:                     latch.DPoPRequired,
+		RequirePAR:               true,
 		CreatedAt:                base,
 		UpdatedAt:                base.Add(90 * time.Second),
 	}
@@ -116,6 +119,7 @@ func newToken(clientID, name string) *latch.Token {
 		Scope:     []string{"read", "write"},
 		Audience:  []string{"https://api.example.com"},
 		FamilyID:  "fam-" + clientID,
+		JKT:       "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
 		IssuedAt:  base,
 		ExpiresAt: base.Add(10 * time.Minute),
 	}
@@ -307,6 +311,8 @@ func checkClient(tb testing.TB, want, got *latch.Client) {
 	d.str("TokenFingerprint", fmt.Sprint(want.TokenFingerprint), fmt.Sprint(got.TokenFingerprint))
 	d.str("FirstParty", fmt.Sprint(want.FirstParty), fmt.Sprint(got.FirstParty))
 	d.bytes("AccessTokenEncryptionKey", want.AccessTokenEncryptionKey, got.AccessTokenEncryptionKey)
+	d.str("DPoP", string(want.DPoP), string(got.DPoP))
+	d.str("RequirePAR", fmt.Sprint(want.RequirePAR), fmt.Sprint(got.RequirePAR))
 	d.time("CreatedAt", want.CreatedAt, got.CreatedAt)
 	d.time("UpdatedAt", want.UpdatedAt, got.UpdatedAt)
 	d.check(tb, "client "+want.ID)
@@ -324,6 +330,7 @@ func checkToken(tb testing.TB, want, got *latch.Token) {
 	d.list("Scope", want.Scope, got.Scope)
 	d.list("Audience", want.Audience, got.Audience)
 	d.str("FamilyID", want.FamilyID, got.FamilyID)
+	d.str("JKT", want.JKT, got.JKT)
 	d.time("IssuedAt", want.IssuedAt, got.IssuedAt)
 	d.time("ExpiresAt", want.ExpiresAt, got.ExpiresAt)
 	d.time("RotatedAt", want.RotatedAt, got.RotatedAt)

@@ -138,26 +138,5 @@ func describeProof(err error) string {
 	if errors.As(err, &ep) {
 		return string(ep)
 	}
-	for _, d := range []struct {
-		err  error
-		text string
-	}{
-		{dpop.ErrType, "the DPoP proof typ is not dpop+jwt"},
-		{dpop.ErrAlgorithm, "the DPoP proof algorithm is not allowed"},
-		{dpop.ErrKey, "the DPoP proof jwk is not an allowed public key"},
-		{dpop.ErrSignature, "the DPoP proof signature is invalid"},
-		{dpop.ErrMethod, "the DPoP proof htm does not match the request method"},
-		{dpop.ErrURL, "the DPoP proof htu does not match the request URI"},
-		{dpop.ErrIssuedAt, "the DPoP proof iat is outside the accepted window"},
-		{dpop.ErrTokenHash, "the DPoP proof ath does not match the access token"},
-		{dpop.ErrKeyBinding, "the DPoP proof key is not the key the token is bound to"},
-		{dpop.ErrReplay, "the DPoP proof was used before"},
-		{dpop.ErrNonce, "the DPoP proof nonce is missing or stale"},
-		{dpop.ErrMalformed, "the DPoP proof is malformed"},
-	} {
-		if errors.Is(err, d.err) {
-			return d.text
-		}
-	}
-	return "the DPoP proof is invalid"
+	return dpop.Describe(err)
 }

@@ -52,6 +52,12 @@ func (cf *clientFlags) register(f *pflag.FlagSet, update bool) {
 	f.BoolVar(&cf.spec.TokenFingerprint, "token-fingerprint", false,
 		"bind JWT access tokens to a __Host-latch_fgp HttpOnly cookie set on the token response (fgp claim); for browser clients")
 	f.BoolVar(&cf.spec.FirstParty, "first-party", false, "the operator's own app: /oauth2/authorize skips the consent page")
+	dpopDefault := string(latch.DPoPOptional)
+	if update {
+		dpopDefault = ""
+	}
+	f.StringVar(&cf.spec.DPoP, "dpop", dpopDefault, "required: refuse token requests without a DPoP proof (RFC 9449); optional: bind the tokens of requests that send one")
+	f.BoolVar(&cf.spec.RequirePAR, "require-par", false, "the client must push its authorization requests to /oauth2/par first (RFC 9126); /oauth2/authorize refuses the others")
 	f.DurationVar(&cf.rttl, "refresh-token-ttl", 0, "refresh token idle lifetime, e.g. 24h (0: the server's, "+shortDuration(server.DefaultRefreshTokenTTL)+"); the family's absolute lifetime still applies")
 }
 
@@ -105,6 +111,8 @@ func (cf *clientFlags) patch(f *pflag.FlagSet) (p server.ClientPatch, changed bo
 		"jwks-file":         func() { p.JWKS = jwks },
 		"token-fingerprint": func() { p.TokenFingerprint = &cf.spec.TokenFingerprint },
 		"first-party":       func() { p.FirstParty = &cf.spec.FirstParty },
+		"dpop":              func() { p.DPoP = &cf.spec.DPoP },
+		"require-par":       func() { p.RequirePAR = &cf.spec.RequirePAR },
 		"encrypt-to": func() {
 			p.AccessTokenEncryptionKey = enc
 			if cf.encryptTo == "" {
@@ -325,6 +333,12 @@ func printClient(e *env, v *server.ClientView) {
 	}
 	if v.FirstParty {
 		fmt.Fprintf(tw, "first party:\tyes (no consent page)\n")
+	}
+	if v.DPoPBound {
+		fmt.Fprintf(tw, "dpop:\trequired (token requests need a DPoP proof)\n")
+	}
+	if v.RequirePAR {
+		fmt.Fprintf(tw, "require PAR:\tyes (authorization requests are pushed first)\n")
 	}
 	if len(v.RedirectURIs) > 0 {
 		fmt.Fprintf(tw, "redirect URIs:\t%s\n", strings.Join(v.RedirectURIs, " "))

@@ -182,6 +182,16 @@ func TestEndpoints_AnswerAsRecorded(t *testing.T) {
 	call("authorize unknown client", "GET", "/oauth2/authorize?client_id=nobody&response_type=code", testClient{}, "", nil)
 	call("authorize client without redirect", "GET", "/oauth2/authorize?client_id=g-jwt&response_type=code&redirect_uri=https%3A%2F%2Fevil.test%2F", testClient{}, "", nil)
 	call("authorize registered client", "GET", "/oauth2/authorize?client_id=g-web&response_type=code&redirect_uri=https%3A%2F%2Fcb.test%2Fcb&scope=openid&state=s&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256", testClient{}, "", nil)
+
+	// Pushed authorization requests (RFC 9126).
+	pushed := url.Values{"response_type": {"code"}, "client_id": {"g-web"}, "redirect_uri": {"https://cb.test/cb"},
+		"scope": {"openid"}, "state": {"s"}, "code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}}
+	call("par", "POST", "/oauth2/par", web, "", pushed)
+	call("par unauthenticated", "POST", "/oauth2/par", testClient{}, "", pushed)
+	call("par unregistered redirect", "POST", "/oauth2/par", web, "", url.Values{"client_id": {"g-web"}, "response_type": {"code"}, "redirect_uri": {"https://evil.test/"}})
+	call("par bad proof", "POST", "/oauth2/par", web, "", pushed, "DPoP", "not-a-proof")
+	call("authorize unknown request_uri", "GET", "/oauth2/authorize?client_id=g-web&request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3Anone", testClient{}, "", nil)
+	call("token bad proof", "POST", "/oauth2/token", jwtc, "", url.Values{"grant_type": {"client_credentials"}}, "DPoP", "not-a-proof")
 	call("authorize bad response_type", "GET", "/oauth2/authorize?client_id=g-web&response_type=token&redirect_uri=https%3A%2F%2Fcb.test%2Fcb", testClient{}, "", nil)
 	call("authorize no pkce", "GET", "/oauth2/authorize?client_id=g-web&response_type=code&redirect_uri=https%3A%2F%2Fcb.test%2Fcb&scope=openid", testClient{}, "", nil)
 	call("logout endpoint", "GET", "/oauth2/logout", testClient{}, "", nil)

@@ -39,6 +39,9 @@ type serveFlags struct {
 	introspectionRate float64
 	tokenCacheSize    int
 	redisURL          string
+	dpopNonce         bool
+	dpopNoncePeriod   time.Duration
+	parLifetime       time.Duration
 	logLevel          string
 	logFormat         string
 	shutdownTimeout   time.Duration
@@ -77,6 +80,9 @@ are required.`,
 	f.IntVar(&s.tokenCacheSize, "token-cache-size", server.DefaultTokenCacheSize, "opaque access tokens kept in memory for introspection and token exchange, and as many verified JWTs; a revocation by another process (CLI, other node) takes effect within 100 ms (another node's at once with --redis-url); 0 disables")
 	f.StringVar(&s.redisURL, "redis-url", "",
 		"Redis URL (redis://[user:pass@]host:port/db, rediss:// for TLS) shared by every server node: revocation fan-out and the login throttle (docs/operations.md); or set LATCH_REDIS_URL")
+	f.BoolVar(&s.dpopNonce, "dpop-nonce", false, "require a server nonce (DPoP-Nonce) in every DPoP proof at the token, PAR and userinfo endpoints (RFC 9449 §8); derived from the key-encryption key, so every node accepts every node's nonces")
+	f.DurationVar(&s.dpopNoncePeriod, "dpop-nonce-period", server.DefaultDPoPNoncePeriod, "how often DPoP nonces change; a nonce is accepted for one to two periods")
+	f.DurationVar(&s.parLifetime, "par-lifetime", server.DefaultPARLifetime, "how long a pushed authorization request's request_uri can be used (RFC 9126); it must cover the user's sign-in")
 	f.StringVar(&s.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&s.logFormat, "log-format", "text", "text or json")
 	f.DurationVar(&s.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may finish on SIGTERM")
@@ -223,7 +229,10 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 		cfg.SharedLoginThrottle = func(scope string, t server.Throttle) server.LoginThrottle {
 			return rc.Throttle(issuer, scope, t)
 		}
-		log.Info("shared state in Redis: revocation fan-out and login throttle", "redis", rc.Addr())
+		// The token endpoint's DPoP proofs: one replayed to another node
+		// is refused there too (RFC 9449 §11.1).
+		cfg.DPoPReplay = rc.DPoPReplayCache("as:"+issuer, cfg.Now)
+		log.Info("shared state in Redis: revocation fan-out, login throttle and DPoP replay cache", "redis", rc.Addr())
 	}
 	srv, err := server.New(cfg)
 	if err != nil {
@@ -264,8 +273,9 @@ func (s *serveFlags) serverConfig(issuer string, log *slog.Logger) server.Config
 		IntrospectionRate: rate.Limit(s.introspectionRate), IntrospectionBurst: max(1, int(2*s.introspectionRate)),
 		PasswordParams: s.password.params(), MinPasswordLen: s.password.minLen,
 		TokenCacheSize: cmp.Or(s.tokenCacheSize, -1), // 0 on the command line is off
-		Logger:         log,
-		Now:            testClock(s.testClockOffset),
+		DPoPNonces:     s.dpopNonce, DPoPNoncePeriod: s.dpopNoncePeriod, PARLifetime: s.parLifetime,
+		Logger: log,
+		Now:    testClock(s.testClockOffset),
 	}
 	s.login.apply(&cfg)
 	return cfg

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/latch-auth/latch/dpop"
+	"github.com/latch-auth/latch/verify"
+)
+
+func newDPoPProver(t testing.TB) *dpop.Prover {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := dpop.NewProver(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// postDPoP posts an OAuth form with a DPoP proof for u made by p (none
+// when p is nil), authenticating c with its secret when it has one.
+func postDPoP(t testing.TB, u string, c testClient, form url.Values, p *dpop.Prover) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if c.Secret != "" {
+		req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
+	}
+	if p != nil {
+		proof, err := p.Proof(http.MethodPost, u, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("DPoP", proof)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("POST %s: %d %s", u, resp.StatusCode, body)
+	}
+	return resp.StatusCode, m
+}
+
+// TestDPoP_ClientCredentials_VerifyAcceptsWithProof: through the real
+// `latch serve`, a client registered with --dpop required gets a DPoP
+// token only with a proof; verify, configured for DPoP, accepts it with a
+// proof of the key for its request, and refuses it as Bearer and with
+// another key's proof.
+func TestDPoP_ClientCredentials_VerifyAcceptsWithProof(t *testing.T) {
+	dir := migratedDir(t)
+	c := createClient(t, dir, "--scope", "read", "--audience", "api", "--dpop", "required")
+	p := startLatch(t, dir)
+	key := newDPoPProver(t)
+	tokenURL := p.URL("/oauth2/token")
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}
+	if status, m := postDPoP(t, tokenURL, c, form, nil); status != 400 || m["error"] != "invalid_dpop_proof" {
+		t.Fatalf("--dpop required without proof: %d %v", status, m)
+	}
+	status, m := postDPoP(t, tokenURL, c, form, key)
+	if status != 200 || m["token_type"] != "DPoP" {
+		t.Fatalf("with proof: %d %v", status, m)
+	}
+	tok := m["access_token"].(string)
+
+	checker, err := dpop.New(dpop.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const api = "https://api.test"
+	v, err := verify.New(context.Background(), verify.Config{Issuer: p.Issuer, Audience: "api", InsecureAllowHTTP: true,
+		DPoP: checker, ExternalURL: api})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	call := func(scheme string, prover *dpop.Prover) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodGet, "/items", nil)
+		r.Header.Set("Authorization", scheme+" "+tok)
+		if prover != nil {
+			proof, err := prover.Proof(http.MethodGet, api+"/items", tok, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Header.Set("DPoP", proof)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	if w := call("DPoP", key); w.Code != 200 {
+		t.Fatalf("verify with the key's proof: %d %q", w.Code, w.Header().Get("WWW-Authenticate"))
+	}
+	if w := call("Bearer", nil); w.Code != 401 {
+		t.Errorf("verify with the bound token as Bearer: %d", w.Code)
+	}
+	if w := call("DPoP", newDPoPProver(t)); w.Code != 401 || !strings.Contains(w.Header().Get("WWW-Authenticate"), "invalid_token") {
+		t.Errorf("verify with another key's proof: %d %q", w.Code, w.Header().Get("WWW-Authenticate"))
+	}
+}
+
+// TestDPoP_CodeFlow_PARAndDPoP_PublicClient: a public client registered
+// with --require-par and --dpop required pushes its request with a proof,
+// the user signs in and consents in a browser, the code is redeemed with a
+// proof of the same key and the refresh token is bound to it; userinfo
+// answers the DPoP-bound token with a proof and refuses it as Bearer.
+func TestDPoP_CodeFlow_PARAndDPoP_PublicClient(t *testing.T) {
+	dir := migratedDir(t)
+	const pw = "correct horse battery staple"
+	createAlice(t, dir, pw)
+	cb := newAuthCallback(t)
+	c := createClient(t, dir, "--grant", "authorization_code,refresh_token", "--redirect-uri", cb.URI(),
+		"--scope", "openid profile read", "--audience", "api", "--auth-method", "none",
+		"--require-par", "--dpop", "required")
+	p := startLatch(t, dir)
+	key := newDPoPProver(t)
+	const verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+	const challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM" // RFC 7636 Appendix B
+	authz := url.Values{"response_type": {"code"}, "client_id": {c.ID}, "redirect_uri": {cb.URI()},
+		"scope": {"openid profile read"}, "state": {"st-dpop"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+
+	// --require-par: the plain request is refused back to the client.
+	br := newAuthBrowser(t)
+	br.visit(p.URL("/oauth2/authorize?"+authz.Encode()), "alice", pw)
+	if got := cb.received(t).Query().Get("error"); got != "invalid_request" {
+		t.Fatalf("unpushed request of a --require-par client: error %q", got)
+	}
+
+	status, pushed := postDPoP(t, p.URL("/oauth2/par"), c, authz, key)
+	if status != 201 || !strings.HasPrefix(pushed["request_uri"].(string), "urn:ietf:params:oauth:request_uri:") {
+		t.Fatalf("PAR: %d %v", status, pushed)
+	}
+	br.visit(p.URL("/oauth2/authorize?"+url.Values{"client_id": {c.ID}, "request_uri": {pushed["request_uri"].(string)}}.Encode()), "alice", pw)
+	code := authResponse(t, cb.received(t), p.Issuer, "st-dpop")
+
+	tokenURL := p.URL("/oauth2/token")
+	redeem := url.Values{"grant_type": {"authorization_code"}, "client_id": {c.ID}, "code": {code},
+		"redirect_uri": {cb.URI()}, "code_verifier": {verifier}}
+	if status, m := postDPoP(t, tokenURL, c, redeem, newDPoPProver(t)); status != 400 || m["error"] != "invalid_dpop_proof" {
+		t.Fatalf("redeem with another key than the PAR proof's: %d %v", status, m)
+	}
+	status, tr := postDPoP(t, tokenURL, c, redeem, key)
+	if status != 200 || tr["token_type"] != "DPoP" {
+		t.Fatalf("redeem: %d %v", status, tr)
+	}
+	refresh := url.Values{"grant_type": {"refresh_token"}, "client_id": {c.ID}, "refresh_token": {tr["refresh_token"].(string)}}
+	if status, m := postDPoP(t, tokenURL, c, refresh, newDPoPProver(t)); status != 400 || m["error"] != "invalid_dpop_proof" {
+		t.Fatalf("refresh with another key: %d %v", status, m)
+	}
+	status, next := postDPoP(t, tokenURL, c, refresh, key)
+	if status != 200 || next["token_type"] != "DPoP" {
+		t.Fatalf("refresh with the key: %d %v", status, next)
+	}
+
+	at := next["access_token"].(string)
+	userinfo := func(scheme string, withProof bool) int {
+		req, _ := http.NewRequest(http.MethodGet, p.URL("/userinfo"), nil)
+		req.Header.Set("Authorization", scheme+" "+at)
+		if withProof {
+			proof, err := key.Proof(http.MethodGet, p.URL("/userinfo"), at, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("DPoP", proof)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := userinfo("DPoP", true); got != 200 {
+		t.Errorf("userinfo with DPoP: %d", got)
+	}
+	if got := userinfo("Bearer", false); got != 401 {
+		t.Errorf("userinfo with the bound token as Bearer: %d", got)
+	}
+}
