@@ -96,6 +96,10 @@ func loadDPoPKey(ctx context.Context, store Store, seal *sealer) (*ecdsa.Private
 	return ek, nil
 }
 
+// DPoPThumbprint returns the RFC 7638 thumbprint of the BFF's DPoP key,
+// the cnf.jkt of the tokens it holds; "" without Config.DPoP.
+func (b *BFF) DPoPThumbprint() string { return b.jkt() }
+
 // jkt returns the thumbprint the BFF's tokens are bound to, "" without
 // DPoP.
 func (b *BFF) jkt() string {

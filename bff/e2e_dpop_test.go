@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/latch-auth/latch/dpop"
 )
@@ -83,8 +82,19 @@ func TestRFC9449_BFF_TokensCopiedOutOfTheStoreAreUseless(t *testing.T) {
 		}
 	}
 
-	// A refresh binds the new token to the same key.
-	e.clock.Advance(11 * time.Minute)
+	// A session from before --dpop (its token unbound) is refreshed at
+	// its next call, and the refresh binds the new token to the key. (The
+	// proofs take their iat from the BFF's clock, so the test cannot move
+	// that clock past the token's expiry as the other refresh tests do.)
+	unbound := *s
+	unbound.JKT = ""
+	sealed, err := e.b.sealSession(key, &unbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.cfg.Store.UpdateSession(context.Background(), key[:], sealed, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
 	refreshes := e.counter.refreshes.Load()
 	if code, body := a.api("GET", "/api/hello"); code != 200 {
 		t.Fatalf("/api/hello after expiry: %d %v", code, body)
@@ -138,4 +148,40 @@ func cnfJKT(t *testing.T, jwt string) string {
 		t.Fatal(err)
 	}
 	return c.Cnf.JKT
+}
+
+// TestRFC9449_8_BFF_FollowsTheServerNonce: against a server that requires
+// its nonce in every proof, the BFF's first token request is answered
+// use_dpop_nonce and sent once more with the nonce, which the BFF keeps:
+// the refresh that follows needs one request.
+func TestRFC9449_8_BFF_FollowsTheServerNonce(t *testing.T) {
+	e := newE2E(t, e2eOptions{dpop: true, dpopNonces: true})
+	a := e.newAgent()
+	a.login("alice", alicePassword)
+	if n := e.counter.posts.Load(); n != 2 {
+		t.Fatalf("the login made %d token requests, want 2 (use_dpop_nonce, then with the nonce)", n)
+	}
+	if code, body := a.api("GET", "/api/hello"); code != 200 {
+		t.Fatalf("/api/hello: %d %v", code, body)
+	}
+	// Force a refresh: the session's token looks unbound.
+	key := sha256.Sum256([]byte(a.sessionCookie().Value))
+	s, _, err := e.b.readSession(context.Background(), key, e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.JKT = ""
+	sealed, err := e.b.sealSession(key, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.cfg.Store.UpdateSession(context.Background(), key[:], sealed, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := a.api("GET", "/api/hello"); code != 200 {
+		t.Fatalf("/api/hello after the refresh: %d %v", code, body)
+	}
+	if n, r := e.counter.posts.Load(), e.counter.refreshes.Load(); n != 3 || r != 1 {
+		t.Fatalf("%d token requests and %d refreshes in all, want 3 and 1: the kept nonce serves the refresh", n, r)
+	}
 }

@@ -55,6 +55,7 @@ func (c *offsetClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 type countingTransport struct {
 	next      http.RoundTripper
 	refreshes atomic.Int32
+	posts     atomic.Int32 // every POST to the token endpoint
 }
 
 func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -64,6 +65,7 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
+		c.posts.Add(1)
 		if form, _ := url.ParseQuery(string(body)); form.Get("grant_type") == "refresh_token" {
 			c.refreshes.Add(1)
 		}
@@ -103,6 +105,8 @@ type e2eOptions struct {
 	// dpop: the BFF binds its tokens (Config.DPoP), its client requires
 	// DPoP at the server, and the API checks proofs (verify with DPoP).
 	dpop bool
+	// dpopNonces: the server requires its DPoP nonce in every proof.
+	dpopNonces bool
 }
 
 func newE2E(t testing.TB, o e2eOptions) *e2e {
@@ -129,6 +133,7 @@ func newE2E(t testing.TB, o e2eOptions) *e2e {
 	srv, err := server.New(server.Config{
 		Issuer: e.issuer, InsecureAllowHTTP: true, Store: e.db, Keys: km,
 		PasswordParams: cheapParams, Logger: logger.With("component", "server"),
+		DPoPNonces:     o.dpopNonces,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +178,7 @@ func newE2E(t testing.TB, o e2eOptions) *e2e {
 	e.client, err = (&server.Clients{Store: e.db}).Create(ctx, server.ClientSpec{
 		Name: "spa", FirstParty: true, GrantTypes: []string{"authorization_code", "refresh_token"},
 		Scope: "openid profile email read", Audiences: []string{apiAudience},
-		RedirectURIs: []string{e.bffURL + "/bff/callback"},
+		RedirectURIs: []string{e.bffURL + "/bff/callback"}, DPoP: dpopPolicy(o.dpop),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -634,4 +639,13 @@ func percentiles(d []time.Duration) (p50, p99, maxD time.Duration) {
 	}
 	idx := func(p float64) int { return min(len(s)-1, int(float64(len(s))*p+0.5)-1) }
 	return s[max(0, idx(0.50))], s[max(0, idx(0.99))], s[len(s)-1]
+}
+
+// dpopPolicy is the client's DPoP policy at the server: required when the
+// BFF binds its tokens, so that a token request without a proof fails.
+func dpopPolicy(on bool) string {
+	if on {
+		return "required"
+	}
+	return ""
 }

@@ -316,7 +316,7 @@ func runBFF(ctx context.Context, e *env, g *bffFlags) error {
 	}
 	log.Info("latch bff listening", "addr", addr, "issuer", g.issuer, "client_id", g.clientID,
 		"redirect_url", redirect, "upstream", up.Redacted(), "api_prefix", g.apiPrefix,
-		"store", storeName, "static", g.static, "revocation_feed", g.revocationFeed, "dpop", g.dpop)
+		"store", storeName, "static", g.static, "revocation_feed", g.revocationFeed, "dpop", g.dpop, "dpop_jkt", b.DPoPThumbprint())
 	return runHTTP(ctx, log, hs, ln, g.shutdownTimeout)
 }
 

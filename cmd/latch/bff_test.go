@@ -251,16 +251,57 @@ func TestBFF_DPoP_EndToEnd(t *testing.T) {
 			t.Fatalf("/api/hello through latch bff --dpop: %d %v\nbff:\n%s\napi:\n%s", code, hello, b.Stderr, api.Stderr)
 		}
 	}
-	if !strings.Contains(b.Stderr.String(), `"dpop":true`) {
-		t.Fatalf("the BFF does not log dpop=true:\n%s", b.Stderr)
-	}
-	db, err := os.ReadFile(filepath.Join(bffDir, "bff.db"))
-	if err != nil {
+	jkt := loggedJKT(t, b)
+
+	// A restart on the same data directory signs with the same key, and
+	// the session goes on.
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	<-b.done
+	cmd := exec.Command(b.cmd.Path, b.cmd.Args[1:]...)
+	cmd.Env = b.cmd.Env
+	again := &proc{cmd: cmd, Stderr: &syncBuffer{}, done: make(chan struct{}), Addr: b.Addr}
+	cmd.Stdout, cmd.Stderr = again.Stderr, again.Stderr
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(db), "bff_keys") {
-		t.Fatalf("bff.db has no bff_keys table: the DPoP key is not kept")
+	go func() { cmd.Wait(); close(again.done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-again.done
+	})
+	for !strings.Contains(again.Stderr.String(), "latch bff listening") {
+		select {
+		case <-again.done:
+			t.Fatalf("latch bff exited at restart:\n%s", again.Stderr)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
+	if got := loggedJKT(t, again); got != jkt {
+		t.Fatalf("after a restart the BFF's DPoP key is %s, want %s", got, jkt)
+	}
+	if code, hello := a.call("GET", "/api/hello"); code != 200 || hello["sub"] == "" {
+		t.Fatalf("/api/hello after the restart: %d %v\nbff:\n%s", code, hello, again.Stderr)
+	}
+}
+
+// loggedJKT returns the dpop_jkt of the BFF's "listening" log line.
+func loggedJKT(t *testing.T, b *proc) string {
+	t.Helper()
+	for _, line := range strings.Split(b.Stderr.String(), "\n") {
+		var rec struct {
+			Msg  string
+			DPoP bool   `json:"dpop"`
+			JKT  string `json:"dpop_jkt"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "latch bff listening" {
+			if !rec.DPoP || len(rec.JKT) != 43 {
+				t.Fatalf("the BFF logs dpop %v dpop_jkt %q; want true and a thumbprint", rec.DPoP, rec.JKT)
+			}
+			return rec.JKT
+		}
+	}
+	t.Fatalf("no listening line in the BFF's log:\n%s", b.Stderr)
+	return ""
 }
 
 func TestBFF_RefusesBadInvocations(t *testing.T) {
