@@ -133,7 +133,7 @@ func newE2E(t testing.TB, o e2eOptions) *e2e {
 	srv, err := server.New(server.Config{
 		Issuer: e.issuer, InsecureAllowHTTP: true, Store: e.db, Keys: km,
 		PasswordParams: cheapParams, Logger: logger.With("component", "server"),
-		DPoPNonces:     o.dpopNonces,
+		DPoPNonces: o.dpopNonces,
 	})
 	if err != nil {
 		t.Fatal(err)
