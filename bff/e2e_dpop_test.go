@@ -23,9 +23,15 @@ import (
 // out of the store is refused by verify as a Bearer token, as a DPoP token
 // without a proof, and with a proof of another key. A second BFF on the
 // same store (a restart, another node) serves the session with the same
-// key, without a new login or a refresh.
+// key, without a new login or a refresh. It runs on both stores (Redis
+// when LATCH_TEST_REDIS is set).
 func TestRFC9449_BFF_TokensCopiedOutOfTheStoreAreUseless(t *testing.T) {
-	e := newE2E(t, e2eOptions{dpop: true})
+	t.Run("store=sqlite", func(t *testing.T) { testTokensCopiedOut(t, newSQLiteStore(t)) })
+	t.Run("store=redis", func(t *testing.T) { testTokensCopiedOut(t, newRedisStore(t)) })
+}
+
+func testTokensCopiedOut(t *testing.T, store Store) {
+	e := newE2E(t, e2eOptions{dpop: true, store: store})
 	a := e.newAgent()
 	a.login("alice", alicePassword)
 	if code, body := a.api("GET", "/api/hello"); code != 200 || body["sub"] == "" {
