@@ -23,6 +23,7 @@ import (
 	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/internal/latchtest"
 	"github.com/latch-auth/latch/password"
+	"github.com/latch-auth/latch/registry"
 	"github.com/latch-auth/latch/server"
 	"github.com/latch-auth/latch/sqlite"
 	"github.com/latch-auth/latch/verify"
@@ -83,8 +84,8 @@ type e2e struct {
 	issuer   string
 	srv      *server.Server
 	db       *sqlite.DB
-	users    *server.Users
-	client   *server.ClientView
+	users    *registry.Users
+	client   *registry.ClientView
 	apiURL   string
 	bffURL   string
 	b        *BFF
@@ -141,8 +142,8 @@ func newE2E(t testing.TB, o e2eOptions) *e2e {
 	e.srv = srv
 	serve(t, issLn, srv.Handler())
 	go srv.Run(ctx)
-	e.users = &server.Users{Store: e.db, Params: cheapParams}
-	if _, err := e.users.Create(ctx, server.UserSpec{Username: "alice", Password: alicePassword, Roles: []string{"admin"}, Groups: []string{"staff"}}); err != nil {
+	e.users = &registry.Users{Store: e.db, Params: cheapParams}
+	if _, err := e.users.Create(ctx, registry.UserSpec{Username: "alice", Password: alicePassword, Roles: []string{"admin"}, Groups: []string{"staff"}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -175,7 +176,7 @@ func newE2E(t testing.TB, o e2eOptions) *e2e {
 	// The BFF's client, registered for its callback.
 	bffLn := listen(t)
 	e.bffURL = "http://" + o.bffHost + ":" + port(bffLn)
-	e.client, err = (&server.Clients{Store: e.db}).Create(ctx, server.ClientSpec{
+	e.client, err = (&registry.Clients{Store: e.db}).Create(ctx, registry.ClientSpec{
 		Name: "spa", FirstParty: true, GrantTypes: []string{"authorization_code", "refresh_token"},
 		Scope: "openid profile email read", Audiences: []string{apiAudience},
 		RedirectURIs: []string{e.bffURL + "/bff/callback"}, DPoP: dpopPolicy(o.dpop),
@@ -466,7 +467,7 @@ func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	}
 }
 
-// TestSingleFlight_50ConcurrentCalls_OneRefresh is the single
+// TestSingleFlight_50ConcurrentCalls_OneRefresh is the single
 // flight test: 50 API calls at once on a session whose access token has
 // expired cause exactly one refresh at the authorization server; every
 // call is answered with the new token, and the family stays valid (no
@@ -536,7 +537,7 @@ func TestSingleFlight_50ConcurrentCalls_OneRefresh(t *testing.T) {
 	}
 }
 
-// TestRevocation_LogoutEverywhere_Next401 is the revocation test:
+// TestRevocation_LogoutEverywhere_Next401 is the revocation test:
 // logging the user out everywhere at the server makes the BFF's next API
 // call answer 401 session_revoked, through the revocation feed. Two ways of
 // signing out: the admin API (inside the server, which wakes its feed at
@@ -547,7 +548,7 @@ func TestSingleFlight_50ConcurrentCalls_OneRefresh(t *testing.T) {
 // timings are not asserted in tests (the numbers go to BENCHMARKS.md).
 func TestRevocation_LogoutEverywhere_Next401(t *testing.T) {
 	e := newE2E(t, e2eOptions{})
-	admin, err := (&server.Clients{Store: e.db}).Create(e.ctx, server.ClientSpec{Name: "admin", Scope: "latch:admin", Audiences: []string{"urn:latch:admin"}})
+	admin, err := (&registry.Clients{Store: e.db}).Create(e.ctx, registry.ClientSpec{Name: "admin", Scope: "latch:admin", Audiences: []string{"urn:latch:admin"}})
 	if err != nil {
 		t.Fatal(err)
 	}

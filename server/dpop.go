@@ -11,12 +11,7 @@ import (
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/oauth"
-	"github.com/latch-auth/latch/token"
 )
-
-// ClaimConfirmation is the confirmation claim of a JWT access token bound
-// to a DPoP key (RFC 7800 §3.1): {"jkt": thumbprint} (RFC 9449 §6.1).
-const ClaimConfirmation = "cnf"
 
 // Error codes of RFC 9449 §5 and §8 at the token and PAR endpoints, and
 // of §7.1 in a DPoP challenge.
@@ -33,17 +28,6 @@ const DefaultDPoPNoncePeriod = 5 * time.Minute
 // key-encryption key, so that every node sharing the store hands out and
 // accepts the same nonces.
 const dpopNoncePurpose = "latch dpop nonce"
-
-// boundKey returns the cnf.jkt of verified JWT claims, "" when the token is
-// not bound.
-func boundKey(c *token.Claims) string {
-	m, ok := c.Extra[ClaimConfirmation].(map[string]any)
-	if !ok {
-		return ""
-	}
-	jkt, _ := m["jkt"].(string)
-	return jkt
-}
 
 // tokenType is the token_type of an access token bound to jkt: DPoP when
 // bound (RFC 9449 §5), Bearer otherwise.
@@ -97,17 +81,23 @@ func (s *Server) proofOf(r *http.Request, path, accessToken, jkt string) (*dpop.
 	return nil, dpopError(ErrInvalidDPoPProof, dpop.Describe(err))
 }
 
-// bindingKey decides the key c's tokens of this request are bound to: the
-// proof's, or none without a proof. A client registered with --dpop
-// required must send one (RFC 9449 §5.2, dpop_bound_access_tokens).
-func (s *Server) bindingKey(c *latch.Client, p *dpop.Proof) (string, error) {
-	if p != nil {
-		return p.JKT, nil
+// tokenProof checks the DPoP proof of a token request of the
+// authenticated client c (RFC 9449 §5: for every grant) and returns it with
+// the key c's tokens are to be bound to: the proof's, or none without a
+// proof. A client registered with --dpop required must send one (§5.2,
+// dpop_bound_access_tokens). The proof is checked after the client
+// authentication, so that only clients fill the replay cache.
+func (s *Server) tokenProof(r *http.Request, c *latch.Client) (*dpop.Proof, string, error) {
+	p, err := s.proofOf(r, "/oauth2/token", "", "")
+	switch {
+	case err != nil:
+		return nil, "", err
+	case p != nil:
+		return p, p.JKT, nil
+	case c.RequiresDPoP():
+		return nil, "", dpopError(ErrInvalidDPoPProof, "this client must send a DPoP proof with its token requests (it is registered with --dpop required)")
 	}
-	if c.RequiresDPoP() {
-		return "", dpopError(ErrInvalidDPoPProof, "this client must send a DPoP proof with its token requests (it is registered with --dpop required)")
-	}
-	return "", nil
+	return nil, "", nil
 }
 
 // requireKey checks that the request's proof is of the key jkt that a

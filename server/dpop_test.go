@@ -19,6 +19,7 @@ import (
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/internal/redistest"
+	"github.com/latch-auth/latch/registry"
 	"github.com/latch-auth/latch/server"
 	"github.com/latch-auth/latch/token"
 )
@@ -230,7 +231,7 @@ func mustECKey(tb testing.TB) *ecdsa.PrivateKey {
 // with --dpop required gets no token without a proof, bound ones with.
 func TestRFC9449_5_2_RequiredClient_WithoutProofRefused(t *testing.T) {
 	e := newEnv(t)
-	c := e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}, DPoP: "required"})
+	c := e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}, DPoP: "required"})
 	if status, tr := e.grantDPoP(c, ccForm()); status != 400 || tr.Error != "invalid_dpop_proof" {
 		t.Fatalf("required client without proof: %d %+v", status, tr)
 	}
@@ -238,14 +239,14 @@ func TestRFC9449_5_2_RequiredClient_WithoutProofRefused(t *testing.T) {
 	if status, tr := e.grantDPoP(c, ccForm(), mustProof(t, p, "POST", tokenURL, "", "")); status != 200 || tr.TokenType != "DPoP" {
 		t.Fatalf("required client with proof: %d %+v", status, tr)
 	}
-	if _, err := e.clients.Create(context.Background(), server.ClientSpec{DPoP: "sometimes"}); latch.ErrorCode(err) != latch.EINVALID {
+	if _, err := e.clients.Create(context.Background(), registry.ClientSpec{DPoP: "sometimes"}); latch.ErrorCode(err) != latch.EINVALID {
 		t.Errorf("dpop sometimes: %v, want EINVALID", err)
 	}
 }
 
 // publicClient registers a public client of the code and refresh grants.
 func (e *env) publicClient() creds {
-	return e.webClient(func(s *server.ClientSpec) { s.AuthMethod = "none"; s.FirstParty = false })
+	return e.webClient(func(s *registry.ClientSpec) { s.AuthMethod = "none"; s.FirstParty = false })
 }
 
 func redeemForm(code string) url.Values {
@@ -465,7 +466,7 @@ func (e *env) mustUserID(name string) string {
 func TestRFC9449_TokenExchange_KeepsTheSubjectTokensBinding(t *testing.T) {
 	e := newEnv(t)
 	c := e.opaqueClient()
-	gw := e.client(server.ClientSpec{GrantTypes: []string{"urn:ietf:params:oauth:grant-type:token-exchange"}, Audiences: []string{"api"}})
+	gw := e.client(registry.ClientSpec{GrantTypes: []string{"urn:ietf:params:oauth:grant-type:token-exchange"}, Audiences: []string{"api"}})
 	p := e.prover()
 	_, tr := e.grantDPoP(c, ccForm(), mustProof(t, p, "POST", tokenURL, "", ""))
 	status, ex := e.grant(gw, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
@@ -487,4 +488,83 @@ func TestRFC9449_5_1_DiscoveryAdvertisesAlgsAndPAR(t *testing.T) {
 	if strings.Join(md.Algs, " ") != "ES256 EdDSA PS256 RS256" || md.PAR != testIssuer+"/oauth2/par" || md.RequirePAR == nil || *md.RequirePAR {
 		t.Errorf("metadata: %+v", md)
 	}
+}
+
+// TestRFC9449_7_2_BearerOnlyEndpointsRefuseBoundTokens: the admin API and
+// bearer-authenticated introspection take bearer tokens only; a token
+// bound to a DPoP key is refused there, while its client's own
+// authentication keeps working.
+func TestRFC9449_7_2_BearerOnlyEndpointsRefuseBoundTokens(t *testing.T) {
+	e := newEnv(t)
+	adm := e.client(registry.ClientSpec{Scope: latch.ScopeAdmin, Audiences: []string{latch.AudienceAdmin}})
+	rs := e.client(registry.ClientSpec{Scope: latch.ScopeIntrospect, Audiences: []string{latch.AudienceIntrospection}})
+	p := e.prover()
+	for _, tc := range []struct {
+		name, path, scope string
+		c                 creds
+	}{
+		{"admin API", "/admin/v1/clients", latch.ScopeAdmin, adm},
+		{"introspection by bearer token", "/oauth2/introspect", latch.ScopeIntrospect, rs},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			form := func() url.Values { f := ccForm(); f.Set("scope", tc.scope); return f }
+			_, bound := e.grantDPoP(tc.c, form(), mustProof(t, p, "POST", tokenURL, "", ""))
+			_, bearer := e.grantDPoP(tc.c, form())
+			send := func(tok string) int {
+				r := httptest.NewRequest(http.MethodGet, tc.path, nil)
+				if tc.path == "/oauth2/introspect" {
+					r = httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader("token="+tok))
+					r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				}
+				r.Header.Set("Authorization", "Bearer "+tok)
+				w := httptest.NewRecorder()
+				e.h.ServeHTTP(w, r)
+				return w.Code
+			}
+			if got := send(bearer.AccessToken); got != 200 {
+				t.Fatalf("bearer token: %d", got)
+			}
+			if got := send(bound.AccessToken); got != 401 {
+				t.Errorf("DPoP-bound token as Bearer: %d, want 401", got)
+			}
+		})
+	}
+}
+
+// BenchmarkToken_ClientCredentials_DPoP: the token endpoint's cost of a
+// DPoP proof, beside the same grant without one in the same run: a
+// client_credentials grant issuing an ES256 JWT, with and without a proof
+// (made outside the timer: that is the client's work) checked and bound.
+func BenchmarkToken_ClientCredentials_DPoP(b *testing.B) {
+	e := newEnv(b, func(c *server.Config) { c.DPoPReplay = dpop.NewMemoryReplayCache(10_000_000, nil) })
+	c := e.jwtClient()
+	p := e.prover()
+	send := func(proof string) {
+		r := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader("grant_type=client_credentials&scope=read"))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.SetBasicAuth(c.ID, c.Secret)
+		if proof != "" {
+			r.Header.Set("DPoP", proof)
+		}
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			b.Fatalf("token: %d %s", w.Code, w.Body)
+		}
+	}
+	b.Run("bearer", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			send("")
+		}
+	})
+	b.Run("dpop", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			proof := mustProof(b, p, "POST", tokenURL, "", "")
+			b.StartTimer()
+			send(proof)
+		}
+	})
 }

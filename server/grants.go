@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
-	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/token"
 )
@@ -38,13 +37,13 @@ const ScopeOfflineAccess = "offline_access"
 // legitimate client able to redeem it. Every failure is the same
 // invalid_grant, whose description says which check failed: the client
 // already holds the code, nothing secret is revealed.
-func (s *Server) authorizationCodeGrant(w http.ResponseWriter, r *http.Request, form url.Values, proof *dpop.Proof) error {
+func (s *Server) authorizationCodeGrant(w http.ResponseWriter, r *http.Request, form url.Values) error {
 	ctx := r.Context()
 	c, err := s.authenticateClient(ctx, r, form, false)
 	if err != nil {
 		return err
 	}
-	jkt, err := s.bindingKey(c, proof)
+	proof, jkt, err := s.tokenProof(r, c)
 	if err != nil {
 		return err
 	}
@@ -146,13 +145,13 @@ func (s *Server) authorizationCodeGrant(w http.ResponseWriter, r *http.Request, 
 //
 // A public client's refresh token bound to a DPoP key (RFC 9449 §5) is
 // used with a proof of that key only, and its successor keeps the binding.
-func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form url.Values, proof *dpop.Proof) error {
+func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form url.Values) error {
 	ctx := r.Context()
 	c, err := s.authenticateClient(ctx, r, form, false)
 	if err != nil {
 		return err
 	}
-	jkt, err := s.bindingKey(c, proof)
+	proof, jkt, err := s.tokenProof(r, c)
 	if err != nil {
 		return err
 	}
@@ -251,13 +250,13 @@ func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form 
 // MUST NOT be used): the client sees the user's password. It exists for
 // migrations from systems that used it, behind the same throttling and
 // dummy verification as the login form.
-func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request, form url.Values, proof *dpop.Proof) error {
+func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request, form url.Values) error {
 	ctx := r.Context()
 	c, err := s.authenticateClient(ctx, r, form, true)
 	if err != nil {
 		return err
 	}
-	jkt, err := s.bindingKey(c, proof)
+	_, jkt, err := s.tokenProof(r, c)
 	if err != nil {
 		return err
 	}

@@ -43,12 +43,13 @@ func (s *Server) par(w http.ResponseWriter, r *http.Request) error {
 		// §2.1: a pushed request cannot point at another.
 		return oauth.BadRequest(oauth.ErrInvalidRequest, "request_uri cannot be pushed (RFC 9126 §2.1)")
 	}
-	proof, err := s.proofOf(r, parPath, "", "")
+	ctx := r.Context()
+	c, err := s.authenticateClient(ctx, r, form, false)
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
-	c, err := s.authenticateClient(ctx, r, form, false)
+	// After the client authentication, as at the token endpoint.
+	proof, err := s.proofOf(r, parPath, "", "")
 	if err != nil {
 		return err
 	}

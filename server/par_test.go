@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
 	"github.com/latch-auth/latch/server"
 )
 
@@ -86,7 +87,7 @@ func TestRFC9126_2_1_ConfidentialClient_PushThenAuthorize(t *testing.T) {
 // TestRFC9126_2_1_PublicClient_PushesWithClientIDOnly.
 func TestRFC9126_2_1_PublicClient_PushesWithClientIDOnly(t *testing.T) {
 	e, _, _ := loginEnv(t)
-	c := e.webClient(func(s *server.ClientSpec) { s.AuthMethod = "none" })
+	c := e.webClient(func(s *registry.ClientSpec) { s.AuthMethod = "none" })
 	status, pr := e.push(creds{ID: c.ID}, pushForm(c))
 	if status != http.StatusCreated || pr.RequestURI == "" {
 		t.Fatalf("push: %d %+v", status, pr)
@@ -197,7 +198,7 @@ func TestRFC9126_4_PromptLoginInAPushedRequest_AsksOnce(t *testing.T) {
 // error redirect for a request it did not push.
 func TestRFC9126_5_RequirePAR(t *testing.T) {
 	e, _, _ := loginEnv(t)
-	c := e.webClient(func(s *server.ClientSpec) { s.RequirePAR = true })
+	c := e.webClient(func(s *registry.ClientSpec) { s.RequirePAR = true })
 	w := authorizeWithLogin(t, newAgent(e), authorizeURL(c))
 	if w.Code != http.StatusFound || callback(t, w).Get("error") != "invalid_request" {
 		t.Fatalf("unpushed request: %d %q", w.Code, w.Header().Get("Location"))

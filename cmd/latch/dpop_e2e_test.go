@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/latch-auth/latch/dpop"
+	"github.com/latch-auth/latch/gateway"
 	"github.com/latch-auth/latch/verify"
 )
 
@@ -195,5 +197,111 @@ func TestDPoP_CodeFlow_PARAndDPoP_PublicClient(t *testing.T) {
 	}
 	if got := userinfo("Bearer", false); got != 401 {
 		t.Errorf("userinfo with the bound token as Bearer: %d", got)
+	}
+}
+
+// TestDPoP_ClientCLI_FlagsShownUpdatedAndRefused: --dpop and --require-par
+// are set at creation, shown, changed by update, and bad values are a
+// message and a non-zero exit.
+func TestDPoP_ClientCLI_FlagsShownUpdatedAndRefused(t *testing.T) {
+	dir := migratedDir(t)
+	c := createClient(t, dir, "--grant", "authorization_code", "--redirect-uri", "https://app.test/cb",
+		"--scope", "openid", "--audience", "api", "--dpop", "required", "--require-par")
+	out := runCLI(t, "client", "get", c.ID, "--data-dir", dir)
+	if !strings.Contains(out, "dpop:") || !strings.Contains(out, "require PAR:") {
+		t.Errorf("client get:\n%s", out)
+	}
+	runCLI(t, "client", "update", c.ID, "--data-dir", dir, "--dpop", "optional", "--require-par=false")
+	var v struct {
+		DPoP       string `json:"dpop"`
+		RequirePAR bool   `json:"require_pushed_authorization_requests"`
+	}
+	if err := json.Unmarshal([]byte(runCLI(t, "client", "get", c.ID, "--data-dir", dir, "--json")), &v); err != nil || v.DPoP != "optional" || v.RequirePAR {
+		t.Errorf("after update: %+v %v", v, err)
+	}
+	for _, args := range [][]string{
+		{"client", "create", "--data-dir", dir, "--dpop", "sometimes", "--audience", "api"},
+		{"client", "create", "--data-dir", dir, "--require-par", "--audience", "api"},
+	} {
+		_, stderr, code := runCLICode(t, nil, args...)
+		if code == 0 || !strings.Contains(stderr, "dpop") && !strings.Contains(stderr, "require-par") {
+			t.Errorf("latch %s: exit %d, stderr %q", strings.Join(args, " "), code, stderr)
+		}
+	}
+}
+
+// TestDPoP_Gateway_BoundOpaqueToken: a DPoP-bound opaque token from the
+// real `latch serve` passes the gateway with a proof of its key; the
+// upstream receives the exchanged JWT with the same cnf.jkt; the token is
+// refused as Bearer and with another key's proof.
+func TestDPoP_Gateway_BoundOpaqueToken(t *testing.T) {
+	dir := migratedDir(t)
+	owner := createClient(t, dir, "--format", "opaque", "--audience", "api", "--scope", "read")
+	gwc := createClient(t, dir, "--name", "gateway", "--audience", "api", "--grant", "urn:ietf:params:oauth:grant-type:token-exchange")
+	p := startLatch(t, dir)
+	key := newDPoPProver(t)
+	status, m := postDPoP(t, p.URL("/oauth2/token"), owner, url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}, key)
+	if status != 200 || m["token_type"] != "DPoP" {
+		t.Fatalf("token: %d %v", status, m)
+	}
+	tok := m["access_token"].(string)
+
+	seen := make(chan string, 4)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Get("Authorization")
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(upstream.Close)
+	up, _ := url.Parse(upstream.URL)
+	checker, err := dpop.New(dpop.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const external = "https://gw.test"
+	gw, err := gateway.New(context.Background(), gateway.Config{Issuer: p.Issuer, ClientID: gwc.ID, ClientSecret: gwc.Secret,
+		Upstream: up, DPoP: checker, ExternalURL: external, InsecureAllowHTTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(scheme string, prover *dpop.Prover) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodGet, "/hello", nil)
+		r.Header.Set("Authorization", scheme+" "+tok)
+		if prover != nil {
+			proof, err := prover.Proof(http.MethodGet, external+"/hello", tok, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Header.Set("DPoP", proof)
+		}
+		w := httptest.NewRecorder()
+		gw.ServeHTTP(w, r)
+		return w
+	}
+	if w := call("DPoP", key); w.Code != 200 {
+		t.Fatalf("gateway with the key's proof: %d %q %s", w.Code, w.Header().Get("WWW-Authenticate"), w.Body)
+	}
+	auth := <-seen
+	jwt, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok {
+		t.Fatalf("upstream got Authorization %q", auth)
+	}
+	parts := strings.Split(jwt, ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Cnf struct {
+			JKT string `json:"jkt"`
+		} `json:"cnf"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil || claims.Cnf.JKT != key.JKT() {
+		t.Fatalf("the upstream's JWT carries cnf %+v (%v), want jkt %s", claims.Cnf, err, key.JKT())
+	}
+	if w := call("Bearer", nil); w.Code != 401 {
+		t.Errorf("gateway with the bound token as Bearer: %d", w.Code)
+	}
+	if w := call("DPoP", newDPoPProver(t)); w.Code != 401 {
+		t.Errorf("gateway with another key's proof: %d", w.Code)
 	}
 }
