@@ -6,11 +6,13 @@ import (
 )
 
 // Store keeps the BFF's server-side records: sessions, one per logged-in
-// browser, and the BFF's own keys (the DPoP key, Config.DPoP) (a pending login is not one: it travels sealed in the pre-login
-// cookie until the callback). It sees only opaque, sealed bytes under a
-// 32-byte key, the SHA-256 of the session's cookie value; the value is
-// AES-256-GCM ciphertext (package doc, "Storage"). A copy of the store
-// therefore yields neither a cookie that opens a session nor a token.
+// browser (a pending login is not one: it travels sealed in the pre-login
+// cookie until the callback), and the BFF's own keys (the DPoP key of
+// Config.DPoP). It sees only opaque, sealed bytes: a session under a
+// 32-byte key, the SHA-256 of the session's cookie value, a key under its
+// name; the value is AES-256-GCM ciphertext (package doc, "Storage"). A
+// copy of the store therefore yields neither a cookie that opens a session
+// nor a token nor a key.
 //
 // Two implementations, beside the server's backends, pass the same
 // conformance tests: SQLite (sqlite.OpenBFF, the default, one file) and
