@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/internal/proxypath"
 )
 
-// tokenKey carries the access token from api to the proxy's Rewrite.
+// tokenKey carries the access token, a boundToken, from api to the
+// proxy's Rewrite and the DPoP transport.
 type tokenKey struct{}
 
 // api forwards a request under APIPrefix to the upstream with the
@@ -43,11 +45,11 @@ func (b *BFF) api(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	tok, err := b.accessToken(r.Context(), ls)
+	bt, err := b.accessToken(r.Context(), ls)
 	if err != nil {
 		return err
 	}
-	b.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok)))
+	b.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, bt)))
 	return nil
 }
 
@@ -65,18 +67,22 @@ func (b *BFF) cleanAPIPath(u *url.URL) (*url.URL, error) {
 }
 
 // needsRefresh reports whether s's access token must be replaced before
-// use, and whether that is because it was revoked.
+// use, and whether that is because it was revoked. A token bound to
+// another key than the BFF's, or unbound while the BFF binds its tokens
+// (DPoP was just switched on or off), is replaced too: the refresh
+// token of a confidential client is not bound (RFC 9449 §5), so the
+// refresh binds the new access token to the current key.
 func (b *BFF) needsRefresh(ctx context.Context, s *session, now time.Time) (need, revoked bool) {
 	if s.AccessJTI != "" && b.cfg.IsRevoked != nil && b.cfg.IsRevoked(ctx, b.cfg.Issuer, s.AccessJTI) {
 		return true, true
 	}
-	return now.Add(b.cfg.RefreshSkew).Unix() >= s.AccessExp, false
+	return s.JKT != b.jkt() || now.Add(b.cfg.RefreshSkew).Unix() >= s.AccessExp, false
 }
 
 // accessToken returns the access token to forward for ls.
-func (b *BFF) accessToken(ctx context.Context, ls *liveSession) (string, error) {
+func (b *BFF) accessToken(ctx context.Context, ls *liveSession) (boundToken, error) {
 	if need, _ := b.needsRefresh(ctx, &ls.s, b.cfg.Now()); !need {
-		return ls.s.AccessToken, nil
+		return boundToken{tok: ls.s.AccessToken, jkt: ls.s.JKT}, nil
 	}
 	return b.refresh(ctx, ls.key)
 }
@@ -85,7 +91,7 @@ func (b *BFF) accessToken(ctx context.Context, ls *liveSession) (string, error) 
 // session that needs it while it runs.
 type flight struct {
 	done chan struct{}
-	tok  string
+	tok  boundToken
 	err  error
 }
 
@@ -98,7 +104,7 @@ type flight struct {
 //
 // The refresh itself runs detached from the request that started it, so
 // that the browser closing that one tab does not fail the others.
-func (b *BFF) refresh(ctx context.Context, key [32]byte) (string, error) {
+func (b *BFF) refresh(ctx context.Context, key [32]byte) (boundToken, error) {
 	b.flightsMu.Lock()
 	f, running := b.flights[key]
 	if !running {
@@ -117,7 +123,7 @@ func (b *BFF) refresh(ctx context.Context, key [32]byte) (string, error) {
 	case <-f.done:
 		return f.tok, f.err
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return boundToken{}, ctx.Err()
 	}
 }
 
@@ -127,28 +133,31 @@ func (b *BFF) refresh(ctx context.Context, key [32]byte) (string, error) {
 // refresh token would be a reuse. The new tokens are in the store before
 // any waiter is released, so no request ever sees a token the store does
 // not have.
-func (b *BFF) doRefresh(ctx context.Context, key [32]byte) (string, error) {
+func (b *BFF) doRefresh(ctx context.Context, key [32]byte) (boundToken, error) {
 	now := b.cfg.Now()
 	s, _, err := b.readSession(ctx, key, now)
 	if err != nil {
-		return "", err
+		return boundToken{}, err
 	}
+	current := boundToken{tok: s.AccessToken, jkt: s.JKT}
 	need, revoked := b.needsRefresh(ctx, s, now)
 	if !need {
-		return s.AccessToken, nil
+		return current, nil
 	}
-	// Still usable if the refresh cannot be done: not revoked, and not yet
-	// expired, with a margin for the trip to the upstream.
-	usable := !revoked && now.Add(5*time.Second).Unix() < s.AccessExp
+	// Still usable if the refresh cannot be done: not revoked, not yet
+	// expired, with a margin for the trip to the upstream, and bound to
+	// no key or to the BFF's (a token bound to a key the BFF no longer
+	// holds cannot be proven).
+	usable := !revoked && now.Add(5*time.Second).Unix() < s.AccessExp && (s.JKT == "" || s.JKT == b.jkt())
 	if s.RefreshToken == "" {
 		if usable {
-			return s.AccessToken, nil
+			return current, nil
 		}
 		b.cfg.Store.DeleteSession(ctx, key[:])
 		if revoked {
-			return "", errRevoked
+			return boundToken{}, errRevoked
 		}
-		return "", errLoginRequired
+		return boundToken{}, errLoginRequired
 	}
 	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {s.RefreshToken}}
 	tr, err := b.iss.token(ctx, form)
@@ -160,19 +169,19 @@ func (b *BFF) doRefresh(ctx context.Context, key [32]byte) (string, error) {
 				b.cfg.Logger.Error("bff: delete revoked session", "err", derr)
 			}
 			b.cfg.Logger.Info("bff: session revoked at the authorization server", "sub", s.Subject, "denylisted", revoked)
-			return "", errRevoked
+			return boundToken{}, errRevoked
 		}
 		if usable {
 			b.cfg.Logger.Warn("bff: refresh failed; forwarding the current access token until it expires", "sub", s.Subject, "err", err)
-			return s.AccessToken, nil
+			return current, nil
 		}
-		return "", unavailable("the authorization server cannot refresh the session now; retry later", err)
+		return boundToken{}, unavailable("the authorization server cannot refresh the session now; retry later", err)
 	}
 	b.setAccess(s, tr, now)
 	s.Refreshes++
 	sealed, err := b.sealSession(key, s)
 	if err != nil {
-		return "", err
+		return boundToken{}, err
 	}
 	if err := b.cfg.Store.UpdateSession(ctx, key[:], sealed, now); err != nil {
 		if errors.Is(err, latch.ErrNotFound) {
@@ -181,24 +190,28 @@ func (b *BFF) doRefresh(ctx context.Context, key [32]byte) (string, error) {
 			if rerr := b.iss.revoke(ctx, s.RefreshToken, "refresh_token"); rerr != nil {
 				b.cfg.Logger.Warn("bff: revoke tokens of a session ended during refresh", "err", rerr)
 			}
-			return "", errLoginRequired
+			return boundToken{}, errLoginRequired
 		}
 		// The rotated refresh token is lost with this write: the session
 		// cannot be refreshed again.
 		b.cfg.Logger.Error("bff: cannot store refreshed tokens; the session will need a new login", "sub", s.Subject, "err", err)
-		return "", unavailable("the session store cannot be reached", err)
+		return boundToken{}, unavailable("the session store cannot be reached", err)
 	}
-	return s.AccessToken, nil
+	return boundToken{tok: s.AccessToken, jkt: s.JKT}, nil
 }
 
 // newProxy builds the reverse proxy to the upstream. With Rewrite (not
 // Director), ReverseProxy removes the hop-by-hop headers and every inbound
 // Forwarded and X-Forwarded-* before calling it. The browser's cookies and
-// any Authorization it sent are dropped: the upstream sees only the
-// user's access token.
+// any Authorization or DPoP header it sent are dropped: the upstream sees
+// only the user's access token, with the BFF's proof when it is bound.
 func (b *BFF) newProxy() *httputil.ReverseProxy {
 	upstream := b.cfg.Upstream
 	prefix := b.cfg.APIPrefix
+	transport := b.cfg.Transport
+	if b.dpop != nil {
+		transport = &dpopTransport{next: transport, d: b.dpop}
+	}
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			out := pr.Out
@@ -211,10 +224,19 @@ func (b *BFF) newProxy() *httputil.ReverseProxy {
 			h := out.Header
 			h.Del("Cookie")
 			h.Del(CSRFHeader)
-			tok, _ := pr.In.Context().Value(tokenKey{}).(string)
-			h["Authorization"] = []string{"Bearer " + tok}
+			h.Del(dpop.HeaderName)
+			bt, _ := pr.In.Context().Value(tokenKey{}).(boundToken)
+			if bt.jkt != "" {
+				// RFC 9449 §7.1; the proof is added by dpopTransport.
+				h["Authorization"] = []string{dpop.Scheme + " " + bt.tok}
+			} else {
+				h["Authorization"] = []string{"Bearer " + bt.tok}
+			}
 		},
 		ModifyResponse: func(resp *http.Response) error {
+			// The upstream's DPoP nonce is for the BFF's proofs (kept by
+			// dpopTransport), not the app's business.
+			resp.Header.Del(dpop.NonceHeader)
 			// The upstream shares the BFF's origin: it must not set or
 			// clear the BFF's own cookies.
 			cookies := resp.Header.Values("Set-Cookie")
@@ -230,7 +252,7 @@ func (b *BFF) newProxy() *httputil.ReverseProxy {
 			}
 			return nil
 		},
-		Transport: b.cfg.Transport,
+		Transport: transport,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				return

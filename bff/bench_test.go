@@ -29,6 +29,7 @@ import (
 type okUpstream struct {
 	srv      *httptest.Server
 	noBearer atomic.Int64
+	proofs   atomic.Int64 // requests with a DPoP proof
 	requests atomic.Int64
 }
 
@@ -38,6 +39,9 @@ func newOKUpstream(tb testing.TB) *okUpstream {
 		u.requests.Add(1)
 		if len(r.Header.Get("Authorization")) <= len("Bearer ") {
 			u.noBearer.Add(1)
+		}
+		if r.Header.Get("DPoP") != "" {
+			u.proofs.Add(1)
 		}
 		io.WriteString(w, "ok")
 	}))
@@ -95,14 +99,18 @@ func benchProxy(b *testing.B, h http.Handler, cookie *http.Cookie) {
 // access token the server issued lives 10 minutes and the RefreshSkew is
 // one minute, so no timed request refreshes; the benchmark fails if one
 // reaches the token endpoint. The store is SQLite, and Redis too when
-// LATCH_TEST_REDIS is set.
+// LATCH_TEST_REDIS is set. With dpop=on the session's tokens are bound to
+// the BFF's key and every request carries a fresh ES256 proof.
 func BenchmarkProxy_SessionHit(b *testing.B) {
-	b.Run("store=sqlite", func(b *testing.B) { benchSessionHit(b, newSQLiteStore(b)) })
-	b.Run("store=redis", func(b *testing.B) { benchSessionHit(b, newRedisStore(b)) })
+	for _, on := range []bool{false, true} {
+		name := map[bool]string{false: "dpop=off", true: "dpop=on"}[on]
+		b.Run("store=sqlite/"+name, func(b *testing.B) { benchSessionHit(b, newSQLiteStore(b), on) })
+		b.Run("store=redis/"+name, func(b *testing.B) { benchSessionHit(b, newRedisStore(b), on) })
+	}
 }
 
-func benchSessionHit(b *testing.B, store Store) {
-	e := newE2E(b, e2eOptions{store: store})
+func benchSessionHit(b *testing.B, store Store, withDPoP bool) {
+	e := newE2E(b, e2eOptions{store: store, dpop: withDPoP})
 	a := e.newAgent()
 	a.login("alice", alicePassword)
 	cookie := a.sessionCookie()
@@ -131,6 +139,9 @@ func benchSessionHit(b *testing.B, store Store) {
 	}
 	if n := up.noBearer.Load(); n != 0 {
 		b.Fatalf("%d of %d requests reached the upstream without a bearer token", n, up.requests.Load())
+	}
+	if want := map[bool]int64{false: 0, true: up.requests.Load()}[withDPoP]; up.proofs.Load() != want {
+		b.Fatalf("%d of %d requests carried a DPoP proof, want %d", up.proofs.Load(), up.requests.Load(), want)
 	}
 }
 

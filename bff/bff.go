@@ -11,11 +11,13 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/dpop"
 )
 
 // BFF is the Backend-for-Frontend: an http.Handler for the whole origin of
@@ -33,6 +35,9 @@ type BFF struct {
 	flights   map[[32]byte]*flight
 
 	opened openedSessions
+
+	// dpop, with Config.DPoP, binds the session's tokens to the BFF's key.
+	dpop *dpopClient
 }
 
 // New validates cfg, discovers the issuer's endpoints and keys, and
@@ -47,14 +52,30 @@ func New(ctx context.Context, cfg Config) (*BFF, error) {
 	if err != nil {
 		return nil, err
 	}
-	return build(cfg, iss)
+	if cfg.DPoP && !slices.Contains(iss.md.DPoPAlgorithms, string(latch.ES256)) {
+		return nil, fmt.Errorf("bff: DPoP is on but %s does not accept DPoP proofs signed with ES256 (its dpop_signing_alg_values_supported is %v); run without --dpop or upgrade the server", cfg.Issuer, iss.md.DPoPAlgorithms)
+	}
+	return build(ctx, cfg, iss)
 }
 
-// build assembles a BFF from a validated cfg and a discovered issuer.
-func build(cfg Config, iss *issuer) (*BFF, error) {
+// build assembles a BFF from a validated cfg and a discovered issuer,
+// reading (or, on the first start, creating) its DPoP key in the Store.
+func build(ctx context.Context, cfg Config, iss *issuer) (*BFF, error) {
 	seal, err := newSealer(cfg.Key)
 	if err != nil {
 		return nil, err
+	}
+	var dc *dpopClient
+	if cfg.DPoP {
+		key, err := loadDPoPKey(ctx, cfg.Store, seal)
+		if err != nil {
+			return nil, err
+		}
+		p, err := dpop.NewProver(key)
+		if err != nil {
+			return nil, err
+		}
+		dc = &dpopClient{prover: p.WithClock(cfg.Now)}
 	}
 	ru, _ := url.Parse(cfg.RedirectURL)
 	b := &BFF{
@@ -64,8 +85,10 @@ func build(cfg Config, iss *issuer) (*BFF, error) {
 		origin:      ru.Scheme + "://" + ru.Host,
 		loginCookie: cfg.CookieName + "_login",
 		flights:     map[[32]byte]*flight{},
+		dpop:        dc,
 	}
 	iss.cfg = &b.cfg
+	iss.dpop = dc
 	b.proxy = b.newProxy()
 	m := http.NewServeMux()
 	m.Handle("/bff/login", b.handle(only(http.MethodGet, b.login)))
@@ -310,6 +333,9 @@ type session struct {
 	CreatedAt    int64  `json:"created_at"`
 	ExpiresAt    int64  `json:"expires_at"` // absolute timeout
 	Refreshes    int64  `json:"refreshes"`
+	// JKT is the thumbprint of the key the access token is bound to
+	// (token_type DPoP), "" for a Bearer token.
+	JKT string `json:"jkt,omitempty"`
 }
 
 // liveSession is a session read for one request.

@@ -105,6 +105,17 @@ type Config struct {
 	// reaches Store. Losing or changing it logs every user out.
 	Key []byte
 
+	// DPoP binds the tokens the BFF holds to a key of its own (RFC 9449):
+	// a DPoP proof goes with every call to the token endpoint and every
+	// API request, and the upstream refuses the access token without one,
+	// so tokens copied out of the Store are useless elsewhere. The key, a
+	// P-256 key, is created at the first start and kept in the Store,
+	// sealed under Key like the sessions: every node on one Store uses the
+	// same key, and a restart keeps it. The issuer must support DPoP
+	// (dpop_signing_alg_values_supported with ES256), and the upstream
+	// must accept DPoP-bound tokens (package verify with Config.DPoP).
+	DPoP bool
+
 	// IsRevoked is the (iss, jti) denylist of the issuer's revocation
 	// feed: wire the IsRevoked of verify.FollowRevocations. A session
 	// whose current access token is denylisted is refreshed before its

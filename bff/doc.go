@@ -33,6 +33,10 @@
 //     (Sec-Fetch-Site: same-origin, or Origin equal to it).
 //   - The Store contract and its two implementations, SQLite and Redis,
 //     and the sealing of every record with AES-256-GCM.
+//   - With Config.DPoP, the binding of the tokens it holds to a P-256 key
+//     of its own (RFC 9449): the key, created once and kept sealed in the
+//     Store for every node, a proof at the token endpoint and on every
+//     API request, and the servers' nonces (one retry on use_dpop_nonce).
 //
 // # What it does not own
 //

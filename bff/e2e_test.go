@@ -20,10 +20,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latch-auth/latch/registry"
-
+	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/internal/latchtest"
 	"github.com/latch-auth/latch/password"
+	"github.com/latch-auth/latch/registry"
 	"github.com/latch-auth/latch/server"
 	"github.com/latch-auth/latch/sqlite"
 	"github.com/latch-auth/latch/verify"
@@ -56,6 +56,7 @@ func (c *offsetClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 type countingTransport struct {
 	next      http.RoundTripper
 	refreshes atomic.Int32
+	posts     atomic.Int32 // every POST to the token endpoint
 }
 
 func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -65,6 +66,7 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
+		c.posts.Add(1)
 		if form, _ := url.ParseQuery(string(body)); form.Get("grant_type") == "refresh_token" {
 			c.refreshes.Add(1)
 		}
@@ -93,6 +95,7 @@ type e2e struct {
 	logs     *lockedBuffer
 	apiMu    sync.Mutex
 	apiToken []string // the access tokens the API accepted, in order
+	apiDPoP  *dpop.Checker
 }
 
 type e2eOptions struct {
@@ -100,6 +103,11 @@ type e2eOptions struct {
 	bffHost    string // default 127.0.0.1
 	store      Store  // default SQLite
 	spaDir     string // default ../examples/spa
+	// dpop: the BFF binds its tokens (Config.DPoP), its client requires
+	// DPoP at the server, and the API checks proofs (verify with DPoP).
+	dpop bool
+	// dpopNonces: the server requires its DPoP nonce in every proof.
+	dpopNonces bool
 }
 
 func newE2E(t testing.TB, o e2eOptions) *e2e {
@@ -126,6 +134,7 @@ func newE2E(t testing.TB, o e2eOptions) *e2e {
 	srv, err := server.New(server.Config{
 		Issuer: e.issuer, InsecureAllowHTTP: true, Store: e.db, Keys: km,
 		PasswordParams: cheapParams, Logger: logger.With("component", "server"),
+		DPoPNonces: o.dpopNonces,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +148,14 @@ func newE2E(t testing.TB, o e2eOptions) *e2e {
 	}
 
 	// The resource server: verify, as any Go API behind latch would.
-	v, err := verify.New(ctx, verify.Config{Issuer: e.issuer, Audience: apiAudience, InsecureAllowHTTP: true})
+	vcfg := verify.Config{Issuer: e.issuer, Audience: apiAudience, InsecureAllowHTTP: true}
+	if o.dpop {
+		if vcfg.DPoP, err = dpop.New(dpop.Config{}); err != nil {
+			t.Fatal(err)
+		}
+		e.apiDPoP = vcfg.DPoP
+	}
+	v, err := verify.New(ctx, vcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +163,8 @@ func newE2E(t testing.TB, o e2eOptions) *e2e {
 	mux.Handle("/", v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := verify.ClaimsFromContext(r.Context())
 		e.apiMu.Lock()
-		e.apiToken = append(e.apiToken, strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+		_, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		e.apiToken = append(e.apiToken, tok)
 		e.apiMu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]string{"sub": c.Subject, "method": r.Method, "path": r.URL.Path, "jti": c.ID})
@@ -162,7 +179,7 @@ func newE2E(t testing.TB, o e2eOptions) *e2e {
 	e.client, err = (&registry.Clients{Store: e.db}).Create(ctx, registry.ClientSpec{
 		Name: "spa", FirstParty: true, GrantTypes: []string{"authorization_code", "refresh_token"},
 		Scope: "openid profile email read", Audiences: []string{apiAudience},
-		RedirectURIs: []string{e.bffURL + "/bff/callback"},
+		RedirectURIs: []string{e.bffURL + "/bff/callback"}, DPoP: dpopPolicy(o.dpop),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +211,7 @@ func newE2E(t testing.TB, o e2eOptions) *e2e {
 			Timeout:       10 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		Logger: logger.With("component", "bff"), Now: e.clock.Now,
+		Logger: logger.With("component", "bff"), Now: e.clock.Now, DPoP: o.dpop,
 	})
 	if err != nil {
 		t.Fatalf("bff.New: %v", err)
@@ -623,4 +640,13 @@ func percentiles(d []time.Duration) (p50, p99, maxD time.Duration) {
 	}
 	idx := func(p float64) int { return min(len(s)-1, int(float64(len(s))*p+0.5)-1) }
 	return s[max(0, idx(0.50))], s[max(0, idx(0.99))], s[len(s)-1]
+}
+
+// dpopPolicy is the client's DPoP policy at the server: required when the
+// BFF binds its tokens, so that a token request without a proof fails.
+func dpopPolicy(on bool) string {
+	if on {
+		return "required"
+	}
+	return ""
 }

@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -51,4 +52,27 @@ func FuzzJWTIDAndExp(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, tok string) { jwtIDAndExp(tok) })
+}
+
+// FuzzDPoPChallenge: the upstream's answer (WWW-Authenticate, DPoP-Nonce)
+// never panics the BFF; only a 401 DPoP challenge naming use_dpop_nonce
+// asks for a retry, and only a printable nonce of at most 512 bytes is
+// kept for the next proofs.
+func FuzzDPoPChallenge(f *testing.F) {
+	f.Add(401, `DPoP error="use_dpop_nonce"`, "n1")
+	f.Add(401, `DPoP realm="api", error="use_dpop_nonce", algs="ES256"`, "eyJ")
+	f.Add(401, `Bearer error="use_dpop_nonce"`, "")
+	f.Add(401, `dpop   error="invalid_token"`, "\x00")
+	f.Add(200, `DPoP error="use_dpop_nonce"`, strings.Repeat("n", 600))
+	f.Fuzz(func(t *testing.T, status int, challenge, nonce string) {
+		resp := &http.Response{StatusCode: status, Header: http.Header{"Www-Authenticate": {challenge}, "Dpop-Nonce": {nonce}}}
+		if askedForNonce(resp) && (status != 401 || !strings.Contains(challenge, "use_dpop_nonce") || !strings.HasPrefix(strings.ToLower(strings.TrimSpace(challenge)), "dpop")) {
+			t.Fatalf("a retry asked for by %d %q", status, challenge)
+		}
+		var n nonceCache
+		n.update(resp.Header)
+		if got := n.get(); got != "" && (got != nonce || len(got) > 512 || !isPrintable(got)) {
+			t.Fatalf("kept nonce %q from %q", got, nonce)
+		}
+	})
 }

@@ -105,7 +105,7 @@ func newUnitEnv(t testing.TB, mutate ...func(*Config)) *unitEnv {
 		TokenEndpoint:         unitIssuer + "/oauth2/token",
 		JWKSURI:               unitIssuer + "/.well-known/jwks.json",
 	}}
-	b, err := build(cfg, iss)
+	b, err := build(context.Background(), cfg, iss)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,15 +18,17 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/token"
 )
 
 // issuer is the BFF's client of the authorization server: discovery, the
 // token and revocation endpoints, and the keys that sign ID tokens.
 type issuer struct {
-	cfg *Config
-	md  metadata
-	ks  *keySet
+	cfg  *Config
+	md   metadata
+	ks   *keySet
+	dpop *dpopClient // nil without Config.DPoP
 }
 
 // metadata is the part of OIDC Discovery §3 / RFC 8414 §2 the BFF reads.
@@ -41,6 +43,9 @@ type metadata struct {
 	// IssParameter is RFC 9207 §3: when true, a callback without iss is
 	// refused.
 	IssParameter bool `json:"authorization_response_iss_parameter_supported"`
+	// DPoPAlgorithms is RFC 9449 §5.1: the proof algorithms the token
+	// endpoint accepts; none when it does not support DPoP.
+	DPoPAlgorithms []string `json:"dpop_signing_alg_values_supported"`
 }
 
 func discover(ctx context.Context, cfg *Config) (*issuer, error) {
@@ -124,11 +129,15 @@ func (iss *issuer) get(ctx context.Context, u string) ([]byte, error) {
 }
 
 // post sends an authenticated form (client_secret_basic, RFC 6749 §2.3.1:
-// id and secret form-encoded before base64).
-func (iss *issuer) post(ctx context.Context, endpoint string, form url.Values) (*http.Response, []byte, error) {
+// id and secret form-encoded before base64), with a DPoP proof when
+// proof is set.
+func (iss *issuer) post(ctx context.Context, endpoint string, form url.Values, proof string) (*http.Response, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, nil, err
+	}
+	if proof != "" {
+		req.Header.Set(dpop.HeaderName, proof)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -168,11 +177,36 @@ func isInvalidGrant(err error) bool {
 	return errors.As(err, &oe) && oe.Code == "invalid_grant"
 }
 
-// token calls the token endpoint with form and checks the answer.
+// token calls the token endpoint with form and checks the answer. With
+// DPoP, the request carries a proof (RFC 9449 §5) with the server's last
+// nonce, and is sent once more with a new nonce when the server answers
+// use_dpop_nonce (§8); the access token must then come bound (token_type
+// DPoP).
 func (iss *issuer) token(ctx context.Context, form url.Values) (*tokenResponse, error) {
-	resp, body, err := iss.post(ctx, iss.md.TokenEndpoint, form)
-	if err != nil {
-		return nil, err
+	var resp *http.Response
+	var body []byte
+	for attempt := 0; ; attempt++ {
+		var proof, nonce string
+		if iss.dpop != nil {
+			nonce = iss.dpop.issuerNonce.get()
+			var err error
+			if proof, err = iss.dpop.prover.Proof(http.MethodPost, iss.md.TokenEndpoint, "", nonce); err != nil {
+				return nil, err
+			}
+		}
+		var err error
+		resp, body, err = iss.post(ctx, iss.md.TokenEndpoint, form, proof)
+		if err != nil {
+			return nil, err
+		}
+		if iss.dpop == nil || resp.StatusCode == http.StatusOK {
+			break
+		}
+		iss.dpop.issuerNonce.update(resp.Header)
+		var oe oauthError
+		if attempt > 0 || json.Unmarshal(body, &oe) != nil || oe.Code != "use_dpop_nonce" || iss.dpop.issuerNonce.get() == nonce {
+			break
+		}
 	}
 	if resp.StatusCode != http.StatusOK {
 		oe := &oauthError{Status: resp.StatusCode}
@@ -181,11 +215,26 @@ func (iss *issuer) token(ctx context.Context, form url.Values) (*tokenResponse, 
 		}
 		return nil, oe
 	}
+	if iss.dpop != nil {
+		iss.dpop.issuerNonce.update(resp.Header)
+	}
 	var tr tokenResponse
 	if err := json.Unmarshal(body, &tr); err != nil {
 		return nil, fmt.Errorf("token endpoint: answer is not JSON: %w", err)
 	}
-	if tr.AccessToken == "" || !strings.EqualFold(tr.TokenType, "Bearer") {
+	want := "Bearer"
+	if iss.dpop != nil {
+		want = "DPoP"
+	}
+	if tr.AccessToken == "" {
+		return nil, errors.New("token endpoint: answer without an access_token")
+	}
+	if !strings.EqualFold(tr.TokenType, want) {
+		if want == "DPoP" {
+			// Forwarding it as a Bearer token would drop the binding the
+			// operator asked for without a word.
+			return nil, fmt.Errorf("token endpoint: token_type %q, not DPoP: the access token is not bound to the BFF's key; the server ignored the DPoP proof", tr.TokenType)
+		}
 		return nil, fmt.Errorf("token endpoint: answer without a Bearer access_token (token_type %q)", tr.TokenType)
 	}
 	return &tr, nil
@@ -197,7 +246,7 @@ func (iss *issuer) revoke(ctx context.Context, tok, hint string) error {
 	if iss.md.RevocationEndpoint == "" {
 		return errors.New("the issuer publishes no revocation_endpoint")
 	}
-	resp, body, err := iss.post(ctx, iss.md.RevocationEndpoint, url.Values{"token": {tok}, "token_type_hint": {hint}})
+	resp, body, err := iss.post(ctx, iss.md.RevocationEndpoint, url.Values{"token": {tok}, "token_type_hint": {hint}}, "")
 	if err != nil {
 		return err
 	}

@@ -131,6 +131,12 @@ func (b *BFF) login(w http.ResponseWriter, r *http.Request) error {
 	if b.cfg.Audience != "" {
 		q.Set("resource", b.cfg.Audience)
 	}
+	if jkt := b.jkt(); jkt != "" {
+		// RFC 9449 §10: the code is bound to the BFF's key, so a code
+		// that leaks from the front channel is useless to a client without
+		// it, PKCE aside.
+		q.Set("dpop_jkt", jkt)
+	}
 	b.setCookie(w, b.pendingCookie(key), base64.RawURLEncoding.EncodeToString(sealed), b.cfg.LoginTimeout, http.SameSiteLaxMode)
 	noStore(w)
 	http.Redirect(w, r, withQuery(b.iss.md.AuthorizationEndpoint, q), http.StatusFound)
@@ -293,6 +299,10 @@ func (b *BFF) callback(w http.ResponseWriter, r *http.Request) error {
 func (b *BFF) setAccess(s *session, tr *tokenResponse, now time.Time) {
 	s.AccessToken = tr.AccessToken
 	s.AccessJTI = ""
+	s.JKT = ""
+	if strings.EqualFold(tr.TokenType, "DPoP") {
+		s.JKT = b.jkt()
+	}
 	jti, jexp := jwtIDAndExp(tr.AccessToken)
 	s.AccessJTI = jti
 	switch {

@@ -7,10 +7,12 @@ import (
 
 // Store keeps the BFF's server-side records: sessions, one per logged-in
 // browser (a pending login is not one: it travels sealed in the pre-login
-// cookie until the callback). It sees only opaque, sealed bytes under a
-// 32-byte key, the SHA-256 of the session's cookie value; the value is
-// AES-256-GCM ciphertext (package doc, "Storage"). A copy of the store
-// therefore yields neither a cookie that opens a session nor a token.
+// cookie until the callback), and the BFF's own keys (the DPoP key of
+// Config.DPoP). It sees only opaque, sealed bytes: a session under a
+// 32-byte key, the SHA-256 of the session's cookie value, a key under its
+// name; the value is AES-256-GCM ciphertext (package doc, "Storage"). A
+// copy of the store therefore yields neither a cookie that opens a session
+// nor a token nor a key.
 //
 // Two implementations, beside the server's backends, pass the same
 // conformance tests: SQLite (sqlite.OpenBFF, the default, one file) and
@@ -36,6 +38,14 @@ type Store interface {
 	// DeleteSession removes a session; deleting a missing one is not an
 	// error.
 	DeleteSession(ctx context.Context, key []byte) error
+
+	// CreateKey stores sealed as the key record name unless one is stored
+	// under name already, and returns the record stored under name: sealed,
+	// or the one there before (another node's, or this node's from an
+	// earlier start). Key records never expire, Purge leaves them, and
+	// nothing replaces one: every node sharing the store ends up with the
+	// same key.
+	CreateKey(ctx context.Context, name string, sealed []byte) ([]byte, error)
 
 	// Purge deletes the records expired at now and returns how many; a
 	// store that expires records by itself returns 0.

@@ -196,6 +196,29 @@ func runStoreTests(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("CreateKey_FirstWriterWins_AndPurgeKeepsIt", func(t *testing.T) {
+		s := newStore(t)
+		first, second := val(t), val(t)
+		got, err := s.CreateKey(ctx, "dpop", first)
+		if err != nil || !bytes.Equal(got, first) {
+			t.Fatalf("CreateKey on an empty store = %x, %v; want %x", got, err, first)
+		}
+		// A second node starting later gets the first node's key.
+		got, err = s.CreateKey(ctx, "dpop", second)
+		if err != nil || !bytes.Equal(got, first) {
+			t.Fatalf("CreateKey again = %x, %v; want the first key %x", got, err, first)
+		}
+		other, err := s.CreateKey(ctx, "other", second)
+		if err != nil || !bytes.Equal(other, second) {
+			t.Fatalf("CreateKey of another name = %x, %v; want %x", other, err, second)
+		}
+		if _, err := s.Purge(ctx, now.Add(1000*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err = s.CreateKey(ctx, "dpop", second); err != nil || !bytes.Equal(got, first) {
+			t.Fatalf("CreateKey after Purge = %x, %v; want the first key %x", got, err, first)
+		}
+	})
 	t.Run("Purge_KeepsLiveRecords", func(t *testing.T) {
 		s := newStore(t)
 		live, dead := key(t), key(t)

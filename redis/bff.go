@@ -88,6 +88,11 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 's', ARGV[1], 'e', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1`)
+	// KEYS[1]; ARGV: sealed. The value stored under KEYS[1], set to
+	// sealed if there was none.
+	bffCreateKey = goredis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])`)
 	// KEYS[1]; ARGV: sealed, now_us. 0 if missing or expired.
 	bffUpdate = goredis.NewScript(`
 local e = redis.call('HGET', KEYS[1], 'e')
@@ -175,3 +180,13 @@ func (s *BFFStore) DeleteSession(ctx context.Context, key []byte) error {
 
 // Purge implements Store: Redis expires records by their TTL.
 func (*BFFStore) Purge(context.Context, time.Time) (int, error) { return 0, nil }
+
+// CreateKey implements bff.Store. A key record is a plain string without
+// TTL under PREFIX + "key:" + name.
+func (s *BFFStore) CreateKey(ctx context.Context, name string, sealed []byte) ([]byte, error) {
+	v, err := bffCreateKey.Run(ctx, s.c, []string{s.prefix + "key:" + name}, sealed).Text()
+	if err != nil {
+		return nil, bffFail("create key", err)
+	}
+	return []byte(v), nil
+}

@@ -16,7 +16,7 @@ import (
 )
 
 // bffSchemaVersion is PRAGMA user_version of a current bff database.
-const bffSchemaVersion = 1
+const bffSchemaVersion = 2
 
 const bffSchema = `
 CREATE TABLE IF NOT EXISTS bff_sessions (
@@ -26,7 +26,11 @@ CREATE TABLE IF NOT EXISTS bff_sessions (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS bff_sessions_expires ON bff_sessions (expires_at);
 DROP TABLE IF EXISTS bff_logins; -- pending logins live in the pre-login cookie
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS bff_keys (
+	name   TEXT PRIMARY KEY,
+	sealed BLOB NOT NULL
+) WITHOUT ROWID;
+PRAGMA user_version = 2;
 `
 
 // BFFStore is the Backend-for-Frontend's default session store
@@ -249,4 +253,25 @@ func (s *BFFStore) Purge(ctx context.Context, now time.Time) (int, error) {
 // checkpointer: SQLite checkpoints it by itself).
 func bffDSN(path string, readOnly bool) string {
 	return fileDSN(path, basePragmas("FULL", readOnly))
+}
+
+// CreateKey implements bff.Store. The insert and the read run on the one
+// writer connection, in one transaction.
+func (s *BFFStore) CreateKey(ctx context.Context, name string, sealed []byte) ([]byte, error) {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, s.fail("create key", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "INSERT INTO bff_keys (name, sealed) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", name, sealed); err != nil {
+		return nil, s.fail("create key", err)
+	}
+	var stored []byte
+	if err := tx.QueryRowContext(ctx, "SELECT sealed FROM bff_keys WHERE name = ?", name).Scan(&stored); err != nil {
+		return nil, s.fail("create key", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, s.fail("create key", err)
+	}
+	return stored, nil
 }

@@ -48,6 +48,7 @@ type bffFlags struct {
 	sessionMaxAge    time.Duration
 	refreshSkew      time.Duration
 	revocationFeed   bool
+	dpop             bool
 	feedMaxStale     time.Duration
 	feedFailOpen     bool
 	dev              bool
@@ -76,7 +77,9 @@ The BFF serves the app (--static DIR) and, on the same origin:
 
 Access, refresh and ID tokens stay in the BFF's store (SQLite in --data-dir,
 or Redis with --redis-url), sealed with AES-256-GCM under the key in
---key-file. The browser gets one cookie, __Host-latch_bff (Secure, HttpOnly,
+--key-file. With --dpop they are also bound to a private key of the BFF's
+own, kept sealed in the same store: a token copied out of it is refused
+without that key. The browser gets one cookie, __Host-latch_bff (Secure, HttpOnly,
 SameSite=Strict, Path=/). State-changing requests (POST, PUT, PATCH, DELETE)
 must carry X-Latch-CSRF: 1 and come from the app's own origin, or get 403.
 
@@ -121,6 +124,7 @@ docs/bff.md.`,
 	f.DurationVar(&g.sessionIdle, "session-idle", bff.DefaultSessionIdle, "a session unused this long ends")
 	f.DurationVar(&g.sessionMaxAge, "session-max-age", bff.DefaultSessionMaxAge, "every session ends this long after login")
 	f.DurationVar(&g.refreshSkew, "refresh-skew", bff.DefaultRefreshSkew, "refresh an access token that expires within this")
+	f.BoolVar(&g.dpop, "dpop", false, "bind the tokens the BFF holds to a key of its own (DPoP, RFC 9449), so tokens copied out of its store are useless elsewhere; the key is created at the first start and kept in the store, sealed like the sessions, shared by every node on one store. Needs a server with DPoP and an upstream that accepts DPoP-bound tokens")
 	f.BoolVar(&g.revocationFeed, "revocation-feed", true, "follow the issuer's revocation feed, so a session revoked at the server (log out everywhere) answers 401 session_revoked at once; =false: only when its access token expires")
 	f.DurationVar(&g.feedMaxStale, "feed-max-stale", verify.DefaultMaxStale, "how long the revocation feed may be unreachable before API calls answer 503 (at least 100ms)")
 	f.BoolVar(&g.feedFailOpen, "feed-fail-open", false, "weaker: keep forwarding when the revocation feed has been down longer than --feed-max-stale")
@@ -270,7 +274,7 @@ func runBFF(ctx context.Context, e *env, g *bffFlags) error {
 		Upstream: up, APIPrefix: g.apiPrefix, SPA: spa,
 		Scopes: g.scopes.scopes, Audience: g.audience,
 		SessionIdle: g.sessionIdle, SessionMaxAge: g.sessionMaxAge, RefreshSkew: g.refreshSkew,
-		Store: store, Key: key, InsecureAllowHTTP: insecure, Logger: log,
+		Store: store, Key: key, DPoP: g.dpop, InsecureAllowHTTP: insecure, Logger: log,
 	}
 	// deny is set before the server starts; the hooks run only while it
 	// serves.
@@ -315,7 +319,7 @@ func runBFF(ctx context.Context, e *env, g *bffFlags) error {
 	}
 	log.Info("latch bff listening", "addr", addr, "issuer", g.issuer, "client_id", g.clientID,
 		"redirect_url", redirect, "upstream", up.Redacted(), "api_prefix", g.apiPrefix,
-		"store", storeName, "static", g.static, "revocation_feed", g.revocationFeed)
+		"store", storeName, "static", g.static, "revocation_feed", g.revocationFeed, "dpop", g.dpop, "dpop_jkt", b.DPoPThumbprint())
 	return runHTTP(ctx, log, hs, ln, g.shutdownTimeout)
 }
 

@@ -110,13 +110,20 @@ func (a *bffAgent) call(method, path string) (int, map[string]any) {
 // between, it tries again with another.
 func startBFF(t *testing.T, p *latchProc, apiAddr, dataDir string) *proc {
 	t.Helper()
+	return startBFFWith(t, p, apiAddr, dataDir, nil, nil)
+}
+
+// startBFFWith is startBFF with more arguments for `latch client create`
+// and for `latch bff`.
+func startBFFWith(t *testing.T, p *latchProc, apiAddr, dataDir string, clientArgs, bffArgs []string) *proc {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
 		port := freePort(t)
-		c := createClient(t, p.DataDir, "--name", "spa", "--first-party", "--grant", "authorization_code,refresh_token",
-			"--redirect-uri", fmt.Sprintf("http://127.0.0.1:%d/bff/callback", port), "--scope", "openid profile read", "--audience", "api")
-		cmd := exec.Command(latchBin, "bff", "--dev", "--issuer", p.Issuer, "--client-id", c.ID, "--upstream", "http://"+apiAddr,
+		c := createClient(t, p.DataDir, append([]string{"--name", "spa", "--first-party", "--grant", "authorization_code,refresh_token",
+			"--redirect-uri", fmt.Sprintf("http://127.0.0.1:%d/bff/callback", port), "--scope", "openid profile read", "--audience", "api"}, clientArgs...)...)
+		cmd := exec.Command(latchBin, append([]string{"bff", "--dev", "--issuer", p.Issuer, "--client-id", c.ID, "--upstream", "http://" + apiAddr,
 			"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--static", "../../examples/spa",
-			"--scope", "openid,profile,read", "--data-dir", dataDir, "--log-format", "json")
+			"--scope", "openid,profile,read", "--data-dir", dataDir, "--log-format", "json"}, bffArgs...)...)
 		cmd.Env = append(cleanEnv(), "LATCH_BFF_CLIENT_SECRET="+c.Secret)
 		pr := &proc{cmd: cmd, Stderr: &syncBuffer{}, done: make(chan struct{}), Addr: fmt.Sprintf("127.0.0.1:%d", port)}
 		cmd.Stdout, cmd.Stderr = pr.Stderr, pr.Stderr
@@ -220,6 +227,81 @@ func TestBFF_EndToEnd(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestBFF_DPoP_EndToEnd runs the real programs with DPoP: latch serve, a
+// BFF client that requires DPoP, examples/api --dpop and latch bff --dpop.
+// The user's API calls work through the BFF; the API received the token
+// under the DPoP scheme; the BFF's key is kept in its store.
+func TestBFF_DPoP_EndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	p := startLatch(t, dir)
+	if _, errOut, code := runCLIStdin(t, "correct horse battery staple\n", "user", "create", "alice", "--password-stdin", "--data-dir", dir); code != 0 {
+		t.Fatalf("user create: %d %s", code, errOut)
+	}
+	api := startProc(t, "listening", nil, buildExampleAPI(t),
+		"--issuer", p.Issuer, "--audience", "api", "--listen", "127.0.0.1:0", "--insecure-allow-http", "--dpop")
+	bffDir := filepath.Join(t.TempDir(), "bff")
+	b := startBFFWith(t, p, api.Addr, bffDir, []string{"--dpop", "required"}, []string{"--dpop"})
+
+	a := newBFFAgent(t, p.Issuer, "http://"+b.Addr)
+	a.login("alice", "correct horse battery staple")
+	for range 3 {
+		if code, hello := a.call("GET", "/api/hello"); code != 200 || hello["sub"] == "" {
+			t.Fatalf("/api/hello through latch bff --dpop: %d %v\nbff:\n%s\napi:\n%s", code, hello, b.Stderr, api.Stderr)
+		}
+	}
+	jkt := loggedJKT(t, b)
+
+	// A restart on the same data directory signs with the same key, and
+	// the session goes on.
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	<-b.done
+	cmd := exec.Command(b.cmd.Path, b.cmd.Args[1:]...)
+	cmd.Env = b.cmd.Env
+	again := &proc{cmd: cmd, Stderr: &syncBuffer{}, done: make(chan struct{}), Addr: b.Addr}
+	cmd.Stdout, cmd.Stderr = again.Stderr, again.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); close(again.done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-again.done
+	})
+	for !strings.Contains(again.Stderr.String(), "latch bff listening") {
+		select {
+		case <-again.done:
+			t.Fatalf("latch bff exited at restart:\n%s", again.Stderr)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if got := loggedJKT(t, again); got != jkt {
+		t.Fatalf("after a restart the BFF's DPoP key is %s, want %s", got, jkt)
+	}
+	if code, hello := a.call("GET", "/api/hello"); code != 200 || hello["sub"] == "" {
+		t.Fatalf("/api/hello after the restart: %d %v\nbff:\n%s", code, hello, again.Stderr)
+	}
+}
+
+// loggedJKT returns the dpop_jkt of the BFF's "listening" log line.
+func loggedJKT(t *testing.T, b *proc) string {
+	t.Helper()
+	for _, line := range strings.Split(b.Stderr.String(), "\n") {
+		var rec struct {
+			Msg  string
+			DPoP bool   `json:"dpop"`
+			JKT  string `json:"dpop_jkt"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "latch bff listening" {
+			if !rec.DPoP || len(rec.JKT) != 43 {
+				t.Fatalf("the BFF logs dpop %v dpop_jkt %q; want true and a thumbprint", rec.DPoP, rec.JKT)
+			}
+			return rec.JKT
+		}
+	}
+	t.Fatalf("no listening line in the BFF's log:\n%s", b.Stderr)
+	return ""
 }
 
 func TestBFF_RefusesBadInvocations(t *testing.T) {

@@ -13,7 +13,10 @@
 // answers when it revokes), not at the token's exp; if the feed stays
 // unreachable for --feed-max-stale, every token is refused (fail closed).
 // With --decryption-key it also accepts the encrypted access tokens of
-// clients registered with `latch client create --encrypt-to`.
+// clients registered with `latch client create --encrypt-to`. With --dpop
+// it also accepts DPoP-bound access tokens (RFC 9449), each request with a
+// proof signed by the key the token is bound to; a bound token sent as a
+// plain Bearer token is refused either way.
 //
 //	go run ./examples/api --issuer http://127.0.0.1:8080 --audience api --insecure-allow-http
 //	LATCH_CLIENT_SECRET=... go run ./examples/api --issuer http://127.0.0.1:8080 --audience api \
@@ -36,6 +39,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/verify"
 )
 
@@ -59,10 +63,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	maxStale := fs.Duration("feed-max-stale", verify.DefaultMaxStale, "with --client-id: refuse every token once the revocation feed has been unreachable this long")
 	decryptionKey := fs.String("decryption-key", "", "a file with this API's private EC JWK, to accept access tokens encrypted to it")
 	requireEncryption := fs.Bool("require-encryption", false, "with --decryption-key: refuse access tokens that are not encrypted")
+	dpopOn := fs.Bool("dpop", false, "accept DPoP-bound access tokens (Authorization: DPoP and a DPoP proof, RFC 9449)")
+	externalURL := fs.String("external-url", "", "with --dpop: the URL clients call this API at (the proofs' htu), when a proxy stands in front; default from the request")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg := verify.Config{Issuer: *issuer, Audience: *audience, InsecureAllowHTTP: *insecure, Logger: log, RequireEncryption: *requireEncryption}
+	if *dpopOn {
+		// One checker, so one replay cache sees every proof; defaults:
+		// ES256, EdDSA, PS256 and RS256, proofs valid 60s.
+		checker, err := dpop.New(dpop.Config{})
+		if err != nil {
+			return err
+		}
+		cfg.DPoP, cfg.ExternalURL = checker, *externalURL
+	} else if *externalURL != "" {
+		return errors.New("--external-url is for --dpop")
+	}
 	if *decryptionKey != "" {
 		k, err := readPrivateJWK(*decryptionKey)
 		if err != nil {
@@ -99,7 +116,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	hs := &http.Server{Handler: newHandler(v), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "issuer", *issuer, "audience", *audience)
+	log.Info("listening", "addr", ln.Addr().String(), "issuer", *issuer, "audience", *audience, "dpop", *dpopOn)
 	select {
 	case err := <-errc:
 		return err
