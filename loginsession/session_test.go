@@ -24,14 +24,21 @@ func newSessions(t *testing.T, now time.Time) (*loginsession.Sessions, *latch.Us
 	return &loginsession.Sessions{Store: store, IdleTimeout: 30 * time.Minute, MaxAge: 12 * time.Hour, Rand: rand.Reader}, u
 }
 
-func TestSessions_CreateThenCurrent_FindsTheUser(t *testing.T) {
-	ctx := context.Background()
-	now := time.Unix(1_800_000_000, 0).UTC()
-	m, u := newSessions(t, now)
-	raw, sess, err := m.Create(ctx, u.ID, now)
+// signedIn is newSessions with a session of the user created at now.
+func signedIn(t *testing.T) (m *loginsession.Sessions, u *latch.User, raw string, sess *latch.Session, now time.Time) {
+	t.Helper()
+	now = time.Unix(1_800_000_000, 0).UTC()
+	m, u = newSessions(t, now)
+	raw, sess, err := m.Create(context.Background(), u.ID, now)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m, u, raw, sess, now
+}
+
+func TestSessions_CreateThenCurrent_FindsTheUser(t *testing.T) {
+	ctx := context.Background()
+	m, u, raw, sess, now := signedIn(t)
 	if !loginsession.ValidRawID(raw) || !bytes.Equal(sess.IDHash, loginsession.HashID(raw)) {
 		t.Fatalf("Create returned raw %q whose hash is not the stored one", raw)
 	}
@@ -43,12 +50,7 @@ func TestSessions_CreateThenCurrent_FindsTheUser(t *testing.T) {
 
 func TestSessions_Current_RefusesMalformedUnknownIdleAndAged(t *testing.T) {
 	ctx := context.Background()
-	now := time.Unix(1_800_000_000, 0).UTC()
-	m, u := newSessions(t, now)
-	raw, _, err := m.Create(ctx, u.ID, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, u, raw, _, now := signedIn(t)
 	other, err := loginsession.NewRandomID(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -86,12 +88,7 @@ func TestSessions_Current_RefusesMalformedUnknownIdleAndAged(t *testing.T) {
 
 func TestSessions_PasswordChangeAfterLogin_EndsTheSession(t *testing.T) {
 	ctx := context.Background()
-	now := time.Unix(1_800_000_000, 0).UTC()
-	m, u := newSessions(t, now)
-	raw, _, err := m.Create(ctx, u.ID, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, u, raw, _, now := signedIn(t)
 	u.PasswordChangedAt = now.Add(time.Second)
 	if err := m.Store.UpdateUser(ctx, u); err != nil {
 		t.Fatal(err)
@@ -103,12 +100,7 @@ func TestSessions_PasswordChangeAfterLogin_EndsTheSession(t *testing.T) {
 
 func TestEnd_DeletesTheSession_AndIsIdempotent(t *testing.T) {
 	ctx := context.Background()
-	now := time.Unix(1_800_000_000, 0).UTC()
-	m, u := newSessions(t, now)
-	raw, sess, err := m.Create(ctx, u.ID, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, _, raw, sess, now := signedIn(t)
 	for i := range 2 {
 		if err := loginsession.End(ctx, m.Store, sess, now, nil); err != nil {
 			t.Fatalf("End #%d: %v", i+1, err)
