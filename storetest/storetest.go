@@ -354,6 +354,7 @@ func checkKey(tb testing.TB, want, got *latch.Key) {
 	d.time("ActiveAt", want.ActiveAt, got.ActiveAt)
 	d.time("RetiredAt", want.RetiredAt, got.RetiredAt)
 	d.time("RemovedAt", want.RemovedAt, got.RemovedAt)
+	d.str("Purpose", string(want.Purpose), string(got.Purpose))
 	d.check(tb, "key "+want.ID)
 }
 

@@ -1,5 +1,6 @@
 -- 0007_user_profile: the user's email and OIDC profile claims
--- (latch.User.Email, EmailVerified, Profile).
+-- (latch.User.Email, EmailVerified, Profile), and the line of each
+-- signing key (latch.Key.Purpose).
 --
 -- email is stored as given, for display; email_norm is
 -- latch.NormalizeEmail(email), written by the store, NULL when the user
@@ -13,3 +14,8 @@ ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0 CHECK (em
 ALTER TABLE users ADD COLUMN profile TEXT NOT NULL DEFAULT '{}';
 
 CREATE UNIQUE INDEX users_email_norm ON users (email_norm);
+
+-- The line of signing keys a key belongs to (latch.Key.Purpose): '' for
+-- the default line, 'id_token' for the RSA key that signs ID tokens beside
+-- it. Existing keys are the default line.
+ALTER TABLE keys ADD COLUMN purpose TEXT NOT NULL DEFAULT '';
