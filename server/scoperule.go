@@ -61,11 +61,17 @@ func (m *Tokens) grantScope(ctx context.Context, c *latch.Client, requested []st
 	return granted, nil
 }
 
-// knownScopes caches the union of the scopes registered for any client.
+// knownScopes caches what the registered clients add up to: the union of
+// their scopes, and whether any may use the password grant.
 type knownScopes struct {
 	mu       sync.Mutex
-	set      map[string]bool
+	reg      *registrations
 	loadedAt time.Time
+}
+
+type registrations struct {
+	scopes   map[string]bool
+	password bool
 }
 
 // scopeRegistered reports whether some client is registered for sc. The
@@ -74,22 +80,33 @@ type knownScopes struct {
 // elsewhere counts as soon as it could be used), and only when a request
 // names a scope that is neither its client's nor an OIDC scope.
 func (m *Tokens) scopeRegistered(ctx context.Context, sc string) (bool, error) {
+	reg, err := m.registrations(ctx)
+	if err != nil {
+		return false, err
+	}
+	return reg.scopes[sc], nil
+}
+
+// registrations reads the summary of the registered clients, cached for
+// scopeCacheTTL.
+func (m *Tokens) registrations(ctx context.Context) (*registrations, error) {
 	k := &m.known
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	now := m.now()
-	if k.set == nil || m.scopeCacheTTL <= 0 || now.Sub(k.loadedAt) >= m.scopeCacheTTL || now.Before(k.loadedAt) {
+	if k.reg == nil || m.scopeCacheTTL <= 0 || now.Sub(k.loadedAt) >= m.scopeCacheTTL || now.Before(k.loadedAt) {
 		cs, err := m.Store.Clients(ctx)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
-		set := make(map[string]bool)
+		reg := &registrations{scopes: make(map[string]bool)}
 		for _, c := range cs {
 			for _, s := range c.Scopes {
-				set[s] = true
+				reg.scopes[s] = true
 			}
+			reg.password = reg.password || c.AllowsGrant(latch.GrantPassword)
 		}
-		k.set, k.loadedAt = set, now
+		k.reg, k.loadedAt = reg, now
 	}
-	return k.set[sc], nil
+	return k.reg, nil
 }

@@ -165,6 +165,11 @@ type Config struct {
 	PurgeInterval     time.Duration
 	KeyReloadInterval time.Duration
 
+	// IDTokenAlgorithm is the alg of ID tokens for clients that do not
+	// register their own (id_token_signed_response_alg). Empty: the
+	// default signing key's. latch serve sets RS256 (--id-token-alg) and
+	// keeps an RSA key for it beside the default key (keys.Config).
+	IDTokenAlgorithm latch.Algorithm
 	// LoginName is what /login and the password grant accept as the
 	// user's name. Default LoginUsernameOrEmail.
 	LoginName LoginName
@@ -319,6 +324,9 @@ func (c *Config) Validate() error {
 	if err := c.LoginIPThrottle.Validate("address"); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	if c.IDTokenAlgorithm != "" && !slices.Contains(latch.Algorithms, c.IDTokenAlgorithm) {
+		return fmt.Errorf("server: ID token algorithm %q: use one of %v", c.IDTokenAlgorithm, latch.Algorithms)
+	}
 	if err := c.LoginName.Validate(); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
@@ -364,6 +372,8 @@ type Server struct {
 	limiters   map[string]*rate.Limiter
 
 	tok *Tokens // the rules of issuance, introspection and revocation
+
+	idSigners idTokenSigners
 
 	feed *feed // GET /oauth2/revocations; its broadcaster runs in Run
 

@@ -52,6 +52,8 @@ func (cf *clientFlags) register(f *pflag.FlagSet, update bool) {
 	f.BoolVar(&cf.spec.TokenFingerprint, "token-fingerprint", false,
 		"bind JWT access tokens to a __Host-latch_fgp HttpOnly cookie set on the token response (fgp claim); for browser clients")
 	f.BoolVar(&cf.spec.FirstParty, "first-party", false, "the operator's own app: /oauth2/authorize skips the consent page")
+	f.StringVar(&cf.spec.IDTokenAlg, "id-token-alg", "",
+		"algorithm of the client's ID tokens (id_token_signed_response_alg): ES256, EdDSA, RS256 or PS256; empty: the server's --id-token-alg")
 	f.DurationVar(&cf.rttl, "refresh-token-ttl", 0, "refresh token idle lifetime, e.g. 24h (0: the server's, "+shortDuration(server.DefaultRefreshTokenTTL)+"); the family's absolute lifetime still applies")
 }
 
@@ -105,6 +107,7 @@ func (cf *clientFlags) patch(f *pflag.FlagSet) (p server.ClientPatch, changed bo
 		"jwks-file":         func() { p.JWKS = jwks },
 		"token-fingerprint": func() { p.TokenFingerprint = &cf.spec.TokenFingerprint },
 		"first-party":       func() { p.FirstParty = &cf.spec.FirstParty },
+		"id-token-alg":      func() { p.IDTokenAlg = &cf.spec.IDTokenAlg },
 		"encrypt-to": func() {
 			p.AccessTokenEncryptionKey = enc
 			if cf.encryptTo == "" {
@@ -319,6 +322,9 @@ func printClient(e *env, v *server.ClientView) {
 	fmt.Fprintf(tw, "token format:\t%s\n", v.AccessTokenFormat)
 	if v.AccessTokenTTL > 0 {
 		fmt.Fprintf(tw, "token lifetime:\t%v\n", time.Duration(v.AccessTokenTTL)*time.Second)
+	}
+	if v.IDTokenAlg != "" {
+		fmt.Fprintf(tw, "ID token alg:\t%s\n", v.IDTokenAlg)
 	}
 	if v.TokenFingerprint {
 		fmt.Fprintf(tw, "token fingerprint:\tyes (fgp claim, __Host-latch_fgp cookie)\n")

@@ -261,7 +261,7 @@ func (s *serveFlags) serverConfig(issuer string, log *slog.Logger) server.Config
 		Issuer: issuer, InsecureAllowHTTP: s.insecureHTTP || (s.dev && isLoopbackURL(issuer)),
 		AccessTokenTTL: s.accessTokenTTL, MaxAccessTokenTTL: s.keys.maxTokenTTL,
 		RefreshTokenTTL: s.grants.refreshTTL, RefreshFamilyMaxAge: s.grants.familyMaxAge, RefreshGrace: s.grants.serverGrace(),
-		AuthCodeTTL: s.grants.codeTTL, IDTokenTTL: s.grants.idTokenTTL,
+		AuthCodeTTL: s.grants.codeTTL, IDTokenTTL: s.grants.idTokenTTL, IDTokenAlgorithm: latch.Algorithm(s.keys.idTokenAlg),
 		// A burst below 1 would read as "unset" and take the default.
 		IntrospectionRate: rate.Limit(s.introspectionRate), IntrospectionBurst: max(1, int(2*s.introspectionRate)),
 		PasswordParams: s.password.params(), MinPasswordLen: s.password.minLen,

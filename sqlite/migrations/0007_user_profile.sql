@@ -1,6 +1,7 @@
 -- 0007_user_profile: the user's email and OIDC profile claims
--- (latch.User.Email, EmailVerified, Profile), and the line of each
--- signing key (latch.Key.Purpose).
+-- (latch.User.Email, EmailVerified, Profile), the line of each
+-- signing key (latch.Key.Purpose) and each client's ID token algorithm
+-- (latch.Client.IDTokenAlgorithm).
 --
 -- email is stored as given, for display; email_norm is
 -- latch.NormalizeEmail(email), written by the store, NULL when the user
@@ -19,3 +20,6 @@ CREATE UNIQUE INDEX users_email_norm ON users (email_norm);
 -- the default line, 'id_token' for the RSA key that signs ID tokens beside
 -- it. Existing keys are the default line.
 ALTER TABLE keys ADD COLUMN purpose TEXT NOT NULL DEFAULT '';
+
+-- The client's id_token_signed_response_alg; '' is the server's default.
+ALTER TABLE clients ADD COLUMN id_token_alg TEXT NOT NULL DEFAULT '';
