@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/authority"
 	"github.com/latch-auth/latch/oauth"
 )
 
@@ -19,14 +20,14 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
 	for _, a := range assertionAlgorithms {
 		algs = append(algs, string(a))
 	}
-	reg, err := s.tok.registrations(r.Context())
+	reg, err := s.tok.Registrations(r.Context())
 	if err != nil {
 		return err
 	}
 	grants := slices.DeleteFunc(slices.Clone(grantTypes), func(g string) bool {
 		// RFC 9700 §2.4: the password grant MUST NOT be used; it is
 		// advertised only while the operator has registered a client for it.
-		return g == latch.GrantPassword && !reg.password
+		return g == latch.GrantPassword && !reg.Password
 	})
 	noRequestURI := false
 	md := oauth.Metadata{
@@ -39,7 +40,7 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
 		UserinfoEndpoint:              s.endpoint("/userinfo"),
 		EndSessionEndpoint:            s.endpoint("/oauth2/logout"),
 		OpaqueTokenKeysEndpoint:       s.endpoint("/oauth2/opaque-token-keys"),
-		ScopesSupported:               OIDCScopes,
+		ScopesSupported:               authority.OIDCScopes,
 		ResponseTypesSupported:        []string{"code"},
 		ResponseModesSupported:        []string{"query"},
 		GrantTypesSupported:           grants,

@@ -15,6 +15,7 @@ import (
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/internal/latchtest"
 	"github.com/latch-auth/latch/keys"
+	"github.com/latch-auth/latch/registry"
 	"github.com/latch-auth/latch/server"
 )
 
@@ -32,7 +33,7 @@ func rsaEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	return &env{t: t, srv: srv, h: srv.Handler(), db: db, keys: km, clock: clk, logs: logs,
-		clients: &server.Clients{Store: db, Now: clk.Now}}
+		clients: &registry.Clients{Store: db, Now: clk.Now}}
 }
 
 func header(t testing.TB, jws string) map[string]any {
@@ -52,7 +53,7 @@ func TestIDToken_RS256ByDefault_AccessTokenKeepsES256_ClientMayChoose(t *testing
 	for _, tc := range []struct {
 		clientAlg, want string
 	}{{"", "RS256"}, {"ES256", "ES256"}, {"RS256", "RS256"}} {
-		c := e.webClient(func(s *server.ClientSpec) { s.IDTokenAlg = tc.clientAlg })
+		c := e.webClient(func(s *registry.ClientSpec) { s.IDTokenAlg = tc.clientAlg })
 		code, _ := e.newCode(c, uid)
 		status, tr := e.redeem(c, code)
 		if status != 200 {
@@ -74,12 +75,12 @@ func TestIDToken_RS256ByDefault_AccessTokenKeepsES256_ClientMayChoose(t *testing
 		}
 	}
 	// An algorithm no key signs: refused at issuance, not signed otherwise.
-	c := e.webClient(func(s *server.ClientSpec) { s.IDTokenAlg = "EdDSA" })
+	c := e.webClient(func(s *registry.ClientSpec) { s.IDTokenAlg = "EdDSA" })
 	code, _ := e.newCode(c, uid)
 	if status, tr := e.redeem(c, code); status < 500 || tr.IDToken != "" {
 		t.Errorf("EdDSA without an EdDSA key: %d %+v", status, tr)
 	}
-	if _, _, err := e.clients.Build(server.ClientSpec{IDTokenAlg: "HS256", Audiences: []string{"api"}}); latch.ErrorCode(err) != latch.EINVALID {
+	if _, _, err := e.clients.Build(registry.ClientSpec{IDTokenAlg: "HS256", Audiences: []string{"api"}}); latch.ErrorCode(err) != latch.EINVALID {
 		t.Errorf("HS256 registered: %v", err)
 	}
 }
