@@ -85,6 +85,13 @@ type Tokens struct {
 	verified *tokencache.Cache[verifiedJWT]
 
 	cachedSigner atomic.Pointer[token.Signer]
+
+	// RefuseUnknownScopes: see GrantScope.
+	RefuseUnknownScopes bool
+	// ScopeCacheTTL is how long the registered clients' scopes are
+	// reused (GrantScope, Registrations); 0: read on every use.
+	ScopeCacheTTL time.Duration
+	known         knownScopes
 }
 
 // verifiedJWT is what verifyJWT remembers of a JWT whose signature and
@@ -919,7 +926,7 @@ func (m *Tokens) ClientCredentials(ctx context.Context, c *latch.Client, scope s
 	if !c.AllowsGrant(latch.GrantClientCredentials) {
 		return Minted{}, oauth.BadRequest(oauth.ErrUnauthorizedClient, "client is not registered for the client_credentials grant")
 	}
-	sc, aud, err := CheckScopeAndAudience(c, scope, audiences)
+	sc, aud, err := m.CheckScopeAndAudience(ctx, c, scope, audiences)
 	if err != nil {
 		return Minted{}, err
 	}
@@ -942,17 +949,18 @@ func (m *Tokens) ClientCredentials(ctx context.Context, c *latch.Client, scope s
 	return at, nil
 }
 
-// CheckScopeAndAudience returns the scope and audiences a token request
-// asks for, both within the client's registration: the checks of every
-// grant that starts from the client's own registration rather than from a
-// previous grant.
-func CheckScopeAndAudience(c *latch.Client, scope string, audiences []string) ([]string, []string, error) {
+// CheckScopeAndAudience returns the scope granted (GrantScope) and the
+// audiences of a token request, both within the client's registration:
+// the checks of every grant that starts from the client's own
+// registration rather than from a previous grant.
+func (m *Tokens) CheckScopeAndAudience(ctx context.Context, c *latch.Client, scope string, audiences []string) ([]string, []string, error) {
 	sc, oerr := oauth.SplitScope(scope)
 	if oerr != nil {
 		return nil, nil, oerr
 	}
-	if !c.AllowsScope(sc) {
-		return nil, nil, oauth.BadRequest(oauth.ErrInvalidScope, "requested scope exceeds the client's registered scopes")
+	sc, err := m.GrantScope(ctx, c, sc)
+	if err != nil {
+		return nil, nil, err
 	}
 	aud, err := CheckAudience(c, audiences)
 	if err != nil {

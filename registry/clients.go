@@ -51,6 +51,9 @@ type ClientSpec struct {
 	// RequirePAR: the client must push its authorization requests (RFC
 	// 9126 §6).
 	RequirePAR bool `json:"require_pushed_authorization_requests,omitempty"`
+	// IDTokenAlg is the alg of the client's ID tokens (OIDC Registration
+	// §2); empty: the server's --id-token-alg.
+	IDTokenAlg string `json:"id_token_signed_response_alg,omitempty"`
 }
 
 // ClientView is a client as shown by the CLI and the admin API. The secret
@@ -77,6 +80,7 @@ type ClientView struct {
 	DPoP       string    `json:"dpop"`
 	DPoPBound  bool      `json:"dpop_bound_access_tokens"`
 	RequirePAR bool      `json:"require_pushed_authorization_requests"`
+	IDTokenAlg string    `json:"id_token_signed_response_alg,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	// Warnings say what the registration allows that the operator may
@@ -91,7 +95,7 @@ func ViewOf(c *latch.Client) *ClientView {
 		Scope: joinScope(c.Scopes), Audiences: nonNil(c.Audiences), RedirectURIs: c.RedirectURIs,
 		AccessTokenFormat: string(c.AccessTokenFormat),
 		AccessTokenTTL:    int64(c.AccessTokenTTL / time.Second), RefreshTokenTTL: int64(c.RefreshTokenTTL / time.Second),
-		TokenFingerprint: c.TokenFingerprint, FirstParty: c.FirstParty,
+		TokenFingerprint: c.TokenFingerprint, FirstParty: c.FirstParty, IDTokenAlg: string(c.IDTokenAlgorithm),
 		DPoP: string(cmp.Or(c.DPoP, latch.DPoPOptional)), DPoPBound: c.RequiresDPoP(), RequirePAR: c.RequirePAR,
 		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
 	}
@@ -129,7 +133,8 @@ func (m *Clients) Build(spec ClientSpec) (*latch.Client, string, error) {
 		AccessTokenFormat: latch.TokenFormat(spec.AccessTokenFormat),
 		AccessTokenTTL:    time.Duration(spec.AccessTokenTTL) * time.Second, RefreshTokenTTL: time.Duration(spec.RefreshTokenTTL) * time.Second,
 		TokenFingerprint: spec.TokenFingerprint, FirstParty: spec.FirstParty,
-		DPoP: latch.DPoPPolicy(spec.DPoP), RequirePAR: spec.RequirePAR}
+		DPoP: latch.DPoPPolicy(spec.DPoP), RequirePAR: spec.RequirePAR,
+		IDTokenAlgorithm: latch.Algorithm(spec.IDTokenAlg)}
 	switch c.DPoP {
 	case "":
 		c.DPoP = latch.DPoPOptional
@@ -139,6 +144,9 @@ func (m *Clients) Build(spec ClientSpec) (*latch.Client, string, error) {
 	}
 	if c.RequirePAR && !c.AllowsGrant(latch.GrantAuthorizationCode) {
 		return nil, "", bad("require-par is for clients of the authorization_code grant: only they send authorization requests")
+	}
+	if c.IDTokenAlgorithm != "" && !slices.Contains(latch.Algorithms, c.IDTokenAlgorithm) {
+		return nil, "", bad("id_token_signed_response_alg %.20q: use one of %v", spec.IDTokenAlg, latch.Algorithms)
 	}
 	if c.ID == "" {
 		id, err := newRecordID(m.rand())

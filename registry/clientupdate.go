@@ -32,6 +32,9 @@ type ClientPatch struct {
 	AccessTokenEncryptionKey json.RawMessage `json:"access_token_encryption_key,omitempty"`
 	DPoP                     *string         `json:"dpop,omitempty"`
 	RequirePAR               *bool           `json:"require_pushed_authorization_requests,omitempty"`
+	// IDTokenAlg replaces the client's ID token algorithm; "" returns it
+	// to the server's default.
+	IDTokenAlg *string `json:"id_token_signed_response_alg,omitempty"`
 }
 
 // SpecOf returns the registration of c as the spec that would create it.
@@ -45,6 +48,7 @@ func SpecOf(c *latch.Client) ClientSpec {
 		TokenFingerprint: c.TokenFingerprint, FirstParty: c.FirstParty,
 		AccessTokenEncryptionKey: json.RawMessage(c.AccessTokenEncryptionKey),
 		DPoP:                     string(c.DPoP), RequirePAR: c.RequirePAR,
+		IDTokenAlg: string(c.IDTokenAlgorithm),
 	}
 }
 
@@ -70,6 +74,7 @@ func (p *ClientPatch) apply(spec *ClientSpec) {
 		spec.JWKS = p.JWKS
 	}
 	set(&spec.AccessTokenFormat, p.AccessTokenFormat)
+	set(&spec.IDTokenAlg, p.IDTokenAlg)
 	if p.AccessTokenTTL != nil {
 		spec.AccessTokenTTL = *p.AccessTokenTTL
 	}
@@ -123,6 +128,7 @@ func (m *Clients) Update(ctx context.Context, id string, p ClientPatch) (*Client
 	c.AccessTokenFormat, c.AccessTokenTTL, c.RefreshTokenTTL = built.AccessTokenFormat, built.AccessTokenTTL, built.RefreshTokenTTL
 	c.TokenFingerprint, c.FirstParty, c.AccessTokenEncryptionKey = built.TokenFingerprint, built.FirstParty, built.AccessTokenEncryptionKey
 	c.DPoP, c.RequirePAR = built.DPoP, built.RequirePAR
+	c.IDTokenAlgorithm = built.IDTokenAlgorithm
 	switch {
 	case len(built.SecretHash) == 0:
 		c.SecretHash, secret = nil, ""

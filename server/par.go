@@ -70,7 +70,7 @@ func (s *Server) par(w http.ResponseWriter, r *http.Request) error {
 		}
 		params.Set("dpop_jkt", proof.JKT)
 	}
-	if _, code, description := s.parseAuthorizeRequest(c, params); code != "" {
+	if _, code, description := s.parseAuthorizeRequest(r.Context(), c, params); code != "" {
 		return oauth.BadRequest(code, description)
 	}
 	raw, err := token.NewSecret(s.rand)

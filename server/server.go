@@ -196,6 +196,19 @@ type Config struct {
 	PurgeInterval     time.Duration
 	KeyReloadInterval time.Duration
 
+	// IDTokenAlgorithm is the alg of ID tokens for clients that do not
+	// register their own (id_token_signed_response_alg). Empty: the
+	// default signing key's. latch serve sets RS256 (--id-token-alg) and
+	// keeps an RSA key for it beside the default key (keys.Config).
+	IDTokenAlgorithm latch.Algorithm
+	// LoginName is what /login and the password grant accept as the
+	// user's name. Default LoginUsernameOrEmail.
+	LoginName LoginName
+	// RefuseUnknownScopes answers invalid_scope to a request naming a
+	// scope latch does not know, instead of dropping it from the grant
+	// (see grantableScope and docs/scopes.md).
+	RefuseUnknownScopes bool
+
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // default: a new registry
 	Now      func() time.Time
@@ -278,6 +291,9 @@ func (c *Config) withDefaults() {
 	if c.PARLifetime == 0 {
 		c.PARLifetime = DefaultPARLifetime
 	}
+	if c.LoginName == "" {
+		c.LoginName = DefaultLoginName
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -351,6 +367,12 @@ func (c *Config) Validate() error {
 	if err := c.validateDPoP(); err != nil {
 		return err
 	}
+	if c.IDTokenAlgorithm != "" && !slices.Contains(latch.Algorithms, c.IDTokenAlgorithm) {
+		return fmt.Errorf("server: ID token algorithm %q: use one of %v", c.IDTokenAlgorithm, latch.Algorithms)
+	}
+	if err := c.LoginName.Validate(); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	if c.MaxConcurrentLogins < 1 || c.LoginQueueTimeout <= 0 {
 		return fmt.Errorf("server: MaxConcurrentLogins %d and LoginQueueTimeout %v must be positive", c.MaxConcurrentLogins, c.LoginQueueTimeout)
 	}
@@ -379,6 +401,7 @@ type Server struct {
 
 	dpop       *dpop.Checker // DPoP proofs at the server's own endpoints
 	dpopProofs *prometheus.CounterVec
+	idSigners  idTokenSigners
 
 	sessions *loginsession.Sessions // login sessions; their cookie is session.go's
 
@@ -431,6 +454,8 @@ func New(cfg Config) (*Server, error) {
 		Now: cfg.Now, Rand: cfg.Rand, TagKeys: cfg.OpaqueTagKeys,
 		Cache: s.tokens, ClientLookup: s.clients.Client,
 		OnRevoke: s.revoked, // the feed, and the other nodes through the fan-out
+
+		RefuseUnknownScopes: cfg.RefuseUnknownScopes, ScopeCacheTTL: max(cfg.ClientCacheTTL, 0),
 	}
 	if cfg.TokenCacheSize > 0 {
 		s.tok.CacheVerified(cfg.TokenCacheSize)

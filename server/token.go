@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
@@ -71,8 +72,8 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, form 
 
 // scopeAndAudience returns the scope and audiences a token request form
 // asks for, both within the client's registration (checkScopeAndAudience).
-func scopeAndAudience(c *latch.Client, form url.Values) (scope, aud []string, err error) {
-	return authority.CheckScopeAndAudience(c, form.Get("scope"), requestedAudiences(form))
+func (s *Server) scopeAndAudience(ctx context.Context, c *latch.Client, form url.Values) (scope, aud []string, err error) {
+	return s.tok.CheckScopeAndAudience(ctx, c, form.Get("scope"), requestedAudiences(form))
 }
 
 // audience resolves the audiences of a request from RFC 8707 resource

@@ -104,6 +104,7 @@ func newClient(id string) *latch.Client {
 		AccessTokenEncryptionKey: []byte(`{"kty":"EC","crv":"P-256","x":"AQ","y":"Ag","use":"enc"}`),
 		DPoP:                     latch.DPoPRequired,
 		RequirePAR:               true,
+		IDTokenAlgorithm:         latch.PS256,
 		CreatedAt:                base,
 		UpdatedAt:                base.Add(90 * time.Second),
 	}
@@ -313,6 +314,7 @@ func checkClient(tb testing.TB, want, got *latch.Client) {
 	d.bytes("AccessTokenEncryptionKey", want.AccessTokenEncryptionKey, got.AccessTokenEncryptionKey)
 	d.str("DPoP", string(want.DPoP), string(got.DPoP))
 	d.str("RequirePAR", fmt.Sprint(want.RequirePAR), fmt.Sprint(got.RequirePAR))
+	d.str("IDTokenAlgorithm", string(want.IDTokenAlgorithm), string(got.IDTokenAlgorithm))
 	d.time("CreatedAt", want.CreatedAt, got.CreatedAt)
 	d.time("UpdatedAt", want.UpdatedAt, got.UpdatedAt)
 	d.check(tb, "client "+want.ID)
@@ -361,6 +363,7 @@ func checkKey(tb testing.TB, want, got *latch.Key) {
 	d.time("ActiveAt", want.ActiveAt, got.ActiveAt)
 	d.time("RetiredAt", want.RetiredAt, got.RetiredAt)
 	d.time("RemovedAt", want.RemovedAt, got.RemovedAt)
+	d.str("Purpose", string(want.Purpose), string(got.Purpose))
 	d.check(tb, "key "+want.ID)
 }
 
@@ -460,6 +463,9 @@ func checkUser(tb testing.TB, want, got *latch.User) {
 	d.time("CreatedAt", want.CreatedAt, got.CreatedAt)
 	d.time("UpdatedAt", want.UpdatedAt, got.UpdatedAt)
 	d.time("PasswordChangedAt", want.PasswordChangedAt, got.PasswordChangedAt)
+	d.str("Email", want.Email, got.Email)
+	d.str("EmailVerified", fmt.Sprint(want.EmailVerified), fmt.Sprint(got.EmailVerified))
+	d.str("Profile", fmt.Sprintf("%+v", want.Profile), fmt.Sprintf("%+v", got.Profile))
 	d.check(tb, "user "+want.ID)
 }
 

@@ -62,6 +62,8 @@ func (cf *clientFlags) register(f *pflag.FlagSet, update bool) {
 	}
 	f.StringVar(&cf.spec.DPoP, "dpop", dpopDefault, "required: refuse token requests without a DPoP proof (RFC 9449); optional: bind the tokens of requests that send one")
 	f.BoolVar(&cf.spec.RequirePAR, "require-par", false, "the client must push its authorization requests to /oauth2/par first (RFC 9126); /oauth2/authorize refuses the others")
+	f.StringVar(&cf.spec.IDTokenAlg, "id-token-alg", "",
+		"algorithm of the client's ID tokens (id_token_signed_response_alg): ES256, EdDSA, RS256 or PS256; empty: the server's --id-token-alg")
 	f.DurationVar(&cf.rttl, "refresh-token-ttl", 0, "refresh token idle lifetime, e.g. 24h (0: the server's, "+shortDuration(server.DefaultRefreshTokenTTL)+"); the family's absolute lifetime still applies")
 }
 
@@ -117,6 +119,7 @@ func (cf *clientFlags) patch(f *pflag.FlagSet) (p registry.ClientPatch, changed 
 		"first-party":       func() { p.FirstParty = &cf.spec.FirstParty },
 		"dpop":              func() { p.DPoP = &cf.spec.DPoP },
 		"require-par":       func() { p.RequirePAR = &cf.spec.RequirePAR },
+		"id-token-alg":      func() { p.IDTokenAlg = &cf.spec.IDTokenAlg },
 		"encrypt-to": func() {
 			p.AccessTokenEncryptionKey = enc
 			if cf.encryptTo == "" {
@@ -331,6 +334,9 @@ func printClient(e *env, v *registry.ClientView) {
 	fmt.Fprintf(tw, "token format:\t%s\n", v.AccessTokenFormat)
 	if v.AccessTokenTTL > 0 {
 		fmt.Fprintf(tw, "token lifetime:\t%v\n", time.Duration(v.AccessTokenTTL)*time.Second)
+	}
+	if v.IDTokenAlg != "" {
+		fmt.Fprintf(tw, "ID token alg:\t%s\n", v.IDTokenAlg)
 	}
 	if v.TokenFingerprint {
 		fmt.Fprintf(tw, "token fingerprint:\tyes (fgp claim, __Host-latch_fgp cookie)\n")

@@ -15,9 +15,18 @@ import (
 // keysFlags are the key-management settings shared by serve and keys.
 type keysFlags struct {
 	alg         string
+	idTokenAlg  string
 	prePublish  time.Duration
 	maxTokenTTL time.Duration
 }
+
+// DefaultIDTokenAlg is latch serve's --id-token-alg: RS256, the algorithm
+// OIDC Core §15.1 and Discovery §3 require every provider to offer and
+// every relying party to verify. Its key is 2048-bit RSA (keys.
+// DefaultRSABits): NIST SP 800-57 Part 1 rates it 112-bit secure through
+// 2030, keys are rotated far sooner, and signing costs a quarter of
+// 3072-bit's on every login.
+const DefaultIDTokenAlg = latch.RS256
 
 // addKeysFlags adds the flags of commands that make keys (serve, keys
 // rotate): their algorithm and schedule.
@@ -25,6 +34,8 @@ func addKeysFlags(cmd *cobra.Command, k *keysFlags) {
 	f := cmd.Flags()
 	f.StringVar(&k.alg, "signing-alg", string(keys.DefaultAlgorithm), "algorithm of new signing keys: ES256, EdDSA, RS256 or PS256")
 	f.DurationVar(&k.prePublish, "key-prepublish", keys.DefaultPrePublish, "how long a rotated key is published in the JWKS before it signs")
+	f.StringVar(&k.idTokenAlg, "id-token-alg", string(DefaultIDTokenAlg),
+		"algorithm of ID tokens for clients that do not register one; a key of it is kept and rotated beside the --signing-alg key when they differ ('' for the --signing-alg key alone)")
 	addKeyReadFlags(cmd, k)
 }
 
@@ -36,7 +47,8 @@ func addKeyReadFlags(cmd *cobra.Command, k *keysFlags) {
 }
 
 func (k *keysFlags) config() (keys.Config, error) {
-	cfg := keys.Config{Algorithm: latch.Algorithm(k.alg), PrePublish: k.prePublish, MaxTokenTTL: k.maxTokenTTL}
+	cfg := keys.Config{Algorithm: latch.Algorithm(k.alg), IDTokenAlgorithm: latch.Algorithm(k.idTokenAlg),
+		PrePublish: k.prePublish, MaxTokenTTL: k.maxTokenTTL}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError{err}
 	}
@@ -79,6 +91,14 @@ func newKeysCmd(e *env) *cobra.Command {
 	return cmd
 }
 
+// signs says what a key of purpose p signs.
+func signs(p latch.KeyPurpose) string {
+	if p == latch.PurposeIDToken {
+		return "ID tokens"
+	}
+	return "all tokens"
+}
+
 func keysListCmd(e *env) *cobra.Command {
 	var (
 		c common
@@ -100,9 +120,9 @@ func keysListCmd(e *env) *cobra.Command {
 				return printJSON(e, list)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVE FROM\tPUBLISHED UNTIL")
+			fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVE FROM\tPUBLISHED UNTIL\tSIGNS")
 			for _, ki := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ki.ID, ki.Algorithm, ki.State, stamp(ki.CreatedAt), stamp(ki.ActiveAt), stamp(ki.PublishedUntil))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ki.ID, ki.Algorithm, ki.State, stamp(ki.CreatedAt), stamp(ki.ActiveAt), stamp(ki.PublishedUntil), signs(ki.Purpose))
 			}
 			return tw.Flush()
 		},
@@ -135,6 +155,13 @@ func keysRotateCmd(e *env) *cobra.Command {
 				return printJSON(e, map[string]any{"kid": key.ID, "alg": key.Algorithm, "active_at": key.ActiveAt.UTC()})
 			}
 			fmt.Fprintf(e.stdout, "new key %s (%s) is published now and signs from %s\n", key.ID, key.Algorithm, stamp(key.ActiveAt))
+			if list, err := m.List(cmd.Context()); err == nil {
+				for _, ki := range list {
+					if ki.Purpose == latch.PurposeIDToken && ki.CreatedAt.Equal(key.CreatedAt) {
+						fmt.Fprintf(e.stdout, "new key %s (%s) signs %s from the same time\n", ki.ID, ki.Algorithm, signs(ki.Purpose))
+					}
+				}
+			}
 			return nil
 		},
 	}

@@ -32,6 +32,7 @@ type serveFlags struct {
 	keys              keysFlags
 	password          passwordFlags
 	login             loginFlags
+	oidc              oidcFlags
 	listen            string
 	issuer            string
 	dev               bool
@@ -71,6 +72,7 @@ are required.`,
 	addPasswordFlags(cmd, &s.password)
 	addLoginFlags(cmd, &s.login)
 	f := cmd.Flags()
+	addOIDCFlags(f, &s.oidc)
 	f.StringVar(&s.listen, "listen", "127.0.0.1:8080", "address to listen on; port 0 picks a free port (the chosen address is logged)")
 	f.StringVar(&s.issuer, "issuer", "", "issuer URL (https); required without --dev, where it is http://LISTEN_ADDRESS")
 	f.BoolVar(&s.dev, "dev", false, "local development setup: generate what is missing, allow an http issuer")
@@ -271,7 +273,7 @@ func (s *serveFlags) serverConfig(issuer string, log *slog.Logger) server.Config
 		Issuer: issuer, InsecureAllowHTTP: s.insecureHTTP || (s.dev && isLoopbackURL(issuer)),
 		AccessTokenTTL: s.accessTokenTTL, MaxAccessTokenTTL: s.keys.maxTokenTTL,
 		RefreshTokenTTL: s.grants.refreshTTL, RefreshFamilyMaxAge: s.grants.familyMaxAge, RefreshGrace: s.grants.serverGrace(),
-		AuthCodeTTL: s.grants.codeTTL, IDTokenTTL: s.grants.idTokenTTL,
+		AuthCodeTTL: s.grants.codeTTL, IDTokenTTL: s.grants.idTokenTTL, IDTokenAlgorithm: latch.Algorithm(s.keys.idTokenAlg),
 		// A burst below 1 would read as "unset" and take the default.
 		IntrospectionRate: rate.Limit(s.introspectionRate), IntrospectionBurst: max(1, int(2*s.introspectionRate)),
 		PasswordParams: s.password.params(), MinPasswordLen: s.password.minLen,
@@ -281,6 +283,7 @@ func (s *serveFlags) serverConfig(issuer string, log *slog.Logger) server.Config
 		Now:    testClock(s.testClockOffset),
 	}
 	s.login.apply(&cfg)
+	s.oidc.apply(&cfg)
 	return cfg
 }
 
