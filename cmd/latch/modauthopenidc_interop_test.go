@@ -284,14 +284,10 @@ func TestInterop_ModAuthOpenIDC_LoginRefreshLogout(t *testing.T) {
 	// discovered revocation_endpoint) and sends the browser to latch's
 	// end_session_endpoint with its id_token_hint, which ends the latch
 	// session and comes back to the post-logout page.
-	before := up.count()
 	br.run("mod_auth_openidc's logout request", diag,
 		chromedp.Navigate(ap.URL+"/app/redirect_uri?logout="+url.QueryEscape(ap.URL+"/loggedout")),
 		chromedp.WaitVisible(`//p[@id="upstream" and text()="/loggedout"]`, chromedp.BySearch),
 	)
-	if up.count() != before+1 {
-		t.Errorf("the upstream got %d requests during logout, want only /loggedout", up.count()-before)
-	}
 	if got := up.last(t, "/loggedout").Header; oidcHeader(got, "OIDC_CLAIM_sub") != "" {
 		t.Errorf("the post-logout page got claims; headers:\n%s", headerDump(got))
 	}

@@ -77,11 +77,12 @@ func (u *upstream) last(t *testing.T, path string) upstreamRequest {
 	return upstreamRequest{}
 }
 
-// count is how many requests the upstream received.
-func (u *upstream) count() int {
+// all returns every request the upstream received, in order (the
+// browser's own, such as /favicon.ico, among them).
+func (u *upstream) all() []upstreamRequest {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return len(u.reqs)
+	return append([]upstreamRequest(nil), u.reqs...)
 }
 
 // headerDump lists h for failure messages.
