@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -219,9 +220,7 @@ func TestInterop_ModAuthOpenIDC_LoginRefreshLogout(t *testing.T) {
 
 	dataDir := t.TempDir()
 	p := startLatch(t, dataDir)
-	const pw = "correct horse battery staple"
-	alice := createAlice(t, dataDir, pw)
-	runCLI(t, "user", "set-roles", "alice", "--group", "eng,ops", "--data-dir", dataDir)
+	alice := createRPAlice(t, dataDir)
 	up := newUpstream(t)
 
 	// The redirect URI is registered before Apache starts, so its port is
@@ -230,10 +229,10 @@ func TestInterop_ModAuthOpenIDC_LoginRefreshLogout(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	c := createClient(t, dataDir, "--name", "Apache", "--grant", "authorization_code,refresh_token",
 		"--redirect-uri", base+"/app/redirect_uri", "--redirect-uri", base+"/loggedout",
-		"--scope", "openid profile", "--audience", "app")
+		"--scope", "openid", "--audience", "app")
 	ap := startApache(t, bin, port, apacheSettings{
 		Modules: modules, Issuer: p.Issuer, ClientID: c.ID, ClientSecret: c.Secret,
-		Passphrase: randomHex(t), Scope: "openid profile",
+		Passphrase: randomHex(t), Scope: "openid email profile",
 		Upstream: up.URL,
 	})
 	diag := func() string {
@@ -241,7 +240,7 @@ func TestInterop_ModAuthOpenIDC_LoginRefreshLogout(t *testing.T) {
 	}
 
 	// Login.
-	loc := br.signIn(ap.URL+"/app/page", p.Issuer, "alice", pw, diag)
+	loc := br.signIn(ap.URL+"/app/page", p.Issuer, alice.Username, alice.Password, diag)
 	if loc != ap.URL+"/app/page" {
 		t.Fatalf("after login the browser is at %s, want %s/app/page\n%s", loc, ap.URL, diag())
 	}
@@ -249,17 +248,28 @@ func TestInterop_ModAuthOpenIDC_LoginRefreshLogout(t *testing.T) {
 	if sub := oidcHeader(got, "OIDC_CLAIM_sub"); sub != alice.ID {
 		t.Fatalf("the upstream got OIDC_CLAIM_sub %q, want alice's %s; headers:\n%s", sub, alice.ID, headerDump(got))
 	}
-	if u := oidcHeader(got, "OIDC_CLAIM_preferred_username"); u != "alice" {
-		t.Errorf("the upstream got OIDC_CLAIM_preferred_username %q, want alice; headers:\n%s", u, headerDump(got))
+	for claim, want := range map[string]string{
+		"email":              alice.Email,
+		"email_verified":     "1",
+		"name":               alice.Name,
+		"preferred_username": alice.Username,
+		"groups":             strings.Join(alice.Groups, ","),
+	} {
+		if v := oidcHeader(got, "OIDC_CLAIM_"+claim); v != want {
+			t.Errorf("the upstream got OIDC_CLAIM_%s %q, want %q", claim, v, want)
+		}
 	}
-	if g := oidcHeader(got, "OIDC_CLAIM_groups"); g != "eng,ops" {
-		t.Errorf("the upstream got OIDC_CLAIM_groups %q, want eng,ops; headers:\n%s", g, headerDump(got))
+	if t.Failed() {
+		t.Fatalf("headers the upstream received:\n%s", headerDump(got))
 	}
 	at1, rt1 := oidcHeader(got, "OIDC_access_token"), oidcHeader(got, "OIDC_refresh_token")
 	if at1 == "" || rt1 == "" {
 		t.Fatalf("the upstream got no OIDC_access_token or OIDC_refresh_token; headers:\n%s", headerDump(got))
 	}
-	if in := introspect(t, p, c, at1); in["active"] != true || in["sub"] != alice.ID || in["client_id"] != c.ID {
+	// A client registered for openid alone gets the standard scopes it
+	// asks for.
+	if in := introspect(t, p, c, at1); in["active"] != true || in["sub"] != alice.ID || in["client_id"] != c.ID ||
+		!sameScopes(in["scope"], "openid email profile") {
 		t.Fatalf("introspection of the access token Apache holds: %v", in)
 	}
 
@@ -315,4 +325,14 @@ func randomHex(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// sameScopes reports whether scope, a space-separated list from a JSON
+// answer, holds exactly the scopes of want, in any order.
+func sameScopes(scope any, want string) bool {
+	got, _ := scope.(string)
+	g, w := strings.Fields(got), strings.Fields(want)
+	slices.Sort(g)
+	slices.Sort(w)
+	return slices.Equal(g, w)
 }

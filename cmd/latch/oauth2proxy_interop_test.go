@@ -141,9 +141,7 @@ func TestInterop_OAuth2Proxy_Login(t *testing.T) {
 
 	dataDir := t.TempDir()
 	p := startLatch(t, dataDir)
-	const pw = "correct horse battery staple"
-	alice := createAlice(t, dataDir, pw)
-	runCLI(t, "user", "set-roles", "alice", "--group", "eng,ops", "--data-dir", dataDir)
+	alice := createRPAlice(t, dataDir)
 	up := newUpstream(t)
 
 	// The redirect URI is registered before oauth2-proxy starts, so its
@@ -153,7 +151,7 @@ func TestInterop_OAuth2Proxy_Login(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	c := createClient(t, dataDir, "--name", "oauth2-proxy", "--first-party",
 		"--grant", "authorization_code,refresh_token", "--redirect-uri", base+"/oauth2/callback",
-		"--scope", "openid profile", "--audience", "app")
+		"--scope", "openid", "--audience", "app")
 	o := startOAuth2Proxy(t, bin, port,
 		"--provider=oidc",
 		"--oidc-issuer-url="+p.Issuer,
@@ -167,14 +165,12 @@ func TestInterop_OAuth2Proxy_Login(t *testing.T) {
 		"--cookie-secure=false",
 		"--code-challenge-method=S256",
 		"--skip-provider-button",
-		"--scope=openid profile",
-		"--oidc-email-claim=preferred_username",
 	)
 	diag := func() string {
 		return "oauth2-proxy output:\n" + o.Out.String() + "latch stderr:\n" + p.Stderr.String()
 	}
 
-	loc := br.signIn(o.URL+"/page", p.Issuer, "alice", pw, diag)
+	loc := br.signIn(o.URL+"/page", p.Issuer, alice.Username, alice.Password, diag)
 	if loc != o.URL+"/page" {
 		t.Fatalf("after login the browser is at %s, want %s/page\n%s", loc, o.URL, diag())
 	}
@@ -186,9 +182,9 @@ func TestInterop_OAuth2Proxy_Login(t *testing.T) {
 	got := up.last(t, "/page").Header
 	for name, want := range map[string]string{
 		"X-Forwarded-User":               alice.ID,
-		"X-Forwarded-Email":              "alice",
-		"X-Forwarded-Groups":             "eng,ops",
-		"X-Forwarded-Preferred-Username": "alice",
+		"X-Forwarded-Email":              alice.Email,
+		"X-Forwarded-Groups":             strings.Join(alice.Groups, ","),
+		"X-Forwarded-Preferred-Username": alice.Username,
 	} {
 		if v := strings.Join(got.Values(name), ","); v != want {
 			t.Errorf("the upstream got %s %q, want %q", name, v, want)

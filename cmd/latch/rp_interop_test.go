@@ -22,6 +22,26 @@ import (
 // The RPs themselves (oauth2-proxy, Apache with mod_auth_openidc) are
 // programs nobody here wrote, run as their operators run them.
 
+// rpAlice is the user the relying-party tests sign in as: with the
+// profile a directory would give her, and groups the application
+// authorizes on.
+type rpAlice struct {
+	ID, Username, Password, Email, Name string
+	Groups                              []string
+}
+
+// createRPAlice creates alice in dataDir with her email (verified by the
+// operator), her name and her groups.
+func createRPAlice(t *testing.T, dataDir string) rpAlice {
+	t.Helper()
+	a := rpAlice{Username: "alice", Password: "correct horse battery staple", Email: "alice@example.com",
+		Name: "Alice Liddell", Groups: []string{"eng", "ops"}}
+	a.ID = createAlice(t, dataDir, a.Password).ID
+	runCLI(t, "user", "set-profile", "alice", "--email", a.Email, "--email-verified", "--name", a.Name, "--data-dir", dataDir)
+	runCLI(t, "user", "set-roles", "alice", "--group", strings.Join(a.Groups, ","), "--data-dir", dataDir)
+	return a
+}
+
 // rpToolUnavailable skips the test because a tool it drives is missing,
 // or fails it when env (as set in CI) says the tool must be there.
 func rpToolUnavailable(t *testing.T, env string, format string, args ...any) {
