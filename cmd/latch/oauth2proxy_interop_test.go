@@ -132,65 +132,79 @@ func startOAuth2Proxy(t *testing.T, bin string, port int, args ...string) *oauth
 // module at the version interop/oauth2-proxy pins, in front of a test
 // upstream with its OIDC provider settings as its documentation gives
 // them plus PKCE, against a real latch, and signs in through it in
-// headless Chromium. The upstream must receive the user's identity,
-// email and groups in oauth2-proxy's X-Forwarded- headers, and nothing
-// before the user signed in.
+// headless Chromium, with oauth2-proxy's default scope and with the
+// groups scope other providers need. The upstream must receive the
+// user's identity, email and groups in oauth2-proxy's X-Forwarded-
+// headers, and nothing before the user signed in.
 func TestInterop_OAuth2Proxy_Login(t *testing.T) {
 	bin := findOAuth2Proxy(t)
-	br := newRPBrowser(t)
-
 	dataDir := t.TempDir()
 	p := startLatch(t, dataDir)
 	alice := createRPAlice(t, dataDir)
 	up := newUpstream(t)
 
-	// The redirect URI is registered before oauth2-proxy starts, so its
-	// port is chosen first. oauth2-proxy is the operator's own gateway:
-	// a first-party client.
-	port := freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	c := createClient(t, dataDir, "--name", "oauth2-proxy", "--first-party",
-		"--grant", "authorization_code,refresh_token", "--redirect-uri", base+"/oauth2/callback",
-		"--scope", "openid", "--audience", "app")
-	o := startOAuth2Proxy(t, bin, port,
-		"--provider=oidc",
-		"--oidc-issuer-url="+p.Issuer,
-		"--client-id="+c.ID,
-		"--client-secret="+c.Secret,
-		"--redirect-url="+base+"/oauth2/callback",
-		"--upstream="+up.URL+"/",
-		"--email-domain=*",
-		"--cookie-secret="+randomHex(t)[:32],
-		// The test serves over http on loopback.
-		"--cookie-secure=false",
-		"--code-challenge-method=S256",
-		"--skip-provider-button",
-	)
-	diag := func() string {
-		return "oauth2-proxy output:\n" + o.Out.String() + "latch stderr:\n" + p.Stderr.String()
-	}
-
-	loc := br.signIn(o.URL+"/page", p.Issuer, alice.Username, alice.Password, diag)
-	if loc != o.URL+"/page" {
-		t.Fatalf("after login the browser is at %s, want %s/page\n%s", loc, o.URL, diag())
-	}
-	for _, r := range up.all() {
-		if r.Header.Get("X-Forwarded-User") != alice.ID {
-			t.Errorf("the upstream received %s for someone else than alice (X-Forwarded-User %q)", r.Path, r.Header.Get("X-Forwarded-User"))
-		}
-	}
-	got := up.last(t, "/page").Header
-	for name, want := range map[string]string{
-		"X-Forwarded-User":               alice.ID,
-		"X-Forwarded-Email":              alice.Email,
-		"X-Forwarded-Groups":             strings.Join(alice.Groups, ","),
-		"X-Forwarded-Preferred-Username": alice.Username,
+	for _, tc := range []struct {
+		name, path string
+		scope      []string // oauth2-proxy's --scope flag, if any
+	}{
+		// oauth2-proxy's default for the oidc provider: openid email profile.
+		{"default_scope", "/default", nil},
+		// What guides for Dex, Keycloak or Authentik add for the groups
+		// claim: latch knows no groups scope (groups are in every token)
+		// and leaves it out of the grant instead of refusing the login.
+		{"groups_scope", "/groups", []string{"--scope=openid email profile groups"}},
 	} {
-		if v := strings.Join(got.Values(name), ","); v != want {
-			t.Errorf("the upstream got %s %q, want %q", name, v, want)
-		}
-	}
-	if t.Failed() {
-		t.Fatalf("headers the upstream received:\n%s\n%s", headerDump(got), diag())
+		t.Run(tc.name, func(t *testing.T) {
+			br := newRPBrowser(t)
+			// The redirect URI is registered before oauth2-proxy starts,
+			// so its port is chosen first. oauth2-proxy is the operator's
+			// own gateway: a first-party client.
+			port := freePort(t)
+			base := fmt.Sprintf("http://127.0.0.1:%d", port)
+			c := createClient(t, dataDir, "--name", "oauth2-proxy", "--first-party",
+				"--grant", "authorization_code,refresh_token", "--redirect-uri", base+"/oauth2/callback",
+				"--scope", "openid", "--audience", "app")
+			o := startOAuth2Proxy(t, bin, port, append([]string{
+				"--provider=oidc",
+				"--oidc-issuer-url=" + p.Issuer,
+				"--client-id=" + c.ID,
+				"--client-secret=" + c.Secret,
+				"--redirect-url=" + base + "/oauth2/callback",
+				"--upstream=" + up.URL + "/",
+				"--email-domain=*",
+				"--cookie-secret=" + randomHex(t)[:32],
+				// The test serves over http on loopback.
+				"--cookie-secure=false",
+				"--code-challenge-method=S256",
+				"--skip-provider-button",
+			}, tc.scope...)...)
+			diag := func() string {
+				return "oauth2-proxy output:\n" + o.Out.String() + "latch stderr:\n" + p.Stderr.String()
+			}
+
+			loc := br.signIn(o.URL+tc.path, p.Issuer, alice.Username, alice.Password, diag)
+			if loc != o.URL+tc.path {
+				t.Fatalf("after login the browser is at %s, want %s%s\n%s", loc, o.URL, tc.path, diag())
+			}
+			for _, r := range up.all() {
+				if r.Header.Get("X-Forwarded-User") != alice.ID {
+					t.Errorf("the upstream received %s for someone else than alice (X-Forwarded-User %q)", r.Path, r.Header.Get("X-Forwarded-User"))
+				}
+			}
+			got := up.last(t, tc.path).Header
+			for name, want := range map[string]string{
+				"X-Forwarded-User":               alice.ID,
+				"X-Forwarded-Email":              alice.Email,
+				"X-Forwarded-Groups":             strings.Join(alice.Groups, ","),
+				"X-Forwarded-Preferred-Username": alice.Username,
+			} {
+				if v := strings.Join(got.Values(name), ","); v != want {
+					t.Errorf("the upstream got %s %q, want %q", name, v, want)
+				}
+			}
+			if t.Failed() {
+				t.Fatalf("headers the upstream received:\n%s\n%s", headerDump(got), diag())
+			}
+		})
 	}
 }
