@@ -79,6 +79,10 @@ type Client struct {
 	// encrypted to (a nested JWT: JWS inside JWE, ECDH-ES+A256KW/A256GCM),
 	// so neither the client nor a browser can read their claims.
 	AccessTokenEncryptionKey []byte
+	// IDTokenAlgorithm is the alg of the client's ID tokens (OIDC
+	// Registration §2 id_token_signed_response_alg); empty: the server's
+	// default.
+	IDTokenAlgorithm Algorithm
 
 	CreatedAt time.Time
 	UpdatedAt time.Time

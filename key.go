@@ -35,4 +35,20 @@ type Key struct {
 	// RemovedAt is when the key left the JWKS (retired with --now, i.e.
 	// compromised); zero otherwise. Tokens it signed no longer verify.
 	RemovedAt time.Time
+	// Purpose says which line of keys the key belongs to: each line has
+	// its own signer, superseded only by newer keys of the same line.
+	Purpose KeyPurpose
 }
+
+// KeyPurpose names a line of signing keys.
+type KeyPurpose string
+
+const (
+	// PurposeDefault keys sign everything: access tokens, ID tokens in
+	// their algorithm, introspection responses.
+	PurposeDefault KeyPurpose = ""
+	// PurposeIDToken keys sign only ID tokens, in an algorithm the default
+	// line does not use (an RSA key beside an ES256 default), so that
+	// relying parties that only verify RS256 can use latch.
+	PurposeIDToken KeyPurpose = "id_token"
+)

@@ -31,6 +31,13 @@ type Config struct {
 	// Algorithm is the algorithm of new keys (Rotate with alg "" and
 	// EnsureKey). Default ES256.
 	Algorithm latch.Algorithm
+	// IDTokenAlgorithm, when set and different from Algorithm, keeps a
+	// second line of keys of that algorithm (latch.PurposeIDToken) that
+	// sign ID tokens only: EnsureKey creates its first key, Rotate rotates
+	// it with the default line, SigningFor hands it out. Empty: none.
+	// latch serve sets RS256, the one algorithm every OIDC relying party
+	// must verify (OIDC Core §15.1, Discovery §3).
+	IDTokenAlgorithm latch.Algorithm
 	// PrePublish is how long a key made by Rotate sits in the JWKS before it
 	// signs, so that every verifier has fetched it before the first token
 	// signed with it arrives. It must comfortably exceed the server's Reload
@@ -87,6 +94,11 @@ func (c Config) Validate() error {
 	var errs []error
 	if err := checkAlgorithm(c.Algorithm); err != nil {
 		errs = append(errs, err)
+	}
+	if c.IDTokenAlgorithm != "" {
+		if err := checkAlgorithm(c.IDTokenAlgorithm); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.PrePublish < 0 {
 		errs = append(errs, fmt.Errorf("keys: pre-publication period %v is negative", c.PrePublish))

@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -167,25 +168,45 @@ func (m *Manager) EnsureKey(ctx context.Context) error {
 		return fmt.Errorf("keys: load keys: %w", err)
 	}
 	now := m.now()
-	inLine := false
+	inLine := map[latch.KeyPurpose]bool{}
 	for _, t := range plan(stored, m.grace) {
 		if t.inLineAt(now) {
-			inLine = true
-			break
+			inLine[t.key.Purpose] = true
 		}
 	}
-	if !inLine {
+	for _, l := range m.lines() {
+		if inLine[l.purpose] {
+			continue
+		}
 		// No pre-publication: no verifier can be waiting on a key that does
-		// not exist yet, and without it nothing can be issued.
-		k, err := m.newKey(m.cfg.Algorithm, now, now)
+		// not exist yet, and without it nothing can be issued. (A relying
+		// party whose cached JWKS lacks the kid refetches it: OIDC Core
+		// §10.1.1.)
+		k, err := m.newKey(l.alg, now, now)
 		if err != nil {
 			return err
 		}
+		k.Purpose = l.purpose
 		if err := m.store.CreateKey(ctx, k); err != nil {
 			return fmt.Errorf("keys: store key %s: %w", k.ID, err)
 		}
 	}
 	return m.Reload(ctx)
+}
+
+type line struct {
+	purpose latch.KeyPurpose
+	alg     latch.Algorithm
+}
+
+// lines are the lines of keys the configuration keeps: the default line
+// and, when IDTokenAlgorithm differs from Algorithm, the ID token line.
+func (m *Manager) lines() []line {
+	ls := []line{{latch.PurposeDefault, m.cfg.Algorithm}}
+	if a := m.cfg.IDTokenAlgorithm; a != "" && a != m.cfg.Algorithm {
+		ls = append(ls, line{latch.PurposeIDToken, a})
+	}
+	return ls
 }
 
 // Signing returns the key that signs now: the newest key whose ActiveAt has
@@ -205,6 +226,9 @@ func (m *Manager) Signing() (kid string, alg latch.Algorithm, signer crypto.Sign
 	now := m.now()
 	var next *loadedKey
 	for _, k := range s.keys {
+		if k.key.Purpose != latch.PurposeDefault {
+			continue
+		}
 		if k.signsAt(now) {
 			if k.signer == nil {
 				return "", "", nil, latch.Errorf(latch.EINTERNAL, "keys: key %s is active but was not decrypted; call Reload", k.key.ID)
@@ -219,6 +243,44 @@ func (m *Manager) Signing() (kid string, alg latch.Algorithm, signer crypto.Sign
 		return "", "", nil, latch.Errorf(latch.EUNAVAILABLE, "keys: no key signs now; key %s starts signing at %s", next.key.ID, next.key.ActiveAt.Format(time.RFC3339))
 	}
 	return "", "", nil, latch.Errorf(latch.EUNAVAILABLE, "keys: no key can sign; run `latch keys rotate`")
+}
+
+// SigningFor returns the key that signs ID tokens of algorithm alg now:
+// the default line's signer when it has that algorithm, else the signer of
+// the ID token line when it does. ENOTFOUND when neither signs with alg.
+func (m *Manager) SigningFor(alg latch.Algorithm) (kid string, signer crypto.Signer, err error) {
+	kid, a, signer, err := m.Signing()
+	if err == nil && a == alg {
+		return kid, signer, nil
+	}
+	if s := m.snap.Load(); s != nil {
+		now := m.now()
+		for _, k := range s.keys {
+			if k.key.Purpose == latch.PurposeIDToken && k.key.Algorithm == alg && k.signsAt(now) && k.signer != nil {
+				return k.key.ID, k.signer, nil
+			}
+		}
+	}
+	return "", nil, latch.Errorf(latch.ENOTFOUND, "keys: no key signs %.20s now; set --id-token-alg %.20s (or rotate to it) so latch keeps one", alg, alg)
+}
+
+// SigningAlgorithms lists the algorithms keys sign with now: the default
+// line's first, then the ID token line's. Discovery advertises them for
+// ID tokens.
+func (m *Manager) SigningAlgorithms() []latch.Algorithm {
+	var algs []latch.Algorithm
+	if _, a, _, err := m.Signing(); err == nil {
+		algs = append(algs, a)
+	}
+	if s := m.snap.Load(); s != nil {
+		now := m.now()
+		for _, k := range s.keys {
+			if k.key.Purpose == latch.PurposeIDToken && k.signsAt(now) && k.signer != nil && !slices.Contains(algs, k.key.Algorithm) {
+				algs = append(algs, k.key.Algorithm)
+			}
+		}
+	}
+	return algs
 }
 
 // Key returns the public key and algorithm of the published key kid. An
@@ -304,6 +366,21 @@ func (m *Manager) Rotate(ctx context.Context, alg latch.Algorithm) (*latch.Key, 
 	if err := m.store.CreateKey(ctx, k); err != nil {
 		return nil, fmt.Errorf("keys: store key %s: %w", k.ID, err)
 	}
+	// The ID token line rotates with the default line, on the same
+	// schedule, unless the new default key signs its algorithm itself.
+	for _, l := range m.lines() {
+		if l.purpose == latch.PurposeDefault || l.alg == alg {
+			continue
+		}
+		idk, err := m.newKey(l.alg, now, k.ActiveAt)
+		if err != nil {
+			return k, fmt.Errorf("keys: key %s created, but: %w", k.ID, err)
+		}
+		idk.Purpose = l.purpose
+		if err := m.store.CreateKey(ctx, idk); err != nil {
+			return k, fmt.Errorf("keys: key %s created, but storing the ID token key %s: %w", k.ID, idk.ID, err)
+		}
+	}
 	if err := m.Reload(ctx); err != nil {
 		return k, fmt.Errorf("keys: key %s created, but: %w", k.ID, err)
 	}
@@ -315,8 +392,8 @@ func (m *Manager) Rotate(ctx context.Context, alg latch.Algorithm) (*latch.Key, 
 // is compromised): then it leaves the JWKS at once and its tokens stop
 // verifying as soon as caches expire.
 //
-// Retiring the only key that signs now or later is refused: run Rotate
-// first. Retiring the active key while another is pending is allowed, and
+// Retiring the only key of its line (latch.Key.Purpose) that signs now or
+// later is refused: run Rotate first. Retiring the active key while another is pending is allowed, and
 // leaves a gap until the pending key's ActiveAt in which nothing signs.
 // Retiring a key already retired, removed or out of the JWKS changes only
 // what removeNow adds.
@@ -337,7 +414,10 @@ func (m *Manager) Retire(ctx context.Context, kid string, removeNow bool) error 
 			if !t.inLineAt(now) {
 				otherInLine = true // it cannot sign anyway: nothing to protect
 			}
-		} else if t.inLineAt(now) {
+		}
+	}
+	for _, t := range plan(stored, m.grace) {
+		if target != nil && t.key.ID != kid && t.key.Purpose == target.Purpose && t.inLineAt(now) {
 			otherInLine = true
 		}
 	}
@@ -368,6 +448,9 @@ func (m *Manager) Retire(ctx context.Context, kid string, removeNow bool) error 
 type KeyInfo struct {
 	ID        string
 	Algorithm latch.Algorithm
+	// Purpose is the key's line: "" signs everything, "id_token" only ID
+	// tokens.
+	Purpose   latch.KeyPurpose
 	State     State
 	CreatedAt time.Time
 	ActiveAt  time.Time
@@ -394,6 +477,7 @@ func (m *Manager) List(ctx context.Context) ([]KeyInfo, error) {
 		infos[i] = KeyInfo{
 			ID:             k.ID,
 			Algorithm:      k.Algorithm,
+			Purpose:        k.Purpose,
 			State:          t.stateAt(now),
 			CreatedAt:      k.CreatedAt,
 			ActiveAt:       k.ActiveAt,

@@ -22,7 +22,8 @@ const (
 
 // timeline is what the stored timestamps of one key imply, given the others.
 //
-// The signer at any instant is the key with the latest ActiveAt (ties by
+// Each line of keys (latch.Key.Purpose) is planned on its own: the signer
+// of a line at any instant is its key with the latest ActiveAt (ties by
 // CreatedAt, then ID) among those that have reached their ActiveAt without
 // being retired or removed first. A key so superseded never signs again, even
 // if its successor is later retired: by then its end of publication has been
@@ -74,7 +75,7 @@ func plan(keys []*latch.Key, grace time.Duration) []timeline {
 		k := keys[i]
 		var supersededAt time.Time
 		for _, j := range order[p+1:] {
-			if next := keys[j]; !endsBefore(next, next.ActiveAt) {
+			if next := keys[j]; next.Purpose == k.Purpose && !endsBefore(next, next.ActiveAt) {
 				supersededAt = next.ActiveAt
 				break
 			}

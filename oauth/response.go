@@ -46,14 +46,25 @@ type Metadata struct {
 	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
 	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
-	IntrospectionSigningAlgValuesSupported     []string `json:"introspection_signing_alg_values_supported,omitempty"` // RFC 9701 §7
-	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported,omitempty"`
-	SubjectTypesSupported                      []string `json:"subject_types_supported,omitempty"`
-	IDTokenSigningAlgValuesSupported           []string `json:"id_token_signing_alg_values_supported,omitempty"`
-	ServiceDocumentation                       string   `json:"service_documentation,omitempty"`
-	EndSessionEndpoint                         string   `json:"end_session_endpoint,omitempty"` // OIDC RP-Initiated Logout §2.1
-	ResponseModesSupported                     []string `json:"response_modes_supported,omitempty"`
-	ClaimsSupported                            []string `json:"claims_supported,omitempty"`
+	// The signing algorithms of private_key_jwt assertions at the
+	// revocation and introspection endpoints: RFC 8414 §2 requires them
+	// whenever private_key_jwt is listed for the endpoint.
+	RevocationEndpointAuthSigningAlgValuesSupported    []string `json:"revocation_endpoint_auth_signing_alg_values_supported,omitempty"`
+	IntrospectionEndpointAuthSigningAlgValuesSupported []string `json:"introspection_endpoint_auth_signing_alg_values_supported,omitempty"`
+	IntrospectionSigningAlgValuesSupported             []string `json:"introspection_signing_alg_values_supported,omitempty"` // RFC 9701 §7
+	CodeChallengeMethodsSupported                      []string `json:"code_challenge_methods_supported,omitempty"`
+	SubjectTypesSupported                              []string `json:"subject_types_supported,omitempty"`
+	IDTokenSigningAlgValuesSupported                   []string `json:"id_token_signing_alg_values_supported,omitempty"`
+	ServiceDocumentation                               string   `json:"service_documentation,omitempty"`
+	EndSessionEndpoint                                 string   `json:"end_session_endpoint,omitempty"` // OIDC RP-Initiated Logout §2.1
+	ResponseModesSupported                             []string `json:"response_modes_supported,omitempty"`
+	ClaimsSupported                                    []string `json:"claims_supported,omitempty"`
+	// OIDC Discovery §3: request_uri_parameter_supported defaults to true
+	// when absent, so a server without it must say false; the others are
+	// said for clarity.
+	RequestParameterSupported    bool  `json:"request_parameter_supported"`
+	RequestURIParameterSupported *bool `json:"request_uri_parameter_supported,omitempty"`
+	ClaimsParameterSupported     bool  `json:"claims_parameter_supported"`
 	// AuthorizationResponseIssParameterSupported: RFC 9207 §3.
 	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
 	// OpaqueTokenKeysEndpoint is latch's own: where confidential clients

@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/authority"
 	"github.com/latch-auth/latch/oauth"
 )
 
@@ -18,6 +20,16 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
 	for _, a := range assertionAlgorithms {
 		algs = append(algs, string(a))
 	}
+	reg, err := s.tok.Registrations(r.Context())
+	if err != nil {
+		return err
+	}
+	grants := slices.DeleteFunc(slices.Clone(grantTypes), func(g string) bool {
+		// RFC 9700 §2.4: the password grant MUST NOT be used; it is
+		// advertised only while the operator has registered a client for it.
+		return g == latch.GrantPassword && !reg.Password
+	})
+	noRequestURI := false
 	md := oauth.Metadata{
 		Issuer:                        s.cfg.Issuer,
 		TokenEndpoint:                 s.endpoint("/oauth2/token"),
@@ -28,14 +40,15 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
 		UserinfoEndpoint:              s.endpoint("/userinfo"),
 		EndSessionEndpoint:            s.endpoint("/oauth2/logout"),
 		OpaqueTokenKeysEndpoint:       s.endpoint("/oauth2/opaque-token-keys"),
-		ScopesSupported:               []string{ScopeOpenID, ScopeProfile, ScopeOfflineAccess},
+		ScopesSupported:               authority.OIDCScopes,
 		ResponseTypesSupported:        []string{"code"},
 		ResponseModesSupported:        []string{"query"},
-		GrantTypesSupported:           grantTypes,
+		GrantTypesSupported:           grants,
 		CodeChallengeMethodsSupported: []string{"S256"},
 		SubjectTypesSupported:         []string{"public"},
-		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "azp",
-			"preferred_username", "roles", "groups"},
+		ClaimsSupported: append([]string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "azp",
+			"roles", "groups"}, identityClaimNames...),
+		RequestURIParameterSupported:               &noRequestURI,
 		AuthorizationResponseIssParameterSupported: true,
 		// none: public clients redeem codes and refresh with PKCE and no
 		// secret (RFC 7591 §2). Introspection stays confidential-only.
@@ -46,12 +59,19 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
 		// authentication (RFC 7662 §2.1; RFC 8414 §2 admits access token
 		// types here).
 		IntrospectionEndpointAuthMethodsSupported: append(append([]string(nil), authMethods...), "Bearer"),
+
+		RevocationEndpointAuthSigningAlgValuesSupported:    algs,
+		IntrospectionEndpointAuthSigningAlgValuesSupported: algs,
 	}
 	// RFC 9701 responses are signed with the current signing key; a key
 	// rotation that changes the algorithm changes this too.
 	if _, alg, _, err := s.keys.Signing(); err == nil {
 		md.IntrospectionSigningAlgValuesSupported = []string{string(alg)}
-		md.IDTokenSigningAlgValuesSupported = []string{string(alg)}
+	}
+	// Every algorithm a key signs with now can sign a client's ID tokens
+	// (id_token_signed_response_alg), the default one first.
+	for _, a := range s.keys.SigningAlgorithms() {
+		md.IDTokenSigningAlgValuesSupported = append(md.IDTokenSigningAlgValuesSupported, string(a))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	// Metadata changes only with a new release or configuration.

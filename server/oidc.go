@@ -49,7 +49,7 @@ func userClaims(u *latch.User) map[string]any {
 // the login session, nonce from the authorization request (empty on
 // refresh, §12.2), at_hash binds the access token issued with it.
 func (s *Server) signIDToken(c *latch.Client, u *latch.User, f *latch.Family, scope []string, now time.Time, nonce, accessToken string) (string, error) {
-	signer, err := s.tok.Signer()
+	signer, err := s.idTokenSigner(c)
 	if err != nil {
 		return "", err
 	}

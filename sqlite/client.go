@@ -12,7 +12,7 @@ import (
 const clientColumns = `id, name, secret_hash, auth_method, jwks, grant_types, scopes,
 	audiences, redirect_uris, access_token_format, access_token_ttl, refresh_token_ttl,
 	created_at, updated_at, token_fingerprint, first_party, access_token_encryption_key,
-	registration_id`
+	id_token_alg, registration_id`
 
 const selectClient = `SELECT ` + clientColumns + ` FROM clients WHERE id = ?`
 
@@ -24,7 +24,7 @@ func clientArgs(c *latch.Client) []any {
 		listArg(c.GrantTypes), listArg(c.Scopes), listArg(c.Audiences), listArg(c.RedirectURIs),
 		string(c.AccessTokenFormat), int64(c.AccessTokenTTL), int64(c.RefreshTokenTTL),
 		timeArg(c.CreatedAt), timeArg(c.UpdatedAt), boolArg(c.TokenFingerprint),
-		boolArg(c.FirstParty), bytesArg(c.AccessTokenEncryptionKey),
+		boolArg(c.FirstParty), bytesArg(c.AccessTokenEncryptionKey), string(c.IDTokenAlgorithm),
 	}
 }
 
@@ -39,7 +39,7 @@ func boolArg(b bool) int64 {
 func scanClient(row interface{ Scan(...any) error }) (*latch.Client, error) {
 	var (
 		c                               latch.Client
-		authMethod, format              string
+		authMethod, format, idTokenAlg  string
 		grants, scopes, auds, redirects string
 		accessTTL, refreshTTL           int64
 		fingerprint, firstParty         int64
@@ -47,7 +47,7 @@ func scanClient(row interface{ Scan(...any) error }) (*latch.Client, error) {
 	)
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &authMethod, &c.JWKS,
 		&grants, &scopes, &auds, &redirects, &format, &accessTTL, &refreshTTL,
-		&createdAt, &updatedAt, &fingerprint, &firstParty, &c.AccessTokenEncryptionKey, &c.RegistrationID); err != nil {
+		&createdAt, &updatedAt, &fingerprint, &firstParty, &c.AccessTokenEncryptionKey, &idTokenAlg, &c.RegistrationID); err != nil {
 		return nil, err
 	}
 	c.SecretHash, c.JWKS = bytesOf(c.SecretHash), bytesOf(c.JWKS)
@@ -56,6 +56,7 @@ func scanClient(row interface{ Scan(...any) error }) (*latch.Client, error) {
 	c.CreatedAt, c.UpdatedAt = timeOf(createdAt), timeOf(updatedAt)
 	c.TokenFingerprint, c.FirstParty = fingerprint != 0, firstParty != 0
 	c.AccessTokenEncryptionKey = bytesOf(c.AccessTokenEncryptionKey)
+	c.IDTokenAlgorithm = latch.Algorithm(idTokenAlg)
 	var err error
 	for _, l := range []struct {
 		dst *[]string
@@ -74,7 +75,7 @@ func (db *DB) CreateClient(ctx context.Context, c *latch.Client) error {
 		return err
 	}
 	_, err := db.writer.ExecContext(ctx,
-		`INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		append(clientArgs(c), c.RegistrationID)...)
 	if isUnique(err) {
 		return latch.Errorf(latch.ECONFLICT, "sqlite: create client: client %q exists", c.ID)
@@ -136,7 +137,8 @@ func (db *DB) UpdateClient(ctx context.Context, c *latch.Client) error {
 		name = ?2, secret_hash = ?3, auth_method = ?4, jwks = ?5, grant_types = ?6,
 		scopes = ?7, audiences = ?8, redirect_uris = ?9, access_token_format = ?10,
 		access_token_ttl = ?11, refresh_token_ttl = ?12, created_at = ?13, updated_at = ?14,
-		token_fingerprint = ?15, first_party = ?16, access_token_encryption_key = ?17
+		token_fingerprint = ?15, first_party = ?16, access_token_encryption_key = ?17,
+		id_token_alg = ?18
 		WHERE id = ?1`, args...)
 	return affectedOne(res, err, "update client", "client", c.ID)
 }

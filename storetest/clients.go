@@ -142,10 +142,14 @@ func testClientUpdateKeepsRegistration(t *testing.T, s latch.Store) {
 	c := newClient("app")
 	c.Name = "renamed"
 	c.RegistrationID = "another"
+	c.IDTokenAlgorithm = latch.RS256
 	if err := s.UpdateClient(ctx(t), c); err != nil {
 		t.Fatalf("UpdateClient: %v", err)
 	}
 	got := mustClient(t, s, "app")
+	if got.IDTokenAlgorithm != latch.RS256 {
+		t.Errorf("after an update, IDTokenAlgorithm %q, want RS256", got.IDTokenAlgorithm)
+	}
 	if got.Name != "renamed" || got.RegistrationID != "reg-app" {
 		t.Errorf("after an update with RegistrationID %q: Name %q, RegistrationID %q; want renamed, reg-app", c.RegistrationID, got.Name, got.RegistrationID)
 	}

@@ -25,9 +25,17 @@ func testKeyRoundTrip(t *testing.T, s latch.Store) {
 		t.Fatalf("Keys = %d keys, want 1", len(ks))
 	}
 	checkKey(t, want, ks[0])
-	if !ks[0].RetiredAt.IsZero() || !ks[0].RemovedAt.IsZero() {
-		t.Errorf("unset RetiredAt, RemovedAt came back as %v, %v", ks[0].RetiredAt, ks[0].RemovedAt)
+	if !ks[0].RetiredAt.IsZero() || !ks[0].RemovedAt.IsZero() || ks[0].Purpose != latch.PurposeDefault {
+		t.Errorf("unset RetiredAt, RemovedAt, Purpose came back as %v, %v, %q", ks[0].RetiredAt, ks[0].RemovedAt, ks[0].Purpose)
 	}
+
+	idt := newKey("k2", base.Add(time.Second))
+	idt.Algorithm, idt.Purpose = latch.RS256, latch.PurposeIDToken
+	mustCreateKey(t, s, idt)
+	checkKey(t, idt, mustKeys(t, s)[1])
+	idt.RetiredAt = base.Add(time.Hour)
+	mustUpdateKey(t, s, idt)
+	checkKey(t, idt, mustKeys(t, s)[1])
 }
 
 func testKeyDuplicate(t *testing.T, s latch.Store) {

@@ -101,6 +101,7 @@ func newClient(id string) *latch.Client {
 		TokenFingerprint:         true,
 		FirstParty:               true,
 		AccessTokenEncryptionKey: []byte(`{"kty":"EC","crv":"P-256","x":"AQ","y":"Ag","use":"enc"}`),
+		IDTokenAlgorithm:         latch.PS256,
 		CreatedAt:                base,
 		UpdatedAt:                base.Add(90 * time.Second),
 	}
@@ -307,6 +308,7 @@ func checkClient(tb testing.TB, want, got *latch.Client) {
 	d.str("TokenFingerprint", fmt.Sprint(want.TokenFingerprint), fmt.Sprint(got.TokenFingerprint))
 	d.str("FirstParty", fmt.Sprint(want.FirstParty), fmt.Sprint(got.FirstParty))
 	d.bytes("AccessTokenEncryptionKey", want.AccessTokenEncryptionKey, got.AccessTokenEncryptionKey)
+	d.str("IDTokenAlgorithm", string(want.IDTokenAlgorithm), string(got.IDTokenAlgorithm))
 	d.time("CreatedAt", want.CreatedAt, got.CreatedAt)
 	d.time("UpdatedAt", want.UpdatedAt, got.UpdatedAt)
 	d.check(tb, "client "+want.ID)
@@ -354,6 +356,7 @@ func checkKey(tb testing.TB, want, got *latch.Key) {
 	d.time("ActiveAt", want.ActiveAt, got.ActiveAt)
 	d.time("RetiredAt", want.RetiredAt, got.RetiredAt)
 	d.time("RemovedAt", want.RemovedAt, got.RemovedAt)
+	d.str("Purpose", string(want.Purpose), string(got.Purpose))
 	d.check(tb, "key "+want.ID)
 }
 

@@ -7,6 +7,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
+	"github.com/latch-auth/latch/authority"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -22,7 +26,7 @@ func newClientCmd(e *env) *cobra.Command {
 
 // clientFlags are the registration flags of client create and update.
 type clientFlags struct {
-	spec      server.ClientSpec
+	spec      registry.ClientSpec
 	scope     scopeList
 	ttl       time.Duration
 	rttl      time.Duration
@@ -52,6 +56,8 @@ func (cf *clientFlags) register(f *pflag.FlagSet, update bool) {
 	f.BoolVar(&cf.spec.TokenFingerprint, "token-fingerprint", false,
 		"bind JWT access tokens to a __Host-latch_fgp HttpOnly cookie set on the token response (fgp claim); for browser clients")
 	f.BoolVar(&cf.spec.FirstParty, "first-party", false, "the operator's own app: /oauth2/authorize skips the consent page")
+	f.StringVar(&cf.spec.IDTokenAlg, "id-token-alg", "",
+		"algorithm of the client's ID tokens (id_token_signed_response_alg): ES256, EdDSA, RS256 or PS256; empty: the server's --id-token-alg")
 	f.DurationVar(&cf.rttl, "refresh-token-ttl", 0, "refresh token idle lifetime, e.g. 24h (0: the server's, "+shortDuration(server.DefaultRefreshTokenTTL)+"); the family's absolute lifetime still applies")
 }
 
@@ -71,7 +77,7 @@ func (cf *clientFlags) files() (jwks, enc []byte, err error) {
 }
 
 // createSpec is the spec of client create.
-func (cf *clientFlags) createSpec() (server.ClientSpec, error) {
+func (cf *clientFlags) createSpec() (registry.ClientSpec, error) {
 	spec := cf.spec
 	jwks, enc, err := cf.files()
 	if err != nil {
@@ -85,7 +91,7 @@ func (cf *clientFlags) createSpec() (server.ClientSpec, error) {
 }
 
 // patch is the change of client update: the flags given on the command line.
-func (cf *clientFlags) patch(f *pflag.FlagSet) (p server.ClientPatch, changed bool, err error) {
+func (cf *clientFlags) patch(f *pflag.FlagSet) (p registry.ClientPatch, changed bool, err error) {
 	jwks, enc, err := cf.files()
 	if err != nil {
 		return p, false, err
@@ -105,6 +111,7 @@ func (cf *clientFlags) patch(f *pflag.FlagSet) (p server.ClientPatch, changed bo
 		"jwks-file":         func() { p.JWKS = jwks },
 		"token-fingerprint": func() { p.TokenFingerprint = &cf.spec.TokenFingerprint },
 		"first-party":       func() { p.FirstParty = &cf.spec.FirstParty },
+		"id-token-alg":      func() { p.IDTokenAlg = &cf.spec.IDTokenAlg },
 		"encrypt-to": func() {
 			p.AccessTokenEncryptionKey = enc
 			if cf.encryptTo == "" {
@@ -122,7 +129,7 @@ func (cf *clientFlags) patch(f *pflag.FlagSet) (p server.ClientPatch, changed bo
 
 // printRegistered prints a client just created or updated, its one-time
 // secret, and what it cannot do as registered.
-func printRegistered(e *env, c *common, v *server.ClientView) error {
+func printRegistered(e *env, c *common, v *registry.ClientView) error {
 	for _, w := range v.Warnings {
 		fmt.Fprintf(e.stderr, "warning: client %s: %s\n", v.ID, w)
 	}
@@ -154,7 +161,7 @@ func clientCreateCmd(e *env) *cobra.Command {
 				return err
 			}
 			return withStore(cmd, &c, func(db store) error {
-				v, err := (&server.Clients{Store: db}).Create(cmd.Context(), spec)
+				v, err := (&registry.Clients{Store: db}).Create(cmd.Context(), spec)
 				if err != nil {
 					return err
 				}
@@ -194,7 +201,7 @@ second (at once through PATCH /admin/v1/clients/{id}).`,
 				return usagef("nothing to change: give the flags to change (see latch client update --help)")
 			}
 			return withStore(cmd, &c, func(db store) error {
-				v, err := (&server.Clients{Store: db}).Update(cmd.Context(), args[0], p)
+				v, err := (&registry.Clients{Store: db}).Update(cmd.Context(), args[0], p)
 				if err != nil {
 					return err
 				}
@@ -217,9 +224,9 @@ func clientListCmd(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				views := make([]*server.ClientView, 0, len(cs))
+				views := make([]*registry.ClientView, 0, len(cs))
 				for _, cl := range cs {
-					views = append(views, server.ViewOf(cl))
+					views = append(views, registry.ViewOf(cl))
 				}
 				if c.json {
 					return printJSON(e, views)
@@ -249,9 +256,9 @@ func clientGetCmd(e *env) *cobra.Command {
 					return err
 				}
 				if c.json {
-					return printJSON(e, server.ViewOf(cl))
+					return printJSON(e, registry.ViewOf(cl))
 				}
-				printClient(e, server.ViewOf(cl))
+				printClient(e, registry.ViewOf(cl))
 				return nil
 			})
 		},
@@ -287,7 +294,7 @@ func clientRotateCmd(e *env) *cobra.Command {
 		Use: "rotate-secret CLIENT_ID", Short: "replace a client's secret; the old one stops working at once", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(cmd, &c, func(db store) error {
-				v, err := (&server.Clients{Store: db}).RotateSecret(cmd.Context(), args[0])
+				v, err := (&registry.Clients{Store: db}).RotateSecret(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
@@ -303,7 +310,7 @@ func clientRotateCmd(e *env) *cobra.Command {
 	return cmd
 }
 
-func printClient(e *env, v *server.ClientView) {
+func printClient(e *env, v *registry.ClientView) {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "client_id:\t%s\n", v.ID)
 	if v.Secret != "" {
@@ -320,6 +327,9 @@ func printClient(e *env, v *server.ClientView) {
 	if v.AccessTokenTTL > 0 {
 		fmt.Fprintf(tw, "token lifetime:\t%v\n", time.Duration(v.AccessTokenTTL)*time.Second)
 	}
+	if v.IDTokenAlg != "" {
+		fmt.Fprintf(tw, "ID token alg:\t%s\n", v.IDTokenAlg)
+	}
 	if v.TokenFingerprint {
 		fmt.Fprintf(tw, "token fingerprint:\tyes (fgp claim, __Host-latch_fgp cookie)\n")
 	}
@@ -330,7 +340,7 @@ func printClient(e *env, v *server.ClientView) {
 		fmt.Fprintf(tw, "redirect URIs:\t%s\n", strings.Join(v.RedirectURIs, " "))
 	}
 	if len(v.AccessTokenEncryptionKey) > 0 {
-		fmt.Fprintf(tw, "token encryption:\t%s\n", server.DescribeEncryptionKey(v.AccessTokenEncryptionKey))
+		fmt.Fprintf(tw, "token encryption:\t%s\n", authority.DescribeEncryptionKey(v.AccessTokenEncryptionKey))
 	}
 	tw.Flush()
 }

@@ -15,9 +15,18 @@ import (
 // keysFlags are the key-management settings shared by serve and keys.
 type keysFlags struct {
 	alg         string
+	idTokenAlg  string
 	prePublish  time.Duration
 	maxTokenTTL time.Duration
 }
+
+// DefaultIDTokenAlg is latch serve's --id-token-alg: RS256, the algorithm
+// OIDC Core §15.1 and Discovery §3 require every provider to offer and
+// every relying party to verify. Its key is 2048-bit RSA (keys.
+// DefaultRSABits): NIST SP 800-57 Part 1 rates it 112-bit secure through
+// 2030, keys are rotated far sooner, and signing costs a quarter of
+// 3072-bit's on every login.
+const DefaultIDTokenAlg = latch.RS256
 
 // addKeysFlags adds the flags of commands that make keys (serve, keys
 // rotate): their algorithm and schedule.
@@ -25,6 +34,8 @@ func addKeysFlags(cmd *cobra.Command, k *keysFlags) {
 	f := cmd.Flags()
 	f.StringVar(&k.alg, "signing-alg", string(keys.DefaultAlgorithm), "algorithm of new signing keys: ES256, EdDSA, RS256 or PS256")
 	f.DurationVar(&k.prePublish, "key-prepublish", keys.DefaultPrePublish, "how long a rotated key is published in the JWKS before it signs")
+	f.StringVar(&k.idTokenAlg, "id-token-alg", string(DefaultIDTokenAlg),
+		"algorithm of ID tokens for clients that do not register one; a key of it is kept and rotated beside the --signing-alg key when they differ ('' for the --signing-alg key alone)")
 	addKeyReadFlags(cmd, k)
 }
 
@@ -36,7 +47,8 @@ func addKeyReadFlags(cmd *cobra.Command, k *keysFlags) {
 }
 
 func (k *keysFlags) config() (keys.Config, error) {
-	cfg := keys.Config{Algorithm: latch.Algorithm(k.alg), PrePublish: k.prePublish, MaxTokenTTL: k.maxTokenTTL}
+	cfg := keys.Config{Algorithm: latch.Algorithm(k.alg), IDTokenAlgorithm: latch.Algorithm(k.idTokenAlg),
+		PrePublish: k.prePublish, MaxTokenTTL: k.maxTokenTTL}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError{err}
 	}

@@ -37,6 +37,12 @@ func Store(tb testing.TB) *sqlite.DB {
 // with a key that signs at once.
 func Keys(tb testing.TB, store latch.KeyStore, now func() time.Time) *keys.Manager {
 	tb.Helper()
+	return KeysConfig(tb, store, keys.Config{Now: now})
+}
+
+// KeysConfig is Keys with a configuration of the test's choosing.
+func KeysConfig(tb testing.TB, store latch.KeyStore, cfg keys.Config) *keys.Manager {
+	tb.Helper()
 	kek := make([]byte, keys.KEKSize)
 	if _, err := rand.Read(kek); err != nil {
 		tb.Fatal(err)
@@ -45,7 +51,7 @@ func Keys(tb testing.TB, store latch.KeyStore, now func() time.Time) *keys.Manag
 	if err != nil {
 		tb.Fatal(err)
 	}
-	km, err := keys.NewManager(store, sealer, keys.Config{Now: now})
+	km, err := keys.NewManager(store, sealer, cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

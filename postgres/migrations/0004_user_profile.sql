@@ -1,5 +1,7 @@
 -- 0004_user_profile: the user's email and OIDC profile claims
--- (latch.User.Email, EmailVerified, Profile).
+-- (latch.User.Email, EmailVerified, Profile), the line of each
+-- signing key (latch.Key.Purpose) and each client's ID token algorithm
+-- (latch.Client.IDTokenAlgorithm).
 --
 -- email is stored as given, for display; email_norm is
 -- latch.NormalizeEmail(email), written by the store, NULL when the user
@@ -13,3 +15,11 @@ ALTER TABLE users ADD COLUMN email_verified boolean NOT NULL DEFAULT false;
 ALTER TABLE users ADD COLUMN profile jsonb NOT NULL DEFAULT '{}';
 
 CREATE UNIQUE INDEX users_email_norm ON users (email_norm);
+
+-- The line of signing keys a key belongs to (latch.Key.Purpose): '' for
+-- the default line, 'id_token' for the RSA key that signs ID tokens beside
+-- it. Existing keys are the default line.
+ALTER TABLE keys ADD COLUMN purpose text NOT NULL DEFAULT '';
+
+-- The client's id_token_signed_response_alg; '' is the server's default.
+ALTER TABLE clients ADD COLUMN id_token_alg text NOT NULL DEFAULT '';

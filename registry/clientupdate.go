@@ -1,4 +1,4 @@
-package server
+package registry
 
 import (
 	"bytes"
@@ -30,6 +30,9 @@ type ClientPatch struct {
 	// AccessTokenEncryptionKey replaces the resource server's key; JSON
 	// null removes it, so tokens are signed only.
 	AccessTokenEncryptionKey json.RawMessage `json:"access_token_encryption_key,omitempty"`
+	// IDTokenAlg replaces the client's ID token algorithm; "" returns it
+	// to the server's default.
+	IDTokenAlg *string `json:"id_token_signed_response_alg,omitempty"`
 }
 
 // SpecOf returns the registration of c as the spec that would create it.
@@ -42,6 +45,7 @@ func SpecOf(c *latch.Client) ClientSpec {
 		AccessTokenTTL: int64(c.AccessTokenTTL / time.Second), RefreshTokenTTL: int64(c.RefreshTokenTTL / time.Second),
 		TokenFingerprint: c.TokenFingerprint, FirstParty: c.FirstParty,
 		AccessTokenEncryptionKey: json.RawMessage(c.AccessTokenEncryptionKey),
+		IDTokenAlg:               string(c.IDTokenAlgorithm),
 	}
 }
 
@@ -67,6 +71,7 @@ func (p *ClientPatch) apply(spec *ClientSpec) {
 		spec.JWKS = p.JWKS
 	}
 	set(&spec.AccessTokenFormat, p.AccessTokenFormat)
+	set(&spec.IDTokenAlg, p.IDTokenAlg)
 	if p.AccessTokenTTL != nil {
 		spec.AccessTokenTTL = *p.AccessTokenTTL
 	}
@@ -115,6 +120,7 @@ func (m *Clients) Update(ctx context.Context, id string, p ClientPatch) (*Client
 	c.GrantTypes, c.Scopes, c.Audiences, c.RedirectURIs = built.GrantTypes, built.Scopes, built.Audiences, built.RedirectURIs
 	c.AccessTokenFormat, c.AccessTokenTTL, c.RefreshTokenTTL = built.AccessTokenFormat, built.AccessTokenTTL, built.RefreshTokenTTL
 	c.TokenFingerprint, c.FirstParty, c.AccessTokenEncryptionKey = built.TokenFingerprint, built.FirstParty, built.AccessTokenEncryptionKey
+	c.IDTokenAlgorithm = built.IDTokenAlgorithm
 	switch {
 	case len(built.SecretHash) == 0:
 		c.SecretHash, secret = nil, ""
@@ -138,10 +144,10 @@ func (m *Clients) Update(ctx context.Context, id string, p ClientPatch) (*Client
 func registrationWarnings(v *ClientView) []string {
 	var w []string
 	userGrant := slices.Contains(v.GrantTypes, latch.GrantAuthorizationCode) || slices.Contains(v.GrantTypes, latch.GrantPassword)
-	if slices.Contains(strings.Fields(v.Scope), ScopeAdmin) && userGrant {
-		w = append(w, "scope "+ScopeAdmin+" with a grant for users ("+strings.Join(v.GrantTypes, " ")+
-			"): a user who signs in through this client gets "+ScopeAdmin+" only while holding the role "+RoleAdmin+
-			" (`latch user set-roles USER --role "+RoleAdmin+"`), and then administers the server from wherever the client runs; "+
+	if slices.Contains(strings.Fields(v.Scope), latch.ScopeAdmin) && userGrant {
+		w = append(w, "scope "+latch.ScopeAdmin+" with a grant for users ("+strings.Join(v.GrantTypes, " ")+
+			"): a user who signs in through this client gets "+latch.ScopeAdmin+" only while holding the role "+latch.RoleAdmin+
+			" (`latch user set-roles USER --role "+latch.RoleAdmin+"`), and then administers the server from wherever the client runs; "+
 			"prefer a client_credentials client for automation (docs/admin.md)")
 	}
 	return append(w, ClientWarnings(v)...)

@@ -1,4 +1,4 @@
-package server
+package registry
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/authority"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/token"
 )
@@ -43,6 +44,9 @@ type ClientSpec struct {
 	// key, not a set): JWT access tokens are then encrypted to it
 	// (ECDH-ES+A256KW, A256GCM) so the client cannot read their claims.
 	AccessTokenEncryptionKey json.RawMessage `json:"access_token_encryption_key,omitempty"`
+	// IDTokenAlg is the alg of the client's ID tokens (OIDC Registration
+	// §2); empty: the server's --id-token-alg.
+	IDTokenAlg string `json:"id_token_signed_response_alg,omitempty"`
 }
 
 // ClientView is a client as shown by the CLI and the admin API. The secret
@@ -64,6 +68,7 @@ type ClientView struct {
 	FirstParty        bool            `json:"first_party,omitempty"`
 	// AccessTokenEncryptionKey is public: the key tokens are encrypted to.
 	AccessTokenEncryptionKey json.RawMessage `json:"access_token_encryption_key,omitempty"`
+	IDTokenAlg               string          `json:"id_token_signed_response_alg,omitempty"`
 	CreatedAt                time.Time       `json:"created_at"`
 	UpdatedAt                time.Time       `json:"updated_at"`
 	// Warnings say what the registration allows that the operator may
@@ -78,7 +83,7 @@ func ViewOf(c *latch.Client) *ClientView {
 		Scope: joinScope(c.Scopes), Audiences: nonNil(c.Audiences), RedirectURIs: c.RedirectURIs,
 		AccessTokenFormat: string(c.AccessTokenFormat),
 		AccessTokenTTL:    int64(c.AccessTokenTTL / time.Second), RefreshTokenTTL: int64(c.RefreshTokenTTL / time.Second),
-		TokenFingerprint: c.TokenFingerprint, FirstParty: c.FirstParty,
+		TokenFingerprint: c.TokenFingerprint, FirstParty: c.FirstParty, IDTokenAlg: string(c.IDTokenAlgorithm),
 		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
 	}
 	if len(c.JWKS) > 0 {
@@ -114,7 +119,11 @@ func (m *Clients) Build(spec ClientSpec) (*latch.Client, string, error) {
 		GrantTypes: spec.GrantTypes, Audiences: spec.Audiences, RedirectURIs: spec.RedirectURIs,
 		AccessTokenFormat: latch.TokenFormat(spec.AccessTokenFormat),
 		AccessTokenTTL:    time.Duration(spec.AccessTokenTTL) * time.Second, RefreshTokenTTL: time.Duration(spec.RefreshTokenTTL) * time.Second,
-		TokenFingerprint: spec.TokenFingerprint, FirstParty: spec.FirstParty}
+		TokenFingerprint: spec.TokenFingerprint, FirstParty: spec.FirstParty,
+		IDTokenAlgorithm: latch.Algorithm(spec.IDTokenAlg)}
+	if c.IDTokenAlgorithm != "" && !slices.Contains(latch.Algorithms, c.IDTokenAlgorithm) {
+		return nil, "", bad("id_token_signed_response_alg %.20q: use one of %v", spec.IDTokenAlg, latch.Algorithms)
+	}
 	if c.ID == "" {
 		id, err := newRecordID(m.rand())
 		if err != nil {
@@ -190,7 +199,7 @@ func (m *Clients) Build(spec ClientSpec) (*latch.Client, string, error) {
 			// by introspection, can say what it stands for.
 			return nil, "", bad("an access token encryption key needs JWT access tokens; opaque tokens carry no claims to encrypt")
 		}
-		key, err := checkEncryptionKey(spec.AccessTokenEncryptionKey)
+		key, err := authority.CheckEncryptionKey(spec.AccessTokenEncryptionKey)
 		if err != nil {
 			return nil, "", bad("%v", err)
 		}
