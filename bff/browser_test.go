@@ -50,7 +50,7 @@ func newBrowser(t *testing.T) context.Context {
 
 func awaitPromise(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }
 
-// TestBrowser_TokensNeverReachJavaScript is the browser test, in
+// TestBrowser_TokensNeverReachJavaScript is the browser test, in
 // headless Chromium: log in through the BFF with the example SPA, call the
 // API, check with document.cookie and the DevTools cookie store that no
 // token is reachable from the page and that the only cookie is the

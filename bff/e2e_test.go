@@ -450,7 +450,7 @@ func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	}
 }
 
-// TestSingleFlight_50ConcurrentCalls_OneRefresh is the single
+// TestSingleFlight_50ConcurrentCalls_OneRefresh is the single
 // flight test: 50 API calls at once on a session whose access token has
 // expired cause exactly one refresh at the authorization server; every
 // call is answered with the new token, and the family stays valid (no
@@ -520,7 +520,7 @@ func TestSingleFlight_50ConcurrentCalls_OneRefresh(t *testing.T) {
 	}
 }
 
-// TestRevocation_LogoutEverywhere_Next401 is the revocation test:
+// TestRevocation_LogoutEverywhere_Next401 is the revocation test:
 // logging the user out everywhere at the server makes the BFF's next API
 // call answer 401 session_revoked, through the revocation feed. Two ways of
 // signing out: the admin API (inside the server, which wakes its feed at

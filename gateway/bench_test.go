@@ -17,7 +17,7 @@ import (
 	"github.com/latch-auth/latch/gateway"
 )
 
-// The target: on a cache hit, the gateway adds at most 100 µs (p50)
+// The target: on a cache hit, the gateway adds at most 100 µs (p50)
 // over a plain reverse proxy. Each benchmark below has two arms, the
 // baseline (httputil.ReverseProxy with the same Rewrite and buffer pool,
 // minus the token work) and the gateway, over the same transport to the same upstream:

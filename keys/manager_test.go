@@ -322,7 +322,7 @@ func TestRSABits_Honoured(t *testing.T) {
 	}
 }
 
-// The rotation test: tokens signed by the old key keep verifying
+// The rotation test: tokens signed by the old key keep verifying
 // through the overlap; new tokens use the new key only after pre-publication.
 func TestRotation_OldTokensVerifyThroughOverlap_NewKeySignsOnlyAfterPrePublication(t *testing.T) {
 	ctx := context.Background()

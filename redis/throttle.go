@@ -36,6 +36,8 @@ type Throttle struct {
 	cfg    throttle.Config
 }
 
+var _ throttle.Throttle = (*Throttle)(nil)
+
 // Throttle returns the throttle of one scope ("account", "address") of
 // the deployment issuer, with the rules of cfg (taken as valid:
 // throttle.Config.Validate; its Entries bound is the in-memory one's, here

@@ -7,7 +7,7 @@ import (
 	"github.com/latch-auth/latch"
 )
 
-// Test-only access to the login pieces that the lead's authorization
+// Test-only access to the login pieces that the authorization
 // endpoint calls and that the tests must prove (compiled into tests only).
 
 // SetPasswordHook makes s call hook before each argon2 verification of a

@@ -950,7 +950,7 @@ func TestLogin_BadInput_ClearAnswers(t *testing.T) {
 	}
 }
 
-// consentHandler stands in for the lead's /oauth2/authorize: GET renders
+// consentHandler stands in for /oauth2/authorize: GET renders
 // the consent page for the signed-in user, POST checks its CSRF token and
 // reports the decision.
 func consentHandler(e *env, params url.Values) http.Handler {
