@@ -4,8 +4,10 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/registry"
@@ -248,5 +250,24 @@ func TestUsers_EmailAndUsernameNeverNameTwoUsers(t *testing.T) {
 	}
 	if v, err := users.Get(ctx, "LO@example.fr"); err != nil || v.Username != "elodie" {
 		t.Errorf("Get by email: %+v, %v", v, err)
+	}
+}
+
+func TestDiscovery_PasswordGrantListedOnlyWhileAClientMayUseIt(t *testing.T) {
+	e := newEnv(t)
+	grants := func() []string {
+		var md struct {
+			Grants []string `json:"grant_types_supported"`
+		}
+		mustJSON(t, e.get("/.well-known/openid-configuration", nil).Body.Bytes(), &md)
+		return md.Grants
+	}
+	if g := grants(); slices.Contains(g, "password") || !slices.Contains(g, "authorization_code") {
+		t.Errorf("no password client: grant_types_supported = %v", g)
+	}
+	e.client(registry.ClientSpec{GrantTypes: []string{"password"}, FirstParty: true, Audiences: []string{"api"}})
+	e.clock.Advance(2 * time.Second) // past the registrations cache
+	if g := grants(); !slices.Contains(g, "password") {
+		t.Errorf("with a password client: grant_types_supported = %v", g)
 	}
 }

@@ -226,7 +226,7 @@ func TestConsent_DescribesKnownScopes_MarksUnknownOnes(t *testing.T) {
 	}
 	for _, want := range []string{
 		`<li><span class="scope-text">Know who you are on this server: your user ID, roles and groups</span><span class="scope-name">Scope <code>openid</code></span></li>`,
-		`<span class="scope-text">See your username</span>`,
+		`<span class="scope-text">See your username and the name and profile details this server keeps about you</span>`,
 		`<span class="scope-text">See your email address</span>`,
 		`<span class="scope-text">Keep its access when you are not using it, without asking you again</span>`,
 		`<span class="scope-text">Read your data</span>`,

@@ -7,7 +7,7 @@ import "github.com/latch-auth/latch"
 // A scope not listed here is shown by its name, marked as not described.
 var scopeDescriptions = map[string]string{
 	ScopeOpenID:        "Know who you are on this server: your user ID, roles and groups",
-	ScopeProfile:       "See your username",
+	ScopeProfile:       "See your username and the name and profile details this server keeps about you",
 	"email":            "See your email address",
 	ScopeOfflineAccess: "Keep its access when you are not using it, without asking you again",
 	"read":             "Read your data",
