@@ -1058,7 +1058,7 @@ func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []s
 		if extra == nil {
 			extra = map[string]any{}
 		}
-		extra[ClaimFingerprint] = fgp
+		extra[token.ClaimFingerprint] = fgp
 		at.Cookie = cookie
 	}
 	if c.RegistrationID != "" {
@@ -1131,7 +1131,7 @@ func (k KeySet) Key(ctx context.Context, kid string) (crypto.PublicKey, latch.Al
 // caller may introspect). It may when it is the token's own client, or
 // when it is registered for ScopeIntrospect and one of the token's
 // audiences is among its registered audiences: it is a resource server of
-// that audience, as token exchange asks of a gateway (exchange.go). Any
+// that audience, as token exchange asks of a gateway (server/exchange.go). Any
 // other client learns nothing, not even that the token exists.
 func mayIntrospect(caller *latch.Client, clientID string, aud []string) bool {
 	if caller.ID == clientID {
@@ -1148,10 +1148,6 @@ func mayIntrospect(caller *latch.Client, clientID string, aud []string) bool {
 	return false
 }
 
-// ClaimFingerprint is the claim holding the lowercase hex SHA-256 of the
-// fingerprint cookie's value.
-const ClaimFingerprint = "fgp"
-
 // ClaimRegistration is the private claim (RFC 7519 §4.3) of a JWT access
 // token that holds the RegistrationID of its client: the token is active
 // here only while the client with its client_id is that registration, so
@@ -1166,11 +1162,6 @@ func registrationOf(c *token.Claims) string {
 	return s
 }
 
-// FingerprintCookie is the cookie that carries the raw fingerprint of a
-// bound token (security invariant 8). __Host-: Secure, Path=/, no Domain, so
-// no other host or path can set or shadow it (RFC 6265bis §4.1.3.2).
-const FingerprintCookie = "__Host-latch_fgp"
-
 // fingerprint returns a Set-Cookie value with 256 fresh random bits from
 // r, base64url, and the hex SHA-256 of that cookie value for the fgp claim
 // (OWASP JWT cheat sheet, token sidejacking).
@@ -1181,7 +1172,7 @@ func fingerprint(r io.Reader, ttl time.Duration) (setCookie, fgp string, err err
 	}
 	v := base64.RawURLEncoding.EncodeToString(b[:])
 	sum := sha256.Sum256([]byte(v))
-	setCookie = FingerprintCookie + "=" + v + "; Path=/; Max-Age=" + strconv.FormatInt(int64(ttl/time.Second), 10) +
+	setCookie = token.FingerprintCookie + "=" + v + "; Path=/; Max-Age=" + strconv.FormatInt(int64(ttl/time.Second), 10) +
 		"; Secure; HttpOnly; SameSite=Strict"
 	return setCookie, hex.EncodeToString(sum[:]), nil
 }

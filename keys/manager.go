@@ -18,6 +18,7 @@
 package keys
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -93,6 +94,20 @@ func NewManager(store latch.KeyStore, sealer *Sealer, cfg Config) (*Manager, err
 	}, nil
 }
 
+// storedKeys reads the keys in store order (CreatedAt, then kid), with a
+// default-line key before an ID token key made at the same instant
+// (EnsureKey, Rotate), so that the JWKS and List read the same every time.
+func (m *Manager) storedKeys(ctx context.Context) ([]*latch.Key, error) {
+	ks, err := m.store.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(ks, func(a, b *latch.Key) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Purpose, b.Purpose))
+	})
+	return ks, nil
+}
+
 // DeriveKey returns the key for purpose derived from the KEK (see
 // Sealer.DeriveKey): the same on every node that shares the store.
 func (m *Manager) DeriveKey(purpose string) []byte { return m.sealer.DeriveKey(purpose) }
@@ -108,7 +123,7 @@ func (m *Manager) now() time.Time { return m.cfg.Now().UTC() }
 func (m *Manager) Reload(ctx context.Context) error {
 	m.reloadMu.Lock()
 	defer m.reloadMu.Unlock()
-	stored, err := m.store.Keys(ctx)
+	stored, err := m.storedKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("keys: load keys: %w", err)
 	}
@@ -163,7 +178,7 @@ func (m *Manager) Reload(ctx context.Context) error {
 // at once on an empty store may each create a key; the later one simply
 // supersedes the other.
 func (m *Manager) EnsureKey(ctx context.Context) error {
-	stored, err := m.store.Keys(ctx)
+	stored, err := m.storedKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("keys: load keys: %w", err)
 	}
@@ -398,7 +413,7 @@ func (m *Manager) Rotate(ctx context.Context, alg latch.Algorithm) (*latch.Key, 
 // Retiring a key already retired, removed or out of the JWKS changes only
 // what removeNow adds.
 func (m *Manager) Retire(ctx context.Context, kid string, removeNow bool) error {
-	stored, err := m.store.Keys(ctx)
+	stored, err := m.storedKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("keys: load keys: %w", err)
 	}
@@ -465,7 +480,7 @@ type KeyInfo struct {
 // List describes every stored key, oldest first, as of now. It reads the
 // store, not the snapshot, so the CLI sees the truth.
 func (m *Manager) List(ctx context.Context) ([]KeyInfo, error) {
-	stored, err := m.store.Keys(ctx)
+	stored, err := m.storedKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("keys: load keys: %w", err)
 	}

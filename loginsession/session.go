@@ -25,7 +25,7 @@ const TouchInterval = time.Minute
 func NewRandomID(r io.Reader) (string, error) {
 	b := make([]byte, 32)
 	if _, err := io.ReadFull(r, b); err != nil {
-		return "", fmt.Errorf("server: reading random session ID: %w", err)
+		return "", fmt.Errorf("loginsession: reading random session ID: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }

@@ -92,7 +92,7 @@ func (f *Feed) Notify() {
 	}
 }
 
-// Run reads the log until ctx ends. It is started once, by Server.Run.
+// Run reads the log until ctx ends. It is started once, by the server's Run.
 func (f *Feed) Run(ctx context.Context) {
 	if !f.running.CompareAndSwap(false, true) {
 		return

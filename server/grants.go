@@ -126,8 +126,8 @@ func (s *Server) authorizationCodeGrant(w http.ResponseWriter, r *http.Request, 
 // sends the same refresh token twice at once: two browser tabs, a mobile
 // app retrying after a lost response. Within it every request succeeds
 // with its own access token and the same successor refresh token
-// (successorOf), so the family keeps exactly one live chain and none of
-// the callers is logged out. A thief who replays a token within the window
+// (authority.Tokens.MintGrant), so the family keeps exactly one live chain
+// and none of the callers is logged out. A thief who replays a token within the window
 // of its legitimate use gets that same successor, not a chain of their
 // own: whichever of thief and client uses it second, after its window, is
 // a reuse and revokes the family.
@@ -296,8 +296,8 @@ type grant struct {
 // in the client's format, a refresh token when the client may refresh,
 // and an ID token when scope holds openid. The refresh token is new and
 // random, or, when parent is the refresh token being rotated, parent's
-// successor (successorOf). Nothing is stored: the caller writes g.issue
-// with the code redemption or rotation it results from.
+// successor (authority.Tokens.MintGrant). Nothing is stored: the caller
+// writes g.issue with the code redemption or rotation it results from.
 func (s *Server) mintGrant(h http.Header, c *latch.Client, u *latch.User, f *latch.Family, scope []string, now time.Time, nonce, parent string) (*grant, error) {
 	scope = grantableScope(u, scope) // the user may have lost the role since
 	at, err := s.tok.MintGrant(c, u.ID, scope, f, now, parent, userClaims(u))

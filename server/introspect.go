@@ -22,8 +22,8 @@ import (
 // introspect implements RFC 7662 §2. The caller authenticates as a
 // confidential client or with an access token for this endpoint, and is
 // rate-limited per client (security invariant 5). It learns about a token
-// only when mayIntrospect allows it; any other token is {"active":false}
-// (§2.2).
+// only when the authority's client policy allows it; any other token is
+// {"active":false} (§2.2).
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	form, oerr := oauth.ParseForm(w, r, s.cfg.MaxBodyBytes)
 	if oerr != nil {

@@ -212,12 +212,13 @@ func humanSeconds(n int) string {
 	}
 }
 
-// accountKey is the per-account throttle's key: the user's ID when the
-// name is a user's (by username or email), otherwise the normalized name,
-// so that names of users who do not exist are throttled alike.
+// accountKey is the per-account throttle's key: the normalized username,
+// the user's when the name typed is a user's username or email (so both
+// count against one allowance), otherwise the name typed, whether or not
+// such a user exists, so that the throttle itself does not tell which do.
 func accountKey(u *latch.User, username string) string {
 	if u != nil {
-		return "id:" + u.ID
+		username = u.Username
 	}
 	if n, err := latch.NormalizeUsername(username); err == nil {
 		return "user:" + n

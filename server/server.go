@@ -93,7 +93,8 @@ type Config struct {
 
 	// PasswordParams are the argon2id parameters of password hashes made
 	// by the admin API (zero: password.DefaultParams), MinPasswordLen the
-	// shortest password it accepts (zero: DefaultMinPasswordLen). See Users.
+	// shortest password it accepts (zero: registry.DefaultMinPasswordLen).
+	// See registry.Users.
 	PasswordParams password.Params
 	MinPasswordLen int
 	// PasswordBlocklist, when set, is refused as new passwords through
@@ -146,13 +147,14 @@ type Config struct {
 
 	// TokenCacheSize is how many opaque access tokens read from the store
 	// are kept in memory for introspection and token exchange (see
-	// tokenCache). A revocation made through this server takes effect at
-	// once; one made by another process (the CLI, another node) within the
+	// authority.TokenCache). A revocation made through this server takes
+	// effect at once; one made by another process (the CLI, another node) within the
 	// revocation feed's poll of the log, 100 ms (another node's at once
 	// with a Fanout). The cache is used only while Run runs (the feed
 	// keeps it in step). The same number of JWTs this server verified are
 	// remembered, so that a JWT introspected again is not verified again
-	// (Tokens.verifyJWT; its denylist entry is still read every time).
+	// (authority.Tokens.CacheVerified; its denylist entry is still read
+	// every time).
 	// Default 100,000 entries each; negative disables both.
 	TokenCacheSize int
 

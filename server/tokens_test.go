@@ -179,11 +179,11 @@ func TestTokens_Issue_FingerprintAndEncryptionAsRegistered(t *testing.T) {
 	bound := e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}, TokenFingerprint: true})
 	out := mustIssue(t, e.tokens(), authority.IssueRequest{ClientID: bound.ID})
 	name, value, ok := strings.Cut(out.FingerprintCookie, "=")
-	if !ok || name != authority.FingerprintCookie || value == "" || strings.Contains(value, ";") {
-		t.Fatalf("FingerprintCookie = %q, want %s=VALUE", out.FingerprintCookie, authority.FingerprintCookie)
+	if !ok || name != token.FingerprintCookie || value == "" || strings.Contains(value, ";") {
+		t.Fatalf("FingerprintCookie = %q, want %s=VALUE", out.FingerprintCookie, token.FingerprintCookie)
 	}
 	sum := sha256.Sum256([]byte(value))
-	if fgp := payload(t, out.AccessToken)[authority.ClaimFingerprint]; fgp != hex.EncodeToString(sum[:]) {
+	if fgp := payload(t, out.AccessToken)[token.ClaimFingerprint]; fgp != hex.EncodeToString(sum[:]) {
 		t.Errorf("fgp claim %v is not the SHA-256 of the cookie value", fgp)
 	}
 	plain := mustIssue(t, e.tokens(), authority.IssueRequest{ClientID: e.jwtClient().ID})

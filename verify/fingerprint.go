@@ -7,17 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/latch-auth/latch/token"
 )
 
 // ClaimFingerprint is the claim of a token bound to a browser: the
 // lowercase hex SHA-256 of the value of the fingerprint cookie that the
 // token response set (OWASP JWT cheat sheet, token sidejacking; security
 // invariant 8).
-const ClaimFingerprint = "fgp"
+const ClaimFingerprint = token.ClaimFingerprint
 
 // DefaultFingerprintCookie is the name of the cookie latch sets for bound
 // tokens; use it as Config.FingerprintCookie.
-const DefaultFingerprintCookie = "__Host-latch_fgp"
+const DefaultFingerprintCookie = token.FingerprintCookie
 
 var (
 	// ErrFingerprint: the token is bound to a fingerprint cookie and the

@@ -91,6 +91,14 @@ func newKeysCmd(e *env) *cobra.Command {
 	return cmd
 }
 
+// signs says what a key of purpose p signs.
+func signs(p latch.KeyPurpose) string {
+	if p == latch.PurposeIDToken {
+		return "ID tokens"
+	}
+	return "all tokens"
+}
+
 func keysListCmd(e *env) *cobra.Command {
 	var (
 		c common
@@ -112,9 +120,9 @@ func keysListCmd(e *env) *cobra.Command {
 				return printJSON(e, list)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVE FROM\tPUBLISHED UNTIL")
+			fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVE FROM\tPUBLISHED UNTIL\tSIGNS")
 			for _, ki := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ki.ID, ki.Algorithm, ki.State, stamp(ki.CreatedAt), stamp(ki.ActiveAt), stamp(ki.PublishedUntil))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ki.ID, ki.Algorithm, ki.State, stamp(ki.CreatedAt), stamp(ki.ActiveAt), stamp(ki.PublishedUntil), signs(ki.Purpose))
 			}
 			return tw.Flush()
 		},
@@ -147,6 +155,13 @@ func keysRotateCmd(e *env) *cobra.Command {
 				return printJSON(e, map[string]any{"kid": key.ID, "alg": key.Algorithm, "active_at": key.ActiveAt.UTC()})
 			}
 			fmt.Fprintf(e.stdout, "new key %s (%s) is published now and signs from %s\n", key.ID, key.Algorithm, stamp(key.ActiveAt))
+			if list, err := m.List(cmd.Context()); err == nil {
+				for _, ki := range list {
+					if ki.Purpose == latch.PurposeIDToken && ki.CreatedAt.Equal(key.CreatedAt) {
+						fmt.Fprintf(e.stdout, "new key %s (%s) signs %s from the same time\n", ki.ID, ki.Algorithm, signs(ki.Purpose))
+					}
+				}
+			}
 			return nil
 		},
 	}
