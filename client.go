@@ -79,6 +79,11 @@ type Client struct {
 	// encrypted to (a nested JWT: JWS inside JWE, ECDH-ES+A256KW/A256GCM),
 	// so neither the client nor a browser can read their claims.
 	AccessTokenEncryptionKey []byte
+	// WebOrigins are the browser origins (scheme://host[:port], RFC 6454)
+	// of a single-page app that calls the token, revocation and userinfo
+	// endpoints from JavaScript: their responses allow these origins by
+	// CORS, and no other. Empty for every client that is not such an app.
+	WebOrigins []string
 
 	CreatedAt time.Time
 	UpdatedAt time.Time

@@ -128,6 +128,7 @@ type Store interface {
 	UserStore
 	SessionStore
 	GrantStore
+	ConsentStore
 	// PurgeExpired deletes tokens, revocation entries, authorization codes,
 	// families and IssuedJWT records whose ExpiresAt is before now, and
 	// sessions whose IdleExpiresAt or ExpiresAt is before now (sessions that

@@ -12,7 +12,7 @@ import (
 const clientColumns = `id, name, secret_hash, auth_method, jwks, grant_types, scopes,
 	audiences, redirect_uris, access_token_format, access_token_ttl, refresh_token_ttl,
 	created_at, updated_at, token_fingerprint, first_party, access_token_encryption_key,
-	registration_id`
+	web_origins, registration_id`
 
 // clientArgs are the values of clientColumns but the last,
 // registration_id, which only CreateClient writes.
@@ -22,7 +22,7 @@ func clientArgs(c *latch.Client) []any {
 		listArg(c.GrantTypes), listArg(c.Scopes), listArg(c.Audiences), listArg(c.RedirectURIs),
 		string(c.AccessTokenFormat), int64(c.AccessTokenTTL), int64(c.RefreshTokenTTL),
 		timeArg(c.CreatedAt), timeArg(c.UpdatedAt), c.TokenFingerprint,
-		c.FirstParty, bytesArg(c.AccessTokenEncryptionKey),
+		c.FirstParty, bytesArg(c.AccessTokenEncryptionKey), listArg(c.WebOrigins),
 	}
 }
 
@@ -35,7 +35,7 @@ func scanClient(row pgx.Row) (*latch.Client, error) {
 	)
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &authMethod, &c.JWKS,
 		&c.GrantTypes, &c.Scopes, &c.Audiences, &c.RedirectURIs, &format, &accessTTL, &refreshTTL,
-		&createdAt, &updatedAt, &c.TokenFingerprint, &c.FirstParty, &c.AccessTokenEncryptionKey, &c.RegistrationID); err != nil {
+		&createdAt, &updatedAt, &c.TokenFingerprint, &c.FirstParty, &c.AccessTokenEncryptionKey, &c.WebOrigins, &c.RegistrationID); err != nil {
 		return nil, err
 	}
 	c.SecretHash, c.JWKS = bytesOf(c.SecretHash), bytesOf(c.JWKS)
@@ -45,13 +45,14 @@ func scanClient(row pgx.Row) (*latch.Client, error) {
 	c.AccessTokenEncryptionKey = bytesOf(c.AccessTokenEncryptionKey)
 	c.GrantTypes, c.Scopes = listOf(c.GrantTypes), listOf(c.Scopes)
 	c.Audiences, c.RedirectURIs = listOf(c.Audiences), listOf(c.RedirectURIs)
+	c.WebOrigins = listOf(c.WebOrigins)
 	return &c, nil
 }
 
 // CreateClient stores c; ECONFLICT if c.ID exists.
 func (db *DB) CreateClient(ctx context.Context, c *latch.Client) error {
 	_, err := db.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 		append(clientArgs(c), c.RegistrationID)...)
 	if isUnique(err) {
 		return latch.Errorf(latch.ECONFLICT, "postgres: create client: client %q exists", c.ID)
@@ -103,8 +104,8 @@ func (db *DB) UpdateClient(ctx context.Context, c *latch.Client) error {
 		name = $2, secret_hash = $3, auth_method = $4, jwks = $5, grant_types = $6,
 		scopes = $7, audiences = $8, redirect_uris = $9, access_token_format = $10,
 		access_token_ttl = $11, refresh_token_ttl = $12, created_at = $13, updated_at = $14,
-		token_fingerprint = $15, first_party = $16, access_token_encryption_key = $17
-		WHERE id = $1`, clientArgs(c)...)
+		token_fingerprint = $15, first_party = $16, access_token_encryption_key = $17,
+		web_origins = $18 WHERE id = $1`, clientArgs(c)...)
 	return affectedOne(tag, err, "update client", "client", c.ID)
 }
 

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) latch.Store) {
 		{"User", userTests},
 		{"Session", sessionTests},
 		{"Grant", grantTests},
+		{"Consent", consentTests},
 		{"PurgeExpired", purgeTests},
 		{"Concurrency", concurrencyTests},
 		{"Context", contextTests},
@@ -101,6 +102,7 @@ func newClient(id string) *latch.Client {
 		TokenFingerprint:         true,
 		FirstParty:               true,
 		AccessTokenEncryptionKey: []byte(`{"kty":"EC","crv":"P-256","x":"AQ","y":"Ag","use":"enc"}`),
+		WebOrigins:               []string{"https://spa.example.com", "http://127.0.0.1:5173"},
 		CreatedAt:                base,
 		UpdatedAt:                base.Add(90 * time.Second),
 	}
@@ -307,6 +309,7 @@ func checkClient(tb testing.TB, want, got *latch.Client) {
 	d.str("TokenFingerprint", fmt.Sprint(want.TokenFingerprint), fmt.Sprint(got.TokenFingerprint))
 	d.str("FirstParty", fmt.Sprint(want.FirstParty), fmt.Sprint(got.FirstParty))
 	d.bytes("AccessTokenEncryptionKey", want.AccessTokenEncryptionKey, got.AccessTokenEncryptionKey)
+	d.list("WebOrigins", want.WebOrigins, got.WebOrigins)
 	d.time("CreatedAt", want.CreatedAt, got.CreatedAt)
 	d.time("UpdatedAt", want.UpdatedAt, got.UpdatedAt)
 	d.check(tb, "client "+want.ID)
@@ -381,6 +384,8 @@ func newSession(userID, name string) *latch.Session {
 		LastSeenAt:    base.Add(-time.Minute),
 		IdleExpiresAt: base.Add(29 * time.Minute),
 		ExpiresAt:     base.Add(11 * time.Hour),
+		UserAgent:     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 ünïcødé",
+		Address:       "2001:db8::1",
 	}
 }
 
@@ -466,5 +471,7 @@ func checkSession(tb testing.TB, want, got *latch.Session) {
 	d.time("LastSeenAt", want.LastSeenAt, got.LastSeenAt)
 	d.time("IdleExpiresAt", want.IdleExpiresAt, got.IdleExpiresAt)
 	d.time("ExpiresAt", want.ExpiresAt, got.ExpiresAt)
+	d.str("UserAgent", want.UserAgent, got.UserAgent)
+	d.str("Address", want.Address, got.Address)
 	d.check(tb, fmt.Sprintf("session %x", want.IDHash[:4]))
 }
