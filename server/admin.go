@@ -109,6 +109,7 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 			return err
 		}
 		v, err := clients.Create(r.Context(), spec)
+		s.webOrigins.forget()
 		if err != nil {
 			return err
 		}
@@ -128,6 +129,7 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 		}
 		v, err := clients.Update(r.Context(), r.PathValue("id"), p)
 		s.clients.forget(r.PathValue("id"))
+		s.webOrigins.forget()
 		if err != nil {
 			return err
 		}
@@ -137,6 +139,7 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 		id := r.PathValue("id")
 		err := s.store.DeleteClient(r.Context(), id)
 		s.clients.forget(id)
+		s.webOrigins.forget()
 		if err != nil {
 			return err
 		}

@@ -43,6 +43,10 @@ type ClientSpec struct {
 	// key, not a set): JWT access tokens are then encrypted to it
 	// (ECDH-ES+A256KW, A256GCM) so the client cannot read their claims.
 	AccessTokenEncryptionKey json.RawMessage `json:"access_token_encryption_key,omitempty"`
+	// WebOrigins are the origins (scheme://host[:port]) of a browser app
+	// that calls the token, revocation and userinfo endpoints itself:
+	// those answer its CORS requests (docs/cors.md).
+	WebOrigins []string `json:"web_origins,omitempty"`
 }
 
 // ClientView is a client as shown by the CLI and the admin API. The secret
@@ -64,6 +68,7 @@ type ClientView struct {
 	FirstParty        bool            `json:"first_party,omitempty"`
 	// AccessTokenEncryptionKey is public: the key tokens are encrypted to.
 	AccessTokenEncryptionKey json.RawMessage `json:"access_token_encryption_key,omitempty"`
+	WebOrigins               []string        `json:"web_origins,omitempty"`
 	CreatedAt                time.Time       `json:"created_at"`
 	UpdatedAt                time.Time       `json:"updated_at"`
 	// Warnings say what the registration allows that the operator may
@@ -78,7 +83,7 @@ func ViewOf(c *latch.Client) *ClientView {
 		Scope: joinScope(c.Scopes), Audiences: nonNil(c.Audiences), RedirectURIs: c.RedirectURIs,
 		AccessTokenFormat: string(c.AccessTokenFormat),
 		AccessTokenTTL:    int64(c.AccessTokenTTL / time.Second), RefreshTokenTTL: int64(c.RefreshTokenTTL / time.Second),
-		TokenFingerprint: c.TokenFingerprint, FirstParty: c.FirstParty,
+		TokenFingerprint: c.TokenFingerprint, FirstParty: c.FirstParty, WebOrigins: c.WebOrigins,
 		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
 	}
 	if len(c.JWKS) > 0 {
@@ -98,6 +103,10 @@ type Clients struct {
 	Now               func() time.Time
 	Rand              io.Reader
 }
+
+// maxWebOrigins bounds a client's web origins: an app is served from a
+// handful of places (production, staging, a developer's loopback port).
+const maxWebOrigins = 32
 
 var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
 
@@ -151,6 +160,18 @@ func (m *Clients) Build(spec ClientSpec) (*latch.Client, string, error) {
 	for _, u := range c.RedirectURIs {
 		if err := checkRedirectURI(u); err != nil {
 			return nil, "", bad("%v", err)
+		}
+	}
+	if len(spec.WebOrigins) > maxWebOrigins {
+		return nil, "", bad("more than %d web origins", maxWebOrigins)
+	}
+	for _, o := range spec.WebOrigins {
+		canon, err := oauth.WebOrigin(o)
+		if err != nil {
+			return nil, "", bad("%v", err)
+		}
+		if !slices.Contains(c.WebOrigins, canon) {
+			c.WebOrigins = append(c.WebOrigins, canon)
 		}
 	}
 	if c.FirstParty && c.AuthMethod == latch.AuthNone {

@@ -30,6 +30,7 @@ type ClientPatch struct {
 	// AccessTokenEncryptionKey replaces the resource server's key; JSON
 	// null removes it, so tokens are signed only.
 	AccessTokenEncryptionKey json.RawMessage `json:"access_token_encryption_key,omitempty"`
+	WebOrigins               *[]string       `json:"web_origins,omitempty"`
 }
 
 // SpecOf returns the registration of c as the spec that would create it.
@@ -42,6 +43,7 @@ func SpecOf(c *latch.Client) ClientSpec {
 		AccessTokenTTL: int64(c.AccessTokenTTL / time.Second), RefreshTokenTTL: int64(c.RefreshTokenTTL / time.Second),
 		TokenFingerprint: c.TokenFingerprint, FirstParty: c.FirstParty,
 		AccessTokenEncryptionKey: json.RawMessage(c.AccessTokenEncryptionKey),
+		WebOrigins:               slices.Clone(c.WebOrigins),
 	}
 }
 
@@ -63,6 +65,7 @@ func (p *ClientPatch) apply(spec *ClientSpec) {
 	set(&spec.Scope, p.Scope)
 	setList(&spec.Audiences, p.Audiences)
 	setList(&spec.RedirectURIs, p.RedirectURIs)
+	setList(&spec.WebOrigins, p.WebOrigins)
 	if len(p.JWKS) > 0 {
 		spec.JWKS = p.JWKS
 	}
@@ -115,6 +118,7 @@ func (m *Clients) Update(ctx context.Context, id string, p ClientPatch) (*Client
 	c.GrantTypes, c.Scopes, c.Audiences, c.RedirectURIs = built.GrantTypes, built.Scopes, built.Audiences, built.RedirectURIs
 	c.AccessTokenFormat, c.AccessTokenTTL, c.RefreshTokenTTL = built.AccessTokenFormat, built.AccessTokenTTL, built.RefreshTokenTTL
 	c.TokenFingerprint, c.FirstParty, c.AccessTokenEncryptionKey = built.TokenFingerprint, built.FirstParty, built.AccessTokenEncryptionKey
+	c.WebOrigins = built.WebOrigins
 	switch {
 	case len(built.SecretHash) == 0:
 		c.SecretHash, secret = nil, ""

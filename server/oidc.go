@@ -117,6 +117,9 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 	if !in.Active || in.TokenType != "Bearer" {
 		return bearerError(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is not active")
 	}
+	if c, err := s.clients.Client(ctx, in.ClientID); err == nil {
+		allowClientOrigin(ctx, c)
+	}
 	scope := strings.Fields(in.Scope)
 	if !slices.Contains(scope, ScopeOpenID) {
 		return bearerError(w, http.StatusForbidden, oauth.ErrInsufficientScope, "the access token lacks the openid scope")
