@@ -197,7 +197,7 @@ type authorizeRequest struct {
 	scope, audience []string
 	promptNone      bool
 	forceLogin      bool
-	promptConsent   bool // ask even when the user consented before
+	promptConsent   bool   // ask even when the user consented before
 	maxAge          int64  // seconds; -1 when absent
 	hintSubject     string // sub of a valid id_token_hint; "" when absent
 }
