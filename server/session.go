@@ -85,14 +85,17 @@ func setCookie(w http.ResponseWriter, name, value string, sameSite http.SameSite
 // createSession stores a new session for user and returns its raw ID for
 // the cookie. The ID is always new: a session ID that came with the
 // request, the attacker's in a session fixation, is never adopted.
-func (s *Server) createSession(ctx context.Context, userID string, now time.Time) (string, *latch.Session, error) {
+// r is the login request: its User-Agent and client address are kept for
+// the account page.
+func (s *Server) createSession(ctx context.Context, r *http.Request, userID string, now time.Time) (string, *latch.Session, error) {
 	raw, err := newRandomID(s.rand)
 	if err != nil {
 		return "", nil, err
 	}
 	now = now.UTC()
 	sess := &latch.Session{IDHash: hashID(raw), UserID: userID, AuthTime: now, CreatedAt: now,
-		LastSeenAt: now, IdleExpiresAt: now.Add(s.cfg.SessionIdleTimeout), ExpiresAt: now.Add(s.cfg.SessionMaxAge)}
+		LastSeenAt: now, IdleExpiresAt: now.Add(s.cfg.SessionIdleTimeout), ExpiresAt: now.Add(s.cfg.SessionMaxAge),
+		UserAgent: sessionUserAgent(r.UserAgent()), Address: clientAddr(r, s.cfg.TrustedProxies)}
 	if sess.IdleExpiresAt.After(sess.ExpiresAt) {
 		sess.IdleExpiresAt = sess.ExpiresAt
 	}
