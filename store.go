@@ -63,11 +63,13 @@ type KeyStore interface {
 	UpdateKey(ctx context.Context, k *Key) error
 }
 
-// UserStore keeps users. Usernames are unique after NormalizeUsername.
+// UserStore keeps users. Usernames are unique after NormalizeUsername,
+// and non-empty emails after NormalizeEmail.
 type UserStore interface {
 	// CreateUser stores u; ECONFLICT if u.ID exists or another user has the
-	// same normalized username, EINVALID if u.ID is empty or u.Username is
-	// refused by NormalizeUsername.
+	// same normalized username or email, EINVALID if u.ID is empty, u.Username
+	// is refused by NormalizeUsername, a non-empty u.Email by NormalizeEmail
+	// or u.Profile by Profile.Validate.
 	CreateUser(ctx context.Context, u *User) error
 	// User returns the user with id; ENOTFOUND if none.
 	User(ctx context.Context, id string) (*User, error)
@@ -76,11 +78,15 @@ type UserStore interface {
 	// one NormalizeUsername refuses (no such user can exist), so a login
 	// form treats it like any unknown name.
 	UserByName(ctx context.Context, username string) (*User, error)
+	// UserByEmail returns the user whose normalized email equals the
+	// normalized email (NormalizeEmail); ENOTFOUND if none, including
+	// when email is one NormalizeEmail refuses.
+	UserByEmail(ctx context.Context, email string) (*User, error)
 	// Users returns all users ordered by normalized username (byte order).
 	Users(ctx context.Context) ([]*User, error)
 	// UpdateUser replaces the stored user u.ID; ENOTFOUND if none,
-	// ECONFLICT if the new username belongs to another user, EINVALID as
-	// for CreateUser.
+	// ECONFLICT if the new username or email belongs to another user,
+	// EINVALID as for CreateUser.
 	UpdateUser(ctx context.Context, u *User) error
 	// RehashPassword replaces the user's password hash with newHash only
 	// if it still is oldHash (the same password under new parameters,

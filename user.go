@@ -24,6 +24,16 @@ type User struct {
 	Roles    []string
 	Groups   []string
 
+	// Email is the user's address as the operator gave it; empty when
+	// none. Addresses are unique after NormalizeEmail. EmailVerified is
+	// the operator's statement that the address belongs to the user:
+	// latch sends no mail and checks nothing itself.
+	Email         string
+	EmailVerified bool
+	// Profile holds the OIDC Core §5.1 claims of the profile scope that
+	// the operator set.
+	Profile Profile
+
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	// PasswordChangedAt is when PasswordHash was last set; zero if never.

@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -10,7 +12,7 @@ import (
 )
 
 const userColumns = `id, username, username_norm, password_hash, disabled, roles, groups,
-	created_at, updated_at, password_changed_at`
+	created_at, updated_at, password_changed_at, email, email_norm, email_verified, profile`
 
 // userArgs returns the column values of u, computing username_norm; an
 // EINVALID error if the ID is empty or the username refused.
@@ -22,9 +24,25 @@ func userArgs(op string, u *latch.User) ([]any, error) {
 	if err != nil {
 		return nil, latch.Errorf(latch.EINVALID, "postgres: %s %q: %s", op, u.ID, latch.ErrorMessage(err))
 	}
+	var emailNorm *string // NULL: no email, and NULLs are not unique
+	if u.Email != "" {
+		n, err := latch.NormalizeEmail(u.Email)
+		if err != nil {
+			return nil, latch.Errorf(latch.EINVALID, "postgres: %s %q: %s", op, u.ID, latch.ErrorMessage(err))
+		}
+		emailNorm = &n
+	}
+	if err := u.Profile.Validate(); err != nil {
+		return nil, latch.Errorf(latch.EINVALID, "postgres: %s %q: %s", op, u.ID, latch.ErrorMessage(err))
+	}
+	profile, err := json.Marshal(&u.Profile)
+	if err != nil {
+		return nil, internal(op, err)
+	}
 	return []any{
 		u.ID, u.Username, norm, u.PasswordHash, u.Disabled, listArg(u.Roles), listArg(u.Groups),
 		timeArg(u.CreatedAt), timeArg(u.UpdatedAt), timeArg(u.PasswordChangedAt),
+		u.Email, emailNorm, u.EmailVerified, string(profile),
 	}, nil
 }
 
@@ -32,11 +50,16 @@ func scanUser(row pgx.Row) (*latch.User, error) {
 	var (
 		u                                   latch.User
 		norm                                string
+		emailNorm                           *string
+		profile                             []byte
 		createdAt, updatedAt, passwordSetAt *time.Time
 	)
 	if err := row.Scan(&u.ID, &u.Username, &norm, &u.PasswordHash, &u.Disabled, &u.Roles, &u.Groups,
-		&createdAt, &updatedAt, &passwordSetAt); err != nil {
+		&createdAt, &updatedAt, &passwordSetAt, &u.Email, &emailNorm, &u.EmailVerified, &profile); err != nil {
 		return nil, err
+	}
+	if err := json.Unmarshal(profile, &u.Profile); err != nil {
+		return nil, fmt.Errorf("profile of user %q: %w", u.ID, err)
 	}
 	u.CreatedAt, u.UpdatedAt, u.PasswordChangedAt = timeOf(createdAt), timeOf(updatedAt), timeOf(passwordSetAt)
 	u.Roles, u.Groups = listOf(u.Roles), listOf(u.Groups)
@@ -47,6 +70,9 @@ func scanUser(row pgx.Row) (*latch.User, error) {
 func userConflict(op string, u *latch.User, err error) error {
 	if constraint(err) == "users_pkey" {
 		return latch.Errorf(latch.ECONFLICT, "postgres: %s: user %q exists", op, u.ID)
+	}
+	if constraint(err) == "users_email_norm" {
+		return latch.Errorf(latch.ECONFLICT, "postgres: %s: email %q is another user's", op, u.Email)
 	}
 	return latch.Errorf(latch.ECONFLICT, "postgres: %s: username %q is taken", op, u.Username)
 }
@@ -59,7 +85,7 @@ func (db *DB) CreateUser(ctx context.Context, u *latch.User) error {
 		return err
 	}
 	_, err = db.pool.Exec(ctx,
-		`INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, args...)
+		`INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, args...)
 	if isUnique(err) {
 		return userConflict("create user", u, err)
 	}
@@ -98,6 +124,23 @@ func (db *DB) UserByName(ctx context.Context, username string) (*latch.User, err
 	return u, nil
 }
 
+// UserByEmail returns the user whose normalized email matches; ENOTFOUND
+// if none, or if email is one no user can have.
+func (db *DB) UserByEmail(ctx context.Context, email string) (*latch.User, error) {
+	norm, err := latch.NormalizeEmail(email)
+	if err != nil {
+		return nil, latch.Errorf(latch.ENOTFOUND, "postgres: user with email %.80q not found", email)
+	}
+	u, err := scanUser(db.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE email_norm = $1`, norm))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, latch.Errorf(latch.ENOTFOUND, "postgres: user with email %.80q not found", email)
+	}
+	if err != nil {
+		return nil, internal("user by email", err)
+	}
+	return u, nil
+}
+
 // Users returns all users ordered by normalized username, in byte order
 // whatever the database's collation.
 func (db *DB) Users(ctx context.Context) ([]*latch.User, error) {
@@ -129,7 +172,8 @@ func (db *DB) UpdateUser(ctx context.Context, u *latch.User) error {
 	}
 	tag, err := db.pool.Exec(ctx, `UPDATE users SET
 		username = $2, username_norm = $3, password_hash = $4, disabled = $5, roles = $6,
-		groups = $7, created_at = $8, updated_at = $9, password_changed_at = $10
+		groups = $7, created_at = $8, updated_at = $9, password_changed_at = $10,
+		email = $11, email_norm = $12, email_verified = $13, profile = $14
 		WHERE id = $1`, args...)
 	if isUnique(err) {
 		return userConflict("update user", u, err)

@@ -41,9 +41,12 @@ func (s *Server) accountRoutes(m *http.ServeMux) {
 type accountView struct {
 	page
 	Username, CSRF string
-	Notice         string
-	Sessions       []sessionRow
-	Apps           []appRow
+	// Email is the user's address, when the operator set one.
+	Email         string
+	EmailVerified bool
+	Notice        string
+	Sessions      []sessionRow
+	Apps          []appRow
 	// PasswordError is the change-password form's refusal, shown beside it.
 	PasswordError string
 }
@@ -118,6 +121,7 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, status in
 		return err
 	}
 	v.page, v.Username, v.CSRF = newPage("Your account"), u.Username, sessionCSRF(r)
+	v.Email, v.EmailVerified = u.Email, u.EmailVerified
 	return s.renderPage(w, status, accountPage, v, true)
 }
 

@@ -212,3 +212,19 @@ func TestAccount_ChangePassword_ThrottledLikeLogin(t *testing.T) {
 		t.Errorf("login during the back-off the form started: %d", w.Code)
 	}
 }
+
+func TestAccount_ShowsEmailAndWhetherVerified(t *testing.T) {
+	e, users, _ := loginEnv(t)
+	mustCreateUser(t, users, server.UserSpec{Username: "carol", Password: alicePassword + "-carol",
+		ProfileSpec: server.ProfileSpec{Email: "carol@example.com", EmailVerified: true}})
+	a := newAgent(e)
+	a.mustLogin("carol", alicePassword+"-carol")
+	if body := a.accountPage(); !strings.Contains(body, "Email carol@example.com (verified)") {
+		t.Errorf("account page lacks the verified email:\n%s", body)
+	}
+	b := newAgent(e)
+	b.mustLogin("alice", alicePassword)
+	if body := b.accountPage(); strings.Contains(body, `id="email"`) {
+		t.Error("an email line for a user without one")
+	}
+}

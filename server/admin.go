@@ -265,6 +265,13 @@ func (s *Server) adminUserRoutes(m *http.ServeMux, admin func(string, handlerFun
 		}
 		return answer(w, http.StatusOK)(users.SetRoles(r.Context(), r.PathValue("id"), req.Roles, req.Groups))
 	}))
+	m.Handle("PUT /admin/v1/users/{id}/profile", admin("users", func(w http.ResponseWriter, r *http.Request) error {
+		var spec ProfileSpec
+		if err := readJSON(w, r, &spec); err != nil {
+			return err
+		}
+		return answer(w, http.StatusOK)(users.SetProfile(r.Context(), r.PathValue("id"), spec))
+	}))
 }
 
 // requireAdmin admits requests bearing an active access token issued here

@@ -52,7 +52,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 		s.redirectError(w, r, redirectURI, params.Get("state"), code, description)
 		return nil
 	}
-	req, code, description := s.parseAuthorizeRequest(c, params)
+	req, code, description := s.parseAuthorizeRequest(r.Context(), c, params)
 	if code != "" {
 		return fail(code, description)
 	}
@@ -205,7 +205,7 @@ type authorizeRequest struct {
 // parseAuthorizeRequest checks what is left once the redirect URI is
 // trusted. It returns an RFC 6749 §4.1.2.1 / OIDC §3.1.2.6 error code and
 // description, or "" when the request is acceptable.
-func (s *Server) parseAuthorizeRequest(c *latch.Client, params url.Values) (req authorizeRequest, code, description string) {
+func (s *Server) parseAuthorizeRequest(ctx context.Context, c *latch.Client, params url.Values) (req authorizeRequest, code, description string) {
 	req.maxAge = -1
 	switch {
 	case params.Has("request"):
@@ -229,8 +229,14 @@ func (s *Server) parseAuthorizeRequest(c *latch.Client, params url.Values) (req 
 	if oerr != nil {
 		return req, oerr.Code, oerr.Description
 	}
-	if !c.AllowsScope(scope) {
-		return req, oauth.ErrInvalidScope, "requested scope exceeds the client's registered scopes"
+	scope, err := s.tok.grantScope(ctx, c, scope)
+	if err != nil {
+		var oe *oauth.Error
+		if errors.As(err, &oe) {
+			return req, oe.Code, oe.Description
+		}
+		s.log.ErrorContext(ctx, "authorize: reading the clients' scopes failed", "err", err)
+		return req, oauth.ErrTemporarilyUnavailable, "the server cannot check the scope right now"
 	}
 	req.scope = scope
 	aud, err := audience(c, params)

@@ -170,7 +170,7 @@ func TestAuthorize_Errors(t *testing.T) {
 		"plain pkce":     {func(v url.Values) { v.Set("code_challenge_method", "plain") }, "invalid_request"},
 		"short chall":    {func(v url.Values) { v.Set("code_challenge", "abc") }, "invalid_request"},
 		"implicit":       {func(v url.Values) { v.Set("response_type", "token") }, "unsupported_response_type"},
-		"scope":          {func(v url.Values) { v.Set("scope", "openid admin") }, "invalid_scope"},
+		"scope":          {func(v url.Values) { v.Set("scope", "openid latch:admin") }, "invalid_scope"},
 		"audience":       {func(v url.Values) { v.Set("resource", "https://other.example") }, "invalid_target"},
 		"request object": {func(v url.Values) { v.Set("request", "eyJ...") }, "request_not_supported"},
 		"prompt":         {func(v url.Values) { v.Set("prompt", "bogus") }, "invalid_request"},

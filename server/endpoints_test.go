@@ -79,7 +79,7 @@ func TestToken_ErrorsFollowRFC6749(t *testing.T) {
 		{"no authentication", creds{}, cc, 401, "invalid_client"},
 		{"public client", creds{public.ID, ""}, cc, 401, "invalid_client"},
 		{"grant not registered", ccOnlyNoCC, cc, 400, "unauthorized_client"},
-		{"scope beyond registration", c, with("scope", "read admin"), 400, "invalid_scope"},
+		{"scope beyond registration", c, with("scope", "read latch:admin"), 400, "invalid_scope"},
 		{"malformed scope", c, with("scope", "read  write"), 400, "invalid_scope"},
 		{"audience not registered", c, with("audience", "elsewhere"), 400, "invalid_target"},
 		{"resource not registered", c, with("resource", "https://elsewhere"), 400, "invalid_target"},

@@ -239,7 +239,7 @@ func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request, form url.
 	if username == "" || pw == "" {
 		return oauth.BadRequest(oauth.ErrInvalidRequest, "username and password are required")
 	}
-	scope, aud, err := scopeAndAudience(c, form)
+	scope, aud, err := s.scopeAndAudience(ctx, c, form)
 	if err != nil {
 		return err
 	}

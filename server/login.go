@@ -50,6 +50,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 		return err
 	}
 	v.page, v.CSRF = newPage("Sign in"), tok
+	v.NameLabel = map[LoginName]string{LoginUsername: "Username", LoginEmail: "Email", LoginUsernameOrEmail: "Username or email"}[s.cfg.LoginName]
 	v.AppName = s.appOf(r.Context(), v.ReturnTo)
 	return s.renderPage(w, status, loginPage, v, false)
 }
@@ -163,9 +164,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 // latch_login_attempts_total label: success, bad_credentials, throttled
 // (wait says for how long) or busy. err is a failing store only.
 func (s *Server) checkCredentials(r *http.Request, username, pw string) (u *latch.User, result string, wait time.Duration, err error) {
-	account := throttle.Key(accountKey(username))
-	addr := throttle.Key(clientAddr(r, s.cfg.TrustedProxies))
 	ctx := r.Context()
+	// The user is looked up before the throttle is asked, so that the
+	// username and the email of one user share one back-off.
+	known, err := s.loginUser(ctx, username)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	account := throttle.Key(accountKey(known, username))
+	addr := throttle.Key(clientAddr(r, s.cfg.TrustedProxies))
 	now := s.now()
 	if wait := max(s.accountThrottle.blocked(ctx, account, now), s.addrThrottle.blocked(ctx, addr, now)); wait > 0 {
 		return nil, "throttled", wait, nil
@@ -174,7 +181,7 @@ func (s *Server) checkCredentials(r *http.Request, username, pw string) (u *latc
 	if !ok {
 		return nil, "busy", 0, nil
 	}
-	u, err = s.authenticate(r.Context(), username, pw)
+	u, err = s.authenticate(r.Context(), known, pw)
 	release()
 	if err != nil {
 		return nil, "", 0, err
@@ -204,10 +211,13 @@ func humanSeconds(n int) string {
 	}
 }
 
-// accountKey is the per-account throttle's key: the normalized username,
-// whether or not such a user exists, so that the throttle itself does not
-// tell which do.
-func accountKey(username string) string {
+// accountKey is the per-account throttle's key: the user's ID when the
+// name is a user's (by username or email), otherwise the normalized name,
+// so that names of users who do not exist are throttled alike.
+func accountKey(u *latch.User, username string) string {
+	if u != nil {
+		return "id:" + u.ID
+	}
 	if n, err := latch.NormalizeUsername(username); err == nil {
 		return "user:" + n
 	}
@@ -236,17 +246,13 @@ func (s *Server) acquireLoginSlot(ctx context.Context) (release func(), ok bool)
 	return nil, false
 }
 
-// authenticate returns the user whose username and password these are,
-// or nil when they are not, for any reason: unknown user, wrong password,
+// authenticate returns u (the user the login form named, or nil) if pw is
+// its password and it may log in, or nil when not, for any reason: unknown user, wrong password,
 // disabled user, user without a password. Every one of those runs argon2
 // exactly once (against a dummy hash when there is no real one to check,
 // password.DummyVerify), so the response time does not tell them apart.
 // It errors only when the store fails.
-func (s *Server) authenticate(ctx context.Context, username, pw string) (*latch.User, error) {
-	u, err := s.store.UserByName(ctx, username)
-	if err != nil && latch.ErrorCode(err) != latch.ENOTFOUND {
-		return nil, err
-	}
+func (s *Server) authenticate(ctx context.Context, u *latch.User, pw string) (*latch.User, error) {
 	if len(pw) > password.MaxPasswordLen {
 		// No hash can match; password.Verify and DummyVerify both refuse it
 		// before any work, for every user alike.

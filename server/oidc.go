@@ -21,7 +21,8 @@ import (
 // token is refused wherever an access token is expected (security invariant 2).
 const TypeIDToken = "JWT"
 
-// ScopeProfile adds preferred_username to the ID token and userinfo.
+// ScopeProfile adds preferred_username and the profile claims to the ID
+// token and userinfo (identityClaims).
 const ScopeProfile = "profile"
 
 // grantTypes are the grant types the token endpoint implements.
@@ -65,9 +66,7 @@ func (s *Server) signIDToken(c *latch.Client, u *latch.User, f *latch.Family, sc
 	if nonce != "" {
 		extra["nonce"] = nonce
 	}
-	if slices.Contains(scope, ScopeProfile) {
-		extra["preferred_username"] = u.Username
-	}
+	identityClaims(extra, u, scope)
 	if accessToken != "" {
 		extra["at_hash"] = leftHalfHash(signer.Algorithm(), accessToken)
 	}
@@ -135,9 +134,7 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 	}
 	claims := userClaims(u)
 	claims["sub"] = u.ID
-	if slices.Contains(scope, ScopeProfile) {
-		claims["preferred_username"] = u.Username
-	}
+	identityClaims(claims, u, scope)
 	oauth.WriteJSON(w, http.StatusOK, claims)
 	return nil
 }

@@ -57,8 +57,10 @@ type page struct {
 type loginView struct {
 	page
 	CSRF, ReturnTo, Username string
-	Error, Notice            string
-	SignedInAs               string
+	// NameLabel labels the first field: what Config.LoginName accepts.
+	NameLabel     string
+	Error, Notice string
+	SignedInAs    string
 	// AppName is the registered name of the client whose authorization
 	// request return_to carries: the user should know where signing in
 	// leads.

@@ -165,6 +165,14 @@ type Config struct {
 	PurgeInterval     time.Duration
 	KeyReloadInterval time.Duration
 
+	// LoginName is what /login and the password grant accept as the
+	// user's name. Default LoginUsernameOrEmail.
+	LoginName LoginName
+	// RefuseUnknownScopes answers invalid_scope to a request naming a
+	// scope latch does not know, instead of dropping it from the grant
+	// (see grantableScope and docs/scopes.md).
+	RefuseUnknownScopes bool
+
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // default: a new registry
 	Now      func() time.Time
@@ -238,6 +246,9 @@ func (c *Config) withDefaults() {
 	if c.KeyReloadInterval == 0 {
 		c.KeyReloadInterval = DefaultKeyReloadInterval
 	}
+	if c.LoginName == "" {
+		c.LoginName = DefaultLoginName
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -306,6 +317,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("server: %w", err)
 	}
 	if err := c.LoginIPThrottle.Validate("address"); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if err := c.LoginName.Validate(); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	if c.MaxConcurrentLogins < 1 || c.LoginQueueTimeout <= 0 {
@@ -402,6 +416,8 @@ func New(cfg Config) (*Server, error) {
 		Now: cfg.Now, Rand: cfg.Rand, TagKeys: cfg.OpaqueTagKeys,
 		opaque: s.tokens, clientFn: s.clients.Client,
 		revokedFn: s.revoked, // the feed, and the other nodes through the fan-out
+
+		RefuseUnknownScopes: cfg.RefuseUnknownScopes, scopeCacheTTL: max(cfg.ClientCacheTTL, 0),
 	}
 	if cfg.TokenCacheSize > 0 {
 		s.tok.verified = tokencache.New[verifiedJWT](cfg.TokenCacheSize)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -67,8 +68,8 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, form 
 
 // scopeAndAudience returns the scope and audiences a token request form
 // asks for, both within the client's registration (checkScopeAndAudience).
-func scopeAndAudience(c *latch.Client, form url.Values) (scope, aud []string, err error) {
-	return checkScopeAndAudience(c, form.Get("scope"), requestedAudiences(form))
+func (s *Server) scopeAndAudience(ctx context.Context, c *latch.Client, form url.Values) (scope, aud []string, err error) {
+	return s.tok.checkScopeAndAudience(ctx, c, form.Get("scope"), requestedAudiences(form))
 }
 
 // audience resolves the audiences of a request from RFC 8707 resource

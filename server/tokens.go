@@ -78,6 +78,11 @@ type Tokens struct {
 	verified *tokencache.Cache[verifiedJWT]
 
 	cachedSigner atomic.Pointer[token.Signer]
+
+	// RefuseUnknownScopes: see grantScope.
+	RefuseUnknownScopes bool
+	scopeCacheTTL       time.Duration // 0: read the clients' scopes on every use
+	known               knownScopes
 }
 
 // verifiedJWT is what verifyJWT remembers of a JWT whose signature and
@@ -894,7 +899,7 @@ func (m *Tokens) ClientCredentials(ctx context.Context, c *latch.Client, scope s
 	if !c.AllowsGrant(latch.GrantClientCredentials) {
 		return Minted{}, oauth.BadRequest(oauth.ErrUnauthorizedClient, "client is not registered for the client_credentials grant")
 	}
-	sc, aud, err := checkScopeAndAudience(c, scope, audiences)
+	sc, aud, err := m.checkScopeAndAudience(ctx, c, scope, audiences)
 	if err != nil {
 		return Minted{}, err
 	}
@@ -917,17 +922,18 @@ func (m *Tokens) ClientCredentials(ctx context.Context, c *latch.Client, scope s
 	return at, nil
 }
 
-// checkScopeAndAudience returns the scope and audiences a token request
-// asks for, both within the client's registration: the checks of every
-// grant that starts from the client's own registration rather than from a
-// previous grant.
-func checkScopeAndAudience(c *latch.Client, scope string, audiences []string) ([]string, []string, error) {
+// checkScopeAndAudience returns the scope granted (grantScope) and the
+// audiences of a token request, both within the client's registration:
+// the checks of every grant that starts from the client's own
+// registration rather than from a previous grant.
+func (m *Tokens) checkScopeAndAudience(ctx context.Context, c *latch.Client, scope string, audiences []string) ([]string, []string, error) {
 	sc, oerr := oauth.SplitScope(scope)
 	if oerr != nil {
 		return nil, nil, oerr
 	}
-	if !c.AllowsScope(sc) {
-		return nil, nil, oauth.BadRequest(oauth.ErrInvalidScope, "requested scope exceeds the client's registered scopes")
+	sc, err := m.grantScope(ctx, c, sc)
+	if err != nil {
+		return nil, nil, err
 	}
 	aud, err := checkAudience(c, audiences)
 	if err != nil {

@@ -105,7 +105,7 @@ func TestTokens_Issue_RefusesWhatTheTokenEndpointRefuses(t *testing.T) {
 		form   url.Values
 		want   string
 	}{
-		{"scope not registered", c, url.Values{"scope": {"read admin"}}, "invalid_scope"},
+		{"scope not registered", c, url.Values{"scope": {"read latch:admin"}}, "invalid_scope"},
 		{"audience not registered", c, url.Values{"audience": {"elsewhere"}}, "invalid_target"},
 		{"malformed scope", c, url.Values{"scope": {"read \"x\""}}, "invalid_scope"},
 		{"no client_credentials grant", web, nil, "unauthorized_client"},

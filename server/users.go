@@ -41,6 +41,7 @@ type UserSpec struct {
 	Roles    []string `json:"roles,omitempty"`
 	Groups   []string `json:"groups,omitempty"`
 	Disabled bool     `json:"disabled,omitempty"`
+	ProfileSpec
 }
 
 // UserView is a user as shown by the CLI and the admin API. It never holds
@@ -55,6 +56,9 @@ type UserView struct {
 	CreatedAt         time.Time  `json:"created_at"`
 	UpdatedAt         time.Time  `json:"updated_at"`
 	PasswordChangedAt *time.Time `json:"password_changed_at,omitempty"`
+	Email             string     `json:"email,omitempty"`
+	EmailVerified     bool       `json:"email_verified"`
+	latch.Profile
 	// SessionsEnded is set only in the answer to a change that ends the
 	// user's login sessions (password, disable, roles, delete).
 	SessionsEnded *int `json:"sessions_ended,omitempty"`
@@ -70,6 +74,7 @@ func UserViewOf(u *latch.User) *UserView {
 		ID: u.ID, Username: u.Username, Disabled: u.Disabled, HasPassword: u.PasswordHash != "",
 		Roles: nonNil(u.Roles), Groups: nonNil(u.Groups),
 		CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC(),
+		Email: u.Email, EmailVerified: u.EmailVerified, Profile: u.Profile,
 	}
 	if !u.PasswordChangedAt.IsZero() {
 		t := u.PasswordChangedAt.UTC()
@@ -172,7 +177,13 @@ func (m *Users) Create(ctx context.Context, spec UserSpec) (*UserView, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkProfile(spec.ProfileSpec); err != nil {
+		return nil, err
+	}
 	if err := m.CheckPassword(spec.Username, spec.Password); err != nil {
+		return nil, err
+	}
+	if err := m.checkLoginNames(ctx, "", spec.Username, spec.Email); err != nil {
 		return nil, err
 	}
 	// Users are addressed by ID or username (Get): a username that is
@@ -192,7 +203,8 @@ func (m *Users) Create(ctx context.Context, spec UserSpec) (*UserView, error) {
 	}
 	now := m.now().UTC()
 	u := &latch.User{ID: id, Username: spec.Username, PasswordHash: hash, Disabled: spec.Disabled,
-		Roles: roles, Groups: groups, CreatedAt: now, UpdatedAt: now, PasswordChangedAt: now}
+		Roles: roles, Groups: groups, CreatedAt: now, UpdatedAt: now, PasswordChangedAt: now,
+		Email: spec.Email, EmailVerified: spec.EmailVerified, Profile: spec.Profile}
 	if err := m.Store.CreateUser(ctx, u); err != nil {
 		return nil, err
 	}
@@ -200,7 +212,8 @@ func (m *Users) Create(ctx context.Context, spec UserSpec) (*UserView, error) {
 }
 
 // Get returns the user whose ID is ref or, failing that, whose username is
-// ref (case-insensitively, as latch.NormalizeUsername); ENOTFOUND if none.
+// ref (case-insensitively, as latch.NormalizeUsername) or, failing that,
+// whose email is ref (as latch.NormalizeEmail); ENOTFOUND if none.
 func (m *Users) Get(ctx context.Context, ref string) (*UserView, error) {
 	u, err := m.lookup(ctx, ref)
 	if err != nil {
@@ -439,8 +452,11 @@ func (m *Users) lookup(ctx context.Context, ref string) (*latch.User, error) {
 		return u, err
 	}
 	u, err = m.Store.UserByName(ctx, ref)
+	if latch.ErrorCode(err) == latch.ENOTFOUND && strings.Contains(ref, "@") {
+		u, err = m.Store.UserByEmail(ctx, ref)
+	}
 	if latch.ErrorCode(err) == latch.ENOTFOUND {
-		return nil, latch.Errorf(latch.ENOTFOUND, "user: no user with ID or username %q", ref)
+		return nil, latch.Errorf(latch.ENOTFOUND, "user: no user with ID, username or email %q", ref)
 	}
 	return u, err
 }

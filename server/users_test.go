@@ -413,6 +413,36 @@ func TestAdminAPI_Users(t *testing.T) {
 		t.Errorf("bad role: %d %s", w.Code, w.Body)
 	}
 
+	s = mustSession(t, e, alice.ID, "s3b")
+	w = call("PUT", "/admin/v1/users/alice/profile", `{"email":"Alice@Example.com","email_verified":true,"name":"Alice L","locale":"en-GB"}`)
+	var prof server.UserView
+	mustJSON(t, w.Body.Bytes(), &prof)
+	if w.Code != 200 || prof.Email != "Alice@Example.com" || !prof.EmailVerified || prof.Name != "Alice L" || prof.Locale != "en-GB" || !sessionExists(t, e, s) {
+		t.Errorf("set profile: %d %s (a profile change ends no session)", w.Code, w.Body)
+	}
+	if w := call("GET", "/admin/v1/users/alice@example.COM", ""); w.Code != 200 || !strings.Contains(w.Body.String(), `"name":"Alice L"`) || strings.Contains(w.Body.String(), `"given_name"`) {
+		t.Errorf("get by email: %d %s", w.Code, w.Body)
+	}
+	for body, status := range map[string]int{
+		`{"email":"not an address"}`:              400,
+		`{"email_verified":true}`:                 400,
+		`{"picture":"javascript:alert(1)"}`:       400,
+		`{"zoneinfo":"Nowhere/Special"}`:          400,
+		`{"email":"a@example.com","phone":"123"}`: 400,
+	} {
+		if w := call("PUT", "/admin/v1/users/alice/profile", body); w.Code != status {
+			t.Errorf("profile %s: %d %s, want %d", body, w.Code, w.Body, status)
+		}
+	}
+	w = call("POST", "/admin/v1/users", `{"username":"bob","password":"`+pw+`","email":"ALICE@example.com"}`)
+	if w.Code != 409 {
+		t.Errorf("create with another's email: %d %s", w.Code, w.Body)
+	}
+	w = call("POST", "/admin/v1/users", `{"username":"bob","password":"`+pw+`","email":"bob@example.com","family_name":"Builder"}`)
+	if w.Code != 201 || !strings.Contains(w.Body.String(), `"family_name":"Builder"`) {
+		t.Errorf("create with a profile: %d %s", w.Code, w.Body)
+	}
+
 	s = mustSession(t, e, alice.ID, "s4")
 	if w := call("DELETE", "/admin/v1/users/"+alice.ID, ""); w.Code != 200 || sessionExists(t, e, s) {
 		t.Errorf("delete: %d %s", w.Code, w.Body)

@@ -113,6 +113,7 @@ type statements struct {
 	session       *sql.Stmt // reader
 	user          *sql.Stmt // reader
 	userByName    *sql.Stmt // reader
+	userByEmail   *sql.Stmt // reader
 	createSession *sql.Stmt // writer
 	touchSession  *sql.Stmt // writer
 
@@ -324,6 +325,7 @@ func (db *DB) prepare(ctx context.Context) (_ *statements, err error) {
 		{&s.session, db.reader, selectSession},
 		{&s.user, db.reader, selectUser},
 		{&s.userByName, db.reader, selectUserByName},
+		{&s.userByEmail, db.reader, selectUserByEmail},
 		{&s.createSession, db.writer, insertSession},
 		{&s.touchSession, db.writer, touchSession},
 		{&s.redeemCode, db.writer, selectCode},
@@ -342,7 +344,7 @@ func (db *DB) prepare(ctx context.Context) (_ *statements, err error) {
 
 func (s *statements) close() {
 	for _, st := range []*sql.Stmt{s.token, s.isRevoked, s.client, s.createToken,
-		s.session, s.user, s.userByName, s.createSession, s.touchSession,
+		s.session, s.user, s.userByName, s.userByEmail, s.createSession, s.touchSession,
 		s.redeemCode, s.useCode, s.insertFamily, s.selectRefresh, s.rotateToken, s.insertFamilyJWT} {
 		if st != nil {
 			st.Close()

@@ -3,7 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/latch-auth/latch"
@@ -11,11 +14,13 @@ import (
 )
 
 const userColumns = `id, username, username_norm, password_hash, disabled, roles, groups,
-	created_at, updated_at, password_changed_at`
+	created_at, updated_at, password_changed_at, email, email_norm, email_verified, profile`
 
 const selectUser = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
 
 const selectUserByName = `SELECT ` + userColumns + ` FROM users WHERE username_norm = ?`
+
+const selectUserByEmail = `SELECT ` + userColumns + ` FROM users WHERE email_norm = ?`
 
 // userArgs returns the column values of u, computing username_norm; an
 // EINVALID error if the ID is empty or the username refused.
@@ -27,28 +32,44 @@ func userArgs(op string, u *latch.User) ([]any, error) {
 	if err != nil {
 		return nil, latch.Errorf(latch.EINVALID, "sqlite: %s %q: %s", op, u.ID, latch.ErrorMessage(err))
 	}
-	disabled := 0
-	if u.Disabled {
-		disabled = 1
+	var emailNorm any // NULL: no email, and NULLs are not unique
+	if u.Email != "" {
+		n, err := latch.NormalizeEmail(u.Email)
+		if err != nil {
+			return nil, latch.Errorf(latch.EINVALID, "sqlite: %s %q: %s", op, u.ID, latch.ErrorMessage(err))
+		}
+		emailNorm = n
+	}
+	if err := u.Profile.Validate(); err != nil {
+		return nil, latch.Errorf(latch.EINVALID, "sqlite: %s %q: %s", op, u.ID, latch.ErrorMessage(err))
+	}
+	profile, err := json.Marshal(&u.Profile)
+	if err != nil {
+		return nil, internal(op, err)
 	}
 	return []any{
-		u.ID, u.Username, norm, u.PasswordHash, disabled, listArg(u.Roles), listArg(u.Groups),
+		u.ID, u.Username, norm, u.PasswordHash, boolArg(u.Disabled), listArg(u.Roles), listArg(u.Groups),
 		timeArg(u.CreatedAt), timeArg(u.UpdatedAt), timeArg(u.PasswordChangedAt),
+		u.Email, emailNorm, boolArg(u.EmailVerified), string(profile),
 	}, nil
 }
 
 func scanUser(row interface{ Scan(...any) error }) (*latch.User, error) {
 	var (
 		u                                   latch.User
-		norm, roles, groups                 string
-		disabled                            int64
+		norm, roles, groups, profile        string
+		emailNorm                           sql.NullString
+		disabled, emailVerified             int64
 		createdAt, updatedAt, passwordSetAt sql.NullInt64
 	)
 	if err := row.Scan(&u.ID, &u.Username, &norm, &u.PasswordHash, &disabled, &roles, &groups,
-		&createdAt, &updatedAt, &passwordSetAt); err != nil {
+		&createdAt, &updatedAt, &passwordSetAt, &u.Email, &emailNorm, &emailVerified, &profile); err != nil {
 		return nil, err
 	}
-	u.Disabled = disabled != 0
+	u.Disabled, u.EmailVerified = disabled != 0, emailVerified != 0
+	if err := json.Unmarshal([]byte(profile), &u.Profile); err != nil {
+		return nil, fmt.Errorf("profile of user %q: %w", u.ID, err)
+	}
 	u.CreatedAt, u.UpdatedAt, u.PasswordChangedAt = timeOf(createdAt), timeOf(updatedAt), timeOf(passwordSetAt)
 	var err error
 	if u.Roles, err = listOf(roles); err != nil {
@@ -65,6 +86,9 @@ func userConflict(op string, u *latch.User, err error) error {
 	if isExtCode(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
 		return latch.Errorf(latch.ECONFLICT, "sqlite: %s: user %q exists", op, u.ID)
 	}
+	if strings.Contains(err.Error(), "users.email_norm") {
+		return latch.Errorf(latch.ECONFLICT, "sqlite: %s: email %q is another user's", op, u.Email)
+	}
 	return latch.Errorf(latch.ECONFLICT, "sqlite: %s: username %q is taken", op, u.Username)
 }
 
@@ -79,7 +103,7 @@ func (db *DB) CreateUser(ctx context.Context, u *latch.User) error {
 		return err
 	}
 	_, err = db.writer.ExecContext(ctx,
-		`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+		`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	if isUnique(err) {
 		return userConflict("create user", u, err)
 	}
@@ -126,6 +150,27 @@ func (db *DB) UserByName(ctx context.Context, username string) (*latch.User, err
 	return u, nil
 }
 
+// UserByEmail returns the user whose normalized email matches; ENOTFOUND
+// if none, or if email is one no user can have.
+func (db *DB) UserByEmail(ctx context.Context, email string) (*latch.User, error) {
+	s, err := db.ready(ctx)
+	if err != nil {
+		return nil, err
+	}
+	norm, err := latch.NormalizeEmail(email)
+	if err != nil {
+		return nil, latch.Errorf(latch.ENOTFOUND, "sqlite: user with email %.80q not found", email)
+	}
+	u, err := scanUser(s.userByEmail.QueryRowContext(ctx, norm))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, latch.Errorf(latch.ENOTFOUND, "sqlite: user with email %.80q not found", email)
+	}
+	if err != nil {
+		return nil, internal("user by email", err)
+	}
+	return u, nil
+}
+
 // Users returns all users ordered by normalized username.
 func (db *DB) Users(ctx context.Context) ([]*latch.User, error) {
 	if _, err := db.ready(ctx); err != nil {
@@ -162,7 +207,8 @@ func (db *DB) UpdateUser(ctx context.Context, u *latch.User) error {
 	}
 	res, err := db.writer.ExecContext(ctx, `UPDATE users SET
 		username = ?2, username_norm = ?3, password_hash = ?4, disabled = ?5, roles = ?6,
-		groups = ?7, created_at = ?8, updated_at = ?9, password_changed_at = ?10
+		groups = ?7, created_at = ?8, updated_at = ?9, password_changed_at = ?10,
+		email = ?11, email_norm = ?12, email_verified = ?13, profile = ?14
 		WHERE id = ?1`, args...)
 	if isUnique(err) {
 		return userConflict("update user", u, err)

@@ -458,6 +458,9 @@ func checkUser(tb testing.TB, want, got *latch.User) {
 	d.time("CreatedAt", want.CreatedAt, got.CreatedAt)
 	d.time("UpdatedAt", want.UpdatedAt, got.UpdatedAt)
 	d.time("PasswordChangedAt", want.PasswordChangedAt, got.PasswordChangedAt)
+	d.str("Email", want.Email, got.Email)
+	d.str("EmailVerified", fmt.Sprint(want.EmailVerified), fmt.Sprint(got.EmailVerified))
+	d.str("Profile", fmt.Sprintf("%+v", want.Profile), fmt.Sprintf("%+v", got.Profile))
 	d.check(tb, "user "+want.ID)
 }
 

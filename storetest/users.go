@@ -28,6 +28,134 @@ var userTests = []test{
 	{"Update_Missing_IsNotFound", testUserUpdateMissing},
 	{"Delete_RemovesUserAndItsSessionsOnly", testUserDelete},
 	{"Delete_Missing_IsNotFound", testUserDeleteMissing},
+	{"Email_RoundTripsWithProfile_ByEmailIgnoresCase", testUserEmailRoundTrip},
+	{"Email_DiffersOnlyInCase_IsConflict", testUserEmailConflict},
+	{"Email_EmptyForSeveralUsers_IsNoConflict", testUserEmailEmpty},
+	{"Email_ChangedOrRemoved_FreesTheOld", testUserEmailChange},
+	{"Email_OrProfileInvalid_IsInvalid", testUserEmailInvalid},
+	{"ByEmail_MissingOrMalformed_IsNotFound", testUserByEmailMissing},
+}
+
+// withProfile gives u an email and every profile claim.
+func withProfile(u *latch.User, email string) *latch.User {
+	u.Email, u.EmailVerified = email, true
+	u.Profile = latch.Profile{
+		Name: "Élodie Martin-Dupré", GivenName: "Élodie", FamilyName: "Martin-Dupré", Nickname: `"Lo" \ 🦊`,
+		Picture: "https://img.example.com/e.png?s=64&x=1", Website: "https://example.org/~elodie",
+		Locale: "fr-CA", Zoneinfo: "America/Montreal",
+	}
+	return u
+}
+
+func testUserEmailRoundTrip(t *testing.T, s latch.Store) {
+	want := withProfile(newUser("u1", "elodie"), "Elodie.Martin@Example.COM")
+	mustCreateUser(t, s, want)
+	checkUser(t, want, mustUser(t, s, "u1"))
+	for _, e := range []string{"Elodie.Martin@Example.COM", "elodie.martin@example.com", "ELODIE.MARTIN@EXAMPLE.COM"} {
+		got, err := s.UserByEmail(ctx(t), e)
+		if err != nil {
+			t.Fatalf("UserByEmail(%q): %v", e, err)
+		}
+		checkUser(t, want, got)
+	}
+	us := mustUsers(t, s)
+	if len(us) != 1 {
+		t.Fatalf("Users: %d, want 1", len(us))
+	}
+	checkUser(t, want, us[0])
+
+	unverified := newUser("u2", "bob")
+	unverified.Email = "bob@example.com"
+	mustCreateUser(t, s, unverified)
+	checkUser(t, unverified, mustUser(t, s, "u2"))
+}
+
+func testUserEmailConflict(t *testing.T, s latch.Store) {
+	mustCreateUser(t, s, withProfile(newUser("u1", "alice"), "alice@example.com"))
+	err := s.CreateUser(ctx(t), withProfile(newUser("u2", "bob"), "ALICE@Example.com"))
+	wantCode(t, "CreateUser(email of another, other case)", err, latch.ErrConflict)
+	if _, err := s.User(ctx(t), "u2"); latch.ErrorCode(err) != latch.ENOTFOUND {
+		t.Errorf("User(u2) after a refused create: %v, want not found", err)
+	}
+	bob := newUser("u2", "bob")
+	mustCreateUser(t, s, bob)
+	bob.Email = "Alice@EXAMPLE.com"
+	err = s.UpdateUser(ctx(t), bob)
+	wantCode(t, "UpdateUser(email of another)", err, latch.ErrConflict)
+	checkUser(t, newUser("u2", "bob"), mustUser(t, s, "u2"))
+}
+
+func testUserEmailEmpty(t *testing.T, s latch.Store) {
+	mustCreateUser(t, s, newUser("u1", "alice"))
+	mustCreateUser(t, s, newUser("u2", "bob"))
+	if us := mustUsers(t, s); len(us) != 2 {
+		t.Fatalf("Users: %d, want 2", len(us))
+	}
+	_, err := s.UserByEmail(ctx(t), "")
+	wantCode(t, `UserByEmail("")`, err, latch.ErrNotFound)
+}
+
+func testUserEmailChange(t *testing.T, s latch.Store) {
+	u := withProfile(newUser("u1", "alice"), "alice@example.com")
+	mustCreateUser(t, s, u)
+	u.Email = "alice@example.org"
+	if err := s.UpdateUser(ctx(t), u); err != nil {
+		t.Fatalf("UpdateUser(new email): %v", err)
+	}
+	checkUser(t, u, mustUser(t, s, "u1"))
+	_, err := s.UserByEmail(ctx(t), "alice@example.com")
+	wantCode(t, "UserByEmail(old email)", err, latch.ErrNotFound)
+	mustCreateUser(t, s, withProfile(newUser("u2", "bob"), "alice@example.com"))
+
+	u.Email, u.EmailVerified, u.Profile = "", false, latch.Profile{}
+	if err := s.UpdateUser(ctx(t), u); err != nil {
+		t.Fatalf("UpdateUser(no email): %v", err)
+	}
+	checkUser(t, u, mustUser(t, s, "u1"))
+	mustCreateUser(t, s, withProfile(newUser("u3", "carol"), "alice@example.org"))
+}
+
+func testUserEmailInvalid(t *testing.T, s latch.Store) {
+	for name, u := range map[string]*latch.User{
+		"display name": withProfile(newUser("u1", "alice"), "Alice <alice@example.com>"),
+		"no at":        withProfile(newUser("u1", "alice"), "alice.example.com"),
+		"space":        withProfile(newUser("u1", "alice"), "alice @example.com"),
+		"newline":      withProfile(newUser("u1", "alice"), "alice@example.com\n"),
+		"picture scheme": func() *latch.User {
+			u := withProfile(newUser("u1", "alice"), "a@example.com")
+			u.Profile.Picture = "javascript:alert(1)"
+			return u
+		}(),
+		"zoneinfo": func() *latch.User {
+			u := withProfile(newUser("u1", "alice"), "a@example.com")
+			u.Profile.Zoneinfo = "Mars/Olympus"
+			return u
+		}(),
+		"name control": func() *latch.User {
+			u := withProfile(newUser("u1", "alice"), "a@example.com")
+			u.Profile.Name = "a\u202eb"
+			return u
+		}(),
+	} {
+		err := s.CreateUser(ctx(t), u)
+		wantCode(t, "CreateUser("+name+")", err, &latch.Error{Code: latch.EINVALID})
+	}
+	if us := mustUsers(t, s); len(us) != 0 {
+		t.Fatalf("Users after refused creates: %d, want 0", len(us))
+	}
+	u := withProfile(newUser("u1", "alice"), "alice@example.com")
+	mustCreateUser(t, s, u)
+	u.Email = "not an address"
+	wantCode(t, "UpdateUser(bad email)", s.UpdateUser(ctx(t), u), &latch.Error{Code: latch.EINVALID})
+	checkUser(t, withProfile(newUser("u1", "alice"), "alice@example.com"), mustUser(t, s, "u1"))
+}
+
+func testUserByEmailMissing(t *testing.T, s latch.Store) {
+	mustCreateUser(t, s, withProfile(newUser("u1", "alice"), "alice@example.com"))
+	for _, e := range []string{"bob@example.com", "alice", "alice@example.com ", "<alice@example.com>", "\xff@example.com"} {
+		_, err := s.UserByEmail(ctx(t), e)
+		wantCode(t, "UserByEmail("+e+")", err, latch.ErrNotFound)
+	}
 }
 
 func testUserRoundTrip(t *testing.T, s latch.Store) {

@@ -29,6 +29,7 @@ type serveFlags struct {
 	keys              keysFlags
 	password          passwordFlags
 	login             loginFlags
+	oidc              oidcFlags
 	listen            string
 	issuer            string
 	dev               bool
@@ -65,6 +66,7 @@ are required.`,
 	addPasswordFlags(cmd, &s.password)
 	addLoginFlags(cmd, &s.login)
 	f := cmd.Flags()
+	addOIDCFlags(f, &s.oidc)
 	f.StringVar(&s.listen, "listen", "127.0.0.1:8080", "address to listen on; port 0 picks a free port (the chosen address is logged)")
 	f.StringVar(&s.issuer, "issuer", "", "issuer URL (https); required without --dev, where it is http://LISTEN_ADDRESS")
 	f.BoolVar(&s.dev, "dev", false, "local development setup: generate what is missing, allow an http issuer")
@@ -268,6 +270,7 @@ func (s *serveFlags) serverConfig(issuer string, log *slog.Logger) server.Config
 		Now:            testClock(s.testClockOffset),
 	}
 	s.login.apply(&cfg)
+	s.oidc.apply(&cfg)
 	return cfg
 }
 

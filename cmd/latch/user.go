@@ -24,7 +24,7 @@ func newUserCmd(e *env) *cobra.Command {
 		Short: "create and manage users who log in with a password (works while a server runs on the same data directory)",
 		Long: `Create and manage users who log in with a password.
 
-USER is a user's ID or username (case-insensitive). Passwords are read from a
+USER is a user's ID, username or email (case-insensitive). Passwords are read from a
 no-echo prompt on a terminal, or from stdin (--password-stdin, or whenever
 stdin is not a terminal); never from the command line, where other users of
 the machine and the shell history would see them.
@@ -34,7 +34,7 @@ a user end all of the user's login sessions.`,
 	}
 	cmd.AddCommand(userCreateCmd(e), userListCmd(e), userGetCmd(e),
 		userDisableCmd(e, true), userDisableCmd(e, false), userDeleteCmd(e),
-		userSetPasswordCmd(e), userSetRolesCmd(e))
+		userSetPasswordCmd(e), userSetRolesCmd(e), userSetProfileCmd(e))
 	return cmd
 }
 
@@ -100,16 +100,18 @@ func userCreateCmd(e *env) *cobra.Command {
 		c         common
 		pf        passwordFlags
 		spec      server.UserSpec
+		prof      profileFlags
 		fromStdin bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create USERNAME",
 		Short: "create a user; the password is read from a prompt or stdin, never from the command line",
 		Example: `  latch user create alice --role admin --group eng        # prompts for the password
+  latch user create carol --email carol@example.com --email-verified --name "Carol Danvers"
   printf '%s\n' "$PASSWORD" | latch user create bob --password-stdin`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec.Username = args[0]
+			spec.Username, spec.ProfileSpec = args[0], prof.spec
 			// Refuse a bad name before asking for a password.
 			if _, err := latch.NormalizeUsername(spec.Username); err != nil {
 				return err
@@ -141,6 +143,7 @@ func userCreateCmd(e *env) *cobra.Command {
 	f.StringSliceVar(&spec.Groups, "group", nil, "groups, which become claims (repeat or comma-separate)")
 	f.BoolVar(&spec.Disabled, "disabled", false, "create the user disabled (cannot log in until `latch user enable`)")
 	f.BoolVar(&fromStdin, "password-stdin", false, "read the password from stdin (one line), even on a terminal")
+	prof.add(f)
 	return cmd
 }
 
@@ -158,9 +161,9 @@ func userListCmd(e *env) *cobra.Command {
 					return printJSON(e, vs)
 				}
 				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tUSERNAME\tSTATE\tROLES\tGROUPS")
+				fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tSTATE\tROLES\tGROUPS")
 				for _, v := range vs {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ID, v.Username, state(v),
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Username, v.Email, state(v),
 						strings.Join(v.Roles, ","), strings.Join(v.Groups, ","))
 				}
 				return tw.Flush()
@@ -174,7 +177,7 @@ func userListCmd(e *env) *cobra.Command {
 func userGetCmd(e *env) *cobra.Command {
 	var c common
 	cmd := &cobra.Command{
-		Use: "get USER", Short: "show one user (by ID or username)", Args: exactArgs(1),
+		Use: "get USER", Short: "show one user (by ID, username or email)", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(cmd, &c, func(db store) error {
 				v, err := (&server.Users{Store: db}).Get(cmd.Context(), args[0])
@@ -391,6 +394,7 @@ func printUser(e *env, v *server.UserView) {
 	fmt.Fprintf(tw, "state:\t%s\n", state(v))
 	fmt.Fprintf(tw, "roles:\t%s\n", strings.Join(v.Roles, " "))
 	fmt.Fprintf(tw, "groups:\t%s\n", strings.Join(v.Groups, " "))
+	printProfile(tw, v)
 	fmt.Fprintf(tw, "created:\t%s\n", v.CreatedAt.Format(time.RFC3339))
 	if v.PasswordChangedAt != nil {
 		fmt.Fprintf(tw, "password set:\t%s\n", v.PasswordChangedAt.Format(time.RFC3339))
