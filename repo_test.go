@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -57,6 +58,8 @@ func TestRepository_NeedsNothingOutsideItself(t *testing.T) {
 // TestImports_DependenciesPointInward enforces the layering the packages'
 // docs promise, from the import lines of every non-test file: server (the
 // HTTP layer) is imported only by cmd/latch; nothing below it imports it;
+// the application services (authority, registry, loginsession, revfeed)
+// import only what their doc.go allows; the backends import no service;
 // verify, the library resource servers embed, stays small; the root
 // package imports nothing of ours; throttle imports only the standard
 // library.
@@ -103,7 +106,33 @@ func TestImports_DependenciesPointInward(t *testing.T) {
 		t.Fatalf("no imports read for server or verify: %v", imports)
 	}
 	verifyMay := map[string]bool{"": true, "token": true, "oauth": true, "dpop": true, "internal/tokencache": true}
+	// What each application service and backend may import of this
+	// module, as its package doc says.
+	allowed := map[string][]string{
+		"authority":    {"", "internal/tokencache", "keys", "oauth", "token"},
+		"registry":     {"", "authority", "loginsession", "oauth", "password", "token"},
+		"loginsession": {""},
+		"revfeed":      {""},
+		"sqlite":       {"", "internal/sqlmigrate"},
+		"postgres":     {"", "internal/sqlmigrate"},
+		"redis":        {"", "throttle"},
+	}
+	for dir := range allowed {
+		if len(imports[dir]) == 0 {
+			t.Errorf("no imports read for %s: was it moved? update this test", dir)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "doc.go")); err != nil && dir != "sqlite" && dir != "postgres" && dir != "redis" {
+			t.Errorf("%s has no doc.go saying what it owns and what it may import", dir)
+		}
+	}
 	for dir, ims := range imports {
+		if may, ok := allowed[dir]; ok {
+			for im := range ims {
+				if !slices.Contains(may, im) {
+					t.Errorf("%s imports %s: it may import only %q (see its package doc)", dir, im, may)
+				}
+			}
+		}
 		if ims["server"] && dir != "cmd/latch" {
 			t.Errorf("%s imports server: only cmd/latch may (server is the HTTP layer; share code through a package below it)", dir)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/latch-auth/latch/sqlite"
 )
 
 func decodeError(t testing.TB, w *httptest.ResponseRecorder) string {
@@ -368,7 +371,11 @@ func TestLogin_Flood_StoresNothingServerSide(t *testing.T) {
 		}
 	}
 	var logins, sessions int
-	db := e.store.reader
+	db, err := sql.Open("sqlite", "file:"+e.store.Path()+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
 	db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE name = 'bff_logins'").Scan(&logins)
 	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM bff_sessions").Scan(&sessions); err != nil {
 		t.Fatal(err)
@@ -687,7 +694,7 @@ func TestConfig_Validate(t *testing.T) {
 		return Config{
 			Issuer: "https://auth.example.com", ClientID: "bff", ClientSecret: "s",
 			RedirectURL: "https://app.example.com/bff/callback", Upstream: up,
-			Store: &SQLiteStore{}, Key: make([]byte, 32),
+			Store: &sqlite.BFFStore{}, Key: make([]byte, 32),
 		}
 	}
 	cases := []struct {

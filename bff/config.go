@@ -99,7 +99,7 @@ type Config struct {
 	// that expires in flight. Default 1m.
 	RefreshSkew time.Duration
 
-	// Store keeps sessions and pending logins: OpenSQLite or OpenRedis.
+	// Store keeps sessions: sqlite.OpenBFF or redis.OpenBFF.
 	Store Store
 	// Key is the 32-byte AES-256 key that seals every record before it
 	// reaches Store. Losing or changing it logs every user out.
@@ -260,7 +260,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("bff: RefreshSkew %v must be between 0 and 5m", c.RefreshSkew)
 	}
 	if c.Store == nil {
-		return errors.New("bff: Store is required: OpenSQLite(path) or OpenRedis(url)")
+		return errors.New("bff: Store is required: sqlite.OpenBFF(path) or redis.OpenBFF(url)")
 	}
 	if len(c.Key) != KeySize {
 		return fmt.Errorf("bff: Key must be %d bytes (AES-256) to seal tokens at rest, got %d", KeySize, len(c.Key))

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/latch-auth/latch/internal/latchtest"
 	"github.com/latch-auth/latch/password"
 	"github.com/latch-auth/latch/server"
@@ -80,8 +82,8 @@ type e2e struct {
 	issuer   string
 	srv      *server.Server
 	db       *sqlite.DB
-	users    *server.Users
-	client   *server.ClientView
+	users    *registry.Users
+	client   *registry.ClientView
 	apiURL   string
 	bffURL   string
 	b        *BFF
@@ -131,8 +133,8 @@ func newE2E(t testing.TB, o e2eOptions) *e2e {
 	e.srv = srv
 	serve(t, issLn, srv.Handler())
 	go srv.Run(ctx)
-	e.users = &server.Users{Store: e.db, Params: cheapParams}
-	if _, err := e.users.Create(ctx, server.UserSpec{Username: "alice", Password: alicePassword, Roles: []string{"admin"}, Groups: []string{"staff"}}); err != nil {
+	e.users = &registry.Users{Store: e.db, Params: cheapParams}
+	if _, err := e.users.Create(ctx, registry.UserSpec{Username: "alice", Password: alicePassword, Roles: []string{"admin"}, Groups: []string{"staff"}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -157,7 +159,7 @@ func newE2E(t testing.TB, o e2eOptions) *e2e {
 	// The BFF's client, registered for its callback.
 	bffLn := listen(t)
 	e.bffURL = "http://" + o.bffHost + ":" + port(bffLn)
-	e.client, err = (&server.Clients{Store: e.db}).Create(ctx, server.ClientSpec{
+	e.client, err = (&registry.Clients{Store: e.db}).Create(ctx, registry.ClientSpec{
 		Name: "spa", FirstParty: true, GrantTypes: []string{"authorization_code", "refresh_token"},
 		Scope: "openid profile email read", Audiences: []string{apiAudience},
 		RedirectURIs: []string{e.bffURL + "/bff/callback"},
@@ -529,7 +531,7 @@ func TestSingleFlight_50ConcurrentCalls_OneRefresh(t *testing.T) {
 // timings are not asserted in tests (the numbers go to BENCHMARKS.md).
 func TestRevocation_LogoutEverywhere_Next401(t *testing.T) {
 	e := newE2E(t, e2eOptions{})
-	admin, err := (&server.Clients{Store: e.db}).Create(e.ctx, server.ClientSpec{Name: "admin", Scope: "latch:admin", Audiences: []string{"urn:latch:admin"}})
+	admin, err := (&registry.Clients{Store: e.db}).Create(e.ctx, registry.ClientSpec{Name: "admin", Scope: "latch:admin", Audiences: []string{"urn:latch:admin"}})
 	if err != nil {
 		t.Fatal(err)
 	}

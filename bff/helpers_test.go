@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/sqlite"
+
 	"github.com/latch-auth/latch/internal/latchtest"
 )
 
@@ -70,7 +72,7 @@ type unitEnv struct {
 	h     http.Handler
 	up    *upstream
 	clock *clock
-	store *SQLiteStore
+	store *sqlite.BFFStore
 	logs  *lockedBuffer
 }
 

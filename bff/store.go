@@ -12,8 +12,9 @@ import (
 // AES-256-GCM ciphertext (package doc, "Storage"). A copy of the store
 // therefore yields neither a cookie that opens a session nor a token.
 //
-// Two implementations pass the same conformance tests: SQLite (OpenSQLite,
-// the default, one file) and Redis (NewRedisStore, for several BFF nodes).
+// Two implementations, beside the server's backends, pass the same
+// conformance tests: SQLite (sqlite.OpenBFF, the default, one file) and
+// Redis (redis.OpenBFF, for several BFF nodes).
 //
 // Time is passed in, never read from the wall clock, so that expiry follows
 // Config.Now. A record is gone, for every method, from its expiry on.

@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/latch-auth/latch/redis"
+	"github.com/latch-auth/latch/sqlite"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/latch-auth/latch"
 )
@@ -29,9 +32,9 @@ func TestStore_Redis(t *testing.T) {
 	runStoreTests(t, func(t *testing.T) Store { return newRedisStore(t) })
 }
 
-func newSQLiteStore(t testing.TB) *SQLiteStore {
+func newSQLiteStore(t testing.TB) *sqlite.BFFStore {
 	t.Helper()
-	s, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "bff.db"))
+	s, err := sqlite.OpenBFF(context.Background(), filepath.Join(t.TempDir(), "bff.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,17 +44,17 @@ func newSQLiteStore(t testing.TB) *SQLiteStore {
 
 // newRedisStore returns a store on the Redis of LATCH_TEST_REDIS, under a
 // prefix of its own that is deleted at cleanup; it skips without it.
-func newRedisStore(t testing.TB) *RedisStore {
+func newRedisStore(t testing.TB) *redis.BFFStore {
 	t.Helper()
 	u := os.Getenv("LATCH_TEST_REDIS")
 	if u == "" {
 		t.Skip("LATCH_TEST_REDIS is not set; set it to a Redis URL (e.g. redis://127.0.0.1:6379) to run the Redis store tests")
 	}
-	opt, err := redis.ParseURL(u)
+	opt, err := goredis.ParseURL(u)
 	if err != nil {
 		t.Fatalf("LATCH_TEST_REDIS: %v", err)
 	}
-	c := redis.NewClient(opt)
+	c := goredis.NewClient(opt)
 	ctx := context.Background()
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
@@ -65,7 +68,7 @@ func newRedisStore(t testing.TB) *RedisStore {
 		}
 		c.Close()
 	})
-	return NewRedisStore(c, prefix)
+	return redis.NewBFFStore(c, prefix)
 }
 
 func randBytes(t testing.TB, n int) []byte {
@@ -207,7 +210,7 @@ func runStoreTests(t *testing.T, newStore func(t *testing.T) Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, isRedis := s.(*RedisStore); !isRedis && n != 1 {
+		if _, isRedis := s.(*redis.BFFStore); !isRedis && n != 1 {
 			t.Fatalf("Purge removed %d records, want 1", n)
 		}
 		if _, _, err := s.Session(ctx, live, later); err != nil {
@@ -233,7 +236,7 @@ func TestOpenSQLite_FileIsPrivate(t *testing.T) {
 func TestOpenSQLite_Reopen_KeepsSessions(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "bff.db")
-	s, err := OpenSQLite(ctx, path)
+	s, err := sqlite.OpenBFF(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +246,7 @@ func TestOpenSQLite_Reopen_KeepsSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	s, err = OpenSQLite(ctx, path)
+	s, err = sqlite.OpenBFF(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -246,12 +246,12 @@ func interactive(c *latch.Client) bool {
 func checkAdminInteractive(s *Snapshot) []Finding {
 	var out []Finding
 	for _, c := range s.Clients {
-		if slices.Contains(c.Scopes, ScopeAdmin) && interactive(c) {
+		if slices.Contains(c.Scopes, latch.ScopeAdmin) && interactive(c) {
 			out = append(out, Finding{ID: "ADMIN_INTERACTIVE", Severity: High, Subject: "client " + c.ID,
-				Seen:   fmt.Sprintf("scope %s with grants %s", ScopeAdmin, strings.Join(c.GrantTypes, ",")),
+				Seen:   fmt.Sprintf("scope %s with grants %s", latch.ScopeAdmin, strings.Join(c.GrantTypes, ",")),
 				Why:    "a token from a browser or app login that can administer latch turns one XSS, phished session or stolen refresh token into control of every client and key.",
 				Source: srcPrivs,
-				Fix:    "latch client update " + c.ID + " --scope \"" + strings.Join(without(c.Scopes, ScopeAdmin), " ") + "\" (administer with a separate client_credentials client)"})
+				Fix:    "latch client update " + c.ID + " --scope \"" + strings.Join(without(c.Scopes, latch.ScopeAdmin), " ") + "\" (administer with a separate client_credentials client)"})
 		}
 	}
 	return out
@@ -267,17 +267,6 @@ func without(list []string, drop ...string) []string {
 	return out
 }
 
-// Identifiers of latch's own scopes and audiences (package server defines
-// them: ScopeAdmin, ScopeIntrospect, AudienceAdmin, AudienceIntrospection).
-// They are repeated here so that this package depends on no HTTP code;
-// TestNamesMatchServer pins them to server's.
-const (
-	ScopeAdmin            = "latch:admin"
-	ScopeIntrospect       = "latch:introspect"
-	AudienceAdmin         = "urn:latch:admin"
-	AudienceIntrospection = "urn:latch:introspect"
-)
-
 // checkExchange: latch records no owner for an audience. A token-exchange
 // client is a gateway in front of an API: registered for latch's own
 // audiences it can mint admin-API JWTs from any user token carrying
@@ -291,7 +280,7 @@ func checkExchange(s *Snapshot) []Finding {
 		}
 		f := Finding{ID: "EXCHANGE_AUDIENCE", Subject: "client " + c.ID, Seen: "token exchange to audiences " + strings.Join(c.Audiences, ","),
 			Source: "RFC 8693 §5 (the server must limit which audiences a client may obtain tokens for); " + srcPrivs}
-		own := without(c.Audiences, AudienceAdmin, AudienceIntrospection)
+		own := without(c.Audiences, latch.AudienceAdmin, latch.AudienceIntrospection)
 		switch {
 		case len(own) < len(c.Audiences):
 			f.Severity = High
@@ -320,16 +309,16 @@ func checkIntrospection(s *Snapshot) []Finding {
 			continue
 		}
 		confidential = append(confidential, c)
-		if slices.Contains(c.Scopes, ScopeIntrospect) {
+		if slices.Contains(c.Scopes, latch.ScopeIntrospect) {
 			introspectors = append(introspectors, c)
 		}
 	}
 	var out []Finding
 	if len(confidential) >= 2 && len(introspectors) == len(confidential) {
 		out = append(out, Finding{ID: "INTROSPECT_WIDE", Severity: Warning, Subject: "every confidential client",
-			Seen:   fmt.Sprintf("%d of %d confidential clients hold %s", len(introspectors), len(confidential), ScopeIntrospect),
+			Seen:   fmt.Sprintf("%d of %d confidential clients hold %s", len(introspectors), len(confidential), latch.ScopeIntrospect),
 			Why:    "introspection answers which tokens are live and for whom: when every client may ask, one leaked client secret is an oracle for every token of its audiences.",
-			Source: srcIntro, Fix: "keep " + ScopeIntrospect + " for resource servers and gateways: latch client update ID --scope \"...\" without it for the others"})
+			Source: srcIntro, Fix: "keep " + latch.ScopeIntrospect + " for resource servers and gateways: latch client update ID --scope \"...\" without it for the others"})
 	}
 	for _, c := range introspectors {
 		others := 0
@@ -345,15 +334,15 @@ func checkIntrospection(s *Snapshot) []Finding {
 		}
 		if others >= 2 && covered {
 			out = append(out, Finding{ID: "INTROSPECT_WIDE", Severity: Warning, Subject: "client " + c.ID,
-				Seen:   fmt.Sprintf("%s with audiences %s: may introspect the tokens of all %d other clients", ScopeIntrospect, strings.Join(c.Audiences, ","), others),
+				Seen:   fmt.Sprintf("%s with audiences %s: may introspect the tokens of all %d other clients", latch.ScopeIntrospect, strings.Join(c.Audiences, ","), others),
 				Why:    "a resource server should learn about the tokens meant for it; one that can introspect every client's tokens is an oracle for all of them if its secret leaks.",
 				Source: srcIntro, Fix: "latch client update " + c.ID + " --audience API (only the audiences it serves)"})
 		}
 		if interactive(c) {
 			out = append(out, Finding{ID: "INTROSPECT_WIDE", Severity: Warning, Subject: "client " + c.ID,
-				Seen:   fmt.Sprintf("%s on a client with grants %s", ScopeIntrospect, strings.Join(c.GrantTypes, ",")),
+				Seen:   fmt.Sprintf("%s on a client with grants %s", latch.ScopeIntrospect, strings.Join(c.GrantTypes, ",")),
 				Why:    "introspection is for resource servers; a login client holding it lets whoever holds its credentials test other clients' tokens.",
-				Source: srcIntro, Fix: "latch client update " + c.ID + " --scope \"" + strings.Join(without(c.Scopes, ScopeIntrospect), " ") + "\""})
+				Source: srcIntro, Fix: "latch client update " + c.ID + " --scope \"" + strings.Join(without(c.Scopes, latch.ScopeIntrospect), " ") + "\""})
 		}
 	}
 	return out

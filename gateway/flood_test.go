@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/gateway"
 	"github.com/latch-auth/latch/server"
@@ -69,8 +71,8 @@ func TestGateway_ForgedTokenFlood_LegitimateFreshTokensPass_UpstreamSeesNoForged
 		workers = 8
 	)
 	is := newIssuer(t, func(c *server.Config) { c.IntrospectionRate = 50; c.IntrospectionBurst = 100 })
-	owner := is.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}, AccessTokenFormat: "opaque"})
-	gwc := is.client(server.ClientSpec{ID: "gateway", GrantTypes: []string{latch.GrantTokenExchange}, Audiences: []string{"api"}})
+	owner := is.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}, AccessTokenFormat: "opaque"})
+	gwc := is.client(registry.ClientSpec{ID: "gateway", GrantTypes: []string{latch.GrantTokenExchange}, Audiences: []string{"api"}})
 
 	var forgedSeen, legitSeen atomic.Int64
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/latch-auth/latch/gateway"
-	"github.com/latch-auth/latch/server"
 	"github.com/latch-auth/latch/token"
 	"github.com/latch-auth/latch/verify"
 )
@@ -26,8 +27,8 @@ import (
 // client and scope, naming the gateway as actor.
 func TestGateway_OpaqueToken_UpstreamVerifiesForwardedJWT(t *testing.T) {
 	is := newIssuer(t)
-	owner := is.client(server.ClientSpec{Scope: "read write", Audiences: []string{"api"}, AccessTokenFormat: "opaque"})
-	gwc := is.client(server.ClientSpec{ID: "gateway", GrantTypes: []string{"urn:ietf:params:oauth:grant-type:token-exchange"}, Audiences: []string{"api"}})
+	owner := is.client(registry.ClientSpec{Scope: "read write", Audiences: []string{"api"}, AccessTokenFormat: "opaque"})
+	gwc := is.client(registry.ClientSpec{ID: "gateway", GrantTypes: []string{"urn:ietf:params:oauth:grant-type:token-exchange"}, Audiences: []string{"api"}})
 	v, err := verify.New(context.Background(), verify.Config{Issuer: is.URL, Audience: "api", InsecureAllowHTTP: true})
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +150,7 @@ func TestGateway_CacheEntry_LivesUntilEarlierOfCacheTTLAndExpMinusMargin(t *test
 	})
 	t.Run("exp", func(t *testing.T) {
 		s := newSetup(t, func(c *gateway.Config) { c.CacheTTL = time.Hour })
-		owner := s.is.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}, AccessTokenFormat: "opaque", AccessTokenTTL: 40})
+		owner := s.is.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}, AccessTokenFormat: "opaque", AccessTokenTTL: 40})
 		opaque := s.is.token(owner, nil) // the exchanged JWT expires with it, in 40s
 		s.do("Bearer " + opaque)
 		s.is.clock.Advance(29 * time.Second)
@@ -201,8 +202,8 @@ func TestGateway_RevokedToken_RefusedAfterDropOrFlushOrCacheTTL(t *testing.T) {
 func TestGateway_RefusesWithoutForwarding(t *testing.T) {
 	s := newSetup(t)
 	opaque := s.is.token(s.owner, nil)
-	jwtClient := s.is.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}})
-	otherAPI := s.is.client(server.ClientSpec{Scope: "read", Audiences: []string{"other-api"}, AccessTokenFormat: "opaque"})
+	jwtClient := s.is.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}})
+	otherAPI := s.is.client(registry.ClientSpec{Scope: "read", Audiences: []string{"other-api"}, AccessTokenFormat: "opaque"})
 	bad := opaque[:len(opaque)-2] + "AA"
 	if bad == opaque {
 		bad = opaque[:len(opaque)-2] + "BB"
@@ -243,7 +244,7 @@ func TestGateway_RefusesWithoutForwarding(t *testing.T) {
 
 func TestGateway_AcceptJWT_ForwardsOutsideJWTAsIs_RefusesInternalOnes(t *testing.T) {
 	s := newSetup(t, func(c *gateway.Config) { c.AcceptJWT = true; c.Audience = "api"; c.Now = nil })
-	jwtClient := s.is.client(server.ClientSpec{Scope: "read", Audiences: []string{"api", "other-api"}})
+	jwtClient := s.is.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api", "other-api"}})
 	outside := s.is.token(jwtClient, nil)
 	if w := s.do("Bearer " + outside); w.Code != 200 {
 		t.Fatalf("outside JWT with AcceptJWT: %d %q", w.Code, w.Header().Get("WWW-Authenticate"))
@@ -372,7 +373,7 @@ func TestGateway_AcceptJWT_IsRevokedRefusesOutsideJWT(t *testing.T) {
 			return ok
 		}
 	})
-	jwtClient := s.is.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}})
+	jwtClient := s.is.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}})
 	a, b := s.is.token(jwtClient, nil), s.is.token(jwtClient, nil)
 	revoked.Store(s.is.URL+" "+claims(t, a)["jti"].(string), struct{}{})
 	if w := s.do("Bearer " + a); w.Code != 401 || !strings.Contains(w.Header().Get("WWW-Authenticate"), `error="invalid_token"`) {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/gateway"
 	"github.com/latch-auth/latch/internal/latchtest"
@@ -28,7 +30,7 @@ type issuer struct {
 	t       testing.TB
 	URL     string
 	srv     *httptest.Server
-	clients *server.Clients
+	clients *registry.Clients
 	clock   *clock
 	// exchanges counts token-exchange requests.
 	exchanges atomic.Int64
@@ -41,7 +43,7 @@ func newIssuer(t testing.TB, mutate ...func(*server.Config)) *issuer {
 	db := latchtest.Store(t)
 	clk := latchtest.NewClock(time.Now().Truncate(time.Second))
 	km := latchtest.Keys(t, db, clk.Now)
-	is := &issuer{t: t, clients: &server.Clients{Store: db, Now: clk.Now}, clock: clk}
+	is := &issuer{t: t, clients: &registry.Clients{Store: db, Now: clk.Now}, clock: clk}
 	is.srv = httptest.NewUnstartedServer(nil)
 	is.URL = "http://" + is.srv.Listener.Addr().String()
 	cfg := server.Config{Issuer: is.URL, InsecureAllowHTTP: true, Store: db, Keys: km, Now: clk.Now, ClientCacheTTL: -1}
@@ -64,7 +66,7 @@ func newIssuer(t testing.TB, mutate ...func(*server.Config)) *issuer {
 	return is
 }
 
-func (is *issuer) client(spec server.ClientSpec) creds {
+func (is *issuer) client(spec registry.ClientSpec) creds {
 	is.t.Helper()
 	v, err := is.clients.Create(context.Background(), spec)
 	if err != nil {
@@ -171,8 +173,8 @@ func newSetup(t testing.TB, mutate ...func(*gateway.Config)) *setup {
 	is := newIssuer(t)
 	s := &setup{
 		is:    is,
-		owner: is.client(server.ClientSpec{Scope: "read write", Audiences: []string{"api"}, AccessTokenFormat: "opaque"}),
-		gwc:   is.client(server.ClientSpec{ID: "gateway", GrantTypes: []string{latch.GrantTokenExchange}, Audiences: []string{"api"}}),
+		owner: is.client(registry.ClientSpec{Scope: "read write", Audiences: []string{"api"}, AccessTokenFormat: "opaque"}),
+		gwc:   is.client(registry.ClientSpec{ID: "gateway", GrantTypes: []string{latch.GrantTokenExchange}, Audiences: []string{"api"}}),
 		up:    newUpstream(t),
 	}
 	u, _ := url.Parse(s.up.URL)

@@ -2,14 +2,14 @@
 // deployment share besides their store: the revocation fan-out (pub/sub:
 // each node's revocation feed learns at once that another node revoked
 // something; see server.Fanout) and the login throttle (back-offs per
-// account and per address counted across nodes; see server.LoginThrottle).
+// account and per address counted across nodes; see throttle.Throttle).
 //
 // It holds no credential and no durable state: tokens, sessions and the
 // revocation log stay in the store (PostgreSQL), and losing Redis loses
 // only speed and the sharing of the throttle's counts, which the server
 // then keeps per node. It does not cache introspection, hold tokens or
 // rate-limit introspection across nodes. The BFF keeps its sessions in
-// Redis with its own store (bff.RedisStore).
+// Redis with its own store (BFFStore).
 package redis
 
 import (

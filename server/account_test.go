@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/registry"
 )
 
 const (
@@ -94,8 +94,8 @@ func TestAccount_Sessions_ListedWithDevice_SignOutOneOrOwn(t *testing.T) {
 
 func TestAccount_RemoveAccess_RevokesRefreshFamiliesAndConsent(t *testing.T) {
 	e, _, _ := loginEnv(t)
-	c := e.webClient(func(s *server.ClientSpec) { s.FirstParty = false; s.Name = "Photo Printer" })
-	mine := e.webClient(func(s *server.ClientSpec) { s.Name = "Our Portal" })
+	c := e.webClient(func(s *registry.ClientSpec) { s.FirstParty = false; s.Name = "Photo Printer" })
+	mine := e.webClient(func(s *registry.ClientSpec) { s.Name = "Our Portal" })
 	a := newAgent(e)
 	a.mustLogin("alice", alicePassword)
 	if body := a.accountPage(); !strings.Contains(body, `id="no-apps"`) {
@@ -215,8 +215,8 @@ func TestAccount_ChangePassword_ThrottledLikeLogin(t *testing.T) {
 
 func TestAccount_ShowsEmailAndWhetherVerified(t *testing.T) {
 	e, users, _ := loginEnv(t)
-	mustCreateUser(t, users, server.UserSpec{Username: "carol", Password: alicePassword + "-carol",
-		ProfileSpec: server.ProfileSpec{Email: "carol@example.com", EmailVerified: true}})
+	mustCreateUser(t, users, registry.UserSpec{Username: "carol", Password: alicePassword + "-carol",
+		ProfileSpec: registry.ProfileSpec{Email: "carol@example.com", EmailVerified: true}})
 	a := newAgent(e)
 	a.mustLogin("carol", alicePassword+"-carol")
 	if body := a.accountPage(); !strings.Contains(body, "Email carol@example.com (verified)") {

@@ -10,41 +10,25 @@ import (
 
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/oauth"
+	"github.com/latch-auth/latch/registry"
 )
-
-// ScopeAdmin is the scope an access token needs for the admin API.
-const ScopeAdmin = "latch:admin"
-
-// RoleAdmin is the role a user must hold for an access token that speaks
-// for the user (its sub is the user) to open the admin API, and to be
-// granted ScopeAdmin at all (RFC 9068 §7.2: the resource server decides
-// with the user's roles, not only the token's scope). Set it with
-// `latch user create --role latch:admin` or `latch user set-roles`.
-// Tokens of a client itself (client_credentials) need no role.
-const RoleAdmin = "latch:admin"
 
 // grantableScope is scope without ScopeAdmin when u does not hold
 // RoleAdmin: what a grant for u may carry, however the client that asks
 // is registered. RFC 6749 §3.3 lets the server issue less than asked; the
 // token response's scope says what was granted.
 func grantableScope(u *latch.User, scope []string) []string {
-	if !slices.Contains(scope, ScopeAdmin) || slices.Contains(u.Roles, RoleAdmin) {
+	if !slices.Contains(scope, latch.ScopeAdmin) || slices.Contains(u.Roles, latch.RoleAdmin) {
 		return scope
 	}
 	out := make([]string, 0, len(scope)-1)
 	for _, s := range scope {
-		if s != ScopeAdmin {
+		if s != latch.ScopeAdmin {
 			out = append(out, s)
 		}
 	}
 	return out
 }
-
-// AudienceAdmin is the audience an access token needs for the admin API.
-// The admin API is a resource server like any other (RFC 9068 §4): a token
-// minted for another API, even with the latch:admin scope, must not open it,
-// or every API that receives such a token could administer the server.
-const AudienceAdmin = "urn:latch:admin"
 
 // problem is an RFC 7807 problem detail, the error body of the admin API.
 type problem struct {
@@ -87,7 +71,7 @@ func renderProblem(w http.ResponseWriter, r *http.Request, status int, err error
 }
 
 func (s *Server) adminRoutes(m *http.ServeMux) {
-	clients := &Clients{Store: s.store, MaxAccessTokenTTL: s.cfg.MaxAccessTokenTTL, Now: s.now, Rand: s.rand}
+	clients := &registry.Clients{Store: s.store, MaxAccessTokenTTL: s.cfg.MaxAccessTokenTTL, Now: s.now, Rand: s.rand}
 	admin := func(name string, h handlerFunc) http.Handler {
 		return s.adapt("admin_"+name, renderProblem, s.requireAdmin(h))
 	}
@@ -97,14 +81,14 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 		if err != nil {
 			return err
 		}
-		views := make([]*ClientView, 0, len(cs))
+		views := make([]*registry.ClientView, 0, len(cs))
 		for _, c := range cs {
-			views = append(views, ViewOf(c))
+			views = append(views, registry.ViewOf(c))
 		}
 		return writeJSON(w, http.StatusOK, views)
 	}))
 	m.Handle("POST /admin/v1/clients", admin("clients", func(w http.ResponseWriter, r *http.Request) error {
-		var spec ClientSpec
+		var spec registry.ClientSpec
 		if err := readJSON(w, r, &spec); err != nil {
 			return err
 		}
@@ -120,15 +104,15 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, ViewOf(c))
+		return writeJSON(w, http.StatusOK, registry.ViewOf(c))
 	}))
 	m.Handle("PATCH /admin/v1/clients/{id}", admin("clients", func(w http.ResponseWriter, r *http.Request) error {
-		var p ClientPatch
+		var p registry.ClientPatch
 		if err := readJSON(w, r, &p); err != nil {
 			return err
 		}
 		v, err := clients.Update(r.Context(), r.PathValue("id"), p)
-		s.clients.forget(r.PathValue("id"))
+		s.clients.Forget(r.PathValue("id"))
 		s.webOrigins.forget()
 		if err != nil {
 			return err
@@ -138,7 +122,7 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 	m.Handle("DELETE /admin/v1/clients/{id}", admin("clients", func(w http.ResponseWriter, r *http.Request) error {
 		id := r.PathValue("id")
 		err := s.store.DeleteClient(r.Context(), id)
-		s.clients.forget(id)
+		s.clients.Forget(id)
 		s.webOrigins.forget()
 		if err != nil {
 			return err
@@ -148,7 +132,7 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 	}))
 	m.Handle("POST /admin/v1/clients/{id}/rotate-secret", admin("clients", func(w http.ResponseWriter, r *http.Request) error {
 		v, err := clients.RotateSecret(r.Context(), r.PathValue("id"))
-		s.clients.forget(r.PathValue("id"))
+		s.clients.Forget(r.PathValue("id"))
 		if err != nil {
 			return err
 		}
@@ -195,8 +179,8 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 // logged, and no answer holds a password hash.
 func (s *Server) adminUserRoutes(m *http.ServeMux, admin func(string, handlerFunc) http.Handler) {
 	users := s.users()
-	answer := func(w http.ResponseWriter, status int) func(*UserView, error) error {
-		return func(v *UserView, err error) error {
+	answer := func(w http.ResponseWriter, status int) func(*registry.UserView, error) error {
+		return func(v *registry.UserView, err error) error {
 			if err != nil {
 				return err
 			}
@@ -211,7 +195,7 @@ func (s *Server) adminUserRoutes(m *http.ServeMux, admin func(string, handlerFun
 		return writeJSON(w, http.StatusOK, vs)
 	}))
 	m.Handle("POST /admin/v1/users", admin("users", func(w http.ResponseWriter, r *http.Request) error {
-		var spec UserSpec
+		var spec registry.UserSpec
 		if err := readJSON(w, r, &spec); err != nil {
 			return err
 		}
@@ -266,7 +250,7 @@ func (s *Server) adminUserRoutes(m *http.ServeMux, admin func(string, handlerFun
 		return answer(w, http.StatusOK)(users.SetRoles(r.Context(), r.PathValue("id"), req.Roles, req.Groups))
 	}))
 	m.Handle("PUT /admin/v1/users/{id}/profile", admin("users", func(w http.ResponseWriter, r *http.Request) error {
-		var spec ProfileSpec
+		var spec registry.ProfileSpec
 		if err := readJSON(w, r, &spec); err != nil {
 			return err
 		}
@@ -301,10 +285,10 @@ func (s *Server) requireAdmin(h handlerFunc) handlerFunc {
 		if !info.Active {
 			return challenge(http.StatusUnauthorized, "invalid_token", "the access token is not active")
 		}
-		if !slices.Contains(info.Aud, AudienceAdmin) {
-			return challenge(http.StatusUnauthorized, "invalid_token", "the access token is not for the admin API: request it with audience "+AudienceAdmin)
+		if !slices.Contains(info.Aud, latch.AudienceAdmin) {
+			return challenge(http.StatusUnauthorized, "invalid_token", "the access token is not for the admin API: request it with audience "+latch.AudienceAdmin)
 		}
-		if !slices.Contains(strings.Fields(info.Scope), ScopeAdmin) {
+		if !slices.Contains(strings.Fields(info.Scope), latch.ScopeAdmin) {
 			return challenge(http.StatusForbidden, "insufficient_scope", "the access token lacks scope latch:admin")
 		}
 		// A token that speaks for a user opens the admin API only while
@@ -320,8 +304,8 @@ func (s *Server) requireAdmin(h handlerFunc) handlerFunc {
 			return err
 		case u.Disabled:
 			return challenge(http.StatusUnauthorized, "invalid_token", "the access token's user is disabled")
-		case !slices.Contains(u.Roles, RoleAdmin):
-			return challenge(http.StatusForbidden, "", "the access token's user does not hold the role "+RoleAdmin)
+		case !slices.Contains(u.Roles, latch.RoleAdmin):
+			return challenge(http.StatusForbidden, "", "the access token's user does not hold the role "+latch.RoleAdmin)
 		}
 		return h(w, r)
 	}
@@ -359,3 +343,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 }
 
 func writeJSONBody(w http.ResponseWriter, v any) error { return json.NewEncoder(w).Encode(v) }
+
+// users returns the Users manager of this server: its store, password
+// policy and clock, and the feed to wake after revocations.
+func (s *Server) users() *registry.Users {
+	return &registry.Users{Store: s.store, Params: s.cfg.PasswordParams, MinPasswordLen: s.cfg.MinPasswordLen,
+		Blocklist: s.cfg.PasswordBlocklist, Now: s.now, Rand: s.rand, Revoked: s.revoked}
+}

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/registry"
+
+	"github.com/latch-auth/latch"
 )
 
 // TestAdminAPI_UserToken_NeedsAdminRole: a user who signs in through an
@@ -24,16 +26,16 @@ func TestAdminAPI_UserToken_NeedsAdminRole(t *testing.T) {
 	if _, err := users.SetRoles(ctx, alice.ID, []string{"admin"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	bob := mustCreateUser(t, users, server.UserSpec{Username: "bob", Password: alicePassword, Roles: []string{server.RoleAdmin}})
-	console := e.webClient(func(s *server.ClientSpec) {
-		s.Scope = "openid " + server.ScopeAdmin
-		s.Audiences = []string{server.AudienceAdmin}
+	bob := mustCreateUser(t, users, registry.UserSpec{Username: "bob", Password: alicePassword, Roles: []string{latch.RoleAdmin}})
+	console := e.webClient(func(s *registry.ClientSpec) {
+		s.Scope = "openid " + latch.ScopeAdmin
+		s.Audiences = []string{latch.AudienceAdmin}
 	})
 	signIn := func(username string) tokenResp {
 		t.Helper()
 		a := newAgent(e)
 		a.mustLogin(username, alicePassword)
-		w := a.get(authorizeURL(console, func(v url.Values) { v.Set("scope", "openid "+server.ScopeAdmin) }))
+		w := a.get(authorizeURL(console, func(v url.Values) { v.Set("scope", "openid "+latch.ScopeAdmin) }))
 		if w.Code != http.StatusFound {
 			t.Fatalf("%s: authorize: %d %s", username, w.Code, w.Body)
 		}
@@ -48,15 +50,15 @@ func TestAdminAPI_UserToken_NeedsAdminRole(t *testing.T) {
 	}
 
 	tr := signIn("alice")
-	if slices.Contains(strings.Fields(tr.Scope), server.ScopeAdmin) {
-		t.Errorf("alice, without the role %s, was granted scope %q", server.RoleAdmin, tr.Scope)
+	if slices.Contains(strings.Fields(tr.Scope), latch.ScopeAdmin) {
+		t.Errorf("alice, without the role %s, was granted scope %q", latch.RoleAdmin, tr.Scope)
 	}
 	if code := admin(tr.AccessToken); code != http.StatusForbidden {
 		t.Errorf("alice's token at the admin API: %d, want 403", code)
 	}
 
 	tr = signIn("bob")
-	if !slices.Contains(strings.Fields(tr.Scope), server.ScopeAdmin) {
+	if !slices.Contains(strings.Fields(tr.Scope), latch.ScopeAdmin) {
 		t.Fatalf("bob, with the role, was granted scope %q", tr.Scope)
 	}
 	if code := admin(tr.AccessToken); code != 200 {
@@ -67,7 +69,7 @@ func TestAdminAPI_UserToken_NeedsAdminRole(t *testing.T) {
 	// (a token-exchange JWT) would live on; the admin API reads the role
 	// on every request. A code approved while bob held the role and
 	// redeemed after does not grant the scope either.
-	code, _ := e.newCode(console, bob.ID, "openid", server.ScopeAdmin)
+	code, _ := e.newCode(console, bob.ID, "openid", latch.ScopeAdmin)
 	u, err := e.db.User(ctx, bob.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -79,12 +81,12 @@ func TestAdminAPI_UserToken_NeedsAdminRole(t *testing.T) {
 	if code := admin(tr.AccessToken); code != http.StatusForbidden {
 		t.Errorf("bob's admin-scoped token after his role was removed: %d, want 403", code)
 	}
-	if _, late := e.redeem(console, code); late.AccessToken == "" || slices.Contains(strings.Fields(late.Scope), server.ScopeAdmin) {
+	if _, late := e.redeem(console, code); late.AccessToken == "" || slices.Contains(strings.Fields(late.Scope), latch.ScopeAdmin) {
 		t.Errorf("a code redeemed after the role was removed granted %+v", late)
 	}
 
 	// Disabled or deleted: the token is not the user's any more.
-	if _, err := users.SetRoles(ctx, bob.ID, []string{server.RoleAdmin}, nil); err != nil {
+	if _, err := users.SetRoles(ctx, bob.ID, []string{latch.RoleAdmin}, nil); err != nil {
 		t.Fatal(err)
 	}
 	tr = signIn("bob")
@@ -96,8 +98,8 @@ func TestAdminAPI_UserToken_NeedsAdminRole(t *testing.T) {
 	}
 
 	// A client's own token needs no role.
-	ops := e.client(server.ClientSpec{Scope: server.ScopeAdmin, Audiences: []string{server.AudienceAdmin}})
-	if code := admin(e.token(ops, url.Values{"scope": {server.ScopeAdmin}})); code != 200 {
+	ops := e.client(registry.ClientSpec{Scope: latch.ScopeAdmin, Audiences: []string{latch.AudienceAdmin}})
+	if code := admin(e.token(ops, url.Values{"scope": {latch.ScopeAdmin}})); code != 200 {
 		t.Errorf("a client_credentials admin token: %d, want 200", code)
 	}
 }
@@ -108,18 +110,18 @@ func TestAdminAPI_UserToken_NeedsAdminRole(t *testing.T) {
 // Clients (the CLI prints it); a client_credentials admin client gets none.
 func TestClientCreate_InteractiveAdminClient_Warns(t *testing.T) {
 	e := newEnv(t)
-	operator := e.client(server.ClientSpec{Scope: server.ScopeAdmin, Audiences: []string{server.AudienceAdmin}})
-	tok := e.token(operator, url.Values{"scope": {server.ScopeAdmin}})
-	interactive := server.ClientSpec{GrantTypes: []string{"authorization_code"}, Scope: "openid " + server.ScopeAdmin,
-		Audiences: []string{server.AudienceAdmin}, RedirectURIs: []string{"https://console.example/cb"}}
+	operator := e.client(registry.ClientSpec{Scope: latch.ScopeAdmin, Audiences: []string{latch.AudienceAdmin}})
+	tok := e.token(operator, url.Values{"scope": {latch.ScopeAdmin}})
+	interactive := registry.ClientSpec{GrantTypes: []string{"authorization_code"}, Scope: "openid " + latch.ScopeAdmin,
+		Audiences: []string{latch.AudienceAdmin}, RedirectURIs: []string{"https://console.example/cb"}}
 
 	w := e.adminRequest(http.MethodPost, "/admin/v1/clients", tok, interactive)
-	var v server.ClientView
+	var v registry.ClientView
 	mustJSON(t, w.Body.Bytes(), &v)
-	if w.Code != http.StatusCreated || len(v.Warnings) != 1 || !strings.Contains(v.Warnings[0], "role "+server.RoleAdmin) {
+	if w.Code != http.StatusCreated || len(v.Warnings) != 1 || !strings.Contains(v.Warnings[0], "role "+latch.RoleAdmin) {
 		t.Errorf("admin API, interactive latch:admin client: %d, warnings %q", w.Code, v.Warnings)
 	}
-	quiet, err := e.clients.Create(context.Background(), server.ClientSpec{Scope: server.ScopeAdmin, Audiences: []string{server.AudienceAdmin}})
+	quiet, err := e.clients.Create(context.Background(), registry.ClientSpec{Scope: latch.ScopeAdmin, Audiences: []string{latch.AudienceAdmin}})
 	if err != nil || len(quiet.Warnings) != 0 {
 		t.Errorf("client_credentials latch:admin client: warnings %q, %v", quiet.Warnings, err)
 	}

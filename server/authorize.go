@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/authority"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/token"
 )
@@ -155,7 +156,7 @@ func (s *Server) authorizeParams(w http.ResponseWriter, r *http.Request) (params
 	}
 	for k, v := range params {
 		if len(v) > 1 {
-			s.renderError(w, r, http.StatusBadRequest, "Bad request", "The parameter "+quote(k)+" is given more than once.")
+			s.renderError(w, r, http.StatusBadRequest, "Bad request", "The parameter "+oauth.Quote(k)+" is given more than once.")
 			return nil, "", "", false
 		}
 	}
@@ -176,7 +177,7 @@ func (s *Server) authorizeClient(w http.ResponseWriter, r *http.Request, params 
 	}
 	c, err := s.clients.Client(r.Context(), id)
 	if errors.Is(err, latch.ErrNotFound) {
-		s.renderError(w, r, http.StatusBadRequest, "Unknown application", "The application "+quote(id)+" is not registered here.")
+		s.renderError(w, r, http.StatusBadRequest, "Unknown application", "The application "+oauth.Quote(id)+" is not registered here.")
 		return nil, "", false
 	} else if err != nil {
 		s.log.ErrorContext(r.Context(), "authorize: client lookup failed", "err", err)
@@ -229,7 +230,7 @@ func (s *Server) parseAuthorizeRequest(ctx context.Context, c *latch.Client, par
 	if oerr != nil {
 		return req, oerr.Code, oerr.Description
 	}
-	scope, err := s.tok.grantScope(ctx, c, scope)
+	scope, err := s.tok.GrantScope(ctx, c, scope)
 	if err != nil {
 		var oe *oauth.Error
 		if errors.As(err, &oe) {
@@ -260,7 +261,7 @@ func (s *Server) parseAuthorizeRequest(ctx context.Context, c *latch.Client, par
 			// There is one account per session: the login page (prompt=login)
 			// is where another one signs in.
 		default:
-			return req, oauth.ErrInvalidRequest, "unknown prompt value " + quote(p)
+			return req, oauth.ErrInvalidRequest, "unknown prompt value " + oauth.Quote(p)
 		}
 	}
 	if req.promptNone && (req.forceLogin || len(strings.Fields(params.Get("prompt"))) > 1) {
@@ -471,7 +472,7 @@ func (s *Server) idTokenHint(raw string) (*token.Claims, error) {
 	if len(raw) > 16<<10 {
 		return nil, errors.New("server: id_token_hint too long")
 	}
-	return token.Verify(context.Background(), raw, keySet{s.keys}, token.VerifyOptions{
+	return token.Verify(context.Background(), raw, authority.KeySet{Keys: s.keys}, token.VerifyOptions{
 		Issuer: s.cfg.Issuer, SkipAudienceCheck: true, Type: TypeIDToken, Algorithms: latch.Algorithms,
 		Leeway: s.cfg.RefreshFamilyMaxAge, Now: s.now,
 	})

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/registry"
+
+	"github.com/latch-auth/latch"
 )
 
 // Edges found in review: each of these failed before its fix.
@@ -102,7 +104,7 @@ func TestAuthorize_MaxAgeZero_ForcesLoginWithinTheSameSecond(t *testing.T) {
 
 func TestAuthorize_IDTokenHintOfAnotherUser_NoSilentCode(t *testing.T) {
 	e, users, _ := loginEnv(t)
-	mustCreateUser(t, users, server.UserSpec{Username: "bob", Password: "bob's long passphrase"})
+	mustCreateUser(t, users, registry.UserSpec{Username: "bob", Password: "bob's long passphrase"})
 	c := e.webClient()
 	bob := newAgent(e)
 	bob.mustLogin("bob", "bob's long passphrase")
@@ -131,7 +133,7 @@ func TestAuthorize_TooLongForTheLoginRoundTrip_RefusedUpFront(t *testing.T) {
 
 func TestAuthorize_LoopbackRedirect_AnyPort(t *testing.T) {
 	e, _, _ := loginEnv(t)
-	c := e.webClient(func(s *server.ClientSpec) {
+	c := e.webClient(func(s *registry.ClientSpec) {
 		s.RedirectURIs = []string{"http://127.0.0.1/cb", "http://localhost:8000/cb"}
 	})
 	a := newAgent(e)
@@ -153,7 +155,7 @@ func TestAuthorize_LoopbackRedirect_AnyPort(t *testing.T) {
 func TestEndSession_ClientIDMustBeTheHintsAudience(t *testing.T) {
 	e, _, _ := loginEnv(t)
 	c := e.webClient()
-	other := e.webClient(func(s *server.ClientSpec) { s.RedirectURIs = []string{"https://other.example/cb"} })
+	other := e.webClient(func(s *registry.ClientSpec) { s.RedirectURIs = []string{"https://other.example/cb"} })
 	a := newAgent(e)
 	a.mustLogin("alice", alicePassword)
 	_, tr := e.redeem(c, callback(t, a.get(authorizeURL(c))).Get("code"))
@@ -169,17 +171,17 @@ func TestEndSession_ClientIDMustBeTheHintsAudience(t *testing.T) {
 
 func TestClients_RegistrationRefusesImpersonationAndSilentPublicClients(t *testing.T) {
 	e, _, alice := loginEnv(t)
-	if _, err := e.clients.Create(t.Context(), server.ClientSpec{ID: alice.ID, Scope: "read"}); err == nil {
+	if _, err := e.clients.Create(t.Context(), registry.ClientSpec{ID: alice.ID, Scope: "read"}); err == nil {
 		t.Error("a client registered with a user's id")
 	}
 	for _, uri := range []string{"com.example.app:/cb", "http://127.0.0.1/cb"} {
-		_, err := e.clients.Create(t.Context(), server.ClientSpec{AuthMethod: "none", FirstParty: true,
+		_, err := e.clients.Create(t.Context(), registry.ClientSpec{AuthMethod: "none", FirstParty: true,
 			GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{uri}})
 		if err == nil {
 			t.Errorf("first-party public client with redirect %s registered", uri)
 		}
 	}
-	if _, err := e.clients.Create(t.Context(), server.ClientSpec{AuthMethod: "none", FirstParty: true,
+	if _, err := e.clients.Create(t.Context(), registry.ClientSpec{AuthMethod: "none", FirstParty: true,
 		GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"https://spa.example/cb"}}); err != nil {
 		t.Errorf("first-party public client with an https redirect: %v", err)
 	}
@@ -198,8 +200,8 @@ func TestUserinfo_OnlyGETAndPOST(t *testing.T) {
 func TestAdmin_UserSessions_ListAndEndOne(t *testing.T) {
 	e, _, _ := loginEnv(t)
 	c := e.webClient()
-	admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{server.AudienceAdmin}})
-	tok := e.token(admin, url.Values{"scope": {"latch:admin"}, "audience": {server.AudienceAdmin}})
+	admin := e.client(registry.ClientSpec{Scope: "latch:admin", Audiences: []string{latch.AudienceAdmin}})
+	tok := e.token(admin, url.Values{"scope": {"latch:admin"}, "audience": {latch.AudienceAdmin}})
 	call := func(method, path string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(method, path, nil)
 		r.Header.Set("Authorization", "Bearer "+tok)
@@ -213,7 +215,7 @@ func TestAdmin_UserSessions_ListAndEndOne(t *testing.T) {
 	_, tr := e.redeem(c, callback(t, phone.get(authorizeURL(c))).Get("code"))
 
 	w := call("GET", "/admin/v1/users/alice/sessions")
-	var list []server.SessionView
+	var list []registry.SessionView
 	mustJSON(t, w.Body.Bytes(), &list)
 	if w.Code != 200 || len(list) != 2 || !list[0].Active || !list[1].Active {
 		t.Fatalf("sessions: %d %s", w.Code, w.Body)

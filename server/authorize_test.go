@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/registry"
 )
 
 // hiddenRE finds the hidden fields of a page's form.
@@ -90,7 +90,7 @@ func TestAuthorize_LoginThenCodeThenTokens(t *testing.T) {
 
 func TestAuthorize_ThirdPartyClientAsksForConsent(t *testing.T) {
 	e, _, _ := loginEnv(t)
-	c := e.webClient(func(s *server.ClientSpec) { s.FirstParty = false; s.Name = "Other App" })
+	c := e.webClient(func(s *registry.ClientSpec) { s.FirstParty = false; s.Name = "Other App" })
 	a := newAgent(e)
 	a.mustLogin("alice", alicePassword)
 

@@ -22,7 +22,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/registry"
 )
 
 // refreshBench is a server with a first-party client for the password and
@@ -35,7 +35,7 @@ type refreshBench struct {
 func newRefreshBench(b *testing.B, format string) *refreshBench {
 	b.Helper()
 	e, _, _ := loginEnv(b, quiet)
-	c := e.client(server.ClientSpec{GrantTypes: []string{"password", "refresh_token"}, Scope: "openid read",
+	c := e.client(registry.ClientSpec{GrantTypes: []string{"password", "refresh_token"}, Scope: "openid read",
 		Audiences: []string{"api"}, AccessTokenFormat: format, FirstParty: true})
 	return &refreshBench{e: e, c: c}
 }

@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/latch-auth/latch/server"
 )
 
@@ -194,7 +196,7 @@ func BenchmarkLogin_Success_Parallel(b *testing.B) { benchLoginSuccess(b, true) 
 
 func benchLoginSuccess(b *testing.B, parallel bool) {
 	e := newEnv(b, quiet) // PasswordParams zero: DefaultParams
-	mustCreateUser(b, &server.Users{Store: e.db, Now: e.clock.Now}, server.UserSpec{Username: "alice", Password: alicePassword})
+	mustCreateUser(b, &registry.Users{Store: e.db, Now: e.clock.Now}, registry.UserSpec{Username: "alice", Password: alicePassword})
 	a := newAgent(e)
 	form := url.Values{"username": {"alice"}, "password": {alicePassword}, "csrf_token": {a.loginToken()}}.Encode()
 	loginCookie := a.jar["__Host-latch_login"]

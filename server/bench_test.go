@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"golang.org/x/time/rate"
 
 	"github.com/latch-auth/latch"
@@ -48,7 +50,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	clients := &server.Clients{Store: db}
+	clients := &registry.Clients{Store: db}
 	e := &benchEnv{srv: srv, h: srv.Handler()}
 	for _, c := range []struct {
 		id, format string
@@ -57,11 +59,11 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		{"bench-jwt", string(latch.FormatJWT), &e.jwtAuth},
 		{"bench-opaque", string(latch.FormatOpaque), &e.opaqueAuth},
 	} {
-		v, err := clients.Create(ctx, server.ClientSpec{
+		v, err := clients.Create(ctx, registry.ClientSpec{
 			ID: c.id, GrantTypes: []string{latch.GrantClientCredentials},
 			// latch:introspect: bench-jwt is also the resource server of
 			// api that introspects bench-opaque's tokens.
-			Scope: "read write " + server.ScopeIntrospect, Audiences: []string{"api"}, AccessTokenFormat: c.format,
+			Scope: "read write " + latch.ScopeIntrospect, Audiences: []string{"api"}, AccessTokenFormat: c.format,
 		})
 		if err != nil {
 			b.Fatal(err)

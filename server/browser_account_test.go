@@ -7,7 +7,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/registry"
 )
 
 // TestBrowser_AccountPage_States_KeyboardAndScreenshots drives the
@@ -37,7 +37,7 @@ func TestBrowser_AccountPage_States_KeyboardAndScreenshots(t *testing.T) {
 	phone := newAgent(e)
 	phone.ua, phone.remote, phone.origin = uaSafariIPhone, "198.51.100.7:5555", issuer
 	phone.mustLogin("alice", alicePassword)
-	app := e.webClient(func(s *server.ClientSpec) { s.FirstParty = false; s.Name = "Photo Print" })
+	app := e.webClient(func(s *registry.ClientSpec) { s.FirstParty = false; s.Name = "Photo Print" })
 	w := phone.get(authorizeURL(app))
 	w = phone.post("/oauth2/authorize", consentForm(t, w.Body.String(), "allow"))
 	if status, _ := e.redeem(app, callback(t, w).Get("code")); status != 200 {

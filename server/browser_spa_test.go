@@ -11,7 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/registry"
 )
 
 // oidcClientTS is the browser build of npm oidc-client-ts, pinned in
@@ -81,7 +81,7 @@ func TestBrowser_SPA_OIDCClientTS_PublicClientPKCE_CORS(t *testing.T) {
 		}
 	}))
 	t.Cleanup(spa.Close)
-	c := e.client(server.ClientSpec{Name: "Photo SPA", AuthMethod: "none",
+	c := e.client(registry.ClientSpec{Name: "Photo SPA", AuthMethod: "none",
 		GrantTypes: []string{"authorization_code", "refresh_token"}, Scope: "openid profile", Audiences: []string{"api"},
 		RedirectURIs: []string{spa.URL + "/callback.html"}, WebOrigins: []string{spa.URL}})
 	page = fmt.Sprintf(spaPage, issuer, c.ID, issuer, issuer)

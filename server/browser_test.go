@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/storage"
@@ -178,10 +180,10 @@ func TestBrowser_AuthorizationCode_RealEndpoint(t *testing.T) {
 	app := newClientApp(t)
 	e, issuer := serveLatchHTTP(t, func(e *env) http.Handler { return e.h })
 	cb := app.URL + "/cb"
-	third := e.webClient(func(s *server.ClientSpec) {
+	third := e.webClient(func(s *registry.ClientSpec) {
 		s.FirstParty, s.Name, s.RedirectURIs = false, "Other App", []string{cb}
 	})
-	first := e.webClient(func(s *server.ClientSpec) { s.RedirectURIs = []string{cb} })
+	first := e.webClient(func(s *registry.ClientSpec) { s.RedirectURIs = []string{cb} })
 	authorize := func(c creds, state, prompt string) string {
 		return issuer + authorizeURL(c, func(v url.Values) {
 			v.Set("redirect_uri", cb)
@@ -428,7 +430,7 @@ func TestBrowser_Pages_ClearAndAccessible(t *testing.T) {
 	app := newClientApp(t)
 	e, issuer := serveLatchHTTP(t, func(e *env) http.Handler { return e.h })
 	cb := app.URL + "/cb"
-	c := e.webClient(func(s *server.ClientSpec) {
+	c := e.webClient(func(s *registry.ClientSpec) {
 		s.FirstParty, s.Name, s.RedirectURIs = false, "Photo Print", []string{cb}
 		s.Scope = "openid profile offline_access read write photos:print"
 	})

@@ -8,14 +8,16 @@ import (
 	"testing"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/registry"
 	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/throttle"
 )
 
 // elodie creates a user with an email and every profile claim.
-func (e *env) elodie() *server.UserView {
+func (e *env) elodie() *registry.UserView {
 	e.t.Helper()
-	return mustCreateUser(e.t, newUsers(e), server.UserSpec{Username: "elodie", Password: "correct horse battery",
-		Groups: []string{"staff"}, ProfileSpec: server.ProfileSpec{Email: "Elodie@Example.com", EmailVerified: true,
+	return mustCreateUser(e.t, newUsers(e), registry.UserSpec{Username: "elodie", Password: "correct horse battery",
+		Groups: []string{"staff"}, ProfileSpec: registry.ProfileSpec{Email: "Elodie@Example.com", EmailVerified: true,
 			Profile: latch.Profile{Name: "Élodie Martin", GivenName: "Élodie", FamilyName: "Martin", Nickname: "lo",
 				Picture: "https://img.example/e.png", Website: "https://elodie.example", Locale: "fr-FR", Zoneinfo: "Europe/Paris"}}})
 }
@@ -28,7 +30,7 @@ var (
 
 func TestIDTokenAndUserinfo_ReleaseEmailAndProfileClaimsByScope(t *testing.T) {
 	e := newEnv(t)
-	c := e.webClient(func(s *server.ClientSpec) { s.Scope = "openid read" })
+	c := e.webClient(func(s *registry.ClientSpec) { s.Scope = "openid read" })
 	u := e.elodie()
 	for _, tc := range []struct {
 		scope      []string
@@ -85,7 +87,7 @@ func TestIDTokenAndUserinfo_ReleaseEmailAndProfileClaimsByScope(t *testing.T) {
 
 func TestIDToken_NoEmail_ReleasesNoEmailClaims(t *testing.T) {
 	e := newEnv(t)
-	c := e.webClient(func(s *server.ClientSpec) { s.Scope = "openid" })
+	c := e.webClient(func(s *registry.ClientSpec) { s.Scope = "openid" })
 	uid := e.alice()
 	code, _ := e.newCode(c, uid, "openid", "email")
 	_, tr := e.redeem(c, code)
@@ -97,8 +99,8 @@ func TestIDToken_NoEmail_ReleasesNoEmailClaims(t *testing.T) {
 
 func TestScopeRule_TokenEndpoint(t *testing.T) {
 	e := newEnv(t)
-	cc := func(s string) func(*server.ClientSpec) {
-		return func(spec *server.ClientSpec) {
+	cc := func(s string) func(*registry.ClientSpec) {
+		return func(spec *registry.ClientSpec) {
 			spec.GrantTypes = []string{"client_credentials"}
 			spec.Scope = s
 			spec.FirstParty = false
@@ -142,7 +144,7 @@ func TestScopeRule_TokenEndpoint(t *testing.T) {
 
 func TestScopeRule_RefuseUnknownScopes(t *testing.T) {
 	e := newEnv(t, func(c *server.Config) { c.RefuseUnknownScopes = true })
-	c := e.webClient(func(s *server.ClientSpec) {
+	c := e.webClient(func(s *registry.ClientSpec) {
 		s.GrantTypes, s.Scope, s.RedirectURIs, s.FirstParty = []string{"client_credentials"}, "openid read", nil, false
 	})
 	status, tr := e.grant(c, url.Values{"grant_type": {"client_credentials"}, "scope": {"read frobnicate"}})
@@ -157,7 +159,7 @@ func TestScopeRule_RefuseUnknownScopes(t *testing.T) {
 
 func TestScopeRule_Authorize_DropsUnknownAndSaysSo(t *testing.T) {
 	e, _, _ := loginEnv(t)
-	c := e.webClient(func(s *server.ClientSpec) { s.Scope = "openid read" })
+	c := e.webClient(func(s *registry.ClientSpec) { s.Scope = "openid read" })
 	a := newAgent(e)
 	a.mustLogin("alice", alicePassword)
 	w := a.get(authorizeURL(c, func(v url.Values) { v.Set("scope", "openid email profile frobnicate") }))
@@ -203,8 +205,8 @@ func TestLogin_ByEmail_AsConfigured(t *testing.T) {
 func TestLogin_UsernameAndEmailShareOneAccountBackoff(t *testing.T) {
 	e := newEnv(t, func(c *server.Config) {
 		c.PasswordParams = cheapParams
-		c.LoginAccountThrottle = server.Throttle{Threshold: 2}
-		c.LoginIPThrottle = server.Throttle{Threshold: 100}
+		c.LoginAccountThrottle = throttle.Config{Threshold: 2}
+		c.LoginIPThrottle = throttle.Config{Threshold: 100}
 	})
 	e.elodie()
 	a := newAgent(e)
@@ -221,10 +223,10 @@ func TestUsers_EmailAndUsernameNeverNameTwoUsers(t *testing.T) {
 	users := newUsers(e)
 	ctx := context.Background()
 	e.elodie()
-	for name, spec := range map[string]server.UserSpec{
-		"email of another, other case": {Username: "bob", ProfileSpec: server.ProfileSpec{Email: "ELODIE@example.com"}},
+	for name, spec := range map[string]registry.UserSpec{
+		"email of another, other case": {Username: "bob", ProfileSpec: registry.ProfileSpec{Email: "ELODIE@example.com"}},
 		"username is another's email":  {Username: "elodie@example.com"},
-		"email is another's username":  {Username: "bob", ProfileSpec: server.ProfileSpec{Email: "elodie"}},
+		"email is another's username":  {Username: "bob", ProfileSpec: registry.ProfileSpec{Email: "elodie"}},
 	} {
 		spec.Password = "correct horse battery"
 		if _, err := users.Create(ctx, spec); latch.ErrorCode(err) != latch.ECONFLICT && name != "email is another's username" {
@@ -233,14 +235,14 @@ func TestUsers_EmailAndUsernameNeverNameTwoUsers(t *testing.T) {
 			t.Errorf("%s: %v, want EINVALID (not an address)", name, err)
 		}
 	}
-	mustCreateUser(t, users, server.UserSpec{Username: "bob@example.org", Password: "correct horse battery"})
-	if _, err := users.SetProfile(ctx, "elodie", server.ProfileSpec{Email: "BOB@example.org"}); latch.ErrorCode(err) != latch.ECONFLICT {
+	mustCreateUser(t, users, registry.UserSpec{Username: "bob@example.org", Password: "correct horse battery"})
+	if _, err := users.SetProfile(ctx, "elodie", registry.ProfileSpec{Email: "BOB@example.org"}); latch.ErrorCode(err) != latch.ECONFLICT {
 		t.Errorf("SetProfile(email = another's username): %v, want ECONFLICT", err)
 	}
-	if _, err := users.SetProfile(ctx, "elodie", server.ProfileSpec{EmailVerified: true}); latch.ErrorCode(err) != latch.EINVALID {
+	if _, err := users.SetProfile(ctx, "elodie", registry.ProfileSpec{EmailVerified: true}); latch.ErrorCode(err) != latch.EINVALID {
 		t.Errorf("SetProfile(email_verified without email): %v, want EINVALID", err)
 	}
-	v, err := users.SetProfile(ctx, "Elodie@Example.com", server.ProfileSpec{Email: "lo@example.fr", Profile: latch.Profile{Name: "Lo"}})
+	v, err := users.SetProfile(ctx, "Elodie@Example.com", registry.ProfileSpec{Email: "lo@example.fr", Profile: latch.Profile{Name: "Lo"}})
 	if err != nil || v.Email != "lo@example.fr" || v.EmailVerified || v.Name != "Lo" || v.GivenName != "" {
 		t.Fatalf("SetProfile by email: %+v, %v", v, err)
 	}

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/registry"
+
+	"github.com/latch-auth/latch"
 )
 
 // TestClientCache_ChangesByAnotherProcessWithinTTL: a client deleted or
@@ -34,7 +36,7 @@ func TestClientCache_ChangesByAnotherProcessWithinTTL(t *testing.T) {
 // rotation through this server's admin API drop the cached client.
 func TestClientCache_AdminChangesTakeEffectAtOnce(t *testing.T) {
 	e := newEnv(t)
-	admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{server.AudienceAdmin}})
+	admin := e.client(registry.ClientSpec{Scope: "latch:admin", Audiences: []string{latch.AudienceAdmin}})
 	tok := e.token(admin, url.Values{"scope": {"latch:admin"}})
 	call := func(method, path string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(method, path, nil)

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/registry"
+
+	"github.com/latch-auth/latch"
 )
 
 // TestAdminPatchClient_ChangesRegistrationKeepsSecret: PATCH
@@ -17,7 +19,7 @@ import (
 // refuses with the same 400.
 func TestAdminPatchClient_ChangesRegistrationKeepsSecret(t *testing.T) {
 	e := newEnv(t)
-	admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{server.AudienceAdmin}})
+	admin := e.client(registry.ClientSpec{Scope: "latch:admin", Audiences: []string{latch.AudienceAdmin}})
 	tok := e.token(admin, url.Values{"scope": {"latch:admin"}})
 	patch := func(id, body string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(http.MethodPatch, "/admin/v1/clients/"+id, strings.NewReader(body))
@@ -28,7 +30,7 @@ func TestAdminPatchClient_ChangesRegistrationKeepsSecret(t *testing.T) {
 		return w
 	}
 	// Registered without an audience: it cannot get a token.
-	c := e.client(server.ClientSpec{Name: "svc", Scope: "read"})
+	c := e.client(registry.ClientSpec{Name: "svc", Scope: "read"})
 	cc := url.Values{"grant_type": {"client_credentials"}}
 	if w := e.do("/oauth2/token", c, cc); w.Code != 400 || !strings.Contains(w.Body.String(), "invalid_target") {
 		t.Fatalf("before the patch: %d %s", w.Code, w.Body)
@@ -37,7 +39,7 @@ func TestAdminPatchClient_ChangesRegistrationKeepsSecret(t *testing.T) {
 	if w.Code != 200 {
 		t.Fatalf("patch: %d %s", w.Code, w.Body)
 	}
-	var v server.ClientView
+	var v registry.ClientView
 	mustJSON(t, w.Body.Bytes(), &v)
 	if v.Secret != "" || v.Name != "svc" || v.Scope != "read write" || len(v.Audiences) != 1 || v.Audiences[0] != "api" {
 		t.Fatalf("patched view: %+v", v)
@@ -76,18 +78,18 @@ func TestAdminPatchClient_ChangesRegistrationKeepsSecret(t *testing.T) {
 func TestClientsUpdate_SecretOnlyWhenNewlyNeeded(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	pub, err := e.clients.Create(ctx, server.ClientSpec{AuthMethod: "none", GrantTypes: []string{"authorization_code"},
+	pub, err := e.clients.Create(ctx, registry.ClientSpec{AuthMethod: "none", GrantTypes: []string{"authorization_code"},
 		RedirectURIs: []string{"http://127.0.0.1:9/cb"}, Audiences: []string{"api"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	basic := "client_secret_basic"
-	v, err := e.clients.Update(ctx, pub.ID, server.ClientPatch{AuthMethod: &basic})
+	v, err := e.clients.Update(ctx, pub.ID, registry.ClientPatch{AuthMethod: &basic})
 	if err != nil || v.Secret == "" {
 		t.Fatalf("to client_secret_basic: %+v %v", v, err)
 	}
 	none := "none"
-	v, err = e.clients.Update(ctx, pub.ID, server.ClientPatch{AuthMethod: &none})
+	v, err = e.clients.Update(ctx, pub.ID, registry.ClientPatch{AuthMethod: &none})
 	if err != nil || v.Secret != "" {
 		t.Fatalf("back to none: %+v %v", v, err)
 	}
@@ -99,15 +101,15 @@ func TestClientsUpdate_SecretOnlyWhenNewlyNeeded(t *testing.T) {
 func TestClientWarnings(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		v    server.ClientView
+		v    registry.ClientView
 		want string
 	}{
-		{"no audience", server.ClientView{ID: "x", GrantTypes: []string{"client_credentials"}}, "no audience"},
-		{"code without audience", server.ClientView{ID: "x", GrantTypes: []string{"authorization_code", "refresh_token"}}, "no audience"},
-		{"refresh alone", server.ClientView{ID: "x", GrantTypes: []string{"refresh_token"}, Audiences: []string{"api"}}, "refresh_token alone"},
-		{"fine", server.ClientView{ID: "x", GrantTypes: []string{"client_credentials"}, Audiences: []string{"api"}}, ""},
+		{"no audience", registry.ClientView{ID: "x", GrantTypes: []string{"client_credentials"}}, "no audience"},
+		{"code without audience", registry.ClientView{ID: "x", GrantTypes: []string{"authorization_code", "refresh_token"}}, "no audience"},
+		{"refresh alone", registry.ClientView{ID: "x", GrantTypes: []string{"refresh_token"}, Audiences: []string{"api"}}, "refresh_token alone"},
+		{"fine", registry.ClientView{ID: "x", GrantTypes: []string{"client_credentials"}, Audiences: []string{"api"}}, ""},
 	} {
-		got := strings.Join(server.ClientWarnings(&tc.v), "\n")
+		got := strings.Join(registry.ClientWarnings(&tc.v), "\n")
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/registry"
 )
 
 // consentForm returns the consent page's form with consent set to answer.
@@ -31,7 +31,7 @@ func isConsentPage(w *httptest.ResponseRecorder) bool {
 
 func TestConsent_Remembered_SubsetSkipsPage_MoreScopesOrPromptConsentAskAgain(t *testing.T) {
 	e, _, alice := loginEnv(t)
-	c := e.webClient(func(s *server.ClientSpec) { s.FirstParty = false; s.Name = "Other App" })
+	c := e.webClient(func(s *registry.ClientSpec) { s.FirstParty = false; s.Name = "Other App" })
 	a := newAgent(e)
 	a.mustLogin("alice", alicePassword)
 	withScope := func(scope string) func(url.Values) { return func(v url.Values) { v.Set("scope", scope) } }
@@ -85,11 +85,11 @@ func TestConsent_Remembered_SubsetSkipsPage_MoreScopesOrPromptConsentAskAgain(t 
 
 func TestConsent_IsPerUserAndPerClient(t *testing.T) {
 	e, users, _ := loginEnv(t)
-	if _, err := users.Create(context.Background(), server.UserSpec{Username: "bob", Password: alicePassword + "-bob"}); err != nil {
+	if _, err := users.Create(context.Background(), registry.UserSpec{Username: "bob", Password: alicePassword + "-bob"}); err != nil {
 		t.Fatal(err)
 	}
-	c1 := e.webClient(func(s *server.ClientSpec) { s.FirstParty = false })
-	c2 := e.webClient(func(s *server.ClientSpec) { s.FirstParty = false })
+	c1 := e.webClient(func(s *registry.ClientSpec) { s.FirstParty = false })
+	c2 := e.webClient(func(s *registry.ClientSpec) { s.FirstParty = false })
 	a := newAgent(e)
 	a.mustLogin("alice", alicePassword)
 	w := a.get(authorizeURL(c1))

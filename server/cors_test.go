@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/registry"
 	"github.com/latch-auth/latch/server"
 )
 
@@ -44,7 +45,7 @@ func TestCORS_DiscoveryAndJWKS_ReadableFromAnyOrigin(t *testing.T) {
 
 func TestCORS_Preflight_OnlyForOriginsRegisteredOnSomeClient(t *testing.T) {
 	e := newEnv(t)
-	e.client(server.ClientSpec{Scope: "read", WebOrigins: []string{"HTTPS://SPA.example.com:443"}})
+	e.client(registry.ClientSpec{Scope: "read", WebOrigins: []string{"HTTPS://SPA.example.com:443"}})
 	for _, p := range []string{"/oauth2/token", "/oauth2/revoke", "/userinfo"} {
 		w := e.preflight(p, spaOrigin, "POST")
 		h := w.Header()
@@ -73,8 +74,8 @@ func TestCORS_Preflight_OnlyForOriginsRegisteredOnSomeClient(t *testing.T) {
 
 func TestCORS_ActualRequest_OnlyTheAuthenticatedClientsOrigins(t *testing.T) {
 	e := newEnv(t)
-	mine := e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}, WebOrigins: []string{spaOrigin}})
-	e.client(server.ClientSpec{Scope: "read", WebOrigins: []string{"https://other.example"}})
+	mine := e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}, WebOrigins: []string{spaOrigin}})
+	e.client(registry.ClientSpec{Scope: "read", WebOrigins: []string{"https://other.example"}})
 	send := func(origin string, c creds) *httptest.ResponseRecorder {
 		form := url.Values{"grant_type": {"client_credentials"}}
 		r := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader(form.Encode()))
@@ -109,11 +110,11 @@ func TestCORS_ActualRequest_OnlyTheAuthenticatedClientsOrigins(t *testing.T) {
 
 func TestCORS_Preflight_SeesAnotherProcesssNewOriginWithinTheClientCacheTTL(t *testing.T) {
 	e := newEnv(t)
-	c := e.client(server.ClientSpec{Scope: "read"})
+	c := e.client(registry.ClientSpec{Scope: "read"})
 	if w := e.preflight("/oauth2/token", spaOrigin, "POST"); w.Header().Get("Access-Control-Allow-Origin") != "" {
 		t.Fatal("allowed before registration")
 	}
-	if _, err := e.clients.Update(context.Background(), c.ID, server.ClientPatch{WebOrigins: &[]string{spaOrigin}}); err != nil {
+	if _, err := e.clients.Update(context.Background(), c.ID, registry.ClientPatch{WebOrigins: &[]string{spaOrigin}}); err != nil {
 		t.Fatal(err)
 	}
 	// Another process's change: seen once the cache's TTL has passed.
@@ -125,7 +126,7 @@ func TestCORS_Preflight_SeesAnotherProcesssNewOriginWithinTheClientCacheTTL(t *t
 
 func TestClientSpec_WebOrigins_ValidatedAndCanonical(t *testing.T) {
 	e := newEnv(t)
-	v, err := e.clients.Create(context.Background(), server.ClientSpec{Scope: "read",
+	v, err := e.clients.Create(context.Background(), registry.ClientSpec{Scope: "read",
 		WebOrigins: []string{"HTTPS://App.Example.com:443", "https://app.example.com", "http://127.0.0.1:5173"}})
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +135,7 @@ func TestClientSpec_WebOrigins_ValidatedAndCanonical(t *testing.T) {
 		t.Errorf("WebOrigins = %v, want %v", v.WebOrigins, want)
 	}
 	for _, bad := range []string{"https://app.example.com/", "http://app.example.com", "app.example.com", "*"} {
-		_, err := e.clients.Create(context.Background(), server.ClientSpec{Scope: "read", WebOrigins: []string{bad}})
+		_, err := e.clients.Create(context.Background(), registry.ClientSpec{Scope: "read", WebOrigins: []string{bad}})
 		if latch.ErrorCode(err) != latch.EINVALID || !strings.Contains(err.Error(), "web origin") {
 			t.Errorf("web origin %q: err = %v, want EINVALID naming it", bad, err)
 		}

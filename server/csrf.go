@@ -2,16 +2,14 @@ package server
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/loginsession"
 )
 
 // CSRF defence (OWASP CSRF Prevention Cheat Sheet): every form that
@@ -21,12 +19,12 @@ import (
 // old one) is judged by the token alone.
 //
 // Signed in, the token is HMAC-SHA256 keyed with the raw session ID over
-// csrfLabel (latch.Session's doc says why it is derived and not stored).
+// loginsession's label (latch.Session's doc says why it is derived and not stored).
 // Before login there is no session, yet the login form needs a token too
 // (login CSRF: a site logging the victim in to the attacker's account). A
 // pre-session cookie, __Host-latch_login, holds 256 random bits for that,
 // and the login form's token is the HMAC of that cookie over
-// loginCSRFLabel: only a page of this origin, which saw the cookie set,
+// another label: only a page of this origin, which saw the cookie set,
 // can have the matching token. The cookie is SameSite=Strict (it is only
 // ever needed on a POST from the login page itself), lives loginCookieTTL
 // and is deleted at login. No server state and no server key: any node
@@ -36,22 +34,7 @@ const (
 	loginCookie    = "__Host-latch_login"
 	loginCookieTTL = 3600 // seconds: how long a login form may stay open
 	csrfField      = "csrf_token"
-	csrfLabel      = "latch csrf v1"
-	loginCSRFLabel = "latch login csrf v1"
 )
-
-// csrfToken is HMAC-SHA256(raw, label) in base64url.
-func csrfToken(raw, label string) string {
-	m := hmac.New(sha256.New, []byte(raw))
-	m.Write([]byte(label))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-// tokenMatches compares a submitted token with the expected one in
-// constant time (security invariant 9).
-func tokenMatches(got, want string) bool {
-	return got != "" && hmac.Equal([]byte(got), []byte(want))
-}
 
 // formOrigin reports whether a state-changing request came from a page of
 // the issuer's origin. Referrer-Policy: same-origin on every page keeps
@@ -108,7 +91,7 @@ func (s *Server) checkCSRF(r *http.Request, sess *latch.Session) bool {
 		return false
 	}
 	raw := sessionCookieValue(r)
-	if raw == "" || subtle.ConstantTimeCompare(hashID(raw), sess.IDHash) != 1 {
+	if raw == "" || subtle.ConstantTimeCompare(loginsession.HashID(raw), sess.IDHash) != 1 {
 		return false
 	}
 	if r.PostForm == nil {
@@ -116,7 +99,7 @@ func (s *Server) checkCSRF(r *http.Request, sess *latch.Session) bool {
 			return false
 		}
 	}
-	if !tokenMatches(r.PostForm.Get(csrfField), csrfToken(raw, csrfLabel)) {
+	if !loginsession.CSRFMatches(r.PostForm.Get(csrfField), loginsession.CSRFToken(raw)) {
 		s.refuseForm(r.Context(), r.URL.Path, refusedToken, "")
 		return false
 	}
@@ -130,7 +113,7 @@ func sessionCSRF(r *http.Request) string {
 	if raw == "" {
 		return ""
 	}
-	return csrfToken(raw, csrfLabel)
+	return loginsession.CSRFToken(raw)
 }
 
 // loginCSRF returns the login form's token, setting a fresh
@@ -139,13 +122,13 @@ func sessionCSRF(r *http.Request) string {
 // one.
 func (s *Server) loginCSRF(w http.ResponseWriter, r *http.Request) (string, error) {
 	raw := ""
-	if c, err := r.Cookie(loginCookie); err == nil && validRawID(c.Value) {
+	if c, err := r.Cookie(loginCookie); err == nil && loginsession.ValidRawID(c.Value) {
 		raw = c.Value
-	} else if raw, err = newRandomID(s.rand); err != nil {
+	} else if raw, err = loginsession.NewRandomID(s.rand); err != nil {
 		return "", err
 	}
 	setCookie(w, loginCookie, raw, http.SameSiteStrictMode, loginCookieTTL)
-	return csrfToken(raw, loginCSRFLabel), nil
+	return loginsession.LoginCSRFToken(raw), nil
 }
 
 // checkLoginCSRF is checkCSRF for the login form. When the form came
@@ -156,11 +139,11 @@ func (s *Server) checkLoginCSRF(r *http.Request) (seen string, ok bool) {
 		return seen, false
 	}
 	c, err := r.Cookie(loginCookie)
-	if err != nil || !validRawID(c.Value) {
+	if err != nil || !loginsession.ValidRawID(c.Value) {
 		s.refuseForm(r.Context(), "login", refusedCookie, "")
 		return "", false
 	}
-	if !tokenMatches(r.PostForm.Get(csrfField), csrfToken(c.Value, loginCSRFLabel)) {
+	if !loginsession.CSRFMatches(r.PostForm.Get(csrfField), loginsession.LoginCSRFToken(c.Value)) {
 		s.refuseForm(r.Context(), "login", refusedToken, "")
 		return "", false
 	}

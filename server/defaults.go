@@ -3,16 +3,17 @@ package server
 import (
 	"time"
 
+	"github.com/latch-auth/latch/authority"
 	"github.com/latch-auth/latch/throttle"
 )
 
 // Defaults of Config: what a zero field means. cmd/latch's flags use them,
 // so the help text and the server cannot disagree.
 const (
-	DefaultAccessTokenTTL      = 10 * time.Minute
-	DefaultMaxAccessTokenTTL   = 24 * time.Hour
-	DefaultLeeway              = 30 * time.Second
-	DefaultRefreshTokenTTL     = 14 * 24 * time.Hour
+	DefaultAccessTokenTTL      = authority.DefaultAccessTokenTTL
+	DefaultMaxAccessTokenTTL   = authority.DefaultMaxAccessTokenTTL
+	DefaultLeeway              = authority.DefaultLeeway
+	DefaultRefreshTokenTTL     = authority.DefaultRefreshTokenTTL
 	DefaultRefreshFamilyMaxAge = 30 * 24 * time.Hour
 	// DefaultRefreshGrace is how long a just-rotated refresh token still
 	// answers with its successor (a client's retry after a lost response).

@@ -28,7 +28,7 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
 		UserinfoEndpoint:              s.endpoint("/userinfo"),
 		EndSessionEndpoint:            s.endpoint("/oauth2/logout"),
 		OpaqueTokenKeysEndpoint:       s.endpoint("/oauth2/opaque-token-keys"),
-		ScopesSupported:               []string{ScopeOpenID, ScopeProfile, ScopeOfflineAccess},
+		ScopesSupported:               []string{latch.ScopeOpenID, latch.ScopeProfile, latch.ScopeOfflineAccess},
 		ResponseTypesSupported:        []string{"code"},
 		ResponseModesSupported:        []string{"query"},
 		GrantTypesSupported:           grantTypes,

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/latch-auth/latch"
@@ -74,7 +76,7 @@ func (k *rsEncKey) open(t testing.TB, raw string) (header jose.Header, payload s
 }
 
 func (e *env) encryptedClient(k *rsEncKey) creds {
-	return e.client(server.ClientSpec{Scope: "read write", Audiences: []string{"api"}, AccessTokenEncryptionKey: k.pubJWK(e.t)})
+	return e.client(registry.ClientSpec{Scope: "read write", Audiences: []string{"api"}, AccessTokenEncryptionKey: k.pubJWK(e.t)})
 }
 
 func TestEncryptedAccessToken_ClientCredentials_RoundTrip(t *testing.T) {
@@ -184,7 +186,7 @@ func TestEncryptedAccessToken_TokenExchange_EncryptedForTheExchangingClient(t *t
 	e := newEnv(t)
 	k := newRSEncKey(t, "upstream-enc", elliptic.P384())
 	owner := e.opaqueClient()
-	gw := e.client(server.ClientSpec{ID: "gateway", GrantTypes: []string{latch.GrantTokenExchange}, Audiences: []string{"api"},
+	gw := e.client(registry.ClientSpec{ID: "gateway", GrantTypes: []string{latch.GrantTokenExchange}, Audiences: []string{"api"},
 		AccessTokenEncryptionKey: k.pubJWK(t)})
 	code, r := e.exchange(gw, exchangeForm(e.token(owner, url.Values{"scope": {"read"}})))
 	if code != 200 || r.IssuedTokenType != server.TokenTypeJWT {
@@ -205,7 +207,7 @@ func TestEncryptedAccessToken_TokenExchange_EncryptedForTheExchangingClient(t *t
 func TestEncryptedAccessToken_KeyWithoutKid_ThumbprintKid(t *testing.T) {
 	e := newEnv(t)
 	k := newRSEncKey(t, "", elliptic.P256())
-	c := e.client(server.ClientSpec{Audiences: []string{"api"}, AccessTokenEncryptionKey: k.pubJWK(t, func(m map[string]any) {
+	c := e.client(registry.ClientSpec{Audiences: []string{"api"}, AccessTokenEncryptionKey: k.pubJWK(t, func(m map[string]any) {
 		delete(m, "use")
 		delete(m, "alg")
 	})})
@@ -270,7 +272,7 @@ func TestClients_AccessTokenEncryptionKey_Validation(t *testing.T) {
 		{"opaque format", pub, "opaque", "needs JWT access tokens"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _, err := (&server.Clients{}).Build(server.ClientSpec{Audiences: []string{"api"}, AccessTokenFormat: tc.format,
+			c, _, err := (&registry.Clients{}).Build(registry.ClientSpec{Audiences: []string{"api"}, AccessTokenFormat: tc.format,
 				AccessTokenEncryptionKey: json.RawMessage(tc.key)})
 			if tc.want == "" {
 				if err != nil {
@@ -290,7 +292,7 @@ func TestClients_AccessTokenEncryptionKey_Validation(t *testing.T) {
 	}
 	// Through the admin API: a 400 problem, nothing created.
 	e := newEnv(t)
-	admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{server.AudienceAdmin}})
+	admin := e.client(registry.ClientSpec{Scope: "latch:admin", Audiences: []string{latch.AudienceAdmin}})
 	tok := e.token(admin, url.Values{"scope": {"latch:admin"}})
 	post := func(body string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(http.MethodPost, "/admin/v1/clients", strings.NewReader(body))
@@ -308,7 +310,7 @@ func TestClients_AccessTokenEncryptionKey_Validation(t *testing.T) {
 	if w.Code != 201 {
 		t.Fatalf("admin API with a public key: %d %s", w.Code, w.Body)
 	}
-	var view server.ClientView
+	var view registry.ClientView
 	mustJSON(t, w.Body.Bytes(), &view)
 	if !strings.Contains(string(view.AccessTokenEncryptionKey), `"kid":"rs"`) {
 		t.Fatalf("view %s", view.AccessTokenEncryptionKey)
@@ -330,7 +332,7 @@ func FuzzClientEncryptionKey(f *testing.F) {
 		if !json.Valid(raw) {
 			return // the admin API refuses invalid JSON before Build
 		}
-		c, _, err := (&server.Clients{}).Build(server.ClientSpec{Audiences: []string{"api"}, AccessTokenEncryptionKey: raw})
+		c, _, err := (&registry.Clients{}).Build(registry.ClientSpec{Audiences: []string{"api"}, AccessTokenEncryptionKey: raw})
 		if err != nil {
 			if latch.ErrorCode(err) != latch.EINVALID {
 				t.Fatalf("not EINVALID: %v", err)
@@ -376,7 +378,7 @@ func must64(t testing.TB, s string) []byte {
 func TestTokenSizes(t *testing.T) {
 	e := newEnv(t, func(c *server.Config) { c.Issuer = "https://auth.example.com" })
 	k := newRSEncKey(t, "", elliptic.P256())
-	spec := server.ClientSpec{Scope: "read write", Audiences: []string{"https://api.example.com"}}
+	spec := registry.ClientSpec{Scope: "read write", Audiences: []string{"https://api.example.com"}}
 	plain := e.client(spec)
 	spec.AccessTokenFormat = "opaque"
 	opaque := e.client(spec)
@@ -437,7 +439,7 @@ func TestEncryptedAccessToken_CodeAndRefreshGrants_FamilyRevocationDenylistsThem
 	e := newEnv(t)
 	e.run()
 	k := newRSEncKey(t, "rs-enc-1", elliptic.P256())
-	c := e.webClient(func(s *server.ClientSpec) { s.AccessTokenEncryptionKey = k.pubJWK(t) })
+	c := e.webClient(func(s *registry.ClientSpec) { s.AccessTokenEncryptionKey = k.pubJWK(t) })
 	code, _ := e.newCode(c, e.alice())
 	status, t0 := e.redeem(c, code)
 	if status != 200 || strings.Count(t0.AccessToken, ".") != 4 {

@@ -17,10 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch"
 )
 
 func TestToken_ClientCredentials_JWTHasRFC9068Claims(t *testing.T) {
@@ -55,9 +57,9 @@ func TestToken_ClientCredentials_JWTHasRFC9068Claims(t *testing.T) {
 func TestToken_ErrorsFollowRFC6749(t *testing.T) {
 	e := newEnv(t)
 	c := e.jwtClient()
-	public := e.client(server.ClientSpec{AuthMethod: "none", GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"https://app.test/cb"}})
-	ccOnlyNoCC := e.client(server.ClientSpec{GrantTypes: []string{"authorization_code"}, Audiences: []string{"api"}, RedirectURIs: []string{"https://app.test/cb"}})
-	noAud := e.client(server.ClientSpec{Scope: "read"})
+	public := e.client(registry.ClientSpec{AuthMethod: "none", GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"https://app.test/cb"}})
+	ccOnlyNoCC := e.client(registry.ClientSpec{GrantTypes: []string{"authorization_code"}, Audiences: []string{"api"}, RedirectURIs: []string{"https://app.test/cb"}})
+	noAud := e.client(registry.ClientSpec{Scope: "read"})
 	cc := url.Values{"grant_type": {"client_credentials"}}
 	with := func(k, v string) url.Values {
 		f := url.Values{"grant_type": {"client_credentials"}}
@@ -145,8 +147,8 @@ func FuzzEndpoints(f *testing.F) {
 	f.Add(uint8(1), "token=lt_at_AAAA&client_id="+oc.ID+"&client_secret="+oc.Secret, "")
 	f.Add(uint8(0), "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=e30.e30.", "")
 	f.Add(uint8(0), "grant_type=client_credentials&resource=&audience=x", basic)
-	rs := e.client(server.ClientSpec{Scope: server.ScopeIntrospect, Audiences: []string{"api", server.AudienceIntrospection}})
-	rsTok := e.token(rs, url.Values{"scope": {server.ScopeIntrospect}, "audience": {server.AudienceIntrospection}})
+	rs := e.client(registry.ClientSpec{Scope: latch.ScopeIntrospect, Audiences: []string{"api", latch.AudienceIntrospection}})
+	rsTok := e.token(rs, url.Values{"scope": {latch.ScopeIntrospect}, "audience": {latch.AudienceIntrospection}})
 	f.Add(uint8(1), "token="+url.QueryEscape(e.token(oc, nil)), "Bearer "+rsTok)
 	f.Add(uint8(1), "token=x&client_secret=y", "Bearer "+rsTok)
 	f.Add(uint8(1), "token=x", "bearer  a b")
@@ -200,7 +202,7 @@ func TestPrivateKeyJWT_AudienceOnlyTheIssuer(t *testing.T) {
 	e := newEnv(t)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
-	c := e.client(server.ClientSpec{AuthMethod: "private_key_jwt", JWKS: jwks, Audiences: []string{"api"}})
+	c := e.client(registry.ClientSpec{AuthMethod: "private_key_jwt", JWKS: jwks, Audiences: []string{"api"}})
 	tests := []struct {
 		name string
 		aud  any
@@ -239,7 +241,7 @@ func TestPrivateKeyJWT_AssertionAuthenticatesOnceOnly(t *testing.T) {
 	e := newEnv(t)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
-	c := e.client(server.ClientSpec{AuthMethod: "private_key_jwt", JWKS: jwks, Audiences: []string{"api"}})
+	c := e.client(registry.ClientSpec{AuthMethod: "private_key_jwt", JWKS: jwks, Audiences: []string{"api"}})
 	if c.Secret != "" {
 		t.Fatal("private_key_jwt client got a secret")
 	}
@@ -283,7 +285,7 @@ func TestPrivateKeyJWT_AssertionAuthenticatesOnceOnly(t *testing.T) {
 	}
 	// Registering a private key instead of a public one is refused.
 	priv, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key, KeyID: "k1"}}})
-	if _, err := e.clients.Create(context.Background(), server.ClientSpec{AuthMethod: "private_key_jwt", JWKS: priv}); err == nil {
+	if _, err := e.clients.Create(context.Background(), registry.ClientSpec{AuthMethod: "private_key_jwt", JWKS: priv}); err == nil {
 		t.Fatal("a JWKS with a private key was accepted")
 	}
 }
@@ -344,9 +346,9 @@ func TestMetrics_CountIssuedIntrospectedRevoked(t *testing.T) {
 
 func TestAdminAPI_RequiresLatchAdminScope(t *testing.T) {
 	e := newEnv(t)
-	admin := e.client(server.ClientSpec{Scope: "read latch:admin", Audiences: []string{"api", server.AudienceAdmin}})
-	adminTok := e.token(admin, url.Values{"scope": {"latch:admin"}, "audience": {server.AudienceAdmin}})
-	plainTok := e.token(admin, url.Values{"scope": {"read"}, "audience": {server.AudienceAdmin}})
+	admin := e.client(registry.ClientSpec{Scope: "read latch:admin", Audiences: []string{"api", latch.AudienceAdmin}})
+	adminTok := e.token(admin, url.Values{"scope": {"latch:admin"}, "audience": {latch.AudienceAdmin}})
+	plainTok := e.token(admin, url.Values{"scope": {"read"}, "audience": {latch.AudienceAdmin}})
 	otherAPITok := e.token(admin, url.Values{"scope": {"latch:admin"}, "audience": {"api"}})
 	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
 

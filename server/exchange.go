@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/authority"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/token"
 )
@@ -64,12 +65,12 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.
 	case "":
 		return oauth.BadRequest(oauth.ErrInvalidRequest, "subject_token_type is required (RFC 8693 §2.1)")
 	default:
-		return oauth.BadRequest(oauth.ErrUnsupportedTokenType, "subject_token_type "+quote(tt)+" is not supported; use "+TokenTypeAccessToken)
+		return oauth.BadRequest(oauth.ErrUnsupportedTokenType, "subject_token_type "+oauth.Quote(tt)+" is not supported; use "+TokenTypeAccessToken)
 	}
 	switch rt := form.Get("requested_token_type"); rt {
 	case TokenTypeJWT, "":
 	default:
-		return oauth.BadRequest(oauth.ErrInvalidRequest, "requested_token_type "+quote(rt)+" is not supported; use "+TokenTypeJWT)
+		return oauth.BadRequest(oauth.ErrInvalidRequest, "requested_token_type "+oauth.Quote(rt)+" is not supported; use "+TokenTypeJWT)
 	}
 	if form.Has("actor_token") || form.Has("actor_token_type") {
 		return oauth.BadRequest(oauth.ErrInvalidRequest, "actor_token is not supported; the actor is the authenticated client")
@@ -142,7 +143,7 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request, form url.
 	}
 	// The JWT is issued to the exchanging client (a gateway): encrypted
 	// to its upstream's key when it has one registered.
-	if raw, err = sealAccessToken(c, raw); err != nil {
+	if raw, err = authority.SealAccessToken(c, raw); err != nil {
 		return err
 	}
 	s.metrics.issued.WithLabelValues("token_exchange", string(latch.FormatJWT)).Inc()

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/latch-auth/latch"
@@ -44,7 +46,7 @@ func verifyJWS(t testing.TB, e *env, raw string) (map[string]any, map[string]any
 // gatewayClient is a confidential client registered for token exchange in
 // front of the API "api".
 func (e *env) gatewayClient() creds {
-	return e.client(server.ClientSpec{ID: "gateway", GrantTypes: []string{latch.GrantTokenExchange}, Audiences: []string{"api"}})
+	return e.client(registry.ClientSpec{ID: "gateway", GrantTypes: []string{latch.GrantTokenExchange}, Audiences: []string{"api"}})
 }
 
 func exchangeForm(subject string) url.Values {
@@ -117,7 +119,7 @@ func TestTokenExchange_OpaqueForJWT_CarriesSubjectGrantAndActor(t *testing.T) {
 
 func TestTokenExchange_ExpiryIsEarlierOfSubjectAndFiveMinutes(t *testing.T) {
 	e := newEnv(t)
-	owner := e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}, AccessTokenFormat: "opaque", AccessTokenTTL: 60})
+	owner := e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}, AccessTokenFormat: "opaque", AccessTokenTTL: 60})
 	gw := e.gatewayClient()
 	opaque := e.token(owner, nil)
 	e.clock.Advance(20 * time.Second)
@@ -170,9 +172,9 @@ func TestTokenExchange_RefusesWhatItDoesNotSupport(t *testing.T) {
 		}
 		return f
 	}
-	plainGW := e.client(server.ClientSpec{Audiences: []string{"api"}}) // client_credentials only
-	public := e.client(server.ClientSpec{AuthMethod: "none", GrantTypes: []string{latch.GrantTokenExchange}, Audiences: []string{"api"}})
-	otherGW := e.client(server.ClientSpec{GrantTypes: []string{latch.GrantTokenExchange}, Audiences: []string{"other-api"}})
+	plainGW := e.client(registry.ClientSpec{Audiences: []string{"api"}}) // client_credentials only
+	public := e.client(registry.ClientSpec{AuthMethod: "none", GrantTypes: []string{latch.GrantTokenExchange}, Audiences: []string{"api"}})
+	otherGW := e.client(registry.ClientSpec{GrantTypes: []string{latch.GrantTokenExchange}, Audiences: []string{"other-api"}})
 	for _, tc := range []struct {
 		name   string
 		c      creds
@@ -205,7 +207,7 @@ func TestTokenExchange_RefusesWhatItDoesNotSupport(t *testing.T) {
 
 func TestTokenExchange_NarrowsScopeAndAudience(t *testing.T) {
 	e := newEnv(t)
-	owner := e.client(server.ClientSpec{Scope: "read write", Audiences: []string{"api", "other-api"}, AccessTokenFormat: "opaque"})
+	owner := e.client(registry.ClientSpec{Scope: "read write", Audiences: []string{"api", "other-api"}, AccessTokenFormat: "opaque"})
 	gw := e.gatewayClient() // registered for "api" only
 	opaque := e.token(owner, url.Values{"scope": {"read write"}, "audience": {"api", "other-api"}})
 
@@ -357,8 +359,8 @@ func TestTokenExchange_OwnBudget_UntaggedAndForgedTokensSpendAnother(t *testing.
 	e := newEnv(t, func(c *server.Config) { c.IntrospectionRate = 0.001; c.IntrospectionBurst = 2 })
 	owner := e.opaqueClient()
 	// A gateway that also introspects the tokens of its audience.
-	gw := e.client(server.ClientSpec{ID: "gateway", GrantTypes: []string{latch.GrantTokenExchange},
-		Scope: server.ScopeIntrospect, Audiences: []string{"api"}})
+	gw := e.client(registry.ClientSpec{ID: "gateway", GrantTypes: []string{latch.GrantTokenExchange},
+		Scope: latch.ScopeIntrospect, Audiences: []string{"api"}})
 	opaque := e.token(owner, nil)
 	if _, tag, err := token.CheckTag(opaque, nil); err != nil || tag != token.TagUnknownKey {
 		t.Fatalf("the server minted %q (tag %v, %v), want a tagged token", opaque, tag, err)

@@ -7,7 +7,7 @@ import (
 
 // Fanout carries one hint between the latch serve nodes that share a
 // store: "the revocation log has grown". Each node's feed then reads the
-// log at once instead of at its next poll (feedPollInterval), so a
+// log at once instead of at its next poll (revfeed.PollInterval), so a
 // follower of any node learns of a revocation made on another within a
 // round trip. Package redis implements it with pub/sub.
 //
@@ -33,7 +33,7 @@ const fanoutPublishTimeout = time.Second
 // revoked is called after this server appended to the revocation log: it
 // wakes this node's feed and, with a Fanout, every other node's.
 func (s *Server) revoked() {
-	s.feed.notify()
+	s.feed.Notify()
 	if s.cfg.Fanout == nil {
 		return
 	}
@@ -48,7 +48,7 @@ func (s *Server) revoked() {
 // runFanout subscribes this node's feed to the other nodes' hints and
 // publishes this node's, until ctx ends. Started by Run with a Fanout.
 func (s *Server) runFanout(ctx context.Context) {
-	go s.cfg.Fanout.Subscribe(ctx, s.feed.notify)
+	go s.cfg.Fanout.Subscribe(ctx, s.feed.Notify)
 	failing := false
 	for {
 		select {

@@ -16,8 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/latch-auth/latch"
-	"github.com/latch-auth/latch/server"
 	"github.com/latch-auth/latch/token"
 )
 
@@ -99,7 +100,7 @@ func (e *env) feed(c creds, query string) feedAnswer {
 func TestFeed_RequiresConfidentialClient(t *testing.T) {
 	e := newEnv(t)
 	e.run()
-	public := e.client(server.ClientSpec{AuthMethod: "none", GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"https://app.test/cb"}})
+	public := e.client(registry.ClientSpec{AuthMethod: "none", GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"https://app.test/cb"}})
 	jc := e.jwtClient()
 	for name, h := range map[string]http.Header{
 		"none":          nil,

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/oauth"
+	"github.com/latch-auth/latch/revfeed"
 )
 
 // revocations serves GET /oauth2/revocations?after=SEQ[&wait=DURATION]:
@@ -50,10 +53,10 @@ func (s *Server) revocations(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return oauth.BadRequest(oauth.ErrInvalidRequest, "wait must be a duration (25s, 500ms) or whole seconds, not negative")
 	}
-	release, ok := s.feed.acquire(c.ID)
+	release, ok := s.feed.Acquire(c.ID)
 	if !ok {
 		return &oauth.Error{Code: oauth.ErrRateLimited, Status: http.StatusTooManyRequests,
-			Description: fmt.Sprintf("this client already has %d revocation feed connections open; close one", feedMaxConnsPerClient),
+			Description: fmt.Sprintf("this client already has %d revocation feed connections open; close one", revfeed.MaxConnsPerClient),
 			Header:      http.Header{"Retry-After": {"1"}}}
 	}
 	defer release()
@@ -106,32 +109,32 @@ func (s *Server) pollRevocations(w http.ResponseWriter, r *http.Request, after i
 	_ = rc.SetReadDeadline(deadline)
 	_ = rc.SetWriteDeadline(deadline)
 
-	point := s.feed.syncPoint()
+	point := s.feed.SyncPoint()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	expired, synced := wait == 0, false
 	var notReady <-chan time.Time
 	cursor := after
 	for {
-		p, wake, err := s.feed.read(ctx, cursor)
+		p, wake, err := s.feed.Read(ctx, cursor)
 		switch {
 		case ctx.Err() != nil:
 			return nil // the follower is gone
-		case errors.Is(err, errFeedStopped):
+		case errors.Is(err, revfeed.ErrStopped):
 			// Shutting down: an honest "nothing new yet" lets graceful
 			// shutdown finish; the follower reconnects elsewhere.
-			return writeFeedPage(w, feedPage{next: cursor})
+			return writeFeedPage(w, revfeed.Page{Next: cursor})
 		case err != nil:
 			return err
 		}
-		if p.reset || len(p.entries) > 0 {
+		if p.Reset || len(p.Entries) > 0 {
 			return writeFeedPage(w, p)
 		}
-		cursor = p.next
+		cursor = p.Next
 		if wake == nil {
 			continue
 		}
-		if p.notReady {
+		if p.NotReady {
 			if notReady == nil {
 				t := time.NewTimer(max(wait, feedReadyWait))
 				defer t.Stop()
@@ -141,25 +144,25 @@ func (s *Server) pollRevocations(w http.ResponseWriter, r *http.Request, after i
 			case <-wake:
 				continue
 			case <-notReady:
-				return errFeedUnavailable
+				return revfeed.ErrUnavailable
 			case <-ctx.Done():
 				return nil
 			}
 		}
 		if expired {
 			if synced {
-				return writeFeedPage(w, feedPage{next: cursor})
+				return writeFeedPage(w, revfeed.Page{Next: cursor})
 			}
 			// Before answering "nothing new", make sure of it: a
 			// revocation acknowledged before this request must be in the
 			// answer, or a follower's first sync could miss it.
 			synced = true
-			if err := s.feed.sync(ctx, point); err != nil {
+			if err := s.feed.Sync(ctx, point); err != nil {
 				switch {
 				case ctx.Err() != nil:
 					return nil
-				case errors.Is(err, errFeedStopped):
-					return writeFeedPage(w, feedPage{next: cursor})
+				case errors.Is(err, revfeed.ErrStopped):
+					return writeFeedPage(w, revfeed.Page{Next: cursor})
 				}
 				return err
 			}
@@ -175,9 +178,9 @@ func (s *Server) pollRevocations(w http.ResponseWriter, r *http.Request, after i
 	}
 }
 
-func writeFeedPage(w http.ResponseWriter, p feedPage) error {
-	resp := feedResponse{Entries: make([]feedEntry, 0, len(p.entries)), Next: p.next, Reset: p.reset}
-	for _, r := range p.entries {
+func writeFeedPage(w http.ResponseWriter, p revfeed.Page) error {
+	resp := feedResponse{Entries: make([]feedEntry, 0, len(p.Entries)), Next: p.Next, Reset: p.Reset}
+	for _, r := range p.Entries {
 		resp.Entries = append(resp.Entries, wireEntry(r))
 	}
 	oauth.WriteJSON(w, http.StatusOK, resp)
@@ -194,26 +197,26 @@ func (s *Server) streamRevocations(w http.ResponseWriter, r *http.Request, after
 	ctx := r.Context()
 	rc := http.NewResponseController(w)
 	cursor := after
-	p, wake, err := s.feed.read(ctx, cursor)
-	if p.notReady && err == nil {
+	p, wake, err := s.feed.Read(ctx, cursor)
+	if p.NotReady && err == nil {
 		t := time.NewTimer(feedReadyWait)
 		defer t.Stop()
-		for p.notReady && err == nil {
+		for p.NotReady && err == nil {
 			select {
 			case <-wake:
 			case <-t.C:
-				return errFeedUnavailable
+				return revfeed.ErrUnavailable
 			case <-ctx.Done():
 				return nil
 			}
-			p, wake, err = s.feed.read(ctx, cursor)
+			p, wake, err = s.feed.Read(ctx, cursor)
 		}
 	}
 	switch {
 	case ctx.Err() != nil:
 		return nil
-	case errors.Is(err, errFeedStopped):
-		return errFeedUnavailable
+	case errors.Is(err, revfeed.ErrStopped):
+		return revfeed.ErrUnavailable
 	case err != nil:
 		return err
 	}
@@ -243,21 +246,21 @@ func (s *Server) streamRevocations(w http.ResponseWriter, r *http.Request, after
 	defer hb.Stop()
 	for {
 		switch {
-		case p.reset:
+		case p.Reset:
 			buf.WriteString("event: reset\ndata: {\"next\":0}\n\n")
 			cursor = 0
-		case len(p.entries) > 0:
-			for _, e := range p.entries {
+		case len(p.Entries) > 0:
+			for _, e := range p.Entries {
 				b, _ := json.Marshal(wireEntry(e))
 				fmt.Fprintf(&buf, "id: %d\ndata: %s\n\n", e.Seq, b)
 			}
-			if last := p.entries[len(p.entries)-1].Seq; p.next > last {
-				fmt.Fprintf(&buf, "id: %d\n\n", p.next)
+			if last := p.Entries[len(p.Entries)-1].Seq; p.Next > last {
+				fmt.Fprintf(&buf, "id: %d\n\n", p.Next)
 			}
-			cursor = p.next
-		case p.next > cursor:
-			fmt.Fprintf(&buf, "id: %d\n\n", p.next)
-			cursor = p.next
+			cursor = p.Next
+		case p.Next > cursor:
+			fmt.Fprintf(&buf, "id: %d\n\n", p.Next)
+			cursor = p.Next
 		}
 		if !flush() {
 			return nil
@@ -275,11 +278,63 @@ func (s *Server) streamRevocations(w http.ResponseWriter, r *http.Request, after
 				return nil
 			}
 		}
-		p, wake, err = s.feed.read(ctx, cursor)
+		p, wake, err = s.feed.Read(ctx, cursor)
 		if err != nil {
 			// Stopped, or the log cannot be read: end the stream; the
 			// follower reconnects and gets 503 until it recovers.
 			return nil
 		}
 	}
+}
+
+// Limits of the endpoint's long-poll and stream.
+const (
+	// feedMaxWait caps a long-poll. It stays under the http.Server's
+	// WriteTimeout of cmd/latch (30s) even before the deadline is extended,
+	// and under common proxy idle timeouts.
+	feedMaxWait = 25 * time.Second
+	// feedReadyWait is how long a request made before the broadcaster's
+	// first read of the log waits for it before answering 503.
+	feedReadyWait = 5 * time.Second
+	// feedHeartbeat is the interval of SSE comment lines, which keep
+	// proxies from closing an idle stream and let the follower tell a
+	// quiet feed from a dead one.
+	feedHeartbeat = 15 * time.Second
+)
+
+// feedEntry is one entry on the wire. Kinds are open-ended: a follower
+// ignores a kind it does not know, so session and family revocations
+// can be added without breaking it.
+type feedEntry struct {
+	Seq       int64  `json:"seq"`
+	Kind      string `json:"kind"`
+	Issuer    string `json:"iss,omitempty"`
+	JTI       string `json:"jti,omitempty"`
+	TokenHash string `json:"token_hash,omitempty"` // base64url (no padding) of SHA-256 of the token
+	Exp       int64  `json:"exp,omitempty"`
+	RevokedAt int64  `json:"revoked_at,omitempty"`
+}
+
+func wireEntry(r *latch.Revocation) feedEntry {
+	e := feedEntry{Seq: r.Seq, Kind: string(r.Kind)}
+	switch r.Kind {
+	case latch.RevokeJWT:
+		e.Issuer, e.JTI = r.Issuer, r.JTI
+	case latch.RevokeOpaque:
+		e.TokenHash = base64.RawURLEncoding.EncodeToString(r.TokenHash)
+	}
+	if !r.ExpiresAt.IsZero() {
+		e.Exp = r.ExpiresAt.Unix()
+	}
+	if !r.RevokedAt.IsZero() {
+		e.RevokedAt = r.RevokedAt.Unix()
+	}
+	return e
+}
+
+// feedResponse is the long-poll answer.
+type feedResponse struct {
+	Entries []feedEntry `json:"entries"`
+	Next    int64       `json:"next"`
+	Reset   bool        `json:"reset,omitempty"`
 }

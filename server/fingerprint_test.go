@@ -11,8 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/latch-auth/latch"
-	"github.com/latch-auth/latch/server"
 )
 
 // TestFingerprint_TokenResponse (security invariant 8): a client registered
@@ -20,7 +21,7 @@ import (
 // attributes, and its JWT's fgp is the hex SHA-256 of the cookie value.
 func TestFingerprint_TokenResponse(t *testing.T) {
 	e := newEnv(t)
-	c := e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}, TokenFingerprint: true})
+	c := e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}, TokenFingerprint: true})
 	w := e.do("/oauth2/token", c, url.Values{"grant_type": {"client_credentials"}})
 	if w.Code != 200 {
 		t.Fatalf("token: %d %s", w.Code, w.Body)
@@ -96,7 +97,7 @@ func TestFingerprint_UnboundClient_NoCookie(t *testing.T) {
 
 func TestFingerprint_OpaqueClient_Refused(t *testing.T) {
 	e := newEnv(t)
-	_, err := e.clients.Create(context.Background(), server.ClientSpec{Audiences: []string{"api"},
+	_, err := e.clients.Create(context.Background(), registry.ClientSpec{Audiences: []string{"api"},
 		AccessTokenFormat: "opaque", TokenFingerprint: true})
 	if latch.ErrorCode(err) != latch.EINVALID || !strings.Contains(err.Error(), "fingerprint") {
 		t.Fatalf("opaque + fingerprint: %v, want EINVALID naming the fingerprint", err)
@@ -105,7 +106,7 @@ func TestFingerprint_OpaqueClient_Refused(t *testing.T) {
 
 func TestFingerprint_ClientView(t *testing.T) {
 	e := newEnv(t)
-	v, err := e.clients.Create(context.Background(), server.ClientSpec{Audiences: []string{"api"}, TokenFingerprint: true})
+	v, err := e.clients.Create(context.Background(), registry.ClientSpec{Audiences: []string{"api"}, TokenFingerprint: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestFingerprint_ClientView(t *testing.T) {
 	if err != nil || !got.TokenFingerprint {
 		t.Errorf("stored client: %+v %v", got, err)
 	}
-	b, _ = json.Marshal(server.ViewOf(&latch.Client{ID: "x"}))
+	b, _ = json.Marshal(registry.ViewOf(&latch.Client{ID: "x"}))
 	if strings.Contains(string(b), "token_fingerprint") {
 		t.Errorf("view of an unbound client shows token_fingerprint: %s", b)
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/registry"
 )
 
 // FuzzUserFlows sends arbitrary queries, form bodies and Authorization
@@ -19,7 +19,7 @@ import (
 func FuzzUserFlows(f *testing.F) {
 	e, _, _ := loginEnv(f)
 	c := e.webClient()
-	third := e.webClient(func(s *server.ClientSpec) { s.FirstParty = false })
+	third := e.webClient(func(s *registry.ClientSpec) { s.FirstParty = false })
 	a := newAgent(e)
 	a.mustLogin("alice", alicePassword)
 	session := a.jar["__Host-latch_session"].Value

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/internal/latchtest"
 	"github.com/latch-auth/latch/keys"
@@ -33,8 +35,8 @@ func challengeOf(verifier string) string {
 
 // webClient registers a confidential first-party client for the code and
 // refresh grants.
-func (e *env) webClient(mutate ...func(*server.ClientSpec)) creds {
-	spec := server.ClientSpec{Name: "Web", GrantTypes: []string{"authorization_code", "refresh_token"},
+func (e *env) webClient(mutate ...func(*registry.ClientSpec)) creds {
+	spec := registry.ClientSpec{Name: "Web", GrantTypes: []string{"authorization_code", "refresh_token"},
 		Scope: "openid profile read write", Audiences: []string{"api"},
 		RedirectURIs: []string{"https://app.example/cb"}, FirstParty: true}
 	for _, m := range mutate {
@@ -46,7 +48,7 @@ func (e *env) webClient(mutate ...func(*server.ClientSpec)) creds {
 // alice creates a user with roles and groups and returns her id.
 func (e *env) alice() string {
 	e.t.Helper()
-	v := mustCreateUser(e.t, newUsers(e), server.UserSpec{Username: "alice", Password: "correct horse battery",
+	v := mustCreateUser(e.t, newUsers(e), registry.UserSpec{Username: "alice", Password: "correct horse battery",
 		Roles: []string{"admin"}, Groups: []string{"staff"}})
 	return v.ID
 }
@@ -433,7 +435,7 @@ func TestRefresh_RetryOnAnotherNode_GetsTheSameSuccessor(t *testing.T) {
 			t.Fatal(err)
 		}
 		return &env{t: t, srv: srv, h: srv.Handler(), db: db, keys: km, clock: clk, logs: &lockedBuffer{},
-			clients: &server.Clients{Store: db, Now: clk.Now}}
+			clients: &registry.Clients{Store: db, Now: clk.Now}}
 	}
 	a, b := node(), node()
 
@@ -539,7 +541,7 @@ func TestRefresh_BoundToClientLifetimesAndUser(t *testing.T) {
 
 func TestRevoke_RefreshTokenRevokesItsFamily(t *testing.T) {
 	e := newEnv(t)
-	c := e.webClient(func(s *server.ClientSpec) { s.AccessTokenFormat = "opaque" })
+	c := e.webClient(func(s *registry.ClientSpec) { s.AccessTokenFormat = "opaque" })
 	code, _ := e.newCode(c, e.alice())
 	_, t0 := e.redeem(c, code)
 	if !strings.HasPrefix(t0.AccessToken, token.PrefixAccess) {
@@ -612,11 +614,11 @@ func TestDiscovery_AdvertisesTheCodeFlowAndOIDC(t *testing.T) {
 
 func TestPasswordGrant_OptInFirstPartyOnly_ThrottledAndRevocable(t *testing.T) {
 	e, _, alice := loginEnv(t)
-	if _, err := e.clients.Create(t.Context(), server.ClientSpec{GrantTypes: []string{"password"}, Scope: "read"}); err == nil {
+	if _, err := e.clients.Create(t.Context(), registry.ClientSpec{GrantTypes: []string{"password"}, Scope: "read"}); err == nil {
 		t.Fatal("a third-party client registered for the password grant")
 	}
 	off := e.webClient()
-	pw := e.client(server.ClientSpec{Name: "legacy", FirstParty: true, GrantTypes: []string{"password", "refresh_token"},
+	pw := e.client(registry.ClientSpec{Name: "legacy", FirstParty: true, GrantTypes: []string{"password", "refresh_token"},
 		Scope: "openid read", Audiences: []string{"api"}})
 	form := func(user, pass string) url.Values {
 		return url.Values{"grant_type": {"password"}, "username": {user}, "password": {pass}, "scope": {"openid read"}}

@@ -12,6 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
+	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/authority"
+
 	"github.com/latch-auth/latch/internal/latchtest"
 	"github.com/latch-auth/latch/keys"
 	"github.com/latch-auth/latch/server"
@@ -32,7 +37,7 @@ type env struct {
 	keys    *keys.Manager
 	clock   *clock
 	logs    *lockedBuffer
-	clients *server.Clients
+	clients *registry.Clients
 }
 
 type creds struct{ ID, Secret string }
@@ -53,10 +58,10 @@ func newEnv(t testing.TB, mutate ...func(*server.Config)) *env {
 		t.Fatal(err)
 	}
 	return &env{t: t, srv: srv, h: srv.Handler(), db: db, keys: km, clock: clk, logs: logs,
-		clients: &server.Clients{Store: db, Now: clk.Now}}
+		clients: &registry.Clients{Store: db, Now: clk.Now}}
 }
 
-func (e *env) client(spec server.ClientSpec) creds {
+func (e *env) client(spec registry.ClientSpec) creds {
 	e.t.Helper()
 	v, err := e.clients.Create(context.Background(), spec)
 	if err != nil {
@@ -66,14 +71,14 @@ func (e *env) client(spec server.ClientSpec) creds {
 }
 
 func (e *env) jwtClient() creds {
-	return e.client(server.ClientSpec{Scope: "read write", Audiences: []string{"api", "other-api"}})
+	return e.client(registry.ClientSpec{Scope: "read write", Audiences: []string{"api", "other-api"}})
 }
 
 // resourceServer is the client of a resource server for the audiences
 // of jwtClient and opaqueClient: registered for latch:introspect, it may
 // introspect their tokens (the introspection policy).
 func (e *env) resourceServer() creds {
-	return e.client(server.ClientSpec{Scope: server.ScopeIntrospect, Audiences: []string{"api", "other-api"}})
+	return e.client(registry.ClientSpec{Scope: latch.ScopeIntrospect, Audiences: []string{"api", "other-api"}})
 }
 
 // registrationClaim is the claim that ties a JWT access token to c's
@@ -84,11 +89,11 @@ func (e *env) registrationClaim(c creds) map[string]any {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return map[string]any{server.ClaimRegistration: cl.RegistrationID}
+	return map[string]any{authority.ClaimRegistration: cl.RegistrationID}
 }
 
 func (e *env) opaqueClient() creds {
-	return e.client(server.ClientSpec{Scope: "read write", Audiences: []string{"api"}, AccessTokenFormat: "opaque"})
+	return e.client(registry.ClientSpec{Scope: "read write", Audiences: []string{"api"}, AccessTokenFormat: "opaque"})
 }
 
 // do sends a form POST with client_secret_basic (when c.ID is set).

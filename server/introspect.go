@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"crypto"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -16,22 +14,10 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/latch-auth/latch"
-	"github.com/latch-auth/latch/keys"
+	"github.com/latch-auth/latch/authority"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/token"
 )
-
-// ScopeIntrospect is the scope a client must be registered for to
-// introspect the access tokens of other clients: those with an audience
-// among its own registered audiences (mayIntrospect).
-const ScopeIntrospect = "latch:introspect"
-
-// AudienceIntrospection is the audience an access token needs to serve as
-// the caller's credential at the introspection endpoint (RFC 7662 §2.1's
-// bearer alternative). As for the admin API, a token minted for an API,
-// even with the latch:introspect scope, must not be usable here by the API
-// that received it.
-const AudienceIntrospection = "urn:latch:introspect"
 
 // introspect implements RFC 7662 §2. The caller authenticates as a
 // confidential client or with an access token for this endpoint, and is
@@ -96,21 +82,21 @@ func (s *Server) introspectionCaller(ctx context.Context, r *http.Request, form 
 	if form.Has("client_secret") || form.Has("client_assertion") {
 		return nil, refuse(http.StatusBadRequest, oauth.ErrInvalidRequest, "authenticate with an access token or with client credentials, not both")
 	}
-	x, err := s.tok.Introspect(ctx, raw, ClientPolicy(nil))
+	x, err := s.tok.Introspect(ctx, raw, authority.ClientPolicy(nil))
 	if err != nil {
 		return nil, err
 	}
 	if !x.Active || x.TokenType != "Bearer" {
 		return nil, refuse(http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is not active")
 	}
-	if !slices.Contains(x.Aud, AudienceIntrospection) {
-		return nil, refuse(http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is not for the introspection endpoint: request it with audience "+AudienceIntrospection)
+	if !slices.Contains(x.Aud, latch.AudienceIntrospection) {
+		return nil, refuse(http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is not for the introspection endpoint: request it with audience "+latch.AudienceIntrospection)
 	}
 	if x.Sub != x.ClientID {
 		return nil, refuse(http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token speaks for a user; introspect with a client_credentials token of the client")
 	}
-	if !slices.Contains(strings.Fields(x.Scope), ScopeIntrospect) {
-		return nil, refuse(http.StatusForbidden, oauth.ErrInsufficientScope, "the access token lacks scope "+ScopeIntrospect)
+	if !slices.Contains(strings.Fields(x.Scope), latch.ScopeIntrospect) {
+		return nil, refuse(http.StatusForbidden, oauth.ErrInsufficientScope, "the access token lacks scope "+latch.ScopeIntrospect)
 	}
 	c, err := s.clients.Client(ctx, x.ClientID)
 	if errors.Is(err, latch.ErrNotFound) {
@@ -122,29 +108,6 @@ func (s *Server) introspectionCaller(ctx context.Context, r *http.Request, form 
 		return nil, refuse(http.StatusUnauthorized, oauth.ErrInvalidToken, "public clients may not use this endpoint")
 	}
 	return c, nil
-}
-
-// mayIntrospect is the introspection policy: whether caller may learn
-// that a token issued to clientID for the audiences aud is active, and
-// its claims (RFC 7662 §2.2 and §4: the server decides which tokens a
-// caller may introspect). It may when it is the token's own client, or
-// when it is registered for ScopeIntrospect and one of the token's
-// audiences is among its registered audiences: it is a resource server of
-// that audience, as token exchange asks of a gateway (exchange.go). Any
-// other client learns nothing, not even that the token exists.
-func mayIntrospect(caller *latch.Client, clientID string, aud []string) bool {
-	if caller.ID == clientID {
-		return true
-	}
-	if !slices.Contains(caller.Scopes, ScopeIntrospect) {
-		return false
-	}
-	for _, a := range aud {
-		if slices.Contains(caller.Audiences, a) {
-			return true
-		}
-	}
-	return false
 }
 
 // MediaTypeIntrospectionJWT is the media type of RFC 9701 §4 requests and
@@ -228,23 +191,11 @@ func (s *Server) writeIntrospectionJWT(w http.ResponseWriter, c *latch.Client, r
 // is the client asking: a refresh token is active only to its own client.
 // The format (opaque, jwe or jwt) labels the metrics.
 func (s *Server) inspect(ctx context.Context, caller *latch.Client, raw string) (oauth.Introspection, string, error) {
-	x, err := s.tok.Introspect(ctx, raw, ClientPolicy(caller))
+	x, err := s.tok.Introspect(ctx, raw, authority.ClientPolicy(caller))
 	if err != nil {
 		return oauth.Introspection{}, x.Format, err
 	}
 	return x.Answer(), x.Format, nil
-}
-
-// keySet adapts the key manager to token.KeySet, turning "not found" into
-// token.ErrUnknownKey.
-type keySet struct{ m *keys.Manager }
-
-func (k keySet) Key(ctx context.Context, kid string) (crypto.PublicKey, latch.Algorithm, error) {
-	pub, alg, err := k.m.Key(ctx, kid)
-	if errors.Is(err, latch.ErrNotFound) {
-		return nil, "", fmt.Errorf("%w: %v", token.ErrUnknownKey, err)
-	}
-	return pub, alg, err
 }
 
 // allowIntrospection applies the per-client rate limit and, when it

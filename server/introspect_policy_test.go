@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/registry"
+
+	"github.com/latch-auth/latch"
 )
 
 // TestIntrospect_Policy_OnlyOwnerOrResourceServerSeesToken: a client
@@ -20,7 +22,7 @@ func TestIntrospect_Policy_OnlyOwnerOrResourceServerSeesToken(t *testing.T) {
 	e := newEnv(t)
 	for _, format := range []string{"jwt", "opaque"} {
 		t.Run(format, func(t *testing.T) {
-			owner := e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}, AccessTokenFormat: format})
+			owner := e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}, AccessTokenFormat: format})
 			tok := e.token(owner, url.Values{"scope": {"read"}})
 			callers := []struct {
 				name   string
@@ -28,9 +30,9 @@ func TestIntrospect_Policy_OnlyOwnerOrResourceServerSeesToken(t *testing.T) {
 				active bool
 			}{
 				{"the token's own client", owner, true},
-				{"a resource server of the token's audience", e.client(server.ClientSpec{Scope: server.ScopeIntrospect, Audiences: []string{"api"}}), true},
-				{"a resource server of another audience", e.client(server.ClientSpec{Scope: server.ScopeIntrospect, Audiences: []string{"billing"}}), false},
-				{"a client of the same audience without latch:introspect", e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}}), false},
+				{"a resource server of the token's audience", e.client(registry.ClientSpec{Scope: latch.ScopeIntrospect, Audiences: []string{"api"}}), true},
+				{"a resource server of another audience", e.client(registry.ClientSpec{Scope: latch.ScopeIntrospect, Audiences: []string{"billing"}}), false},
+				{"a client of the same audience without latch:introspect", e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}}), false},
 				{"an unrelated confidential client", e.jwtClient(), false},
 			}
 			for _, c := range callers {
@@ -68,8 +70,8 @@ func TestIntrospect_BearerCaller_NeedsIntrospectionScopeAndAudience(t *testing.T
 	e := newEnv(t)
 	owner := e.opaqueClient()
 	tok := e.token(owner, url.Values{"scope": {"read"}})
-	rs := e.client(server.ClientSpec{Scope: server.ScopeIntrospect + " read", Audiences: []string{"api", server.AudienceIntrospection}})
-	good := e.token(rs, url.Values{"scope": {server.ScopeIntrospect}, "audience": {server.AudienceIntrospection}})
+	rs := e.client(registry.ClientSpec{Scope: latch.ScopeIntrospect + " read", Audiences: []string{"api", latch.AudienceIntrospection}})
+	good := e.token(rs, url.Values{"scope": {latch.ScopeIntrospect}, "audience": {latch.AudienceIntrospection}})
 
 	var md struct {
 		Methods []string `json:"introspection_endpoint_auth_methods_supported"`
@@ -83,22 +85,22 @@ func TestIntrospect_BearerCaller_NeedsIntrospectionScopeAndAudience(t *testing.T
 	if w.Code != 200 || !strings.Contains(w.Body.String(), `"active":true`) || !strings.Contains(w.Body.String(), `"client_id":"`+owner.ID+`"`) {
 		t.Fatalf("bearer caller with scope and audience: %d %s", w.Code, w.Body)
 	}
-	if w := e.introspectBearer(good, e.token(e.client(server.ClientSpec{Scope: "read", Audiences: []string{"billing"}}), nil)); w.Code != 200 || strings.TrimSpace(w.Body.String()) != inactive {
+	if w := e.introspectBearer(good, e.token(e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"billing"}}), nil)); w.Code != 200 || strings.TrimSpace(w.Body.String()) != inactive {
 		t.Errorf("bearer caller, token of an audience it does not serve: %d %s", w.Code, w.Body)
 	}
 
-	noScope := e.token(rs, url.Values{"scope": {"read"}, "audience": {server.AudienceIntrospection}})
-	noAudience := e.token(rs, url.Values{"scope": {server.ScopeIntrospect}, "audience": {"api"}})
-	revoked := e.token(rs, url.Values{"scope": {server.ScopeIntrospect}, "audience": {server.AudienceIntrospection}})
+	noScope := e.token(rs, url.Values{"scope": {"read"}, "audience": {latch.AudienceIntrospection}})
+	noAudience := e.token(rs, url.Values{"scope": {latch.ScopeIntrospect}, "audience": {"api"}})
+	revoked := e.token(rs, url.Values{"scope": {latch.ScopeIntrospect}, "audience": {latch.AudienceIntrospection}})
 	e.do("/oauth2/revoke", rs, url.Values{"token": {revoked}})
-	web := e.webClient(func(s *server.ClientSpec) {
+	web := e.webClient(func(s *registry.ClientSpec) {
 		s.GrantTypes = append(s.GrantTypes, "password")
-		s.Scope += " " + server.ScopeIntrospect
-		s.Audiences = []string{server.AudienceIntrospection}
+		s.Scope += " " + latch.ScopeIntrospect
+		s.Audiences = []string{latch.AudienceIntrospection}
 	})
 	e.alice()
 	_, users := e.grant(web, url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePassword},
-		"scope": {server.ScopeIntrospect}, "audience": {server.AudienceIntrospection}})
+		"scope": {latch.ScopeIntrospect}, "audience": {latch.AudienceIntrospection}})
 	if users.AccessToken == "" {
 		t.Fatalf("password grant: %+v", users)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/loginsession"
 	"github.com/latch-auth/latch/password"
 	"github.com/latch-auth/latch/throttle"
 )
@@ -141,7 +142,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	// (session fixation) is dead afterwards. It is replaced, not ended
 	// as by logout: what the user approved under it stays approved.
 	if old := sessionCookieValue(r); old != "" {
-		if err := s.store.DeleteSession(r.Context(), hashID(old)); err != nil && latch.ErrorCode(err) != latch.ENOTFOUND {
+		if err := s.store.DeleteSession(r.Context(), loginsession.HashID(old)); err != nil && latch.ErrorCode(err) != latch.ENOTFOUND {
 			return err
 		}
 	}

@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+	"github.com/latch-auth/latch/throttle"
+
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/password"
 	"github.com/latch-auth/latch/server"
@@ -152,11 +155,11 @@ func (a *agent) signedInAs() string {
 
 // loginEnv is an env with cheap argon2 parameters (for the dummy
 // verification too) and the user alice.
-func loginEnv(t testing.TB, mutate ...func(*server.Config)) (*env, *server.Users, *server.UserView) {
+func loginEnv(t testing.TB, mutate ...func(*server.Config)) (*env, *registry.Users, *registry.UserView) {
 	t.Helper()
 	e := newEnv(t, append([]func(*server.Config){func(c *server.Config) { c.PasswordParams = cheapParams }}, mutate...)...)
 	users := newUsers(e)
-	alice := mustCreateUser(t, users, server.UserSpec{Username: "alice", Password: alicePassword})
+	alice := mustCreateUser(t, users, registry.UserSpec{Username: "alice", Password: alicePassword})
 	return e, users, alice
 }
 
@@ -270,7 +273,7 @@ func TestLogin_ReturnTo_OnlyLocalPaths(t *testing.T) {
 
 func TestInvariant6_SessionFixation_PlantedIDIsReplacedAndDead(t *testing.T) {
 	e, users, _ := loginEnv(t)
-	mallory := mustCreateUser(t, users, server.UserSpec{Username: "mallory", Password: "mallory's passphrase"})
+	mallory := mustCreateUser(t, users, registry.UserSpec{Username: "mallory", Password: "mallory's passphrase"})
 
 	for name, plant := range map[string]func() string{
 		// The attacker's own live session, planted in the victim's browser.
@@ -433,7 +436,7 @@ func TestLogout_EndsSessionAndRefusesCSRF(t *testing.T) {
 
 func TestLogout_Everywhere_EndsEveryOneOfTheUsersSessions(t *testing.T) {
 	e, users, _ := loginEnv(t)
-	mustCreateUser(t, users, server.UserSpec{Username: "bob", Password: "bob's own password"})
+	mustCreateUser(t, users, registry.UserSpec{Username: "bob", Password: "bob's own password"})
 	laptop, phone, bob := newAgent(e), newAgent(e), newAgent(e)
 	laptop.mustLogin("alice", alicePassword)
 	phone.mustLogin("alice", alicePassword)
@@ -464,8 +467,8 @@ func TestLogin_UserEnumeration_SameAnswerAndSameArgon2Work(t *testing.T) {
 	calls := map[string]int{}
 	server.SetPasswordHook(e.srv, func(kind string) { mu.Lock(); calls[kind]++; mu.Unlock() })
 
-	mustCreateUser(t, users, server.UserSpec{Username: "dora", Password: "dora's own password", Disabled: true})
-	nopw := mustCreateUser(t, users, server.UserSpec{Username: "nopass", Password: "to be removed soon"})
+	mustCreateUser(t, users, registry.UserSpec{Username: "dora", Password: "dora's own password", Disabled: true})
+	nopw := mustCreateUser(t, users, registry.UserSpec{Username: "nopass", Password: "to be removed soon"})
 	u, err := e.db.User(context.Background(), nopw.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -613,7 +616,7 @@ func TestLogin_Throttle_PerAccount_BacksOffExponentially(t *testing.T) {
 func TestLogin_Throttle_PerAccount_OtherAccountsUnaffected(t *testing.T) {
 	forEachThrottle(t, func(t *testing.T, th throttleBackend) {
 		e, users, _ := loginEnv(t, th.config)
-		mustCreateUser(t, users, server.UserSpec{Username: "bob", Password: "bob's own password"})
+		mustCreateUser(t, users, registry.UserSpec{Username: "bob", Password: "bob's own password"})
 		for i := range 5 {
 			a := newAgent(e)
 			a.remote = fmt.Sprintf("203.0.113.%d:1", i)
@@ -631,7 +634,7 @@ func TestLogin_Throttle_PerAccount_OtherAccountsUnaffected(t *testing.T) {
 func TestLogin_Throttle_PerAddress(t *testing.T) {
 	forEachThrottle(t, func(t *testing.T, th throttleBackend) {
 		e, _, _ := loginEnv(t, th.config, func(c *server.Config) {
-			c.LoginIPThrottle = server.Throttle{Threshold: 3}
+			c.LoginIPThrottle = throttle.Config{Threshold: 3}
 			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 		})
 		from := func(remote, xff string) *agent {
@@ -782,17 +785,17 @@ func TestSession_IdleAndAbsoluteTimeouts(t *testing.T) {
 
 func TestSession_EndsWithCredentialChanges(t *testing.T) {
 	ctx := context.Background()
-	for name, change := range map[string]func(*server.Users, string) error{
-		"password change": func(u *server.Users, id string) error {
+	for name, change := range map[string]func(*registry.Users, string) error{
+		"password change": func(u *registry.Users, id string) error {
 			_, err := u.SetPassword(ctx, id, "a brand new password")
 			return err
 		},
-		"disable": func(u *server.Users, id string) error { _, err := u.SetDisabled(ctx, id, true); return err },
-		"role change": func(u *server.Users, id string) error {
+		"disable": func(u *registry.Users, id string) error { _, err := u.SetDisabled(ctx, id, true); return err },
+		"role change": func(u *registry.Users, id string) error {
 			_, err := u.SetRoles(ctx, id, []string{"admin"}, nil)
 			return err
 		},
-		"delete": func(u *server.Users, id string) error { _, err := u.Delete(ctx, id); return err },
+		"delete": func(u *registry.Users, id string) error { _, err := u.Delete(ctx, id); return err },
 	} {
 		t.Run(name, func(t *testing.T) {
 			e, users, alice := loginEnv(t)
@@ -1053,7 +1056,7 @@ func BenchmarkLogin_FailedAttempt(b *testing.B) {
 				c.LoginAccountThrottle.Threshold = 1 << 30
 				c.LoginIPThrottle.Threshold = 1 << 30
 			})
-			mustCreateUser(b, &server.Users{Store: e.db, Now: e.clock.Now}, server.UserSpec{Username: "alice", Password: alicePassword})
+			mustCreateUser(b, &registry.Users{Store: e.db, Now: e.clock.Now}, registry.UserSpec{Username: "alice", Password: alicePassword})
 			a := newAgent(e)
 			form := url.Values{"username": {tc.user}, "password": {"wrong password"}, "csrf_token": {a.loginToken()}}
 			b.ReportAllocs()
@@ -1083,8 +1086,8 @@ func TestLogin_RehashesToTheConfiguredParameters(t *testing.T) {
 	server.SetPasswordHook(e.srv, func(kind string) { mu.Lock(); calls[kind]++; mu.Unlock() })
 	older := cheapParams
 	older.Iterations = 2 // a user from before the operator changed the cost
-	old := &server.Users{Store: e.db, Params: older, Now: e.clock.Now}
-	v := mustCreateUser(t, old, server.UserSpec{Username: "olga", Password: "olga's long password"})
+	old := &registry.Users{Store: e.db, Params: older, Now: e.clock.Now}
+	v := mustCreateUser(t, old, registry.UserSpec{Username: "olga", Password: "olga's long password"})
 
 	for i := range 2 {
 		a := newAgent(e)

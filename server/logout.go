@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/revfeed"
 )
 
 // RevocationsAt counts the revocation-log entries stamped exactly at (the
@@ -17,7 +18,7 @@ func RevocationsAt(ctx context.Context, st latch.RevocationStore, at time.Time) 
 	at = at.Truncate(time.Microsecond)
 	var after int64
 	for {
-		page, err := st.RevocationsSince(ctx, after, feedPageLimit)
+		page, err := st.RevocationsSince(ctx, after, revfeed.PageLimit)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -32,7 +33,7 @@ func RevocationsAt(ctx context.Context, st latch.RevocationStore, at time.Time) 
 				jwts++
 			}
 		}
-		if len(page) < feedPageLimit {
+		if len(page) < revfeed.PageLimit {
 			return opaque, jwts, nil
 		}
 		after = page[len(page)-1].Seq

@@ -3,13 +3,13 @@ package server
 import (
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/latch-auth/latch/authority"
 	"github.com/latch-auth/latch/throttle"
 )
 
@@ -119,16 +119,19 @@ func (m *metrics) throttled(account, addr *throttle.Memory, now func() time.Time
 }
 
 // tokenCache registers the token cache's series.
-func (m *metrics) tokenCache(c *tokenCache) {
+func (m *metrics) tokenCache(c *authority.TokenCache) {
 	const name, help = "latch_token_cache_lookups_total", "Lookups of opaque access tokens in the in-memory token cache, by result (hit, miss)."
-	for result, n := range map[string]*atomic.Uint64{"hit": &c.hits, "miss": &c.misses} {
+	for result, n := range map[string]func() uint64{
+		"hit":  func() uint64 { h, _ := c.Lookups(); return h },
+		"miss": func() uint64 { _, m := c.Lookups(); return m },
+	} {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: name, Help: help, ConstLabels: prometheus.Labels{"result": result},
-		}, func() float64 { return float64(n.Load()) }))
+		}, func() float64 { return float64(n()) }))
 	}
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "latch_token_cache_entries", Help: "Opaque access tokens held in the in-memory token cache.",
-	}, func() float64 { return float64(c.len()) }))
+	}, func() float64 { return float64(c.Len()) }))
 }
 
 func (m *metrics) handler() http.Handler {

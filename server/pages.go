@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/loginsession"
 )
 
 // The browser-facing pages of latch serve: GET,POST /login, POST /logout,
@@ -267,7 +268,7 @@ func appName(c *latch.Client) string {
 // buttons. The POST is checked with checkCSRF.
 func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, sess *latch.Session, v ConsentView) {
 	raw := sessionCookieValue(r)
-	if sess == nil || raw == "" || !bytes.Equal(hashID(raw), sess.IDHash) {
+	if sess == nil || raw == "" || !bytes.Equal(loginsession.HashID(raw), sess.IDHash) {
 		s.log.ErrorContext(r.Context(), "render consent: the request's cookie is not the session's")
 		s.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "The consent page could not be shown. Sign in again.")
 		return
@@ -289,7 +290,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, sess *lat
 		}
 	}
 	view := consentView{page: newPage("Allow " + v.ClientName + "?"), ConsentView: v, Hidden: hidden,
-		ScopeList: describeScopes(v.Scopes), CSRF: csrfToken(raw, csrfLabel)}
+		ScopeList: describeScopes(v.Scopes), CSRF: loginsession.CSRFToken(raw)}
 	if err := s.renderPage(w, http.StatusOK, consentPage, view, false); err != nil {
 		s.log.ErrorContext(r.Context(), "render consent", "err", err)
 		s.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "The consent page could not be shown.")

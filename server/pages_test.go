@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latch-auth/latch/registry"
+
+	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/server"
 )
 
@@ -173,7 +176,7 @@ func TestNotFound_HTMLPageForBrowsers_JSONForAPIs(t *testing.T) {
 // application it leads to; a client_id nobody registered shows nothing.
 func TestLoginPage_NamesTheApplication(t *testing.T) {
 	e, _, _ := loginEnv(t)
-	c := e.webClient(func(s *server.ClientSpec) { s.Name = "Photo <Print>" })
+	c := e.webClient(func(s *registry.ClientSpec) { s.Name = "Photo <Print>" })
 	for _, tc := range []struct{ clientID, want string }{
 		{c.ID, `to continue to <strong>Photo &lt;Print&gt;</strong>`},
 		{"unregistered", ""},
@@ -205,10 +208,10 @@ func TestLoginPage_NamesTheApplication(t *testing.T) {
 func TestConsent_DescribesKnownScopes_MarksUnknownOnes(t *testing.T) {
 	e, users, _ := loginEnv(t)
 	// latch:admin is asked for only of a user who holds the admin role.
-	if _, err := users.SetRoles(context.Background(), "alice", []string{server.RoleAdmin}, nil); err != nil {
+	if _, err := users.SetRoles(context.Background(), "alice", []string{latch.RoleAdmin}, nil); err != nil {
 		t.Fatal(err)
 	}
-	c := e.webClient(func(s *server.ClientSpec) {
+	c := e.webClient(func(s *registry.ClientSpec) {
 		s.FirstParty, s.Name = false, "Photo Print"
 		s.Scope = "openid profile email offline_access read write latch:admin photos:print"
 	})
@@ -242,7 +245,7 @@ func TestConsent_DescribesKnownScopes_MarksUnknownOnes(t *testing.T) {
 // registered name, its ID beside it.
 func TestAuthorize_UnregisteredRedirect_PageNamesTheApplication(t *testing.T) {
 	e, _, _ := loginEnv(t)
-	c := e.webClient(func(s *server.ClientSpec) { s.Name = "Photo Print" })
+	c := e.webClient(func(s *registry.ClientSpec) { s.Name = "Photo Print" })
 	w := newAgent(e).get(authorizeURL(c, func(v url.Values) { v.Set("redirect_uri", "https://evil.example/cb") }))
 	body := w.Body.String()
 	if w.Code != http.StatusBadRequest || !strings.Contains(body, "<h1>Cannot return to Photo Print</h1>") ||

@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/latch-auth/latch"
-	"github.com/latch-auth/latch/server"
 	"github.com/latch-auth/latch/token"
 )
 
@@ -39,7 +40,7 @@ func (e *env) adminRequest(method, path, tok string, body any) *httptest.Respons
 // reregister deletes the client id through the admin API and registers
 // spec under the same id again, as an operator would; it returns the new
 // registration's credentials.
-func (e *env) reregister(adminTok string, spec server.ClientSpec) creds {
+func (e *env) reregister(adminTok string, spec registry.ClientSpec) creds {
 	e.t.Helper()
 	if w := e.adminRequest(http.MethodDelete, "/admin/v1/clients/"+spec.ID, adminTok, nil); w.Code != http.StatusNoContent {
 		e.t.Fatalf("admin DELETE: %d %s", w.Code, w.Body)
@@ -48,7 +49,7 @@ func (e *env) reregister(adminTok string, spec server.ClientSpec) creds {
 	if w.Code != http.StatusCreated {
 		e.t.Fatalf("admin POST: %d %s", w.Code, w.Body)
 	}
-	var v server.ClientView
+	var v registry.ClientView
 	mustJSON(e.t, w.Body.Bytes(), &v)
 	return creds{v.ID, v.Secret}
 }
@@ -64,13 +65,13 @@ func (e *env) reregister(adminTok string, spec server.ClientSpec) creds {
 func TestDeletedClient_ReregisteredSameID_OldTokensStayInactive(t *testing.T) {
 	e := newEnv(t)
 	e.run()
-	operator := e.client(server.ClientSpec{Scope: server.ScopeAdmin, Audiences: []string{server.AudienceAdmin}})
-	operatorTok := e.token(operator, url.Values{"scope": {server.ScopeAdmin}})
-	rs := e.client(server.ClientSpec{Scope: server.ScopeIntrospect, Audiences: []string{server.AudienceAdmin}})
-	adminForm := url.Values{"scope": {server.ScopeAdmin}, "audience": {server.AudienceAdmin}}
+	operator := e.client(registry.ClientSpec{Scope: latch.ScopeAdmin, Audiences: []string{latch.AudienceAdmin}})
+	operatorTok := e.token(operator, url.Values{"scope": {latch.ScopeAdmin}})
+	rs := e.client(registry.ClientSpec{Scope: latch.ScopeIntrospect, Audiences: []string{latch.AudienceAdmin}})
+	adminForm := url.Values{"scope": {latch.ScopeAdmin}, "audience": {latch.AudienceAdmin}}
 	for _, format := range []string{"jwt", "opaque"} {
 		t.Run(format, func(t *testing.T) {
-			spec := server.ClientSpec{ID: "reborn-" + format, Scope: server.ScopeAdmin, Audiences: []string{server.AudienceAdmin}, AccessTokenFormat: format}
+			spec := registry.ClientSpec{ID: "reborn-" + format, Scope: latch.ScopeAdmin, Audiences: []string{latch.AudienceAdmin}, AccessTokenFormat: format}
 			old := e.client(spec)
 			oldTok := e.token(old, adminForm)
 			// Into every cache: the client cache, the verified-JWT cache
@@ -120,9 +121,9 @@ func TestDeletedClient_ReregisteredSameID_OldTokensStayInactive(t *testing.T) {
 // registrations, not client IDs.
 func TestDeletedClient_ReregisteredSameID_UserTokensDeadEverywhere(t *testing.T) {
 	e := newEnv(t)
-	operator := e.client(server.ClientSpec{Scope: server.ScopeAdmin, Audiences: []string{server.AudienceAdmin}})
-	operatorTok := e.token(operator, url.Values{"scope": {server.ScopeAdmin}})
-	spec := server.ClientSpec{ID: "web", Name: "Web", GrantTypes: []string{"authorization_code", "refresh_token", "client_credentials"},
+	operator := e.client(registry.ClientSpec{Scope: latch.ScopeAdmin, Audiences: []string{latch.AudienceAdmin}})
+	operatorTok := e.token(operator, url.Values{"scope": {latch.ScopeAdmin}})
+	spec := registry.ClientSpec{ID: "web", Name: "Web", GrantTypes: []string{"authorization_code", "refresh_token", "client_credentials"},
 		Scope: "openid profile read", Audiences: []string{"api"}, RedirectURIs: []string{"https://app.example/cb"}, FirstParty: true}
 	old := e.client(spec)
 	alice := e.alice()
@@ -180,7 +181,7 @@ func TestDeletedClient_ReregisteredSameID_UserTokensDeadEverywhere(t *testing.T)
 // the old registration, though the JWT stays in the verified-JWT cache.
 func TestDeletedClient_ReregisteredByAnotherProcess_InactiveOnceClientCacheExpires(t *testing.T) {
 	e := newEnv(t)
-	spec := server.ClientSpec{ID: "reborn", Scope: "read", Audiences: []string{"api"}}
+	spec := registry.ClientSpec{ID: "reborn", Scope: "read", Audiences: []string{"api"}}
 	old := e.client(spec)
 	tok := e.token(old, nil)
 	if got := e.introspect(old, tok); !strings.HasPrefix(got, `{"active":true`) {

@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 
+	"github.com/latch-auth/latch/authority"
 	"github.com/latch-auth/latch/oauth"
 )
 
@@ -31,10 +32,10 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.metrics.revoked.WithLabelValues(format, string(result)).Inc()
 	switch result {
-	case RevokeRefused:
+	case authority.RevokeRefused:
 		return oauth.BadRequest(oauth.ErrUnauthorizedClient, "the token was not issued to this client")
-	case RevokeUnsupported:
-		return oauth.BadRequest(oauth.ErrUnsupportedTokenType, errJWERevocation)
+	case authority.RevokeUnsupported:
+		return oauth.BadRequest(oauth.ErrUnsupportedTokenType, authority.JWERevocationRefusal)
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil

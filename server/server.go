@@ -25,10 +25,13 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/latch-auth/latch"
-	"github.com/latch-auth/latch/internal/tokencache"
+	"github.com/latch-auth/latch/authority"
 	"github.com/latch-auth/latch/keys"
+	"github.com/latch-auth/latch/loginsession"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/password"
+	"github.com/latch-auth/latch/registry"
+	"github.com/latch-auth/latch/revfeed"
 	"github.com/latch-auth/latch/throttle"
 	"github.com/latch-auth/latch/token"
 )
@@ -111,19 +114,19 @@ type Config struct {
 
 	// LoginAccountThrottle and LoginIPThrottle are the exponential
 	// back-offs of /login per account and per client address (see
-	// Throttle; zero fields take the defaults: 5 and 20 free failures, 1s
+	// throttle.Config; zero fields take the defaults: 5 and 20 free failures, 1s
 	// doubling to 15 minutes). The state is per process unless
 	// SharedLoginThrottle is set.
-	LoginAccountThrottle Throttle
-	LoginIPThrottle      Throttle
+	LoginAccountThrottle throttle.Config
+	LoginIPThrottle      throttle.Config
 	// SharedLoginThrottle, when set, keeps the login back-offs where every
 	// node sharing the store counts them (package redis), so an attacker
 	// spreading guesses over N nodes gets one allowance, not N. It is
 	// called once per scope, "account" and "address", with that scope's
-	// Throttle (defaults applied). A call that fails is answered by this
+	// configuration (defaults applied). A call that fails is answered by this
 	// node's memory instead (latch_login_throttle_fallbacks_total), so an
 	// outage neither fails logins nor lifts the throttle.
-	SharedLoginThrottle func(scope string, t Throttle) LoginThrottle
+	SharedLoginThrottle func(scope string, t throttle.Config) throttle.Throttle
 	// MaxConcurrentLogins bounds the argon2 verifications running at once
 	// (default 2×GOMAXPROCS); a login that finds none free within
 	// LoginQueueTimeout (default 1s) gets 503 with Retry-After.
@@ -268,7 +271,7 @@ func (c *Config) Validate() error {
 	if c.Issuer == "" {
 		return errors.New("server: Issuer is required")
 	}
-	if err := checkIssuerURL(c.Issuer); err != nil {
+	if err := oauth.CheckIssuerURL(c.Issuer); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	if u, _ := url.Parse(c.Issuer); u.Scheme != "https" && !c.InsecureAllowHTTP {
@@ -301,7 +304,7 @@ func (c *Config) Validate() error {
 	if c.PurgeInterval <= 0 || c.KeyReloadInterval <= 0 {
 		return fmt.Errorf("server: PurgeInterval %v and KeyReloadInterval %v must be positive", c.PurgeInterval, c.KeyReloadInterval)
 	}
-	if err := (&Users{Params: c.PasswordParams, MinPasswordLen: c.MinPasswordLen}).Validate(); err != nil {
+	if err := (&registry.Users{Params: c.PasswordParams, MinPasswordLen: c.MinPasswordLen}).Validate(); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	if c.MaxBodyBytes < 1024 {
@@ -328,23 +331,6 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// checkIssuerURL checks the form of an issuer (RFC 8414 §2): an absolute
-// http or https URL without query, fragment or trailing slash. Whether
-// http is allowed is the caller's decision.
-func checkIssuerURL(issuer string) error {
-	u, err := url.Parse(issuer)
-	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("issuer %q must be an absolute URL without query or fragment (RFC 8414 §2)", issuer)
-	}
-	if u.Scheme != "https" && u.Scheme != "http" {
-		return fmt.Errorf("issuer %q must use https", issuer)
-	}
-	if strings.HasSuffix(issuer, "/") {
-		return fmt.Errorf("issuer %q must not end with a slash", issuer)
-	}
-	return nil
-}
-
 // Server is the authorization server. Create it with New, serve
 // Handler(), and run Run in the background for purging and key reloads.
 type Server struct {
@@ -357,17 +343,19 @@ type Server struct {
 	metrics *metrics
 	mux     *http.ServeMux
 
-	clients *clientCache
-	tokens  *tokenCache // nil when disabled
+	clients *registry.ClientCache
+	tokens  *authority.TokenCache // nil when disabled
 	// webOrigins answers CORS preflights (cors.go).
 	webOrigins webOriginSet
 
 	limitersMu sync.Mutex
 	limiters   map[string]*rate.Limiter
 
-	tok *Tokens // the rules of issuance, introspection and revocation
+	tok *authority.Tokens // the rules of issuance, introspection and revocation
 
-	feed *feed // GET /oauth2/revocations; its broadcaster runs in Run
+	sessions *loginsession.Sessions // login sessions; their cookie is session.go's
+
+	feed *revfeed.Feed // GET /oauth2/revocations; its broadcaster runs in Run
 
 	publish chan struct{} // capacity 1: a revocation to announce through cfg.Fanout
 
@@ -403,25 +391,27 @@ func New(cfg Config) (*Server, error) {
 	s.accountThrottle = s.newLoginThrottle("account", cfg.LoginAccountThrottle)
 	s.addrThrottle = s.newLoginThrottle("address", cfg.LoginIPThrottle)
 	s.metrics.throttled(s.accountThrottle.local, s.addrThrottle.local, cfg.Now)
-	s.clients = newClientCache(cfg.Store, cfg.ClientCacheTTL, cfg.Now)
+	s.clients = registry.NewClientCache(cfg.Store, cfg.ClientCacheTTL, cfg.Now)
 	if cfg.TokenCacheSize > 0 {
-		s.tokens = newTokenCache(cfg.TokenCacheSize, cfg.Now)
-		s.store = tokenCacheStore{Store: cfg.Store, cache: s.tokens}
+		s.tokens = authority.NewTokenCache(cfg.TokenCacheSize, revfeed.PollInterval, cfg.Now)
+		s.store = s.tokens.Wrap(cfg.Store)
 		s.metrics.tokenCache(s.tokens)
 	}
-	s.tok = &Tokens{
+	s.tok = &authority.Tokens{
 		Store: s.store, Keys: cfg.Keys, Issuer: cfg.Issuer,
 		AccessTokenTTL: cfg.AccessTokenTTL, MaxAccessTokenTTL: cfg.MaxAccessTokenTTL, Leeway: cfg.Leeway,
-		RefreshTokenTTL: cfg.RefreshTokenTTL, SuccessorKey: cfg.Keys.DeriveKey(successorKeyPurpose),
+		RefreshTokenTTL: cfg.RefreshTokenTTL, SuccessorKey: cfg.Keys.DeriveKey(authority.SuccessorKeyPurpose),
 		Now: cfg.Now, Rand: cfg.Rand, TagKeys: cfg.OpaqueTagKeys,
-		opaque: s.tokens, clientFn: s.clients.Client,
-		revokedFn: s.revoked, // the feed, and the other nodes through the fan-out
+		Cache: s.tokens, ClientLookup: s.clients.Client,
+		OnRevoke: s.revoked, // the feed, and the other nodes through the fan-out
 
-		RefuseUnknownScopes: cfg.RefuseUnknownScopes, scopeCacheTTL: max(cfg.ClientCacheTTL, 0),
+		RefuseUnknownScopes: cfg.RefuseUnknownScopes, ScopeCacheTTL: max(cfg.ClientCacheTTL, 0),
 	}
 	if cfg.TokenCacheSize > 0 {
-		s.tok.verified = tokencache.New[verifiedJWT](cfg.TokenCacheSize)
+		s.tok.CacheVerified(cfg.TokenCacheSize)
 	}
+	s.sessions = &loginsession.Sessions{Store: s.store, IdleTimeout: cfg.SessionIdleTimeout, MaxAge: cfg.SessionMaxAge,
+		Rand: cfg.Rand, OnRevoke: s.revoked}
 	s.routes()
 	return s, nil
 }
@@ -470,7 +460,7 @@ func (s *Server) Run(ctx context.Context) {
 	reload := time.NewTicker(s.cfg.KeyReloadInterval)
 	defer purge.Stop()
 	defer reload.Stop()
-	go s.feed.run(ctx)
+	go s.feed.Run(ctx)
 	if s.cfg.Fanout != nil {
 		go s.runFanout(ctx)
 	}
@@ -509,7 +499,11 @@ func (s *Server) routes() {
 	m.Handle("GET /userinfo", s.corsClients("GET, POST", s.handle("userinfo", s.userinfo)))
 	m.Handle("POST /userinfo", s.corsClients("GET, POST", s.handle("userinfo", s.userinfo)))
 	m.Handle("OPTIONS /userinfo", s.corsClients("GET, POST", s.handle("userinfo", allowMethods("GET, POST, OPTIONS"))))
-	s.feed = newFeed(s)
+	var follower revfeed.Follower // a nil *TokenCache must not become a non-nil interface
+	if s.tokens != nil {
+		follower = s.tokens
+	}
+	s.feed = revfeed.New(s.cfg.Issuer, s.store, s.now, s.log, follower)
 	m.Handle("GET /oauth2/revocations", s.handle("revocations", s.revocations))
 	m.Handle("GET /oauth2/opaque-token-keys", s.handle("opaque_token_keys", s.opaqueTokenKeys))
 	m.Handle("GET /healthz", s.handle("healthz", s.healthz))

@@ -15,6 +15,7 @@ import (
 	"github.com/latch-auth/latch/internal/redistest"
 	"github.com/latch-auth/latch/redis"
 	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/throttle"
 )
 
 // throttleBackend is one implementation of the login throttle that the
@@ -42,7 +43,7 @@ func forEachThrottle(t *testing.T, fn func(t *testing.T, th throttleBackend)) {
 // sharedThrottle installs c's login throttle, as cmd/latch does.
 func sharedThrottle(c *redis.Client) func(*server.Config) {
 	return func(cfg *server.Config) {
-		cfg.SharedLoginThrottle = func(scope string, t server.Throttle) server.LoginThrottle {
+		cfg.SharedLoginThrottle = func(scope string, t throttle.Config) throttle.Throttle {
 			return c.Throttle(cfg.Issuer, scope, t)
 		}
 	}
@@ -126,7 +127,7 @@ func TestLogin_SharedThrottleDown_FallsBackToMemory(t *testing.T) {
 			shared.down.Store(true)
 			e, _, _ := loginEnv(t, func(c *server.Config) {
 				c.LoginAccountThrottle.Threshold = 3
-				c.SharedLoginThrottle = func(string, server.Throttle) server.LoginThrottle { return shared }
+				c.SharedLoginThrottle = func(string, throttle.Config) throttle.Throttle { return shared }
 			})
 			server.SetSharedThrottleRetry(e.srv, tc.retry)
 			for i := range 3 {

@@ -4,7 +4,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/registry"
 )
 
 // A resource or audience the grant does not cover, in a code or refresh
@@ -13,7 +13,7 @@ import (
 // request does not spend the code.
 func TestCodeAndRefreshGrants_ResourceNotGranted_InvalidTarget(t *testing.T) {
 	e := newEnv(t)
-	c := e.webClient(func(s *server.ClientSpec) { s.Audiences = []string{"api", "other"} })
+	c := e.webClient(func(s *registry.ClientSpec) { s.Audiences = []string{"api", "other"} })
 	code, _ := e.newCode(c, e.alice()) // granted for "api" only
 	codeForm := func(k, v string) url.Values {
 		return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"https://app.example/cb"},

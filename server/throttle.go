@@ -15,14 +15,6 @@ import (
 	"github.com/latch-auth/latch/throttle"
 )
 
-// Throttle configures the login back-off of one scope (throttle.Config);
-// LoginThrottle is the state of one scope (throttle.Throttle). The names
-// are kept here because Config's fields and SharedLoginThrottle use them.
-type (
-	Throttle      = throttle.Config
-	LoginThrottle = throttle.Throttle
-)
-
 // sharedThrottleTimeout bounds one call to a shared throttle. Redis
 // answers in well under a millisecond; one that does not answer in this
 // long is treated as down for that call, so that an outage costs a login
@@ -43,7 +35,7 @@ const sharedThrottleRetry = time.Second
 type loginThrottle struct {
 	scope     string
 	local     *throttle.Memory
-	shared    LoginThrottle // nil: memory only
+	shared    throttle.Throttle // nil: memory only
 	log       *slog.Logger
 	fallbacks prometheus.Counter
 	failing   atomic.Bool // the last shared call failed (for logging once)

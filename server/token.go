@@ -2,17 +2,12 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/authority"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/token"
 )
@@ -42,7 +37,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	case latch.GrantPassword:
 		return s.passwordGrant(w, r, form)
 	default:
-		return oauth.BadRequest(oauth.ErrUnsupportedGrantType, "grant_type "+quote(grant)+" is not supported; this server supports "+strings.Join(grantTypes, ", "))
+		return oauth.BadRequest(oauth.ErrUnsupportedGrantType, "grant_type "+oauth.Quote(grant)+" is not supported; this server supports "+strings.Join(grantTypes, ", "))
 	}
 }
 
@@ -67,64 +62,21 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, form 
 }
 
 // scopeAndAudience returns the scope and audiences a token request form
-// asks for, both within the client's registration (checkScopeAndAudience).
+// asks for, both within the client's registration (Tokens.CheckScopeAndAudience).
 func (s *Server) scopeAndAudience(ctx context.Context, c *latch.Client, form url.Values) (scope, aud []string, err error) {
-	return s.tok.checkScopeAndAudience(ctx, c, form.Get("scope"), requestedAudiences(form))
+	return s.tok.CheckScopeAndAudience(ctx, c, form.Get("scope"), requestedAudiences(form))
 }
 
 // audience resolves the audiences of a request from RFC 8707 resource
 // parameters or the widespread audience parameter; without either it is
 // the client's first registered audience.
 func audience(c *latch.Client, form url.Values) ([]string, error) {
-	return checkAudience(c, requestedAudiences(form))
+	return authority.CheckAudience(c, requestedAudiences(form))
 }
 
-// FingerprintCookie is the cookie that carries the raw fingerprint of a
-// bound token (security invariant 8). __Host-: Secure, Path=/, no Domain, so
-// no other host or path can set or shadow it (RFC 6265bis §4.1.3.2).
-const FingerprintCookie = "__Host-latch_fgp"
-
-// ClaimFingerprint is the claim holding the lowercase hex SHA-256 of the
-// fingerprint cookie's value.
-const ClaimFingerprint = "fgp"
-
-// ClaimRegistration is the private claim (RFC 7519 §4.3) of a JWT access
-// token that holds the RegistrationID of its client: the token is active
-// here only while the client with its client_id is that registration, so
-// that deleting a client and registering another under the same ID does
-// not bring the deleted one's tokens back. Absent for clients without one.
-const ClaimRegistration = "latch_reg"
-
-// registrationOf returns the registration a JWT's claims name; "" when
-// they name none.
-func registrationOf(c *token.Claims) string {
-	s, _ := c.Extra[ClaimRegistration].(string)
-	return s
-}
-
-// fingerprint returns a Set-Cookie value with 256 fresh random bits from
-// r, base64url, and the hex SHA-256 of that cookie value for the fgp claim
-// (OWASP JWT cheat sheet, token sidejacking).
-func fingerprint(r io.Reader, ttl time.Duration) (setCookie, fgp string, err error) {
-	var b [32]byte
-	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return "", "", latch.Errorf(latch.EINTERNAL, "server: fingerprint: %v", err)
-	}
-	v := base64.RawURLEncoding.EncodeToString(b[:])
-	sum := sha256.Sum256([]byte(v))
-	setCookie = FingerprintCookie + "=" + v + "; Path=/; Max-Age=" + strconv.FormatInt(int64(ttl/time.Second), 10) +
-		"; Secure; HttpOnly; SameSite=Strict"
-	return setCookie, hex.EncodeToString(sum[:]), nil
-}
-
-func quote(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "…"
-	}
-	return `"` + strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == '"' {
-			return '?'
-		}
-		return r
-	}, s) + `"`
+// requestedAudiences are the audiences of a token or authorization
+// request: RFC 8707 resource parameters and the widespread audience
+// parameter.
+func requestedAudiences(form url.Values) []string {
+	return append(append([]string(nil), form["resource"]...), form["audience"]...)
 }

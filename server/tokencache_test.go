@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/server"
 	"github.com/latch-auth/latch/token"
@@ -99,7 +101,7 @@ func TestTokenCache_DeletedClientThroughAdmin_InactiveAtOnce(t *testing.T) {
 	owner, rs := e.opaqueClient(), e.resourceServer()
 	tok := e.cachedOpaque(owner, rs)
 
-	admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{server.AudienceAdmin}})
+	admin := e.client(registry.ClientSpec{Scope: "latch:admin", Audiences: []string{latch.AudienceAdmin}})
 	r := httptest.NewRequest(http.MethodDelete, "/admin/v1/clients/"+owner.ID, nil)
 	r.Header.Set("Authorization", "Bearer "+e.token(admin, url.Values{"scope": {"latch:admin"}}))
 	w := httptest.NewRecorder()
@@ -116,7 +118,7 @@ func TestTokenCache_DeletedClientThroughAdmin_InactiveAtOnce(t *testing.T) {
 // sign-out everywhere) takes its cached opaque access tokens with it at
 // once.
 func TestTokenCache_FamilyRevokedThroughServer_InactiveAtOnce(t *testing.T) {
-	opaqueWeb := func(s *server.ClientSpec) { s.AccessTokenFormat = "opaque" }
+	opaqueWeb := func(s *registry.ClientSpec) { s.AccessTokenFormat = "opaque" }
 	for _, tc := range []struct {
 		name string
 		// revoke revokes the family of the tokens it returns, which it
@@ -147,7 +149,7 @@ func TestTokenCache_FamilyRevokedThroughServer_InactiveAtOnce(t *testing.T) {
 			code, _ := e.newCode(web, user, "read")
 			_, tr := e.redeem(web, code)
 			e.cached(rs, tr.AccessToken)
-			admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{server.AudienceAdmin}})
+			admin := e.client(registry.ClientSpec{Scope: "latch:admin", Audiences: []string{latch.AudienceAdmin}})
 			r := httptest.NewRequest(http.MethodPost, "/admin/v1/users/"+user+"/logout", nil)
 			r.Header.Set("Authorization", "Bearer "+e.token(admin, url.Values{"scope": {"latch:admin"}}))
 			w := httptest.NewRecorder()

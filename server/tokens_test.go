@@ -14,6 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
+	"github.com/latch-auth/latch/authority"
+
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/internal/latchtest"
 	"github.com/latch-auth/latch/server"
@@ -22,11 +26,11 @@ import (
 
 // tokens is what the CLI builds: Tokens over the plain store (no token
 // cache, no client cache), on the env's clock.
-func (e *env) tokens() *server.Tokens {
-	return &server.Tokens{Store: e.db, Keys: e.keys, Issuer: testIssuer, Now: e.clock.Now}
+func (e *env) tokens() *authority.Tokens {
+	return &authority.Tokens{Store: e.db, Keys: e.keys, Issuer: testIssuer, Now: e.clock.Now}
 }
 
-func mustIssue(t testing.TB, m *server.Tokens, req server.IssueRequest) *server.Issued {
+func mustIssue(t testing.TB, m *authority.Tokens, req authority.IssueRequest) *authority.Issued {
 	t.Helper()
 	out, err := m.Issue(context.Background(), req)
 	if err != nil {
@@ -35,9 +39,9 @@ func mustIssue(t testing.TB, m *server.Tokens, req server.IssueRequest) *server.
 	return out
 }
 
-func mustInspect(t testing.TB, m *server.Tokens, raw string) *server.Inspection {
+func mustInspect(t testing.TB, m *authority.Tokens, raw string) *authority.Inspection {
 	t.Helper()
-	in, err := m.Introspect(context.Background(), raw, server.OperatorPolicy)
+	in, err := m.Introspect(context.Background(), raw, authority.OperatorPolicy)
 	if err != nil {
 		t.Fatalf("Inspect: %v", err)
 	}
@@ -64,8 +68,8 @@ func TestTokens_Issue_IsAClientCredentialsToken(t *testing.T) {
 	rs := e.resourceServer() // introspects
 	for _, format := range []string{"jwt", "opaque"} {
 		t.Run(format, func(t *testing.T) {
-			c := e.client(server.ClientSpec{Scope: "read write", Audiences: []string{"api", "other-api"}, AccessTokenFormat: format})
-			out := mustIssue(t, e.tokens(), server.IssueRequest{ClientID: c.ID, Scope: "read", Audiences: []string{"other-api"}})
+			c := e.client(registry.ClientSpec{Scope: "read write", Audiences: []string{"api", "other-api"}, AccessTokenFormat: format})
+			out := mustIssue(t, e.tokens(), authority.IssueRequest{ClientID: c.ID, Scope: "read", Audiences: []string{"other-api"}})
 			if string(out.Format) != format || out.TokenType != "Bearer" || out.ExpiresIn != 600 || out.Scope != "read" {
 				t.Errorf("Issue = format %s, %+v; want %s, Bearer, 600 s, read", out.Format, out.TokenResponse, format)
 			}
@@ -98,7 +102,7 @@ func TestTokens_Issue_RefusesWhatTheTokenEndpointRefuses(t *testing.T) {
 	e := newEnv(t)
 	c := e.jwtClient()
 	web := e.webClient()
-	bare := e.client(server.ClientSpec{Scope: "read"})
+	bare := e.client(registry.ClientSpec{Scope: "read"})
 	for _, tc := range []struct {
 		name   string
 		client creds
@@ -120,7 +124,7 @@ func TestTokens_Issue_RefusesWhatTheTokenEndpointRefuses(t *testing.T) {
 			if status != 400 || tr.Error != tc.want {
 				t.Fatalf("endpoint: %d %s, want 400 %s", status, tr.Error, tc.want)
 			}
-			_, err := e.tokens().Issue(context.Background(), server.IssueRequest{ClientID: tc.client.ID,
+			_, err := e.tokens().Issue(context.Background(), authority.IssueRequest{ClientID: tc.client.ID,
 				Scope: tc.form.Get("scope"), Audiences: tc.form["audience"]})
 			if latch.ErrorCode(err) != latch.EINVALID || !strings.Contains(err.Error(), tc.want) ||
 				!strings.Contains(err.Error(), tr.Description) || !strings.Contains(err.Error(), tc.client.ID) {
@@ -129,17 +133,17 @@ func TestTokens_Issue_RefusesWhatTheTokenEndpointRefuses(t *testing.T) {
 		})
 	}
 	before := e.logLen()
-	if _, err := e.tokens().Issue(context.Background(), server.IssueRequest{ClientID: "nope"}); latch.ErrorCode(err) != latch.ENOTFOUND || !strings.Contains(err.Error(), "latch client list") {
+	if _, err := e.tokens().Issue(context.Background(), authority.IssueRequest{ClientID: "nope"}); latch.ErrorCode(err) != latch.ENOTFOUND || !strings.Contains(err.Error(), "latch client list") {
 		t.Errorf("unknown client: %v, want ENOTFOUND pointing to latch client list", err)
 	}
 	noIssuer := e.tokens()
 	noIssuer.Issuer = ""
-	if _, err := noIssuer.Issue(context.Background(), server.IssueRequest{ClientID: c.ID}); err == nil || !strings.Contains(err.Error(), "issuer is required") {
+	if _, err := noIssuer.Issue(context.Background(), authority.IssueRequest{ClientID: c.ID}); err == nil || !strings.Contains(err.Error(), "issuer is required") {
 		t.Errorf("without an issuer: %v, want the issuer required", err)
 	}
 	badIssuer := e.tokens()
 	badIssuer.Issuer = "auth.example.com"
-	if _, err := badIssuer.Issue(context.Background(), server.IssueRequest{ClientID: c.ID}); err == nil || !strings.Contains(err.Error(), "absolute URL") {
+	if _, err := badIssuer.Issue(context.Background(), authority.IssueRequest{ClientID: c.ID}); err == nil || !strings.Contains(err.Error(), "absolute URL") {
 		t.Errorf("relative issuer: %v, want it refused", err)
 	}
 	if after := e.logLen(); after != before {
@@ -149,8 +153,8 @@ func TestTokens_Issue_RefusesWhatTheTokenEndpointRefuses(t *testing.T) {
 
 func TestTokens_Issue_TTLShortensNeverExtends(t *testing.T) {
 	e := newEnv(t)
-	c := e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}, AccessTokenTTL: 300, AccessTokenFormat: "opaque"})
-	out := mustIssue(t, e.tokens(), server.IssueRequest{ClientID: c.ID, TTL: time.Minute})
+	c := e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}, AccessTokenTTL: 300, AccessTokenFormat: "opaque"})
+	out := mustIssue(t, e.tokens(), authority.IssueRequest{ClientID: c.ID, TTL: time.Minute})
 	if out.ExpiresIn != 60 {
 		t.Errorf("TTL 1m: expires_in %d, want 60", out.ExpiresIn)
 	}
@@ -158,38 +162,38 @@ func TestTokens_Issue_TTLShortensNeverExtends(t *testing.T) {
 		t.Errorf("TTL 1m: exp %d, want now+60", in.Exp)
 	}
 	for _, ttl := range []time.Duration{6 * time.Minute, 500 * time.Millisecond, -time.Second} {
-		if _, err := e.tokens().Issue(context.Background(), server.IssueRequest{ClientID: c.ID, TTL: ttl}); latch.ErrorCode(err) != latch.EINVALID {
+		if _, err := e.tokens().Issue(context.Background(), authority.IssueRequest{ClientID: c.ID, TTL: ttl}); latch.ErrorCode(err) != latch.EINVALID {
 			t.Errorf("TTL %v for a 5m client: %v, want EINVALID", ttl, err)
 		}
 	}
 	// The server-wide cap applies to the client's own lifetime.
 	capped := e.tokens()
 	capped.MaxAccessTokenTTL = 2 * time.Minute
-	if out := mustIssue(t, capped, server.IssueRequest{ClientID: c.ID}); out.ExpiresIn != 120 {
+	if out := mustIssue(t, capped, authority.IssueRequest{ClientID: c.ID}); out.ExpiresIn != 120 {
 		t.Errorf("capped at 2m: expires_in %d, want 120", out.ExpiresIn)
 	}
 }
 
 func TestTokens_Issue_FingerprintAndEncryptionAsRegistered(t *testing.T) {
 	e := newEnv(t)
-	bound := e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}, TokenFingerprint: true})
-	out := mustIssue(t, e.tokens(), server.IssueRequest{ClientID: bound.ID})
+	bound := e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}, TokenFingerprint: true})
+	out := mustIssue(t, e.tokens(), authority.IssueRequest{ClientID: bound.ID})
 	name, value, ok := strings.Cut(out.FingerprintCookie, "=")
-	if !ok || name != server.FingerprintCookie || value == "" || strings.Contains(value, ";") {
-		t.Fatalf("FingerprintCookie = %q, want %s=VALUE", out.FingerprintCookie, server.FingerprintCookie)
+	if !ok || name != authority.FingerprintCookie || value == "" || strings.Contains(value, ";") {
+		t.Fatalf("FingerprintCookie = %q, want %s=VALUE", out.FingerprintCookie, authority.FingerprintCookie)
 	}
 	sum := sha256.Sum256([]byte(value))
-	if fgp := payload(t, out.AccessToken)[server.ClaimFingerprint]; fgp != hex.EncodeToString(sum[:]) {
+	if fgp := payload(t, out.AccessToken)[authority.ClaimFingerprint]; fgp != hex.EncodeToString(sum[:]) {
 		t.Errorf("fgp claim %v is not the SHA-256 of the cookie value", fgp)
 	}
-	plain := mustIssue(t, e.tokens(), server.IssueRequest{ClientID: e.jwtClient().ID})
+	plain := mustIssue(t, e.tokens(), authority.IssueRequest{ClientID: e.jwtClient().ID})
 	if plain.FingerprintCookie != "" || plain.Encrypted {
 		t.Errorf("an unbound, unencrypted client got %+v", plain)
 	}
 
 	k := newRSEncKey(t, "rs-1", elliptic.P256())
 	enc := e.encryptedClient(k)
-	out = mustIssue(t, e.tokens(), server.IssueRequest{ClientID: enc.ID})
+	out = mustIssue(t, e.tokens(), authority.IssueRequest{ClientID: enc.ID})
 	if !out.Encrypted || strings.Count(out.AccessToken, ".") != 4 {
 		t.Fatalf("encrypted client: Encrypted %v, %d dots; want a JWE", out.Encrypted, strings.Count(out.AccessToken, "."))
 	}
@@ -204,7 +208,7 @@ func TestTokens_Inspect_SaysWhyInactive(t *testing.T) {
 	e := newEnv(t)
 	m := e.tokens()
 	jc, oc, rs := e.jwtClient(), e.opaqueClient(), e.resourceServer()
-	web := e.webClient(func(s *server.ClientSpec) { s.AccessTokenFormat = "opaque" })
+	web := e.webClient(func(s *registry.ClientSpec) { s.AccessTokenFormat = "opaque" })
 	code, _ := e.newCode(web, e.alice())
 	_, grant := e.redeem(web, code)
 
@@ -220,7 +224,7 @@ func TestTokens_Inspect_SaysWhyInactive(t *testing.T) {
 			t.Fatalf("revoke: %d %s", w.Code, w.Body)
 		}
 	}
-	gone := e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}})
+	gone := e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}})
 	deletedClients := e.token(gone, nil)
 	if err := e.db.DeleteClient(context.Background(), gone.ID); err != nil {
 		t.Fatal(err)
@@ -242,10 +246,10 @@ func TestTokens_Inspect_SaysWhyInactive(t *testing.T) {
 		map[string]any{"iss": testIssuer, "sub": "x", "exp": now.Add(time.Minute).Unix(), "iat": now.Unix(), "jti": "j"}, es256(attacker))
 	algNone := forge(t, map[string]any{"alg": "none", "typ": "at+jwt", "kid": kid}, map[string]any{"iss": testIssuer}, func([]byte) []byte { return nil })
 	unknownOpaque, _ := token.NewOpaque(latch.KindAccess, nil)
-	jwe := mustIssue(t, m, server.IssueRequest{ClientID: e.encryptedClient(newRSEncKey(t, "k", elliptic.P256())).ID}).AccessToken
+	jwe := mustIssue(t, m, authority.IssueRequest{ClientID: e.encryptedClient(newRSEncKey(t, "k", elliptic.P256())).ID}).AccessToken
 	expiring, expiringOpaque := e.token(jc, nil), e.token(oc, nil)
 
-	check := func(name, raw string, active bool, reason server.InactiveReason, clientID string) {
+	check := func(name, raw string, active bool, reason authority.InactiveReason, clientID string) {
 		t.Helper()
 		in := mustInspect(t, m, raw)
 		if in.Active != active || in.Reason != reason || in.ClientID != clientID {
@@ -266,18 +270,18 @@ func TestTokens_Inspect_SaysWhyInactive(t *testing.T) {
 	}
 	check("live JWT", liveJWT, true, "", jc.ID)
 	check("live opaque", liveOpaque, true, "", oc.ID)
-	check("revoked JWT", revokedJWT, false, server.ReasonRevoked, jc.ID)
-	check("revoked opaque", revokedOpaque, false, server.ReasonRevoked, "")
-	check("deleted client's JWT", deletedClients, false, server.ReasonClientDeleted, gone.ID)
-	check("ID token", idToken, false, server.ReasonWrongType, "")
-	check("other issuer", otherIssuer, false, server.ReasonNotOurs, "")
-	check("foreign key", foreign, false, server.ReasonNotOurs, "")
-	check("forged signature", forged, false, server.ReasonBadSignature, "")
-	check("alg none", algNone, false, server.ReasonRefused, "")
-	check("unknown opaque", unknownOpaque, false, server.ReasonUnknown, "")
-	check("bad checksum", flip(liveOpaque, 10), false, server.ReasonMalformed, "")
-	check("garbage", "hello world", false, server.ReasonMalformed, "")
-	check("JWE", jwe, false, server.ReasonEncrypted, "")
+	check("revoked JWT", revokedJWT, false, authority.ReasonRevoked, jc.ID)
+	check("revoked opaque", revokedOpaque, false, authority.ReasonRevoked, "")
+	check("deleted client's JWT", deletedClients, false, authority.ReasonClientDeleted, gone.ID)
+	check("ID token", idToken, false, authority.ReasonWrongType, "")
+	check("other issuer", otherIssuer, false, authority.ReasonNotOurs, "")
+	check("foreign key", foreign, false, authority.ReasonNotOurs, "")
+	check("forged signature", forged, false, authority.ReasonBadSignature, "")
+	check("alg none", algNone, false, authority.ReasonRefused, "")
+	check("unknown opaque", unknownOpaque, false, authority.ReasonUnknown, "")
+	check("bad checksum", flip(liveOpaque, 10), false, authority.ReasonMalformed, "")
+	check("garbage", "hello world", false, authority.ReasonMalformed, "")
+	check("JWE", jwe, false, authority.ReasonEncrypted, "")
 
 	// A refresh token is active to the operator, as to its own client, and
 	// to no other introspecting client.
@@ -296,7 +300,7 @@ func TestTokens_Inspect_SaysWhyInactive(t *testing.T) {
 	e.clock.Advance(11 * time.Minute)
 	for _, tok := range []string{expiring, expiringOpaque} {
 		in := mustInspect(t, m, tok)
-		if in.Active || in.Reason != server.ReasonExpired || in.ClientID == "" || in.Exp == 0 || !strings.Contains(in.Detail, "expired at") {
+		if in.Active || in.Reason != authority.ReasonExpired || in.ClientID == "" || in.Exp == 0 || !strings.Contains(in.Detail, "expired at") {
 			t.Errorf("expired %s token: %+v", in.Format, in)
 		}
 	}
@@ -313,7 +317,7 @@ func TestTokens_Revoke_AsTheRevocationEndpoint(t *testing.T) {
 	t.Run("opaque access token", func(t *testing.T) {
 		tok := e.token(oc, nil)
 		r, err := m.Revoke(ctx, tok)
-		if err != nil || r.AlreadyRevoked || r.FamilyRevoked || r.Token.Active || r.Token.Reason != server.ReasonRevoked || r.Token.ClientID != oc.ID {
+		if err != nil || r.AlreadyRevoked || r.FamilyRevoked || r.Token.Active || r.Token.Reason != authority.ReasonRevoked || r.Token.ClientID != oc.ID {
 			t.Fatalf("Revoke = %+v, %v", r, err)
 		}
 		if got := e.introspect(jc, tok); got != inactive {
@@ -345,7 +349,7 @@ func TestTokens_Revoke_AsTheRevocationEndpoint(t *testing.T) {
 	})
 	t.Run("refresh token revokes its family", func(t *testing.T) {
 		for _, format := range []string{"jwt", "opaque"} {
-			web := e.webClient(func(s *server.ClientSpec) { s.AccessTokenFormat = format })
+			web := e.webClient(func(s *registry.ClientSpec) { s.AccessTokenFormat = format })
 			code, _ := e.newCode(web, e.alice2())
 			_, g := e.redeem(web, code)
 			r, err := m.Revoke(ctx, g.RefreshToken)
@@ -364,7 +368,7 @@ func TestTokens_Revoke_AsTheRevocationEndpoint(t *testing.T) {
 		}
 	})
 	t.Run("a deleted client's JWT is denylisted all the same", func(t *testing.T) {
-		gone := e.client(server.ClientSpec{Scope: "read", Audiences: []string{"api"}})
+		gone := e.client(registry.ClientSpec{Scope: "read", Audiences: []string{"api"}})
 		tok := e.token(gone, nil)
 		if err := e.db.DeleteClient(ctx, gone.ID); err != nil {
 			t.Fatal(err)
@@ -382,7 +386,7 @@ func TestTokens_Revoke_AsTheRevocationEndpoint(t *testing.T) {
 		foreign := forge(t, map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": "other"},
 			map[string]any{"iss": testIssuer, "exp": e.clock.Now().Add(time.Minute).Unix(), "iat": e.clock.Now().Unix(), "jti": "j"}, es256(attacker))
 		unknown, _ := token.NewOpaque(latch.KindAccess, nil)
-		jwe := mustIssue(t, m, server.IssueRequest{ClientID: e.encryptedClient(newRSEncKey(t, "k", elliptic.P256())).ID}).AccessToken
+		jwe := mustIssue(t, m, authority.IssueRequest{ClientID: e.encryptedClient(newRSEncKey(t, "k", elliptic.P256())).ID}).AccessToken
 		expiring, expiringOpaque := e.token(jc, nil), e.token(oc, nil)
 		e.clock.Advance(11 * time.Minute)
 		before := e.logLen()
@@ -417,7 +421,7 @@ func flip(s string, i int) string {
 func (e *env) alice2() string {
 	e.t.Helper()
 	name, _ := token.NewID(nil)
-	v := mustCreateUser(e.t, newUsers(e), server.UserSpec{Username: "u" + strings.ToLower(name[:8]), Password: "correct horse battery"})
+	v := mustCreateUser(e.t, newUsers(e), registry.UserSpec{Username: "u" + strings.ToLower(name[:8]), Password: "correct horse battery"})
 	return v.ID
 }
 
@@ -440,7 +444,7 @@ func TestTokens_Revoke_ReachesARunningServersTokenCache(t *testing.T) {
 	go e.srv.Run(ctx)
 	oc, rs := e.opaqueClient(), e.resourceServer()
 	tok := e.cachedOpaque(oc, rs)
-	other := &server.Tokens{Store: e.db, Keys: e.keys}
+	other := &authority.Tokens{Store: e.db, Keys: e.keys}
 	if r, err := other.Revoke(ctx, tok); err != nil || r.AlreadyRevoked {
 		t.Fatalf("Revoke = %+v, %v", r, err)
 	}
@@ -456,10 +460,10 @@ func TestTokens_Revoke_ReachesARunningServersTokenCache(t *testing.T) {
 func TestTokens_Inspect_StoreErrorsAreErrors(t *testing.T) {
 	db := latchtest.Store(t)
 	km := latchtest.Keys(t, db, nil)
-	m := &server.Tokens{Store: db, Keys: km}
+	m := &authority.Tokens{Store: db, Keys: km}
 	tok, _ := token.NewOpaque(latch.KindAccess, nil)
 	db.Close()
-	if _, err := m.Introspect(context.Background(), tok, server.OperatorPolicy); err == nil || errors.Is(err, latch.ErrNotFound) {
+	if _, err := m.Introspect(context.Background(), tok, authority.OperatorPolicy); err == nil || errors.Is(err, latch.ErrNotFound) {
 		t.Errorf("Inspect on a closed store: %v, want an error that is not 'not found'", err)
 	}
 }
@@ -484,7 +488,7 @@ func FuzzTokens_InspectAndRevoke(f *testing.F) {
 	ctx := context.Background()
 	before := e.logLen()
 	f.Fuzz(func(t *testing.T, raw string) {
-		in, err := m.Introspect(ctx, raw, server.OperatorPolicy)
+		in, err := m.Introspect(ctx, raw, authority.OperatorPolicy)
 		if err != nil {
 			t.Fatalf("Inspect: %v", err)
 		}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/password"
 	"github.com/latch-auth/latch/server"
@@ -19,11 +21,11 @@ import (
 // cheapParams keep the tests fast; the policy does not depend on the cost.
 var cheapParams = password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}
 
-func newUsers(e *env) *server.Users {
-	return &server.Users{Store: e.db, Params: cheapParams, Now: e.clock.Now}
+func newUsers(e *env) *registry.Users {
+	return &registry.Users{Store: e.db, Params: cheapParams, Now: e.clock.Now}
 }
 
-func mustCreateUser(tb testing.TB, m *server.Users, spec server.UserSpec) *server.UserView {
+func mustCreateUser(tb testing.TB, m *registry.Users, spec registry.UserSpec) *registry.UserView {
 	tb.Helper()
 	v, err := m.Create(context.Background(), spec)
 	if err != nil {
@@ -106,7 +108,7 @@ func TestUsers_Create_StoresArgon2idHashNotPassword(t *testing.T) {
 	e := newEnv(t)
 	m := newUsers(e)
 	const pw = "correct horse battery staple"
-	v := mustCreateUser(t, m, server.UserSpec{Username: "Alice", Password: pw, Roles: []string{"admin", "admin", "ops"}, Groups: []string{"eng"}})
+	v := mustCreateUser(t, m, registry.UserSpec{Username: "Alice", Password: pw, Roles: []string{"admin", "admin", "ops"}, Groups: []string{"eng"}})
 	if v.Username != "Alice" || !v.HasPassword || v.Disabled || v.PasswordChangedAt == nil {
 		t.Fatalf("view %+v", v)
 	}
@@ -134,8 +136,8 @@ func TestUsers_Create_StoresArgon2idHashNotPassword(t *testing.T) {
 
 func TestUsers_DefaultParams_AreOWASPs(t *testing.T) {
 	e := newEnv(t)
-	m := &server.Users{Store: e.db}
-	v := mustCreateUser(t, m, server.UserSpec{Username: "bob", Password: "correct horse battery"})
+	m := &registry.Users{Store: e.db}
+	v := mustCreateUser(t, m, registry.UserSpec{Username: "bob", Password: "correct horse battery"})
 	u, err := e.db.User(context.Background(), v.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -148,8 +150,8 @@ func TestUsers_DefaultParams_AreOWASPs(t *testing.T) {
 func TestUsers_Create_UsernameConflictIsCaseInsensitive(t *testing.T) {
 	e := newEnv(t)
 	m := newUsers(e)
-	mustCreateUser(t, m, server.UserSpec{Username: "alice", Password: "password number one"})
-	_, err := m.Create(context.Background(), server.UserSpec{Username: "ALICE", Password: "password number two"})
+	mustCreateUser(t, m, registry.UserSpec{Username: "alice", Password: "password number one"})
+	_, err := m.Create(context.Background(), registry.UserSpec{Username: "ALICE", Password: "password number two"})
 	if latch.ErrorCode(err) != latch.ECONFLICT {
 		t.Fatalf("second ALICE: %v, want ECONFLICT", err)
 	}
@@ -158,8 +160,8 @@ func TestUsers_Create_UsernameConflictIsCaseInsensitive(t *testing.T) {
 func TestUsers_Create_Refused(t *testing.T) {
 	e := newEnv(t)
 	m := newUsers(e)
-	first := mustCreateUser(t, m, server.UserSpec{Username: "first", Password: "password number one"})
-	for name, spec := range map[string]server.UserSpec{
+	first := mustCreateUser(t, m, registry.UserSpec{Username: "first", Password: "password number one"})
+	for name, spec := range map[string]registry.UserSpec{
 		"empty username":         {Username: "", Password: "password number one"},
 		"username with a space":  {Username: "a b", Password: "password number one"},
 		"zero-width space":       {Username: "a\u200bb", Password: "password number one"},
@@ -184,7 +186,7 @@ func TestUsers_Create_Refused(t *testing.T) {
 func TestUsers_Get_ByIDOrUsername(t *testing.T) {
 	e := newEnv(t)
 	m := newUsers(e)
-	v := mustCreateUser(t, m, server.UserSpec{Username: "Dave", Password: "password number one"})
+	v := mustCreateUser(t, m, registry.UserSpec{Username: "Dave", Password: "password number one"})
 	for _, ref := range []string{v.ID, "Dave", "dave", "DAVE"} {
 		if got, err := m.Get(context.Background(), ref); err != nil || got.ID != v.ID {
 			t.Errorf("Get(%q) = %+v, %v", ref, got, err)
@@ -201,22 +203,22 @@ func TestUsers_Changes_EndTheUsersSessions(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name   string
-		change func(m *server.Users, ref string) (*server.UserView, error)
+		change func(m *registry.Users, ref string) (*registry.UserView, error)
 	}{
-		{"set-password", func(m *server.Users, ref string) (*server.UserView, error) {
+		{"set-password", func(m *registry.Users, ref string) (*registry.UserView, error) {
 			return m.SetPassword(ctx, ref, "a brand new passphrase")
 		}},
-		{"disable", func(m *server.Users, ref string) (*server.UserView, error) { return m.SetDisabled(ctx, ref, true) }},
-		{"set-roles", func(m *server.Users, ref string) (*server.UserView, error) {
+		{"disable", func(m *registry.Users, ref string) (*registry.UserView, error) { return m.SetDisabled(ctx, ref, true) }},
+		{"set-roles", func(m *registry.Users, ref string) (*registry.UserView, error) {
 			return m.SetRoles(ctx, ref, []string{"viewer"}, nil)
 		}},
-		{"delete", func(m *server.Users, ref string) (*server.UserView, error) { return m.Delete(ctx, ref) }},
+		{"delete", func(m *registry.Users, ref string) (*registry.UserView, error) { return m.Delete(ctx, ref) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			m := newUsers(e)
-			alice := mustCreateUser(t, m, server.UserSpec{Username: "alice", Password: "the old password", Roles: []string{"admin"}})
-			bob := mustCreateUser(t, m, server.UserSpec{Username: "bob", Password: "bob's own password"})
+			alice := mustCreateUser(t, m, registry.UserSpec{Username: "alice", Password: "the old password", Roles: []string{"admin"}})
+			bob := mustCreateUser(t, m, registry.UserSpec{Username: "bob", Password: "bob's own password"})
 			a1, a2 := mustSession(t, e, alice.ID, "a1"), mustSession(t, e, alice.ID, "a2")
 			b1 := mustSession(t, e, bob.ID, "b1")
 
@@ -240,7 +242,7 @@ func TestUsers_Changes_EndTheUsersSessions(t *testing.T) {
 func TestUsers_SetPassword_ReplacesHash(t *testing.T) {
 	e := newEnv(t)
 	m := newUsers(e)
-	v := mustCreateUser(t, m, server.UserSpec{Username: "alice", Password: "the old password"})
+	v := mustCreateUser(t, m, registry.UserSpec{Username: "alice", Password: "the old password"})
 	e.clock.Advance(time.Minute)
 	if _, err := m.SetPassword(context.Background(), v.ID, "alice"); latch.ErrorCode(err) != latch.EINVALID {
 		t.Fatalf("password = username: %v, want EINVALID", err)
@@ -264,7 +266,7 @@ func TestUsers_SetPassword_ReplacesHash(t *testing.T) {
 func TestUsers_Enable_KeepsSessions(t *testing.T) {
 	e := newEnv(t)
 	m := newUsers(e)
-	v := mustCreateUser(t, m, server.UserSpec{Username: "alice", Password: "the old password", Disabled: true})
+	v := mustCreateUser(t, m, registry.UserSpec{Username: "alice", Password: "the old password", Disabled: true})
 	if !v.Disabled {
 		t.Fatal("created enabled")
 	}
@@ -287,7 +289,7 @@ func TestUsers_Enable_KeepsSessions(t *testing.T) {
 func TestUsers_Delete(t *testing.T) {
 	e := newEnv(t)
 	m := newUsers(e)
-	v := mustCreateUser(t, m, server.UserSpec{Username: "alice", Password: "the old password"})
+	v := mustCreateUser(t, m, registry.UserSpec{Username: "alice", Password: "the old password"})
 	if _, err := m.Delete(context.Background(), "ALICE"); err != nil {
 		t.Fatal(err)
 	}
@@ -321,8 +323,8 @@ func TestConfig_RefusesBadPasswordSettings(t *testing.T) {
 
 func TestAdminAPI_Users(t *testing.T) {
 	e := newEnv(t, func(c *server.Config) { c.PasswordParams = cheapParams })
-	admin := e.client(server.ClientSpec{Scope: "latch:admin", Audiences: []string{server.AudienceAdmin}})
-	tok := e.token(admin, url.Values{"scope": {"latch:admin"}, "audience": {server.AudienceAdmin}})
+	admin := e.client(registry.ClientSpec{Scope: "latch:admin", Audiences: []string{latch.AudienceAdmin}})
+	tok := e.token(admin, url.Values{"scope": {"latch:admin"}, "audience": {latch.AudienceAdmin}})
 	const pw = "correct horse battery staple"
 	var bodies []string
 	call := func(method, path, body string) *httptest.ResponseRecorder {
@@ -348,7 +350,7 @@ func TestAdminAPI_Users(t *testing.T) {
 	}
 
 	w := call("POST", "/admin/v1/users", `{"username":"Alice","password":"`+pw+`","roles":["admin"],"groups":["eng"]}`)
-	var alice server.UserView
+	var alice registry.UserView
 	mustJSON(t, w.Body.Bytes(), &alice)
 	if w.Code != 201 || alice.ID == "" || alice.Username != "Alice" || !alice.HasPassword {
 		t.Fatalf("create: %d %s", w.Code, w.Body)
@@ -404,7 +406,7 @@ func TestAdminAPI_Users(t *testing.T) {
 
 	s = mustSession(t, e, alice.ID, "s3")
 	w = call("PUT", "/admin/v1/users/alice/roles", `{"roles":["viewer"],"groups":[]}`)
-	var changed server.UserView
+	var changed registry.UserView
 	mustJSON(t, w.Body.Bytes(), &changed)
 	if w.Code != 200 || strings.Join(changed.Roles, ",") != "viewer" || len(changed.Groups) != 0 || sessionExists(t, e, s) {
 		t.Errorf("set roles: %d %s", w.Code, w.Body)
@@ -415,7 +417,7 @@ func TestAdminAPI_Users(t *testing.T) {
 
 	s = mustSession(t, e, alice.ID, "s3b")
 	w = call("PUT", "/admin/v1/users/alice/profile", `{"email":"Alice@Example.com","email_verified":true,"name":"Alice L","locale":"en-GB"}`)
-	var prof server.UserView
+	var prof registry.UserView
 	mustJSON(t, w.Body.Bytes(), &prof)
 	if w.Code != 200 || prof.Email != "Alice@Example.com" || !prof.EmailVerified || prof.Name != "Alice L" || prof.Locale != "en-GB" || !sessionExists(t, e, s) {
 		t.Errorf("set profile: %d %s (a profile change ends no session)", w.Code, w.Body)
@@ -470,8 +472,8 @@ func TestAdminAPI_Users(t *testing.T) {
 func TestUsers_CommonPasswordsAndShortOnes_RefusedByDefault(t *testing.T) {
 	e := newEnv(t)
 	m := newUsers(e)
-	if server.DefaultMinPasswordLen != 15 {
-		t.Fatalf("DefaultMinPasswordLen = %d, want 15", server.DefaultMinPasswordLen)
+	if registry.DefaultMinPasswordLen != 15 {
+		t.Fatalf("DefaultMinPasswordLen = %d, want 15", registry.DefaultMinPasswordLen)
 	}
 	if err := m.CheckPassword("alice", "fourteen chars"); latch.ErrorCode(err) != latch.EINVALID {
 		t.Fatalf("14 characters: %v, want EINVALID", err)
@@ -496,11 +498,11 @@ func TestUsers_RefusesBlocklistedPasswords(t *testing.T) {
 	}
 	m := newUsers(e)
 	m.Blocklist = b
-	_, err = m.Create(context.Background(), server.UserSpec{Username: "alice", Password: "correct horse battery staple"})
+	_, err = m.Create(context.Background(), registry.UserSpec{Username: "alice", Password: "correct horse battery staple"})
 	if latch.ErrorCode(err) != latch.EINVALID || !strings.Contains(err.Error(), "breached") {
 		t.Fatalf("create with a listed password: %v", err)
 	}
-	v := mustCreateUser(t, m, server.UserSpec{Username: "alice", Password: "an unlisted long passphrase"})
+	v := mustCreateUser(t, m, registry.UserSpec{Username: "alice", Password: "an unlisted long passphrase"})
 	if _, err := m.SetPassword(context.Background(), v.ID, "correct horse battery staple"); latch.ErrorCode(err) != latch.EINVALID {
 		t.Fatalf("set a listed password: %v", err)
 	}

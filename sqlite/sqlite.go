@@ -149,17 +149,7 @@ func open(ctx context.Context, path string, o options) (*DB, error) {
 	if err != nil {
 		return nil, internal("open "+path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
-		return nil, internal("open "+path, err)
-	}
-	// Create the file ourselves so it is 0600: SQLite would use 0644, and the
-	// file holds sealed signing keys and token hashes. SQLite gives the -wal
-	// and -shm files the same mode as the database file.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, internal("open "+path, err)
-	}
-	if err := f.Close(); err != nil {
+	if err := createPrivate(abs); err != nil {
 		return nil, internal("open "+path, err)
 	}
 
@@ -169,10 +159,7 @@ func open(ctx context.Context, path string, o options) (*DB, error) {
 	if db.writer, err = sql.Open("sqlite", dsn(abs, o, false)); err != nil {
 		return nil, internal("open "+path, err)
 	}
-	db.writer.SetMaxOpenConns(1)
-	db.writer.SetMaxIdleConns(1)
-	db.writer.SetConnMaxLifetime(0)
-	db.writer.SetConnMaxIdleTime(0)
+	keepConns(db.writer, 1)
 	if err := db.writer.PingContext(ctx); err != nil {
 		db.writer.Close()
 		return nil, internal("open "+path, err)
@@ -182,11 +169,7 @@ func open(ctx context.Context, path string, o options) (*DB, error) {
 		db.writer.Close()
 		return nil, internal("open "+path, err)
 	}
-	n := max(4, runtime.GOMAXPROCS(0))
-	db.reader.SetMaxOpenConns(n)
-	db.reader.SetMaxIdleConns(n)
-	db.reader.SetConnMaxLifetime(0)
-	db.reader.SetConnMaxIdleTime(0)
+	keepConns(db.reader, readerConns())
 	if err := db.reader.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, internal("open "+path, err)
@@ -199,18 +182,39 @@ func open(ctx context.Context, path string, o options) (*DB, error) {
 	return db, nil
 }
 
-// dsn builds the modernc.org/sqlite connection string. busy_timeout comes
-// first so that switching to WAL waits for a concurrent opener.
+// createPrivate creates the database file at abs and its directory if
+// missing, readable by the owner only. SQLite would create the file 0644,
+// and latch's files hold sealed keys, token hashes or sealed tokens; SQLite
+// gives the -wal and -shm files the same mode as the database file.
+func createPrivate(abs string) error {
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// keepConns makes db hold n connections and never close them: the writer
+// is one connection (writes queue in Go, not on SQLITE_BUSY), the readers
+// a pool of readerConns.
+func keepConns(db *sql.DB, n int) {
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+}
+
+func readerConns() int { return max(4, runtime.GOMAXPROCS(0)) }
+
+// dsn builds the modernc.org/sqlite connection string of the server's
+// database.
 func dsn(path string, o options, readOnly bool) string {
-	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous("+o.synchronous+")")
+	q := basePragmas(o.synchronous, readOnly)
 	q.Add("_pragma", "foreign_keys(1)")
-	if readOnly {
-		q.Set("_query_only", "1")
-	} else {
-		q.Set("_txlock", "immediate")
+	if !readOnly {
 		// Group commit runs each write in a SAVEPOINT, and SQLite copies
 		// every page a savepoint first changes to a statement journal, a
 		// temporary file by default: pwrite calls on the write path that
@@ -220,6 +224,29 @@ func dsn(path string, o options, readOnly bool) string {
 		// checkpoint.go runs the checkpoints, off the commit path.
 		q.Add("_pragma", "wal_autocheckpoint(0)")
 	}
+	return fileDSN(path, q)
+}
+
+// basePragmas are the settings of every SQLite file latch opens: WAL,
+// the given synchronous level, and a writer that takes its lock at BEGIN
+// (writes queue, never fail on SQLITE_BUSY) or a query-only reader.
+// busy_timeout comes first so that switching to WAL waits for a
+// concurrent opener.
+func basePragmas(synchronous string, readOnly bool) url.Values {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+synchronous+")")
+	if readOnly {
+		q.Set("_query_only", "1")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	return q
+}
+
+// fileDSN is the modernc.org/sqlite file: URL of path with query q.
+func fileDSN(path string, q url.Values) string {
 	p := filepath.ToSlash(path)
 	if !strings.HasPrefix(p, "/") { // Windows: file:///C:/...
 		p = "/" + p

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/latch-auth/latch/internal/latchtest"
 	"github.com/latch-auth/latch/server"
 	"github.com/latch-auth/latch/token"
@@ -29,7 +31,7 @@ type liveLatch struct {
 	client struct{ ID, Secret string }
 }
 
-func newLiveLatch(t *testing.T, spec server.ClientSpec) *liveLatch {
+func newLiveLatch(t *testing.T, spec registry.ClientSpec) *liveLatch {
 	t.Helper()
 	ctx := context.Background()
 	db := latchtest.Store(t)
@@ -46,7 +48,7 @@ func newLiveLatch(t *testing.T, spec server.ClientSpec) *liveLatch {
 	done := make(chan struct{})
 	go func() { srv.Run(runCtx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; ts.Close() })
-	v := must((&server.Clients{Store: db}).Create(ctx, spec))
+	v := must((&registry.Clients{Store: db}).Create(ctx, spec))
 	l := &liveLatch{URL: ts.URL, srv: ts}
 	l.client.ID, l.client.Secret = v.ID, v.Secret
 	return l
@@ -113,7 +115,7 @@ func mustFollow(t *testing.T, cfg FeedConfig) *Denylist {
 }
 
 func TestFollowRevocations_RealServer_BacklogThenLive(t *testing.T) {
-	l := newLiveLatch(t, server.ClientSpec{Scope: "read", Audiences: []string{"api"}})
+	l := newLiveLatch(t, registry.ClientSpec{Scope: "read", Audiences: []string{"api"}})
 	before, live, kept := l.token(t), l.token(t), l.token(t)
 	l.revoke(t, before)
 
@@ -136,7 +138,7 @@ func TestFollowRevocations_RealServer_BacklogThenLive(t *testing.T) {
 }
 
 func TestFollowRevocations_RealServer_OpaqueCallsOnOpaque(t *testing.T) {
-	l := newLiveLatch(t, server.ClientSpec{Scope: "read", Audiences: []string{"api"}, AccessTokenFormat: "opaque"})
+	l := newLiveLatch(t, registry.ClientSpec{Scope: "read", Audiences: []string{"api"}, AccessTokenFormat: "opaque"})
 	var mu sync.Mutex
 	var dropped [][]byte
 	cfg := l.feedConfig()
@@ -152,7 +154,7 @@ func TestFollowRevocations_RealServer_OpaqueCallsOnOpaque(t *testing.T) {
 }
 
 func TestFollowRevocations_FirstSyncFails_IsAnError(t *testing.T) {
-	l := newLiveLatch(t, server.ClientSpec{Scope: "read", Audiences: []string{"api"}})
+	l := newLiveLatch(t, registry.ClientSpec{Scope: "read", Audiences: []string{"api"}})
 	cfg := l.feedConfig()
 	cfg.ClientSecret = "wrong"
 	if _, err := FollowRevocations(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "ClientSecret") {

@@ -15,6 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latch-auth/latch/redis"
+	"github.com/latch-auth/latch/sqlite"
+
 	"github.com/spf13/cobra"
 
 	"github.com/latch-auth/latch/bff"
@@ -242,9 +245,9 @@ func runBFF(ctx context.Context, e *env, g *bffFlags) error {
 	}
 	var store bff.Store
 	if g.redisURL != "" {
-		store, err = bff.OpenRedis(ctx, g.redisURL)
+		store, err = redis.OpenBFF(ctx, g.redisURL)
 	} else {
-		store, err = bff.OpenSQLite(ctx, filepath.Join(g.dataDir, "bff.db"))
+		store, err = sqlite.OpenBFF(ctx, filepath.Join(g.dataDir, "bff.db"))
 	}
 	if err != nil {
 		return err

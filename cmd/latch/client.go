@@ -7,6 +7,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
+	"github.com/latch-auth/latch/authority"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -22,7 +26,7 @@ func newClientCmd(e *env) *cobra.Command {
 
 // clientFlags are the registration flags of client create and update.
 type clientFlags struct {
-	spec      server.ClientSpec
+	spec      registry.ClientSpec
 	scope     scopeList
 	ttl       time.Duration
 	rttl      time.Duration
@@ -72,7 +76,7 @@ func (cf *clientFlags) files() (jwks, enc []byte, err error) {
 }
 
 // createSpec is the spec of client create.
-func (cf *clientFlags) createSpec() (server.ClientSpec, error) {
+func (cf *clientFlags) createSpec() (registry.ClientSpec, error) {
 	spec := cf.spec
 	jwks, enc, err := cf.files()
 	if err != nil {
@@ -86,7 +90,7 @@ func (cf *clientFlags) createSpec() (server.ClientSpec, error) {
 }
 
 // patch is the change of client update: the flags given on the command line.
-func (cf *clientFlags) patch(f *pflag.FlagSet) (p server.ClientPatch, changed bool, err error) {
+func (cf *clientFlags) patch(f *pflag.FlagSet) (p registry.ClientPatch, changed bool, err error) {
 	jwks, enc, err := cf.files()
 	if err != nil {
 		return p, false, err
@@ -124,7 +128,7 @@ func (cf *clientFlags) patch(f *pflag.FlagSet) (p server.ClientPatch, changed bo
 
 // printRegistered prints a client just created or updated, its one-time
 // secret, and what it cannot do as registered.
-func printRegistered(e *env, c *common, v *server.ClientView) error {
+func printRegistered(e *env, c *common, v *registry.ClientView) error {
 	for _, w := range v.Warnings {
 		fmt.Fprintf(e.stderr, "warning: client %s: %s\n", v.ID, w)
 	}
@@ -156,7 +160,7 @@ func clientCreateCmd(e *env) *cobra.Command {
 				return err
 			}
 			return withStore(cmd, &c, func(db store) error {
-				v, err := (&server.Clients{Store: db}).Create(cmd.Context(), spec)
+				v, err := (&registry.Clients{Store: db}).Create(cmd.Context(), spec)
 				if err != nil {
 					return err
 				}
@@ -196,7 +200,7 @@ second (at once through PATCH /admin/v1/clients/{id}).`,
 				return usagef("nothing to change: give the flags to change (see latch client update --help)")
 			}
 			return withStore(cmd, &c, func(db store) error {
-				v, err := (&server.Clients{Store: db}).Update(cmd.Context(), args[0], p)
+				v, err := (&registry.Clients{Store: db}).Update(cmd.Context(), args[0], p)
 				if err != nil {
 					return err
 				}
@@ -219,9 +223,9 @@ func clientListCmd(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				views := make([]*server.ClientView, 0, len(cs))
+				views := make([]*registry.ClientView, 0, len(cs))
 				for _, cl := range cs {
-					views = append(views, server.ViewOf(cl))
+					views = append(views, registry.ViewOf(cl))
 				}
 				if c.json {
 					return printJSON(e, views)
@@ -251,9 +255,9 @@ func clientGetCmd(e *env) *cobra.Command {
 					return err
 				}
 				if c.json {
-					return printJSON(e, server.ViewOf(cl))
+					return printJSON(e, registry.ViewOf(cl))
 				}
-				printClient(e, server.ViewOf(cl))
+				printClient(e, registry.ViewOf(cl))
 				return nil
 			})
 		},
@@ -289,7 +293,7 @@ func clientRotateCmd(e *env) *cobra.Command {
 		Use: "rotate-secret CLIENT_ID", Short: "replace a client's secret; the old one stops working at once", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(cmd, &c, func(db store) error {
-				v, err := (&server.Clients{Store: db}).RotateSecret(cmd.Context(), args[0])
+				v, err := (&registry.Clients{Store: db}).RotateSecret(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
@@ -305,7 +309,7 @@ func clientRotateCmd(e *env) *cobra.Command {
 	return cmd
 }
 
-func printClient(e *env, v *server.ClientView) {
+func printClient(e *env, v *registry.ClientView) {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "client_id:\t%s\n", v.ID)
 	if v.Secret != "" {
@@ -335,7 +339,7 @@ func printClient(e *env, v *server.ClientView) {
 		fmt.Fprintf(tw, "web origins (CORS):\t%s\n", strings.Join(v.WebOrigins, " "))
 	}
 	if len(v.AccessTokenEncryptionKey) > 0 {
-		fmt.Fprintf(tw, "token encryption:\t%s\n", server.DescribeEncryptionKey(v.AccessTokenEncryptionKey))
+		fmt.Fprintf(tw, "token encryption:\t%s\n", authority.DescribeEncryptionKey(v.AccessTokenEncryptionKey))
 	}
 	tw.Flush()
 }

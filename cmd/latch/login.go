@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/throttle"
 )
 
 // loginFlags configure the login sessions and the /login throttling of
@@ -71,8 +72,8 @@ func parseProxies(list []string) ([]netip.Prefix, error) {
 // apply sets the checked flags in cfg.
 func (l *loginFlags) apply(cfg *server.Config) {
 	cfg.SessionIdleTimeout, cfg.SessionMaxAge = l.idleTimeout, l.maxAge
-	cfg.LoginAccountThrottle = server.Throttle{Threshold: l.accountThreshold, Max: l.backoffMax}
-	cfg.LoginIPThrottle = server.Throttle{Threshold: l.ipThreshold, Max: l.backoffMax}
+	cfg.LoginAccountThrottle = throttle.Config{Threshold: l.accountThreshold, Max: l.backoffMax}
+	cfg.LoginIPThrottle = throttle.Config{Threshold: l.ipThreshold, Max: l.backoffMax}
 	// The account's failures are remembered a day, the address's an hour
 	// (server defaults), but never less than the cap, so that it holds.
 	cfg.LoginAccountThrottle.Forget = max(24*time.Hour, l.backoffMax)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/spf13/cobra"
 
 	"github.com/latch-auth/latch/server"
@@ -51,7 +53,7 @@ One token is revoked by value with latch token revoke.`,
 				// One time for the whole sign-out, so that its entries in
 				// the revocation log can be counted after.
 				now := time.Now().UTC().Truncate(time.Microsecond)
-				v, err := (&server.Users{Store: db, Now: func() time.Time { return now }}).LogoutEverywhere(cmd.Context(), subject)
+				v, err := (&registry.Users{Store: db, Now: func() time.Time { return now }}).LogoutEverywhere(cmd.Context(), subject)
 				if err != nil {
 					return err
 				}
@@ -61,7 +63,7 @@ One token is revoked by value with latch token revoke.`,
 				}
 				if c.json {
 					return printJSON(e, struct {
-						*server.UserView
+						*registry.UserView
 						OpaqueTokensDeleted int `json:"opaque_tokens_deleted"`
 						JWTsDenylisted      int `json:"jwts_denylisted"`
 					}{v, opaque, jwts})

@@ -6,12 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/latch-auth/latch"
-	"github.com/latch-auth/latch/postgres"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/postgres"
 
 	"github.com/spf13/cobra"
 

@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+	"github.com/latch-auth/latch/throttle"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/time/rate"
@@ -222,7 +225,7 @@ func serve(ctx context.Context, e *env, s *serveFlags) error {
 	cfg.OpaqueTagKeys = []*token.TagKey{tagKey}
 	if rc != nil {
 		cfg.Fanout = rc.Fanout(issuer)
-		cfg.SharedLoginThrottle = func(scope string, t server.Throttle) server.LoginThrottle {
+		cfg.SharedLoginThrottle = func(scope string, t throttle.Config) throttle.Throttle {
 			return rc.Throttle(issuer, scope, t)
 		}
 		log.Info("shared state in Redis: revocation fan-out and login throttle", "redis", rc.Addr())
@@ -359,15 +362,15 @@ func ensureDevClient(ctx context.Context, e *env, store latch.ClientStore, issue
 	if !errors.Is(err, latch.ErrNotFound) {
 		return err
 	}
-	v, err := (&server.Clients{Store: store}).Create(ctx, server.ClientSpec{
+	v, err := (&registry.Clients{Store: store}).Create(ctx, registry.ClientSpec{
 		ID: id, Name: "development client (created by --dev)",
 		GrantTypes: []string{latch.GrantClientCredentials},
-		Scope:      "read write " + server.ScopeAdmin + " " + server.ScopeIntrospect,
+		Scope:      "read write " + latch.ScopeAdmin + " " + latch.ScopeIntrospect,
 		// dev-api is the default audience; the admin API needs its own,
 		// requested explicitly (docs/admin.md). With latch:introspect and
 		// api, dev is also the resource server of the tour's API: it may
 		// introspect the tokens other clients get for api.
-		Audiences: []string{"dev-api", "api", server.AudienceAdmin},
+		Audiences: []string{"dev-api", "api", latch.AudienceAdmin},
 	})
 	if err != nil {
 		return err

@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/latch-auth/latch/authority"
+
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -57,11 +59,11 @@ func addTokenFlags(cmd *cobra.Command, e *env, t *tokenFlags, issuerHelp string)
 // open opens the store and, when needKeys, the signing keys, and returns
 // the Tokens of the server package over the plain store: this process has
 // no token cache to keep in step, and running servers follow the store.
-func (t *tokenFlags) open(cmd *cobra.Command, e *env, needKeys bool) (store, *server.Tokens, error) {
+func (t *tokenFlags) open(cmd *cobra.Command, e *env, needKeys bool) (store, *authority.Tokens, error) {
 	if err := t.checkIssuer(); err != nil {
 		return nil, nil, err
 	}
-	m := &server.Tokens{Issuer: t.issuer, MaxAccessTokenTTL: t.keys.maxTokenTTL}
+	m := &authority.Tokens{Issuer: t.issuer, MaxAccessTokenTTL: t.keys.maxTokenTTL}
 	if !needKeys {
 		db, err := openStore(cmd.Context(), &t.common, existing)
 		if err != nil {
@@ -111,7 +113,7 @@ const issuerCheckHelp = "the issuer the server runs with; a JWT under another is
 func tokenIssueCmd(e *env) *cobra.Command {
 	var (
 		t          tokenFlags
-		req        server.IssueRequest
+		req        authority.IssueRequest
 		ttl        time.Duration
 		defaultTTL time.Duration
 		scope      scopeList
@@ -214,7 +216,7 @@ Exit status: 0 when the token is active, 1 when it is not or on an error.`,
   latch token inspect --json < token.txt`,
 		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return t.withToken(cmd, e, args, func(m *server.Tokens, raw string) error {
+			return t.withToken(cmd, e, args, func(m *authority.Tokens, raw string) error {
 				return runInspect(cmd, e, &t, m, raw)
 			})
 		},
@@ -224,8 +226,8 @@ Exit status: 0 when the token is active, 1 when it is not or on an error.`,
 }
 
 // runInspect prints what the server would say of raw; exit 1 when inactive.
-func runInspect(cmd *cobra.Command, e *env, t *tokenFlags, m *server.Tokens, raw string) error {
-	in, err := m.Introspect(cmd.Context(), raw, server.OperatorPolicy)
+func runInspect(cmd *cobra.Command, e *env, t *tokenFlags, m *authority.Tokens, raw string) error {
+	in, err := m.Introspect(cmd.Context(), raw, authority.OperatorPolicy)
 	if err != nil {
 		return err
 	}
@@ -269,7 +271,7 @@ TOKEN is read from stdin when it is "-" or absent (preferred: see latch token
   latch token revoke --json - < leaked.txt`,
 		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return t.withToken(cmd, e, args, func(m *server.Tokens, raw string) error {
+			return t.withToken(cmd, e, args, func(m *authority.Tokens, raw string) error {
 				r, err := m.Revoke(cmd.Context(), raw)
 				if err != nil {
 					return err
@@ -288,7 +290,7 @@ TOKEN is read from stdin when it is "-" or absent (preferred: see latch token
 
 // withToken reads the token of args (or stdin), opens the store, with the
 // signing keys when the token needs them, and calls fn.
-func (t *tokenFlags) withToken(cmd *cobra.Command, e *env, args []string, fn func(m *server.Tokens, raw string) error) error {
+func (t *tokenFlags) withToken(cmd *cobra.Command, e *env, args []string, fn func(m *authority.Tokens, raw string) error) error {
 	raw, err := readToken(e, args)
 	if err != nil {
 		return err
@@ -371,14 +373,14 @@ func maxArgs(n int) cobra.PositionalArgs {
 	}
 }
 
-func printInspection(e *env, in *server.Inspection) error {
+func printInspection(e *env, in *authority.Inspection) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	if in.Active {
 		fmt.Fprintf(tw, "active:\tyes\n")
 	} else {
 		fmt.Fprintf(tw, "active:\tno, %s: %s\n", strings.ReplaceAll(string(in.Reason), "_", " "), in.Detail)
 	}
-	if in.Reason != server.ReasonMalformed {
+	if in.Reason != authority.ReasonMalformed {
 		fmt.Fprintf(tw, "format:\t%s\n", in.Format)
 	}
 	printClaims(tw, in)
@@ -386,7 +388,7 @@ func printInspection(e *env, in *server.Inspection) error {
 }
 
 // printClaims prints what is known of a token, as name: value lines.
-func printClaims(tw io.Writer, in *server.Inspection) {
+func printClaims(tw io.Writer, in *authority.Inspection) {
 	line := func(name, v string) {
 		if v != "" {
 			fmt.Fprintf(tw, "%s:\t%s\n", name, v)
@@ -409,7 +411,7 @@ func printClaims(tw io.Writer, in *server.Inspection) {
 		line("not before", when(in.Nbf))
 	}
 	line("expires at", when(in.Exp))
-	if in.Format == server.FormatOpaque {
+	if in.Format == authority.FormatOpaque {
 		line("id", in.Jti)
 	} else {
 		line("jti", in.Jti)
@@ -430,13 +432,13 @@ func when(unix int64) string {
 	return fmt.Sprintf("%s (%v ago)", stamp(t), -d)
 }
 
-func printRevoked(e *env, r *server.Revoked) {
+func printRevoked(e *env, r *authority.Revoked) {
 	in := r.Token
 	what := "the token"
 	switch {
 	case in.TokenType == "refresh_token":
 		what = "refresh token " + in.Jti
-	case in.Format == server.FormatJWT && in.Jti != "":
+	case in.Format == authority.FormatJWT && in.Jti != "":
 		what = "JWT access token " + in.Jti
 	case in.Jti != "":
 		what = "opaque access token " + in.Jti

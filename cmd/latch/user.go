@@ -10,12 +10,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/password"
-	"github.com/latch-auth/latch/server"
 )
 
 func newUserCmd(e *env) *cobra.Command {
@@ -51,7 +52,7 @@ type passwordFlags struct {
 func addPasswordFlags(cmd *cobra.Command, p *passwordFlags) {
 	d := password.DefaultParams
 	f := cmd.Flags()
-	f.IntVar(&p.minLen, "min-password-length", server.DefaultMinPasswordLen, "shortest password accepted, in characters (NIST SP 800-63B-4 requires 15 for a password used alone)")
+	f.IntVar(&p.minLen, "min-password-length", registry.DefaultMinPasswordLen, "shortest password accepted, in characters (NIST SP 800-63B-4 requires 15 for a password used alone)")
 	f.Uint32Var(&p.memory, "argon2-memory", d.Memory, "argon2id memory per hash, in KiB (OWASP: 19456 with 2 iterations)")
 	f.Uint32Var(&p.iterations, "argon2-iterations", d.Iterations, "argon2id passes over the memory")
 	f.Uint8Var(&p.parallelism, "argon2-parallelism", d.Parallelism, "argon2id lanes")
@@ -82,8 +83,8 @@ func (p *passwordFlags) params() password.Params {
 	return prm
 }
 
-func (p *passwordFlags) users(db store) (*server.Users, error) {
-	m := &server.Users{Store: db, Params: p.params(), MinPasswordLen: p.minLen}
+func (p *passwordFlags) users(db store) (*registry.Users, error) {
+	m := &registry.Users{Store: db, Params: p.params(), MinPasswordLen: p.minLen}
 	if err := m.Validate(); err != nil {
 		return nil, usageError{err}
 	}
@@ -99,7 +100,7 @@ func userCreateCmd(e *env) *cobra.Command {
 	var (
 		c         common
 		pf        passwordFlags
-		spec      server.UserSpec
+		spec      registry.UserSpec
 		prof      profileFlags
 		fromStdin bool
 	)
@@ -153,7 +154,7 @@ func userListCmd(e *env) *cobra.Command {
 		Use: "list", Short: "list users", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withStore(cmd, &c, func(db store) error {
-				vs, err := (&server.Users{Store: db}).List(cmd.Context())
+				vs, err := (&registry.Users{Store: db}).List(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -180,7 +181,7 @@ func userGetCmd(e *env) *cobra.Command {
 		Use: "get USER", Short: "show one user (by ID, username or email)", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(cmd, &c, func(db store) error {
-				v, err := (&server.Users{Store: db}).Get(cmd.Context(), args[0])
+				v, err := (&registry.Users{Store: db}).Get(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
@@ -207,7 +208,7 @@ func userDisableCmd(e *env, disable bool) *cobra.Command {
 		Use: use, Short: short, Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(cmd, &c, func(db store) error {
-				v, err := (&server.Users{Store: db}).SetDisabled(cmd.Context(), args[0], disable)
+				v, err := (&registry.Users{Store: db}).SetDisabled(cmd.Context(), args[0], disable)
 				return printChange(e, &c, v, err, done)
 			})
 		},
@@ -222,7 +223,7 @@ func userDeleteCmd(e *env) *cobra.Command {
 		Use: "delete USER", Short: "delete a user and end all of the user's login sessions", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(cmd, &c, func(db store) error {
-				v, err := (&server.Users{Store: db}).Delete(cmd.Context(), args[0])
+				v, err := (&registry.Users{Store: db}).Delete(cmd.Context(), args[0])
 				return printChange(e, &c, v, err, "deleted")
 			})
 		},
@@ -287,7 +288,7 @@ login sessions end, so the next login carries the new claims.`,
 				return usagef("`latch user set-roles` needs --role or --group (or both); see --help")
 			}
 			return withStore(cmd, &c, func(db store) error {
-				m := &server.Users{Store: db}
+				m := &registry.Users{Store: db}
 				cur, err := m.Get(cmd.Context(), args[0])
 				if err != nil {
 					return err
@@ -365,7 +366,7 @@ func promptPassword(e *env, fd int) (string, error) {
 }
 
 // printChange reports a change that may have ended login sessions.
-func printChange(e *env, c *common, v *server.UserView, err error, done string) error {
+func printChange(e *env, c *common, v *registry.UserView, err error, done string) error {
 	if err != nil {
 		return err
 	}
@@ -380,14 +381,14 @@ func printChange(e *env, c *common, v *server.UserView, err error, done string) 
 	return nil
 }
 
-func state(v *server.UserView) string {
+func state(v *registry.UserView) string {
 	if v.Disabled {
 		return "disabled"
 	}
 	return "enabled"
 }
 
-func printUser(e *env, v *server.UserView) {
+func printUser(e *env, v *registry.UserView) {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "id:\t%s\n", v.ID)
 	fmt.Fprintf(tw, "username:\t%s\n", v.Username)

@@ -7,12 +7,12 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/latch-auth/latch/server"
+	"github.com/latch-auth/latch/registry"
 )
 
 // profileFlags are the email and OIDC profile claims of `latch user
 // create` and `latch user set-profile`.
-type profileFlags struct{ spec server.ProfileSpec }
+type profileFlags struct{ spec registry.ProfileSpec }
 
 // profileFields maps each flag to the field it sets, in the order the help
 // lists them.
@@ -48,7 +48,7 @@ func (p *profileFlags) add(f *pflag.FlagSet) {
 // merge returns cur with the flags that were given applied: a flag not
 // given leaves its claim as it is; --name= (empty) clears it. Changing
 // the email without --email-verified makes it unverified.
-func (p *profileFlags) merge(f *pflag.FlagSet, cur server.ProfileSpec) server.ProfileSpec {
+func (p *profileFlags) merge(f *pflag.FlagSet, cur registry.ProfileSpec) registry.ProfileSpec {
 	next := &profileFlags{spec: cur}
 	dst := next.fields()
 	for i, fl := range p.fields() {
@@ -99,12 +99,12 @@ session ends, as claims grant nothing (roles and groups do: set-roles).`,
 				return usagef("`latch user set-profile` needs at least one of --email, --email-verified, --name, ...; see --help")
 			}
 			return withStore(cmd, &c, func(db store) error {
-				m := &server.Users{Store: db}
+				m := &registry.Users{Store: db}
 				cur, err := m.Get(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
-				spec := pf.merge(cmd.Flags(), server.ProfileSpec{Email: cur.Email, EmailVerified: cur.EmailVerified, Profile: cur.Profile})
+				spec := pf.merge(cmd.Flags(), registry.ProfileSpec{Email: cur.Email, EmailVerified: cur.EmailVerified, Profile: cur.Profile})
 				v, err := m.SetProfile(cmd.Context(), cur.ID, spec)
 				if err != nil {
 					return err
@@ -123,7 +123,7 @@ session ends, as claims grant nothing (roles and groups do: set-roles).`,
 }
 
 // printProfile writes the user's email and profile claims that are set.
-func printProfile(tw *tabwriter.Writer, v *server.UserView) {
+func printProfile(tw *tabwriter.Writer, v *registry.UserView) {
 	if v.Email != "" {
 		verified := "unverified"
 		if v.EmailVerified {

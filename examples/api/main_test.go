@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/latch-auth/latch"
 	"github.com/latch-auth/latch/internal/latchtest"
 	"github.com/latch-auth/latch/server"
@@ -120,7 +122,7 @@ func (l *lockedBuffer) String() string {
 
 // startIssuer runs the real authorization server in process, on a SQLite
 // store, with its background loop (the revocation feed's broadcaster).
-func startIssuer(t *testing.T) (*httptest.Server, *server.Clients) {
+func startIssuer(t *testing.T) (*httptest.Server, *registry.Clients) {
 	t.Helper()
 	db := latchtest.Store(t)
 	var h atomic.Pointer[http.Handler]
@@ -136,7 +138,7 @@ func startIssuer(t *testing.T) (*httptest.Server, *server.Clients) {
 	done := make(chan struct{})
 	go func() { srv.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return ts, &server.Clients{Store: db}
+	return ts, &registry.Clients{Store: db}
 }
 
 // startAPI runs the API's run with args on a free port and returns its
@@ -182,11 +184,11 @@ func startAPI(t *testing.T, env map[string]string, args ...string) string {
 func TestRun_FollowsRevocationFeed_RevokedJWTRefused(t *testing.T) {
 	ts, clients := startIssuer(t)
 	ctx := context.Background()
-	rs, err := clients.Create(ctx, server.ClientSpec{ID: "api-rs"}) // the API's own confidential client
+	rs, err := clients.Create(ctx, registry.ClientSpec{ID: "api-rs"}) // the API's own confidential client
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := clients.Create(ctx, server.ClientSpec{Scope: "read", Audiences: []string{"api"}})
+	app, err := clients.Create(ctx, registry.ClientSpec{Scope: "read", Audiences: []string{"api"}})
 	if err != nil {
 		t.Fatal(err)
 	}

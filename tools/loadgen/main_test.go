@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-auth/latch/registry"
+
 	"github.com/latch-auth/latch/internal/latchtest"
 	"github.com/latch-auth/latch/password"
 	"github.com/latch-auth/latch/server"
@@ -54,17 +56,17 @@ func newTestServer(t *testing.T) *testServer {
 	ts.Start()
 	t.Cleanup(ts.Close)
 
-	users := &server.Users{Store: db, Params: cheap}
-	if _, err := users.Create(ctx, server.UserSpec{Username: "bob", Password: testPassword}); err != nil {
+	users := &registry.Users{Store: db, Params: cheap}
+	if _, err := users.Create(ctx, registry.UserSpec{Username: "bob", Password: testPassword}); err != nil {
 		t.Fatal(err)
 	}
-	clients := &server.Clients{Store: db}
-	full, err := clients.Create(ctx, server.ClientSpec{GrantTypes: []string{"password", "refresh_token"},
+	clients := &registry.Clients{Store: db}
+	full, err := clients.Create(ctx, registry.ClientSpec{GrantTypes: []string{"password", "refresh_token"},
 		Scope: "openid read", Audiences: []string{"api"}, FirstParty: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pwOnly, err := clients.Create(ctx, server.ClientSpec{GrantTypes: []string{"password"},
+	pwOnly, err := clients.Create(ctx, registry.ClientSpec{GrantTypes: []string{"password"},
 		Scope: "read", Audiences: []string{"api"}, FirstParty: true})
 	if err != nil {
 		t.Fatal(err)

@@ -1,9 +1,8 @@
-package server
+package revfeed
 
 import (
 	"cmp"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,51 +19,42 @@ import (
 // introspection answers of revoked opaque tokens. See
 // docs/revocation-feed.md for the protocol and its failure modes.
 //
-// One broadcaster goroutine per server (feed.run, started by Run) reads the
-// revocation log: every feedPollInterval, for revocations written by the CLI
+// One broadcaster goroutine per server (Feed.Run, started by the
+// server's Run) reads the revocation log: every PollInterval, for revocations written by the CLI
 // or another node, and at once when this server revokes something
-// (feed.notify) or another node says it did (Config.Fanout, fanout.go).
+// (Feed.Notify) or another node says it did (the server's Fanout).
 // It keeps the most recent entries in memory, so followers at
 // or near the head are answered without touching the store: 1,000 waiting
 // followers cost one store query per tick, not 1,000. Only a follower whose
 // cursor is older than the ring (a first sync, a reconnect after a long
 // outage) reads the store itself, once per page.
 const (
-	feedPollInterval = 100 * time.Millisecond
-	// feedPageLimit bounds the entries of one answer and of one store read.
-	feedPageLimit = 1000
-	// feedRingSize is how many recent entries stay in memory.
-	feedRingSize = 8192
-	// feedMaxWait caps a long-poll. It stays under the http.Server's
-	// WriteTimeout of cmd/latch (30s) even before the deadline is extended,
-	// and under common proxy idle timeouts.
-	feedMaxWait = 25 * time.Second
-	// feedReadyWait is how long a request made before the broadcaster's
-	// first read of the log waits for it before answering 503.
-	feedReadyWait = 5 * time.Second
-	// feedHeartbeat is the interval of SSE comment lines, which keep
-	// proxies from closing an idle stream and let the follower tell a
-	// quiet feed from a dead one.
-	feedHeartbeat = 15 * time.Second
-	// feedMaxConnsPerClient bounds concurrent feed requests per client: a
+	// PollInterval is how often the broadcaster reads the log for
+	// revocations written elsewhere.
+	PollInterval = 100 * time.Millisecond
+	// PageLimit bounds the entries of one answer and of one store read.
+	PageLimit = 1000
+	// ringSize is how many recent entries stay in memory.
+	ringSize = 8192
+	// MaxConnsPerClient bounds concurrent feed requests per client: a
 	// resource server needs one; a leak or a loop should not hold
 	// thousands of goroutines and sockets.
-	feedMaxConnsPerClient = 8
+	MaxConnsPerClient = 8
 )
 
 var (
-	errFeedStopped     = errors.New("server: revocation feed stopped")
-	errFeedUnavailable = latch.Errorf(latch.EUNAVAILABLE, "server: revocation feed cannot read the revocation log")
+	ErrStopped     = errors.New("revfeed: revocation feed stopped")
+	ErrUnavailable = latch.Errorf(latch.EUNAVAILABLE, "revfeed: revocation feed cannot read the revocation log")
 )
 
-// feed is the broadcaster and the state followers read.
-type feed struct {
+// Feed is the broadcaster and the state followers read.
+type Feed struct {
 	issuer  string
 	store   latch.RevocationStore
 	now     func() time.Time
 	log     *slog.Logger
 	wake    chan struct{} // capacity 1: a pending wake-up is enough
-	tokens  *tokenCache   // kept in step with the log; nil when disabled
+	tokens  Follower      // kept in step with the log; nil when none
 	running atomic.Bool
 
 	mu       sync.Mutex
@@ -83,29 +73,31 @@ type feed struct {
 	conns   map[string]int
 }
 
-func newFeed(s *Server) *feed {
-	return &feed{
-		issuer: s.cfg.Issuer, store: s.store, now: s.now, log: s.log, tokens: s.tokens,
+// New returns the feed of the revocations of issuer in store. follower,
+// when not nil, is kept in step with every read of the log.
+func New(issuer string, store latch.RevocationStore, now func() time.Time, log *slog.Logger, follower Follower) *Feed {
+	return &Feed{
+		issuer: issuer, store: store, now: now, log: log, tokens: follower,
 		wake: make(chan struct{}, 1), changed: make(chan struct{}), polled: make(chan struct{}),
 		conns: map[string]int{},
 	}
 }
 
-// notify wakes the broadcaster after a revocation made by this server, so
+// Notify wakes the broadcaster after a revocation made by this server, so
 // followers learn of it in one store read rather than at the next tick.
-func (f *feed) notify() {
+func (f *Feed) Notify() {
 	select {
 	case f.wake <- struct{}{}:
 	default:
 	}
 }
 
-// run reads the log until ctx ends. It is started once, by Server.Run.
-func (f *feed) run(ctx context.Context) {
+// Run reads the log until ctx ends. It is started once, by Server.Run.
+func (f *Feed) Run(ctx context.Context) {
 	if !f.running.CompareAndSwap(false, true) {
 		return
 	}
-	t := time.NewTicker(feedPollInterval)
+	t := time.NewTicker(PollInterval)
 	defer t.Stop()
 	for {
 		f.poll(ctx)
@@ -125,7 +117,7 @@ func (f *feed) run(ctx context.Context) {
 }
 
 // poll reads every entry after head, in pages, into the ring.
-func (f *feed) poll(ctx context.Context) {
+func (f *Feed) poll(ctx context.Context) {
 	f.mu.Lock()
 	head := f.head
 	f.started++
@@ -139,15 +131,15 @@ func (f *feed) poll(ctx context.Context) {
 	)
 	for {
 		var page []*latch.Revocation
-		page, err = f.store.RevocationsSince(ctx, head, feedPageLimit)
+		page, err = f.store.RevocationsSince(ctx, head, PageLimit)
 		if err != nil {
 			break
 		}
 		if f.tokens != nil {
-			f.tokens.logRead(page)
+			f.tokens.LogRead(page)
 		}
 		read = append(read, page...)
-		if n := len(read) - feedRingSize; n > 0 {
+		if n := len(read) - ringSize; n > 0 {
 			// A first read of a long log keeps only its tail in memory.
 			dropped = read[n-1].Seq
 			read = slices.Clone(read[n:])
@@ -155,7 +147,7 @@ func (f *feed) poll(ctx context.Context) {
 		if len(page) > 0 {
 			head = page[len(page)-1].Seq
 		}
-		if len(page) < feedPageLimit {
+		if len(page) < PageLimit {
 			break
 		}
 	}
@@ -172,7 +164,7 @@ func (f *feed) poll(ctx context.Context) {
 		} else {
 			f.ring = append(f.ring, read...)
 		}
-		if n := len(f.ring) - feedRingSize; n > 0 {
+		if n := len(f.ring) - ringSize; n > 0 {
 			f.ringFrom = f.ring[n-1].Seq
 			f.ring = slices.Clone(f.ring[n:])
 		}
@@ -190,7 +182,7 @@ func (f *feed) poll(ctx context.Context) {
 		f.err, changed = nil, true
 	}
 	if err == nil && f.tokens != nil {
-		f.tokens.logReadComplete(startedAt)
+		f.tokens.LogReadComplete(startedAt)
 	}
 	if err == nil && !f.ready {
 		f.ready, changed = true, true
@@ -203,21 +195,21 @@ func (f *feed) poll(ctx context.Context) {
 	f.polled = make(chan struct{})
 }
 
-// syncPoint returns the number of the next read of the log to begin: once
+// SyncPoint returns the number of the next read of the log to begin: once
 // it has completed, every revocation acknowledged before syncPoint was
 // called is in the ring.
-func (f *feed) syncPoint() uint64 {
+func (f *Feed) SyncPoint() uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.started + 1
 }
 
-// sync waits until the read of the log numbered point has completed,
+// Sync waits until the read of the log numbered point has completed,
 // waking the broadcaster rather than waiting for its tick. A follower told
 // "nothing after your cursor" must not be told so about a revocation that
 // was answered 200 before it asked: the broadcaster lags the store by up to
 // one read.
-func (f *feed) sync(ctx context.Context, point uint64) error {
+func (f *Feed) Sync(ctx context.Context, point uint64) error {
 	timeout := time.NewTimer(2 * time.Second)
 	defer timeout.Stop()
 	for {
@@ -226,63 +218,63 @@ func (f *feed) sync(ctx context.Context, point uint64) error {
 		f.mu.Unlock()
 		switch {
 		case stopped:
-			return errFeedStopped
+			return ErrStopped
 		case err != nil:
-			return fmt.Errorf("%w: %w", errFeedUnavailable, err)
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		case done:
 			return nil
 		}
-		f.notify()
+		f.Notify()
 		select {
 		case <-polled:
 		case <-timeout.C:
-			return errFeedUnavailable
+			return ErrUnavailable
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 }
 
-func (f *feed) broadcastLocked() {
+func (f *Feed) broadcastLocked() {
 	close(f.changed)
 	f.changed = make(chan struct{})
 }
 
-// feedPage is one answer: the entries a follower may see after its cursor.
-type feedPage struct {
-	entries []*latch.Revocation
+// Page is one answer: the entries a follower may see after its cursor.
+type Page struct {
+	Entries []*latch.Revocation
 	// next is the cursor to resume from. It moves past entries that are
 	// not sent (other issuers, client-assertion jtis, expired entries), so
 	// a follower does not read them again.
-	next int64
+	Next int64
 	// reset: the cursor is ahead of this log (the database was replaced
 	// or restored). The follower restarts from 0 and, because it may have
 	// missed entries, forgets what it cached (Introspector.Flush).
-	reset bool
+	Reset bool
 	// notReady: the log has not been read yet.
-	notReady bool
+	NotReady bool
 }
 
-// read returns the page after cursor. When the page is empty, wake (when
+// Read returns the page after cursor. When the page is empty, wake (when
 // not nil) is closed once there may be more; a nil wake with an empty page
 // means "read again at once" (the cursor moved past unsent entries).
-func (f *feed) read(ctx context.Context, after int64) (feedPage, <-chan struct{}, error) {
+func (f *Feed) Read(ctx context.Context, after int64) (Page, <-chan struct{}, error) {
 	f.mu.Lock()
 	if f.stopped {
 		f.mu.Unlock()
-		return feedPage{next: after}, nil, errFeedStopped
+		return Page{Next: after}, nil, ErrStopped
 	}
 	if !f.ready {
 		ch, err := f.changed, f.err
 		f.mu.Unlock()
 		if err != nil {
-			return feedPage{next: after}, nil, fmt.Errorf("%w: %w", errFeedUnavailable, err)
+			return Page{Next: after}, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
-		return feedPage{next: after, notReady: true}, ch, nil
+		return Page{Next: after, NotReady: true}, ch, nil
 	}
 	if f.err != nil {
 		f.mu.Unlock()
-		return feedPage{next: after}, nil, fmt.Errorf("%w: %w", errFeedUnavailable, f.err)
+		return Page{Next: after}, nil, fmt.Errorf("%w: %w", ErrUnavailable, f.err)
 	}
 	head := f.head
 	if after > head {
@@ -293,7 +285,7 @@ func (f *feed) read(ctx context.Context, after int64) (feedPage, <-chan struct{}
 		i, _ := slices.BinarySearchFunc(f.ring, after+1, func(r *latch.Revocation, seq int64) int {
 			return cmp.Compare(r.Seq, seq)
 		})
-		raw := f.ring[i:min(i+feedPageLimit, len(f.ring))]
+		raw := f.ring[i:min(i+PageLimit, len(f.ring))]
 		next := head
 		if i+len(raw) < len(f.ring) {
 			next = raw[len(raw)-1].Seq
@@ -301,7 +293,7 @@ func (f *feed) read(ctx context.Context, after int64) (feedPage, <-chan struct{}
 		ch := f.changed
 		f.mu.Unlock()
 		p := f.page(raw, next)
-		if len(p.entries) > 0 || next > after {
+		if len(p.Entries) > 0 || next > after {
 			return p, nil, nil
 		}
 		return p, ch, nil
@@ -310,11 +302,11 @@ func (f *feed) read(ctx context.Context, after int64) (feedPage, <-chan struct{}
 
 	// Behind the ring: one read of the store, clamped to head so that every
 	// cursor handed out is one the ring can continue from.
-	raw, err := f.store.RevocationsSince(ctx, after, feedPageLimit)
+	raw, err := f.store.RevocationsSince(ctx, after, PageLimit)
 	if err != nil {
-		return feedPage{next: after}, nil, err
+		return Page{Next: after}, nil, err
 	}
-	full := len(raw) == feedPageLimit
+	full := len(raw) == PageLimit
 	if i := slices.IndexFunc(raw, func(r *latch.Revocation) bool { return r.Seq > head }); i >= 0 {
 		raw, full = raw[:i], false
 	}
@@ -328,26 +320,26 @@ func (f *feed) read(ctx context.Context, after int64) (feedPage, <-chan struct{}
 // ahead handles a cursor beyond head. Another node sharing the store may be
 // a read ahead of this one, so the log is read again first; only a cursor
 // still ahead after that is answered with a reset.
-func (f *feed) ahead(ctx context.Context, after int64) (feedPage, <-chan struct{}, error) {
-	if err := f.sync(ctx, f.syncPoint()); err != nil {
-		return feedPage{next: after}, nil, err
+func (f *Feed) ahead(ctx context.Context, after int64) (Page, <-chan struct{}, error) {
+	if err := f.Sync(ctx, f.SyncPoint()); err != nil {
+		return Page{Next: after}, nil, err
 	}
 	f.mu.Lock()
 	stillAhead := after > f.head
 	f.mu.Unlock()
 	if stillAhead {
-		return feedPage{next: 0, reset: true}, nil, nil
+		return Page{Next: 0, Reset: true}, nil, nil
 	}
-	return feedPage{next: after}, nil, nil // read again: now in range
+	return Page{Next: after}, nil, nil // read again: now in range
 }
 
 // page keeps the entries a follower may see: JWTs of this issuer and opaque
 // tokens, not yet expired. The log also holds "client-assertion:<id>"
 // pseudo-issuer jtis (private_key_jwt replay protection), which are no
 // resource server's business.
-func (f *feed) page(raw []*latch.Revocation, next int64) feedPage {
+func (f *Feed) page(raw []*latch.Revocation, next int64) Page {
 	now := f.now()
-	p := feedPage{next: next}
+	p := Page{Next: next}
 	for _, r := range raw {
 		if !r.ExpiresAt.IsZero() && r.ExpiresAt.Before(now) {
 			continue
@@ -358,16 +350,16 @@ func (f *feed) page(raw []*latch.Revocation, next int64) feedPage {
 		default:
 			continue
 		}
-		p.entries = append(p.entries, r)
+		p.Entries = append(p.Entries, r)
 	}
 	return p
 }
 
-// acquire counts a feed connection of client id against the cap.
-func (f *feed) acquire(id string) (release func(), ok bool) {
+// Acquire counts a feed connection of client id against the cap.
+func (f *Feed) Acquire(id string) (release func(), ok bool) {
 	f.connsMu.Lock()
 	defer f.connsMu.Unlock()
-	if f.conns[id] >= feedMaxConnsPerClient {
+	if f.conns[id] >= MaxConnsPerClient {
 		return nil, false
 	}
 	f.conns[id]++
@@ -380,39 +372,12 @@ func (f *feed) acquire(id string) (release func(), ok bool) {
 	}, true
 }
 
-// feedEntry is one entry on the wire. Kinds are open-ended: a follower
-// ignores a kind it does not know, so session and family revocations
-// can be added without breaking it.
-type feedEntry struct {
-	Seq       int64  `json:"seq"`
-	Kind      string `json:"kind"`
-	Issuer    string `json:"iss,omitempty"`
-	JTI       string `json:"jti,omitempty"`
-	TokenHash string `json:"token_hash,omitempty"` // base64url (no padding) of SHA-256 of the token
-	Exp       int64  `json:"exp,omitempty"`
-	RevokedAt int64  `json:"revoked_at,omitempty"`
-}
-
-func wireEntry(r *latch.Revocation) feedEntry {
-	e := feedEntry{Seq: r.Seq, Kind: string(r.Kind)}
-	switch r.Kind {
-	case latch.RevokeJWT:
-		e.Issuer, e.JTI = r.Issuer, r.JTI
-	case latch.RevokeOpaque:
-		e.TokenHash = base64.RawURLEncoding.EncodeToString(r.TokenHash)
-	}
-	if !r.ExpiresAt.IsZero() {
-		e.Exp = r.ExpiresAt.Unix()
-	}
-	if !r.RevokedAt.IsZero() {
-		e.RevokedAt = r.RevokedAt.Unix()
-	}
-	return e
-}
-
-// feedResponse is the long-poll answer.
-type feedResponse struct {
-	Entries []feedEntry `json:"entries"`
-	Next    int64       `json:"next"`
-	Reset   bool        `json:"reset,omitempty"`
+// Follower is kept in step with the revocation log by the feed's reads:
+// the server's token cache (authority.TokenCache).
+type Follower interface {
+	// LogRead is called with every page read from the log.
+	LogRead(page []*latch.Revocation)
+	// LogReadComplete is called after a complete read of the log that
+	// began at started.
+	LogReadComplete(started time.Time)
 }

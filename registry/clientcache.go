@@ -1,4 +1,4 @@
-package server
+package registry
 
 import (
 	"context"
@@ -8,14 +8,14 @@ import (
 	"github.com/latch-auth/latch"
 )
 
-// clientCache keeps clients read from the store for a short time. Every
+// ClientCache keeps clients read from the store for a short time. Every
 // OAuth request authenticates its client, and the store read was half the
 // cost of an opaque introspection (BENCHMARKS.md), while clients change
 // rarely. Changes made through this server (admin API) drop the entry at
 // once; changes by another process (the CLI, another node) take effect
 // within the TTL. Unknown clients are not cached, so the cache holds at
 // most the registered clients, whatever ids callers invent.
-type clientCache struct {
+type ClientCache struct {
 	store latch.ClientStore
 	ttl   time.Duration
 	now   func() time.Time
@@ -33,13 +33,13 @@ type clientEntry struct {
 	expires time.Time
 }
 
-func newClientCache(store latch.ClientStore, ttl time.Duration, now func() time.Time) *clientCache {
-	return &clientCache{store: store, ttl: ttl, now: now, entries: make(map[string]clientEntry)}
+func NewClientCache(store latch.ClientStore, ttl time.Duration, now func() time.Time) *ClientCache {
+	return &ClientCache{store: store, ttl: ttl, now: now, entries: make(map[string]clientEntry)}
 }
 
 // Client returns the client id, from the cache when fresh. The result is
 // shared: callers must not modify it.
-func (cc *clientCache) Client(ctx context.Context, id string) (*latch.Client, error) {
+func (cc *ClientCache) Client(ctx context.Context, id string) (*latch.Client, error) {
 	if cc.ttl <= 0 {
 		return cc.store.Client(ctx, id)
 	}
@@ -54,7 +54,7 @@ func (cc *clientCache) Client(ctx context.Context, id string) (*latch.Client, er
 	c, err := cc.store.Client(ctx, id)
 	if err != nil {
 		if ok {
-			cc.forget(id)
+			cc.Forget(id)
 		}
 		return nil, err
 	}
@@ -66,8 +66,8 @@ func (cc *clientCache) Client(ctx context.Context, id string) (*latch.Client, er
 	return c, nil
 }
 
-// forget drops id, after this server changed or deleted it.
-func (cc *clientCache) forget(id string) {
+// Forget drops id, after this server changed or deleted it.
+func (cc *ClientCache) Forget(id string) {
 	cc.mu.Lock()
 	delete(cc.entries, id)
 	cc.gen++

@@ -1,4 +1,4 @@
-package server
+package authority
 
 import (
 	"bytes"
@@ -14,10 +14,13 @@ func cacheToken(b byte, kind latch.TokenKind, exp time.Time) ([]byte, *latch.Tok
 	return h, &latch.Token{Hash: h, Kind: kind, ID: string(rune('a' + b)), ExpiresAt: exp}
 }
 
+// testFeedPoll stands for the revocation feed's poll interval.
+const testFeedPoll = 100 * time.Millisecond
+
 // freshCache is a cache whose feed has just completed a read of the log.
-func freshCache(max int, now func() time.Time) *tokenCache {
-	c := newTokenCache(max, now)
-	c.logReadComplete(now())
+func freshCache(max int, now func() time.Time) *TokenCache {
+	c := NewTokenCache(max, testFeedPoll, now)
+	c.LogReadComplete(now())
 	return c
 }
 
@@ -47,7 +50,7 @@ func TestTokenCache_ReadBeforeADrop_IsNotCached(t *testing.T) {
 	if got, _ := c.get(h); got != tok {
 		t.Fatalf("get after put = %v, want the token", got)
 	}
-	c.logRead([]*latch.Revocation{{Kind: latch.RevokeJWT, Issuer: "x", JTI: "y"}, {Kind: latch.RevokeOpaque, TokenHash: h}})
+	c.LogRead([]*latch.Revocation{{Kind: latch.RevokeJWT, Issuer: "x", JTI: "y"}, {Kind: latch.RevokeOpaque, TokenHash: h}})
 	if got, _ := c.get(h); got != nil {
 		t.Fatal("a token named by a RevokeOpaque entry of the log is still cached")
 	}
@@ -56,16 +59,16 @@ func TestTokenCache_ReadBeforeADrop_IsNotCached(t *testing.T) {
 func TestTokenCache_StaleFeed_Bypassed(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { return now }
-	c := newTokenCache(10, clock)
+	c := NewTokenCache(10, testFeedPoll, clock)
 	h, tok := cacheToken(1, latch.KindAccess, now.Add(time.Hour))
 
 	// Before the feed's first complete read nothing is cached.
 	_, gen := c.get(h)
 	c.put(h, tok, gen)
-	if c.len() != 0 {
+	if c.Len() != 0 {
 		t.Fatal("cached before the feed read the log once")
 	}
-	c.logReadComplete(now)
+	c.LogReadComplete(now)
 	_, gen = c.get(h)
 	c.put(h, tok, gen)
 	if got, _ := c.get(h); got != tok {
@@ -73,11 +76,11 @@ func TestTokenCache_StaleFeed_Bypassed(t *testing.T) {
 	}
 	// The feed stops reading: once its last read is staleLimit old, the
 	// entry is not used, whatever it holds.
-	now = now.Add(tokenCacheStaleLimit)
+	now = now.Add(TokenCacheStalePolls * testFeedPoll)
 	if got, _ := c.get(h); got != nil {
 		t.Fatal("cache used although the feed has not read the log for staleLimit")
 	}
-	c.logReadComplete(now)
+	c.LogReadComplete(now)
 	if got, _ := c.get(h); got != tok {
 		t.Fatal("cache not used again after the feed recovered")
 	}
@@ -99,11 +102,11 @@ func TestTokenCache_EntryLifetime_MaxAgeAndExpiry(t *testing.T) {
 		_, gen := c.get(e.h)
 		c.put(e.h, e.t, gen)
 	}
-	if c.len() != 2 {
-		t.Fatalf("cached %d tokens, want 2 (an expired token and a refresh token are never cached)", c.len())
+	if c.Len() != 2 {
+		t.Fatalf("cached %d tokens, want 2 (an expired token and a refresh token are never cached)", c.Len())
 	}
 	now = now.Add(2 * time.Second)
-	c.logReadComplete(now)
+	c.LogReadComplete(now)
 	if got, _ := c.get(short); got != nil {
 		t.Error("a token is served from the cache at its expiry")
 	}
@@ -111,7 +114,7 @@ func TestTokenCache_EntryLifetime_MaxAgeAndExpiry(t *testing.T) {
 		t.Error("a token within its lifetime and maxAge was dropped")
 	}
 	now = now.Add(tokenCacheMaxAge)
-	c.logReadComplete(now)
+	c.LogReadComplete(now)
 	if got, _ := c.get(long); got != nil {
 		t.Error("an entry outlived tokenCacheMaxAge")
 	}
@@ -125,12 +128,12 @@ func TestTokenCache_BoundedSize(t *testing.T) {
 		h[31] = byte(i / 250)
 		_, gen := c.get(h)
 		c.put(h, tok, gen)
-		if c.len() > 100 {
-			t.Fatalf("after %d puts the cache holds %d entries, over its bound of 100", i+1, c.len())
+		if c.Len() > 100 {
+			t.Fatalf("after %d puts the cache holds %d entries, over its bound of 100", i+1, c.Len())
 		}
 	}
-	if c.len() != 100 {
-		t.Fatalf("cache holds %d entries, want it full (100)", c.len())
+	if c.Len() != 100 {
+		t.Fatalf("cache holds %d entries, want it full (100)", c.Len())
 	}
 }
 

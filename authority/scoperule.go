@@ -1,4 +1,4 @@
-package server
+package authority
 
 import (
 	"context"
@@ -10,17 +10,13 @@ import (
 	"github.com/latch-auth/latch/oauth"
 )
 
-// OIDCScopes are the scopes OpenID Connect defines (Core §5.4, §11): every
-// client registered for openid may request them without registering each.
-var OIDCScopes = []string{ScopeOpenID, ScopeProfile, ScopeEmail, ScopeAddress, ScopePhone, ScopeOfflineAccess}
-
-// grantScope applies latch's scope rule (docs/scopes.md) to the scope a
+// GrantScope applies latch's scope rule (docs/scopes.md) to the scope a
 // client requests from its own registration (authorization and client
 // credentials requests, the password grant), and returns what is granted,
 // in the order requested:
 //
 //   - a scope registered for the client is granted;
-//   - an OIDC scope (OIDCScopes) is granted to a client registered for
+//   - an OIDC scope (latch.OIDCScopes) is granted to a client registered for
 //     openid;
 //   - a scope latch knows (an OIDC scope, latch:admin, or a scope
 //     registered for any client) but not for this client is refused with
@@ -34,14 +30,14 @@ var OIDCScopes = []string{ScopeOpenID, ScopeProfile, ScopeEmail, ScopeAddress, S
 // A request whose every scope was dropped is refused: there would be
 // nothing to grant, and a token response without scope would claim the
 // request was granted in full (RFC 6749 §5.1).
-func (m *Tokens) grantScope(ctx context.Context, c *latch.Client, requested []string) ([]string, error) {
+func (m *Tokens) GrantScope(ctx context.Context, c *latch.Client, requested []string) ([]string, error) {
 	granted := make([]string, 0, len(requested))
 	for _, sc := range requested {
-		if slices.Contains(c.Scopes, sc) || slices.Contains(OIDCScopes, sc) && slices.Contains(c.Scopes, ScopeOpenID) {
+		if slices.Contains(c.Scopes, sc) || slices.Contains(latch.OIDCScopes, sc) && slices.Contains(c.Scopes, latch.ScopeOpenID) {
 			granted = append(granted, sc)
 			continue
 		}
-		known := slices.Contains(OIDCScopes, sc) || sc == ScopeAdmin
+		known := slices.Contains(latch.OIDCScopes, sc) || sc == latch.ScopeAdmin
 		if !known {
 			var err error
 			if known, err = m.scopeRegistered(ctx, sc); err != nil {
@@ -50,9 +46,9 @@ func (m *Tokens) grantScope(ctx context.Context, c *latch.Client, requested []st
 		}
 		switch {
 		case known:
-			return nil, oauth.BadRequest(oauth.ErrInvalidScope, "scope "+quote(sc)+" is not registered for the client")
+			return nil, oauth.BadRequest(oauth.ErrInvalidScope, "scope "+oauth.Quote(sc)+" is not registered for the client")
 		case m.RefuseUnknownScopes:
-			return nil, oauth.BadRequest(oauth.ErrInvalidScope, "scope "+quote(sc)+" is not known to this server")
+			return nil, oauth.BadRequest(oauth.ErrInvalidScope, "scope "+oauth.Quote(sc)+" is not known to this server")
 		}
 	}
 	if len(granted) == 0 && len(requested) > 0 {
@@ -70,7 +66,7 @@ type knownScopes struct {
 
 // scopeRegistered reports whether some client is registered for sc. The
 // union of all clients' scopes is read from the store at most once per
-// scopeCacheTTL (the client cache's lifetime, so a client registered
+// ScopeCacheTTL (the client cache's lifetime, so a client registered
 // elsewhere counts as soon as it could be used), and only when a request
 // names a scope that is neither its client's nor an OIDC scope.
 func (m *Tokens) scopeRegistered(ctx context.Context, sc string) (bool, error) {
@@ -78,7 +74,7 @@ func (m *Tokens) scopeRegistered(ctx context.Context, sc string) (bool, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	now := m.now()
-	if k.set == nil || m.scopeCacheTTL <= 0 || now.Sub(k.loadedAt) >= m.scopeCacheTTL || now.Before(k.loadedAt) {
+	if k.set == nil || m.ScopeCacheTTL <= 0 || now.Sub(k.loadedAt) >= m.ScopeCacheTTL || now.Before(k.loadedAt) {
 		cs, err := m.Store.Clients(ctx)
 		if err != nil {
 			return false, err

@@ -1,4 +1,4 @@
-package server
+package authority
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/latch-auth/latch/internal/tokencache"
 )
 
-// tokenCache keeps opaque access tokens read from the store, so that the
+// TokenCache keeps opaque access tokens read from the store, so that the
 // introspection or token exchange of a token seen recently costs a map
 // lookup instead of a database read. That read was about half of an opaque
 // introspection's CPU (BENCHMARKS.md, "Profile"), and resource servers
@@ -22,10 +22,10 @@ import (
 // in the same transaction (RFC 7009 revocation, family revocation, client
 // deletion: see latch.RevocationStore and latch.GrantStore):
 //   - deletions made through this server drop the entries concerned before
-//     the store call returns to the handler (tokenCacheStore);
+//     the store call returns to the handler (see Wrap);
 //   - deletions made by another process (the CLI, another node on the same
 //     PostgreSQL) are read from the log by the revocation feed's
-//     broadcaster, every feedPollInterval, which drops their entries;
+//     broadcaster, every revocationFeedPoll, which drops their entries;
 //   - the cache is used only while the feed's last complete read of the
 //     log began less than staleLimit ago, so a stopped or failing feed
 //     cannot leave a revoked token active: the cache is then bypassed.
@@ -38,7 +38,7 @@ import (
 // Only access tokens are cached: a refresh token's state changes at every
 // rotation without a revocation entry. Unknown tokens are not cached, so the
 // cache holds only tokens that exist, and at most max of them.
-type tokenCache struct {
+type TokenCache struct {
 	maxAge     time.Duration
 	staleLimit time.Duration
 	now        func() time.Time
@@ -59,14 +59,16 @@ type tokenCache struct {
 const (
 	// tokenCacheMaxAge bounds an entry's life whatever the log says.
 	tokenCacheMaxAge = 10 * time.Second
-	// tokenCacheStaleLimit is how old the feed's last complete read may be
-	// for the cache to be used: ten polls.
-	tokenCacheStaleLimit = 10 * feedPollInterval
+	// TokenCacheStalePolls is how many polls of the revocation feed old
+	// the feed's last complete read may be for the cache to be used.
+	TokenCacheStalePolls = 10
 )
 
-func newTokenCache(max int, now func() time.Time) *tokenCache {
-	return &tokenCache{
-		maxAge: tokenCacheMaxAge, staleLimit: tokenCacheStaleLimit, now: now,
+// NewTokenCache returns a cache of at most max tokens, kept in step by a
+// revocation feed that reads the log every poll (see LogRead).
+func NewTokenCache(max int, poll time.Duration, now func() time.Time) *TokenCache {
+	return &TokenCache{
+		maxAge: tokenCacheMaxAge, staleLimit: TokenCacheStalePolls * poll, now: now,
 		entries: tokencache.New[*latch.Token](max),
 	}
 }
@@ -82,14 +84,14 @@ func tokenCacheKey(hash []byte) (*[32]byte, bool) {
 
 // usable reports whether the feed has read the log recently enough at now
 // for cached entries to be trusted.
-func (c *tokenCache) usable(now time.Time) bool {
+func (c *TokenCache) usable(now time.Time) bool {
 	f := c.fresh.Load()
 	return f != 0 && now.Sub(time.Unix(0, f)) < c.staleLimit
 }
 
 // get returns the cached token with hash, if any and usable, and the
 // generation to pass to put after a store read.
-func (c *tokenCache) get(hash []byte) (*latch.Token, uint64) {
+func (c *TokenCache) get(hash []byte) (*latch.Token, uint64) {
 	gen := c.entries.Generation()
 	k, ok := tokenCacheKey(hash)
 	if !ok {
@@ -107,7 +109,7 @@ func (c *tokenCache) get(hash []byte) (*latch.Token, uint64) {
 
 // put caches t, read from the store after get returned gen, unless
 // something was dropped since.
-func (c *tokenCache) put(hash []byte, t *latch.Token, gen uint64) {
+func (c *TokenCache) put(hash []byte, t *latch.Token, gen uint64) {
 	k, ok := tokenCacheKey(hash)
 	if !ok || t.Kind != latch.KindAccess {
 		return
@@ -124,7 +126,7 @@ func (c *tokenCache) put(hash []byte, t *latch.Token, gen uint64) {
 }
 
 // drop forgets the tokens with these hashes.
-func (c *tokenCache) drop(hashes ...[]byte) {
+func (c *TokenCache) drop(hashes ...[]byte) {
 	for _, h := range hashes {
 		if k, ok := tokenCacheKey(h); ok {
 			c.entries.Drop(k)
@@ -134,11 +136,11 @@ func (c *tokenCache) drop(hashes ...[]byte) {
 
 // clear forgets every token: after a deletion whose tokens are not known
 // here (a family, a client, a user).
-func (c *tokenCache) clear() { c.entries.Flush() }
+func (c *TokenCache) clear() { c.entries.Flush() }
 
-// logRead is called by the feed for every page it reads from the
+// LogRead is called by the feed for every page it reads from the
 // revocation log: the opaque tokens named there are gone.
-func (c *tokenCache) logRead(page []*latch.Revocation) {
+func (c *TokenCache) LogRead(page []*latch.Revocation) {
 	for _, r := range page {
 		if r.Kind == latch.RevokeOpaque {
 			c.drop(r.TokenHash)
@@ -146,15 +148,27 @@ func (c *tokenCache) logRead(page []*latch.Revocation) {
 	}
 }
 
-// logReadComplete is called by the feed after a complete read of the log
+// LogReadComplete is called by the feed after a complete read of the log
 // that began at started: every deletion committed before started has been
-// passed to logRead.
-func (c *tokenCache) logReadComplete(started time.Time) {
+// passed to LogRead.
+func (c *TokenCache) LogReadComplete(started time.Time) {
 	c.fresh.Store(started.UnixNano())
 }
 
-// len is the number of cached entries, for the metrics gauge.
-func (c *tokenCache) len() int { return c.entries.Len() }
+// Len is the number of cached entries, for the metrics gauge.
+func (c *TokenCache) Len() int { return c.entries.Len() }
+
+// Lookups returns the counts of lookups that found a usable entry and of
+// those that did not, for the metrics.
+func (c *TokenCache) Lookups() (hits, misses uint64) { return c.hits.Load(), c.misses.Load() }
+
+// Wrap returns store with the cache kept in step with it: every method
+// that may delete opaque tokens drops what it may have deleted from the
+// cache before returning. A server hands the wrapped store to everything
+// that writes, so that its own deletions take effect here at once.
+func (c *TokenCache) Wrap(store latch.Store) latch.Store {
+	return tokenCacheStore{Store: store, cache: c}
+}
 
 // tokenCacheStore is the server's store with the token cache kept in step:
 // every method that may delete opaque tokens drops what it may have
@@ -162,7 +176,7 @@ func (c *tokenCache) len() int { return c.entries.Len() }
 // failed commit may still have committed).
 type tokenCacheStore struct {
 	latch.Store
-	cache *tokenCache
+	cache *TokenCache
 }
 
 func (s tokenCacheStore) Revoke(ctx context.Context, r *latch.Revocation) error {

@@ -1,4 +1,4 @@
-package server
+package registry
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/authority"
 	"github.com/latch-auth/latch/oauth"
 	"github.com/latch-auth/latch/token"
 )
@@ -211,7 +212,7 @@ func (m *Clients) Build(spec ClientSpec) (*latch.Client, string, error) {
 			// by introspection, can say what it stands for.
 			return nil, "", bad("an access token encryption key needs JWT access tokens; opaque tokens carry no claims to encrypt")
 		}
-		key, err := checkEncryptionKey(spec.AccessTokenEncryptionKey)
+		key, err := authority.CheckEncryptionKey(spec.AccessTokenEncryptionKey)
 		if err != nil {
 			return nil, "", bad("%v", err)
 		}

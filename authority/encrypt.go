@@ -1,4 +1,4 @@
-package server
+package authority
 
 import (
 	"bytes"
@@ -122,9 +122,9 @@ func parseEncryptionKey(raw []byte) (*encryptionKey, error) {
 	return &encryptionKey{pub: pub, kid: kid}, nil
 }
 
-// checkEncryptionKey validates raw for registration and returns it in
+// CheckEncryptionKey validates raw for registration and returns it in
 // compact JSON, as it will be stored.
-func checkEncryptionKey(raw json.RawMessage) ([]byte, error) {
+func CheckEncryptionKey(raw json.RawMessage) ([]byte, error) {
 	if _, err := parseEncryptionKey(raw); err != nil {
 		return nil, err
 	}
@@ -139,7 +139,7 @@ func checkEncryptionKey(raw json.RawMessage) ([]byte, error) {
 // key's JSON as stored: parsing a JWK and checking its point is more work
 // than the encryption itself, and the key of a client changes rarely. It
 // memoizes a pure function of the key bytes, so it is shared by every
-// Server of the process. When full it is emptied: it holds at most the
+// server of the process. When full it is emptied: it holds at most the
 // keys of the registered clients, whatever they are.
 var encrypters = struct {
 	sync.RWMutex
@@ -178,10 +178,10 @@ func encrypterFor(raw []byte) (jose.Encrypter, error) {
 	return e, nil
 }
 
-// sealAccessToken returns the signed access token raw as issued to c:
+// SealAccessToken returns the signed access token raw as issued to c:
 // unchanged, or, when c has an access token encryption key, as a compact
 // JWE (cty JWT) of it encrypted to that key.
-func sealAccessToken(c *latch.Client, raw string) (string, error) {
+func SealAccessToken(c *latch.Client, raw string) (string, error) {
 	if len(c.AccessTokenEncryptionKey) == 0 {
 		return raw, nil
 	}

@@ -1,4 +1,4 @@
-package server
+package registry
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/latch-auth/latch"
+	"github.com/latch-auth/latch/loginsession"
 	"github.com/latch-auth/latch/password"
 )
 
@@ -321,13 +322,6 @@ func (m *Users) Delete(ctx context.Context, ref string) (*UserView, error) {
 	return v, nil
 }
 
-// users returns the Users manager of this server: its store, password
-// policy and clock, and the feed to wake after revocations.
-func (s *Server) users() *Users {
-	return &Users{Store: s.store, Params: s.cfg.PasswordParams, MinPasswordLen: s.cfg.MinPasswordLen,
-		Blocklist: s.cfg.PasswordBlocklist, Now: s.now, Rand: s.rand, Revoked: s.revoked}
-}
-
 // LogoutEverywhere ends everything the user is signed in with: the "sign
 // out everywhere" button, latch revoke --subject and the admin API's
 // logout call. It runs the same policy hook as a password change and
@@ -387,7 +381,7 @@ func (m *Users) EndSession(ctx context.Context, ref, sid string) error {
 	}
 	for _, s := range ss {
 		if s.SID() == sid {
-			return endSessionRecord(ctx, m.Store, s, m.now(), m.Revoked)
+			return loginsession.End(ctx, m.Store, s, m.now(), m.Revoked)
 		}
 	}
 	return latch.Errorf(latch.ENOTFOUND, "user: %q has no session %q", u.Username, sid)

@@ -1,4 +1,4 @@
-package server
+package authority
 
 import (
 	"bytes"
@@ -9,11 +9,11 @@ import (
 	"github.com/latch-auth/latch/token"
 )
 
-// successorKeyPurpose names the key, derived from the key-encryption key
+// SuccessorKeyPurpose names the key, derived from the key-encryption key
 // (keys.Manager.DeriveKey), under which refresh successors are derived.
 // Every node sharing a store shares the KEK, so every node derives the same
 // successor for a token.
-const successorKeyPurpose = "refresh successor v1"
+const SuccessorKeyPurpose = "refresh successor v1"
 
 // successorOf returns the refresh token that replaces parent, a refresh
 // token of family familyID, when parent is rotated: an opaque token whose

@@ -1,4 +1,4 @@
-package server
+package authority
 
 import (
 	"cmp"
@@ -6,10 +6,13 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -29,7 +32,8 @@ import (
 // store a running server shares. A token issued, inspected or revoked
 // either way obeys one implementation.
 //
-// A Server builds its own Tokens over its token cache and client cache.
+// A server (package server) builds its own Tokens over its token cache and
+// client cache.
 // One built by another process (the CLI) reads and writes the plain store;
 // running servers learn of its revocations through the revocation log
 // (within 100 ms for their token caches, docs/operations.md), and of JWT
@@ -49,39 +53,43 @@ type Tokens struct {
 	// AccessTokenTTL is the lifetime of access tokens of clients that set
 	// none (default 10 minutes); MaxAccessTokenTTL caps every client's
 	// (default 24 hours). Leeway is the clock skew allowed on a JWT's
-	// times (default 30 seconds). All as in Config.
+	// times (default 30 seconds). All as in server.Config.
 	AccessTokenTTL    time.Duration
 	MaxAccessTokenTTL time.Duration
 	Leeway            time.Duration
 	Now               func() time.Time
 	Rand              io.Reader
 	// RefreshTokenTTL is the idle lifetime of refresh tokens of clients
-	// that set none (default DefaultRefreshTokenTTL), as in Config.
+	// that set none (default DefaultRefreshTokenTTL), as in server.Config.
 	RefreshTokenTTL time.Duration
 	// SuccessorKey derives a rotated refresh token's successor from its
 	// parent (successorOf); required to rotate refresh tokens.
 	SuccessorKey []byte
 	// TagKeys: the first tags new opaque access tokens
 	// (token.NewTaggedOpaque). Empty: they are minted untagged, which
-	// verifiers can judge only by asking (as Config.OpaqueTagKeys).
+	// verifiers can judge only by asking (as server.Config.OpaqueTagKeys).
 	TagKeys []*token.TagKey
 
-	// Set by Server, nil elsewhere: its token cache in front of the store,
-	// its client cache, and the wake-up of its revocation feed.
-	clientFn  func(ctx context.Context, id string) (*latch.Client, error)
-	revokedFn func()
-	// opaque holds opaque access tokens read from the store (see
-	// tokenCache); nil elsewhere.
-	opaque *tokenCache
-	// verified holds JWTs this server verified (see verifyJWT); nil
-	// elsewhere.
+	// Set by a long-running server, nil elsewhere. ClientLookup reads
+	// clients in place of Store (the server's client cache); OnRevoke is
+	// called after every revocation (the wake-up of its revocation feed);
+	// Cache holds opaque access tokens read from the store, and must then
+	// also sit in front of Store (TokenCache.Wrap).
+	ClientLookup func(ctx context.Context, id string) (*latch.Client, error)
+	OnRevoke     func()
+	Cache        *TokenCache
+
+	// verified holds JWTs verified here (see verifyJWT); nil unless
+	// CacheVerified was called.
 	verified *tokencache.Cache[verifiedJWT]
 
 	cachedSigner atomic.Pointer[token.Signer]
 
-	// RefuseUnknownScopes: see grantScope.
+	// RefuseUnknownScopes: see GrantScope.
 	RefuseUnknownScopes bool
-	scopeCacheTTL       time.Duration // 0: read the clients' scopes on every use
+	// ScopeCacheTTL is how long the union of every client's scopes is
+	// reused (see scopeRegistered); 0: read on every use.
+	ScopeCacheTTL time.Duration
 	known               knownScopes
 }
 
@@ -135,8 +143,8 @@ func (m *Tokens) accessTokenTTL(c *latch.Client) time.Duration {
 }
 
 func (m *Tokens) client(ctx context.Context, id string) (*latch.Client, error) {
-	if m.clientFn != nil {
-		return m.clientFn(ctx, id)
+	if m.ClientLookup != nil {
+		return m.ClientLookup(ctx, id)
 	}
 	return m.Store.Client(ctx, id)
 }
@@ -167,16 +175,16 @@ func (m *Tokens) findOpaque(ctx context.Context, raw string) (*latch.Token, erro
 		return nil, nil
 	}
 	hash := token.Hash(raw)
-	if m.opaque == nil || kind != latch.KindAccess {
+	if m.Cache == nil || kind != latch.KindAccess {
 		return storedOpaque(ctx, m.Store, kind, hash)
 	}
-	t, gen := m.opaque.get(hash)
+	t, gen := m.Cache.get(hash)
 	if t != nil {
 		return t, nil
 	}
 	t, err = storedOpaque(ctx, m.Store, kind, hash)
 	if t != nil {
-		m.opaque.put(hash, t, gen)
+		m.Cache.put(hash, t, gen)
 	}
 	return t, err
 }
@@ -199,8 +207,8 @@ func storedOpaque(ctx context.Context, store latch.TokenStore, kind latch.TokenK
 
 // revoked tells the server's feed that the log has grown.
 func (m *Tokens) revoked() {
-	if m.revokedFn != nil {
-		m.revokedFn()
+	if m.OnRevoke != nil {
+		m.OnRevoke()
 	}
 }
 
@@ -222,6 +230,13 @@ func (m *Tokens) Signer() (*token.Signer, error) {
 	return sg, nil
 }
 
+// CacheVerified remembers up to n JWTs verified here, so that one
+// introspected again is not verified again (see verifyJWT). Call it before
+// the Tokens is shared.
+func (m *Tokens) CacheVerified(n int) {
+	m.verified = tokencache.New[verifiedJWT](n)
+}
+
 // verifyJWT verifies an access token issued here exactly as a resource
 // server would (security invariants 1-3), except for the audience, which is
 // the resource server's business, not the issuer's. leeway is m.leeway()
@@ -235,7 +250,7 @@ func (m *Tokens) Signer() (*token.Signer, error) {
 // revoked is the caller's check, made on every request.
 func (m *Tokens) verifyJWT(ctx context.Context, raw string) (*token.Claims, error) {
 	if m.verified == nil {
-		return m.verifyJWTUncached(ctx, raw, keySet{m.Keys}, false)
+		return m.verifyJWTUncached(ctx, raw, KeySet{m.Keys}, false)
 	}
 	key := sha256.Sum256([]byte(raw))
 	now := m.now()
@@ -246,7 +261,7 @@ func (m *Tokens) verifyJWT(ctx context.Context, raw string) (*token.Claims, erro
 		m.verified.Drop(&key)
 	}
 	gen := m.verified.Generation()
-	ks := &kidRecorder{keySet: keySet{m.Keys}}
+	ks := &kidRecorder{KeySet: KeySet{m.Keys}}
 	claims, err := m.verifyJWTUncached(ctx, raw, ks, false)
 	if err == nil {
 		m.verified.Put(&key, verifiedJWT{claims: claims, kid: ks.kid}, time.Unix(claims.ExpiresAt, 0), now, gen)
@@ -269,7 +284,7 @@ func (m *Tokens) verifyJWTLeeway(ctx context.Context, raw string, ks token.KeySe
 		Issuer:            m.Issuer,
 		SkipIssuerCheck:   m.Issuer == "",
 		SkipAudienceCheck: true,
-		Type:              TypeAccessToken,
+		Type:              token.TypeAccessToken,
 		Algorithms:        latch.Algorithms,
 		Leeway:            leeway,
 		Now:               m.clock(),
@@ -280,13 +295,13 @@ func (m *Tokens) verifyJWTLeeway(ctx context.Context, raw string, ks token.KeySe
 // kidRecorder remembers the kid that verification asked for: the key the
 // token names, and, once verification succeeds, the key that signed it.
 type kidRecorder struct {
-	keySet
+	KeySet
 	kid string
 }
 
 func (k *kidRecorder) Key(ctx context.Context, kid string) (crypto.PublicKey, latch.Algorithm, error) {
 	k.kid = kid
-	return k.keySet.Key(ctx, kid)
+	return k.KeySet.Key(ctx, kid)
 }
 
 // InactiveReason says why a token is not active. The introspection
@@ -483,7 +498,7 @@ func (m *Tokens) look(ctx context.Context, raw string, p Policy) (examined, erro
 	if errors.Is(err, token.ErrExpired) && p.operator {
 		// The signature and every other check passed: read the claims,
 		// so the operator learns whose token it was.
-		claims, err = m.verifyJWTUncached(ctx, raw, keySet{m.Keys}, true)
+		claims, err = m.verifyJWTUncached(ctx, raw, KeySet{m.Keys}, true)
 	}
 	if err != nil {
 		x.verr = err
@@ -558,7 +573,7 @@ func (m *Tokens) explain(x *examined, raw string) string {
 	case ReasonEncrypted:
 		return "an access token encrypted to a resource server (JWE): only the resource server's private key reads it, so this server cannot tell whether it is active"
 	case ReasonClientDeleted:
-		return "its client " + quote(x.ClientID) + " was deleted (a client registered again under that ID does not revive it); resource servers that verify JWTs locally still accept it until it expires unless it is revoked"
+		return "its client " + oauth.Quote(x.ClientID) + " was deleted (a client registered again under that ID does not revive it); resource servers that verify JWTs locally still accept it until it expires unless it is revoked"
 	case ReasonUnknown:
 		return "this store holds no such token: it was never issued here (another deployment, data directory or database?), or it expired and was purged"
 	case ReasonRevoked:
@@ -604,7 +619,7 @@ func jwtDetail(err error, issuer string, looksJWT bool) string {
 	switch jwtReason(err) {
 	case ReasonNotOurs:
 		if errors.Is(err, token.ErrIssuer) {
-			return "issued under another issuer than " + quote(issuer) + " (" + err.Error() + ")"
+			return "issued under another issuer than " + oauth.Quote(issuer) + " (" + err.Error() + ")"
 		}
 		return "signed by a key this store does not hold: another server's token, or its key was retired with --now (" + err.Error() + ")"
 	case ReasonBadSignature:
@@ -660,9 +675,9 @@ func (m *Tokens) revokeJWT(ctx context.Context, claims *token.Claims) (created b
 	return r.Created, until, nil
 }
 
-// errJWERevocation is why an encrypted access token cannot be revoked by
+// JWERevocationRefusal says why an encrypted access token cannot be revoked by
 // value, for the revocation endpoint and the CLI alike.
-const errJWERevocation = "encrypted access tokens cannot be revoked by value: this server cannot read their jti; revoke the refresh token they were issued with, or let them expire"
+const JWERevocationRefusal = "encrypted access tokens cannot be revoked by value: this server cannot read their jti; revoke the refresh token they were issued with, or let them expire"
 
 // Revoked is what Tokens.Revoke did.
 type Revoked struct {
@@ -700,7 +715,7 @@ func (m *Tokens) Revoke(ctx context.Context, raw string) (*Revoked, error) {
 		out.AlreadyRevoked = true
 		return out, nil
 	case x.Reason == ReasonEncrypted:
-		return nil, latch.Errorf(latch.EINVALID, "token: %s", errJWERevocation)
+		return nil, latch.Errorf(latch.EINVALID, "token: %s", JWERevocationRefusal)
 	case x.Active || x.Reason == ReasonClientDeleted && x.claims != nil:
 	default:
 		return nil, latch.Errorf(latch.EINVALID, "token: not revoked, nothing was written: the token is %s: %s", strings.ReplaceAll(string(x.Reason), "_", " "), x.Detail)
@@ -808,7 +823,7 @@ func (m *Tokens) RevokeForClient(ctx context.Context, raw, clientID string) (for
 		// one's: once the clocks agree the token is valid, so it must be
 		// denylisted now. Answering 200 without recording the revocation
 		// would let it pass later everywhere.
-		claims, err = m.verifyJWTLeeway(ctx, raw, keySet{m.Keys}, false, revocationClockSkew)
+		claims, err = m.verifyJWTLeeway(ctx, raw, KeySet{m.Keys}, false, revocationClockSkew)
 	}
 	if err != nil {
 		return FormatJWT, RevokeInvalid, nil
@@ -862,7 +877,7 @@ func (m *Tokens) Issue(ctx context.Context, req IssueRequest) (*Issued, error) {
 	if m.Issuer == "" {
 		return nil, latch.Errorf(latch.EINVALID, "token: the issuer is required to issue a token: give the one the server runs with, or its tokens will not verify")
 	}
-	if err := checkIssuerURL(m.Issuer); err != nil {
+	if err := oauth.CheckIssuerURL(m.Issuer); err != nil {
 		return nil, latch.Errorf(latch.EINVALID, "token: %v", err)
 	}
 	if req.TTL < 0 || req.TTL > 0 && req.TTL < time.Second {
@@ -870,7 +885,7 @@ func (m *Tokens) Issue(ctx context.Context, req IssueRequest) (*Issued, error) {
 	}
 	c, err := m.client(ctx, req.ClientID)
 	if errors.Is(err, latch.ErrNotFound) {
-		return nil, latch.Errorf(latch.ENOTFOUND, "token: no client %s; `latch client list` shows the registered ones", quote(req.ClientID))
+		return nil, latch.Errorf(latch.ENOTFOUND, "token: no client %s; `latch client list` shows the registered ones", oauth.Quote(req.ClientID))
 	} else if err != nil {
 		return nil, err
 	}
@@ -879,7 +894,7 @@ func (m *Tokens) Issue(ctx context.Context, req IssueRequest) (*Issued, error) {
 	if errors.As(err, &oerr) {
 		// The operator may read the registration: say what it allows.
 		return nil, latch.Errorf(latch.EINVALID, "token: client %s: %s (%s); it is registered for grants %s, scope %s, audiences %s",
-			quote(c.ID), oerr.Description, oerr.Code, quote(strings.Join(c.GrantTypes, " ")), quote(strings.Join(c.Scopes, " ")), quote(strings.Join(c.Audiences, " ")))
+			oauth.Quote(c.ID), oerr.Description, oerr.Code, oauth.Quote(strings.Join(c.GrantTypes, " ")), oauth.Quote(strings.Join(c.Scopes, " ")), oauth.Quote(strings.Join(c.Audiences, " ")))
 	} else if err != nil {
 		return nil, err
 	}
@@ -899,7 +914,7 @@ func (m *Tokens) ClientCredentials(ctx context.Context, c *latch.Client, scope s
 	if !c.AllowsGrant(latch.GrantClientCredentials) {
 		return Minted{}, oauth.BadRequest(oauth.ErrUnauthorizedClient, "client is not registered for the client_credentials grant")
 	}
-	sc, aud, err := m.checkScopeAndAudience(ctx, c, scope, audiences)
+	sc, aud, err := m.CheckScopeAndAudience(ctx, c, scope, audiences)
 	if err != nil {
 		return Minted{}, err
 	}
@@ -922,29 +937,29 @@ func (m *Tokens) ClientCredentials(ctx context.Context, c *latch.Client, scope s
 	return at, nil
 }
 
-// checkScopeAndAudience returns the scope granted (grantScope) and the
+// CheckScopeAndAudience returns the scope granted (GrantScope) and the
 // audiences of a token request, both within the client's registration:
 // the checks of every grant that starts from the client's own
 // registration rather than from a previous grant.
-func (m *Tokens) checkScopeAndAudience(ctx context.Context, c *latch.Client, scope string, audiences []string) ([]string, []string, error) {
+func (m *Tokens) CheckScopeAndAudience(ctx context.Context, c *latch.Client, scope string, audiences []string) ([]string, []string, error) {
 	sc, oerr := oauth.SplitScope(scope)
 	if oerr != nil {
 		return nil, nil, oerr
 	}
-	sc, err := m.grantScope(ctx, c, sc)
+	sc, err := m.GrantScope(ctx, c, sc)
 	if err != nil {
 		return nil, nil, err
 	}
-	aud, err := checkAudience(c, audiences)
+	aud, err := CheckAudience(c, audiences)
 	if err != nil {
 		return nil, nil, err
 	}
 	return sc, aud, nil
 }
 
-// checkAudience resolves the audiences of a token request; without any it
+// CheckAudience resolves the audiences of a token request; without any it
 // is the client's first registered audience.
-func checkAudience(c *latch.Client, want []string) ([]string, error) {
+func CheckAudience(c *latch.Client, want []string) ([]string, error) {
 	for _, a := range want {
 		if a == "" || len(a) > 512 {
 			return nil, oauth.BadRequest(oauth.ErrInvalidTarget, "empty or oversized audience")
@@ -960,13 +975,6 @@ func checkAudience(c *latch.Client, want []string) ([]string, error) {
 		return nil, oauth.BadRequest(oauth.ErrInvalidTarget, "requested audience is not registered for the client")
 	}
 	return want, nil
-}
-
-// requestedAudiences are the audiences of a token or authorization
-// request: RFC 8707 resource parameters and the widespread audience
-// parameter.
-func requestedAudiences(form url.Values) []string {
-	return append(append([]string(nil), form["resource"]...), form["audience"]...)
 }
 
 // MintGrant builds the tokens of one step of family f for subject, neither
@@ -1066,7 +1074,7 @@ func (m *Tokens) mintAccessToken(c *latch.Client, subject string, scope, aud []s
 	if err != nil {
 		return Minted{}, err
 	}
-	if raw, err = sealAccessToken(c, raw); err != nil { // encrypt.go
+	if raw, err = SealAccessToken(c, raw); err != nil { // encrypt.go
 		return Minted{}, err
 	}
 	// The denylist entry must outlive the token at any verifier that
@@ -1097,10 +1105,83 @@ func (m *Tokens) signAccessToken(subject, clientID string, aud []string, scope s
 	if jti, err = token.NewID(m.rand()); err != nil {
 		return "", "", err
 	}
-	raw, err = signer.Sign(TypeAccessToken, &token.Claims{
+	raw, err = signer.Sign(token.TypeAccessToken, &token.Claims{
 		Issuer: m.Issuer, Subject: subject, Audience: aud,
 		ExpiresAt: exp.Unix(), IssuedAt: iat.Unix(), NotBefore: iat.Unix(),
 		ID: jti, ClientID: clientID, Scope: scope, Extra: extra,
 	})
 	return raw, jti, err
+}
+
+// KeySet adapts the key manager to token.KeySet, turning "not found" into
+// token.ErrUnknownKey.
+type KeySet struct{ Keys *keys.Manager }
+
+func (k KeySet) Key(ctx context.Context, kid string) (crypto.PublicKey, latch.Algorithm, error) {
+	pub, alg, err := k.Keys.Key(ctx, kid)
+	if errors.Is(err, latch.ErrNotFound) {
+		return nil, "", fmt.Errorf("%w: %v", token.ErrUnknownKey, err)
+	}
+	return pub, alg, err
+}
+
+// mayIntrospect is the introspection policy: whether caller may learn
+// that a token issued to clientID for the audiences aud is active, and
+// its claims (RFC 7662 §2.2 and §4: the server decides which tokens a
+// caller may introspect). It may when it is the token's own client, or
+// when it is registered for ScopeIntrospect and one of the token's
+// audiences is among its registered audiences: it is a resource server of
+// that audience, as token exchange asks of a gateway (exchange.go). Any
+// other client learns nothing, not even that the token exists.
+func mayIntrospect(caller *latch.Client, clientID string, aud []string) bool {
+	if caller.ID == clientID {
+		return true
+	}
+	if !slices.Contains(caller.Scopes, latch.ScopeIntrospect) {
+		return false
+	}
+	for _, a := range aud {
+		if slices.Contains(caller.Audiences, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ClaimFingerprint is the claim holding the lowercase hex SHA-256 of the
+// fingerprint cookie's value.
+const ClaimFingerprint = "fgp"
+
+// ClaimRegistration is the private claim (RFC 7519 §4.3) of a JWT access
+// token that holds the RegistrationID of its client: the token is active
+// here only while the client with its client_id is that registration, so
+// that deleting a client and registering another under the same ID does
+// not bring the deleted one's tokens back. Absent for clients without one.
+const ClaimRegistration = "latch_reg"
+
+// registrationOf returns the registration a JWT's claims name; "" when
+// they name none.
+func registrationOf(c *token.Claims) string {
+	s, _ := c.Extra[ClaimRegistration].(string)
+	return s
+}
+
+// FingerprintCookie is the cookie that carries the raw fingerprint of a
+// bound token (security invariant 8). __Host-: Secure, Path=/, no Domain, so
+// no other host or path can set or shadow it (RFC 6265bis §4.1.3.2).
+const FingerprintCookie = "__Host-latch_fgp"
+
+// fingerprint returns a Set-Cookie value with 256 fresh random bits from
+// r, base64url, and the hex SHA-256 of that cookie value for the fgp claim
+// (OWASP JWT cheat sheet, token sidejacking).
+func fingerprint(r io.Reader, ttl time.Duration) (setCookie, fgp string, err error) {
+	var b [32]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", "", latch.Errorf(latch.EINTERNAL, "server: fingerprint: %v", err)
+	}
+	v := base64.RawURLEncoding.EncodeToString(b[:])
+	sum := sha256.Sum256([]byte(v))
+	setCookie = FingerprintCookie + "=" + v + "; Path=/; Max-Age=" + strconv.FormatInt(int64(ttl/time.Second), 10) +
+		"; Secure; HttpOnly; SameSite=Strict"
+	return setCookie, hex.EncodeToString(sum[:]), nil
 }

@@ -1,4 +1,4 @@
-package server
+package registry
 
 import (
 	"bytes"
@@ -142,10 +142,10 @@ func (m *Clients) Update(ctx context.Context, id string, p ClientPatch) (*Client
 func registrationWarnings(v *ClientView) []string {
 	var w []string
 	userGrant := slices.Contains(v.GrantTypes, latch.GrantAuthorizationCode) || slices.Contains(v.GrantTypes, latch.GrantPassword)
-	if slices.Contains(strings.Fields(v.Scope), ScopeAdmin) && userGrant {
-		w = append(w, "scope "+ScopeAdmin+" with a grant for users ("+strings.Join(v.GrantTypes, " ")+
-			"): a user who signs in through this client gets "+ScopeAdmin+" only while holding the role "+RoleAdmin+
-			" (`latch user set-roles USER --role "+RoleAdmin+"`), and then administers the server from wherever the client runs; "+
+	if slices.Contains(strings.Fields(v.Scope), latch.ScopeAdmin) && userGrant {
+		w = append(w, "scope "+latch.ScopeAdmin+" with a grant for users ("+strings.Join(v.GrantTypes, " ")+
+			"): a user who signs in through this client gets "+latch.ScopeAdmin+" only while holding the role "+latch.RoleAdmin+
+			" (`latch user set-roles USER --role "+latch.RoleAdmin+"`), and then administers the server from wherever the client runs; "+
 			"prefer a client_credentials client for automation (docs/admin.md)")
 	}
 	return append(w, ClientWarnings(v)...)
