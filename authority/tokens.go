@@ -90,7 +90,7 @@ type Tokens struct {
 	// ScopeCacheTTL is how long the union of every client's scopes is
 	// reused (see scopeRegistered); 0: read on every use.
 	ScopeCacheTTL time.Duration
-	known               knownScopes
+	known         knownScopes
 }
 
 // verifiedJWT is what verifyJWT remembers of a JWT whose signature and

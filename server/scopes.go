@@ -8,11 +8,11 @@ import "github.com/latch-auth/latch"
 var scopeDescriptions = map[string]string{
 	latch.ScopeOpenID:        "Know who you are on this server: your user ID, roles and groups",
 	latch.ScopeProfile:       "See your username",
-	"email":            "See your email address",
+	"email":                  "See your email address",
 	latch.ScopeOfflineAccess: "Keep its access when you are not using it, without asking you again",
-	"read":             "Read your data",
-	"write":            "Create, change and delete your data",
-	latch.ScopeAdmin:   "Administer this server: its applications, users and signing keys",
+	"read":                   "Read your data",
+	"write":                  "Create, change and delete your data",
+	latch.ScopeAdmin:         "Administer this server: its applications, users and signing keys",
 }
 
 // scopeView is one scope as the consent page lists it.
