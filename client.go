@@ -108,6 +108,11 @@ type Client struct {
 	// 9126 §5, require_pushed_authorization_requests): /oauth2/authorize
 	// refuses its requests that do not name a request_uri.
 	RequirePAR bool
+	// WebOrigins are the browser origins (scheme://host[:port], RFC 6454)
+	// of a single-page app that calls the token, revocation and userinfo
+	// endpoints from JavaScript: their responses allow these origins by
+	// CORS, and no other. Empty for every client that is not such an app.
+	WebOrigins []string
 
 	CreatedAt time.Time
 	UpdatedAt time.Time

@@ -144,6 +144,10 @@ type GrantStore interface {
 	// session), which would otherwise start a family after the sign-out.
 	// EINVALID unless exactly one field of f is set.
 	RevokeFamilies(ctx context.Context, f FamilyFilter, now time.Time) (int, error)
+	// UserFamilies returns the user's families that are not revoked,
+	// expired or not, oldest first; none (and no error) for a user without
+	// any or no such user. For the account page's list of applications.
+	UserFamilies(ctx context.Context, userID string) ([]*Family, error)
 }
 
 // ErrReused is in the chain of the error a store returns when a

@@ -31,3 +31,27 @@ const ScopeIntrospect = "latch:introspect"
 // even with the latch:introspect scope, must not be usable here by the API
 // that received it.
 const AudienceIntrospection = "urn:latch:introspect"
+
+// The OpenID Connect scopes (OIDC Core §3.1.2.1, §5.4, §11).
+const (
+	// ScopeOpenID asks for an ID token.
+	ScopeOpenID = "openid"
+	// ScopeProfile releases preferred_username and the profile claims in
+	// the ID token and at userinfo.
+	ScopeProfile = "profile"
+	// ScopeEmail releases email and email_verified.
+	ScopeEmail = "email"
+	// ScopeAddress and ScopePhone are accepted but release nothing: latch
+	// keeps no postal address or phone number.
+	ScopeAddress = "address"
+	ScopePhone   = "phone"
+	// ScopeOfflineAccess is not required for a refresh token: every client
+	// registered for the refresh_token grant gets one with the
+	// authorization code grant. It is accepted so that OIDC libraries that
+	// send it work unchanged.
+	ScopeOfflineAccess = "offline_access"
+)
+
+// OIDCScopes are the scopes OpenID Connect defines: every client
+// registered for openid may request them without registering each.
+var OIDCScopes = []string{ScopeOpenID, ScopeProfile, ScopeEmail, ScopeAddress, ScopePhone, ScopeOfflineAccess}

@@ -37,7 +37,19 @@ type Session struct {
 	// ExpiresAt is the absolute timeout, CreatedAt plus the maximum session
 	// lifetime; activity never moves it.
 	ExpiresAt time.Time
+	// UserAgent and Address are the User-Agent header and the client
+	// address of the login request, so that the user can tell their
+	// sessions apart on the account page. Both are what the browser (or a
+	// trusted proxy) said, shown, never trusted; each at most
+	// MaxSessionUserAgent bytes.
+	UserAgent string
+	Address   string
 }
+
+// MaxSessionUserAgent is the most of a User-Agent header a session keeps:
+// enough for every browser's, bounded so that a client cannot make the
+// store keep a header's worth of bytes per session.
+const MaxSessionUserAgent = 512
 
 // Active reports whether the session may be used at now: now is before
 // both the idle and the absolute expiry. A zero expiry is never active.

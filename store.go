@@ -135,6 +135,7 @@ type Store interface {
 	SessionStore
 	GrantStore
 	PushedRequestStore
+	ConsentStore
 	// PurgeExpired deletes tokens, revocation entries, authorization codes,
 	// families, IssuedJWT records and pushed requests whose ExpiresAt is
 	// before now, and

@@ -10,11 +10,6 @@ import (
 	"github.com/latch-auth/latch/oauth"
 )
 
-// OIDCScopes are the scopes OpenID Connect defines (Core §3.1.2.1, §5.4,
-// §11): openid, profile, email, address, phone, offline_access. Every
-// client registered for openid may request them without registering each.
-var OIDCScopes = []string{"openid", "profile", "email", "address", "phone", "offline_access"}
-
 // latchScopes are latch's own scopes: known whether or not a client is
 // registered for them.
 var latchScopes = []string{latch.ScopeAdmin, latch.ScopeIntrospect}
@@ -25,7 +20,7 @@ var latchScopes = []string{latch.ScopeAdmin, latch.ScopeIntrospect}
 // in the order requested:
 //
 //   - a scope registered for the client is granted;
-//   - an OIDC scope (OIDCScopes) is granted to a client registered for
+//   - an OIDC scope (latch.OIDCScopes) is granted to a client registered for
 //     openid;
 //   - a scope latch knows (an OIDC scope, latch:admin, latch:introspect, or a scope
 //     registered for any client) but not for this client is refused with
@@ -42,11 +37,11 @@ var latchScopes = []string{latch.ScopeAdmin, latch.ScopeIntrospect}
 func (m *Tokens) GrantScope(ctx context.Context, c *latch.Client, requested []string) ([]string, error) {
 	granted := make([]string, 0, len(requested))
 	for _, sc := range requested {
-		if slices.Contains(c.Scopes, sc) || slices.Contains(OIDCScopes, sc) && slices.Contains(c.Scopes, "openid") {
+		if slices.Contains(c.Scopes, sc) || slices.Contains(latch.OIDCScopes, sc) && slices.Contains(c.Scopes, latch.ScopeOpenID) {
 			granted = append(granted, sc)
 			continue
 		}
-		known := slices.Contains(OIDCScopes, sc) || slices.Contains(latchScopes, sc)
+		known := slices.Contains(latch.OIDCScopes, sc) || slices.Contains(latchScopes, sc)
 		if !known {
 			var err error
 			if known, err = m.scopeRegistered(ctx, sc); err != nil {

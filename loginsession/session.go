@@ -72,15 +72,18 @@ type Sessions struct {
 
 // Create stores a new session for user and returns its raw ID for the
 // cookie. The ID is always new: a session ID that came with the request,
-// the attacker's in a session fixation, is never adopted.
-func (m *Sessions) Create(ctx context.Context, userID string, now time.Time) (string, *latch.Session, error) {
+// the attacker's in a session fixation, is never adopted. userAgent and
+// address describe the login's browser for the account page
+// (latch.Session.UserAgent, Address).
+func (m *Sessions) Create(ctx context.Context, userID string, now time.Time, userAgent, address string) (string, *latch.Session, error) {
 	raw, err := NewRandomID(m.Rand)
 	if err != nil {
 		return "", nil, err
 	}
 	now = now.UTC()
 	sess := &latch.Session{IDHash: HashID(raw), UserID: userID, AuthTime: now, CreatedAt: now,
-		LastSeenAt: now, IdleExpiresAt: now.Add(m.IdleTimeout), ExpiresAt: now.Add(m.MaxAge)}
+		LastSeenAt: now, IdleExpiresAt: now.Add(m.IdleTimeout), ExpiresAt: now.Add(m.MaxAge),
+		UserAgent: userAgent, Address: address}
 	if sess.IdleExpiresAt.After(sess.ExpiresAt) {
 		sess.IdleExpiresAt = sess.ExpiresAt
 	}

@@ -29,7 +29,7 @@ func signedIn(t *testing.T) (m *loginsession.Sessions, u *latch.User, raw string
 	t.Helper()
 	now = time.Unix(1_800_000_000, 0).UTC()
 	m, u = newSessions(t, now)
-	raw, sess, err := m.Create(context.Background(), u.ID, now)
+	raw, sess, err := m.Create(context.Background(), u.ID, now, "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0", "192.0.2.10")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestSessions_Current_RefusesMalformedUnknownIdleAndAged(t *testing.T) {
 	}
 
 	// Kept active by a request every 20 minutes, it still ends at MaxAge.
-	raw, _, err = m.Create(ctx, u.ID, now)
+	raw, _, err = m.Create(ctx, u.ID, now, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

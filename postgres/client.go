@@ -12,7 +12,7 @@ import (
 const clientColumns = `id, name, secret_hash, auth_method, jwks, grant_types, scopes,
 	audiences, redirect_uris, access_token_format, access_token_ttl, refresh_token_ttl,
 	created_at, updated_at, token_fingerprint, first_party, access_token_encryption_key,
-	dpop, require_par, id_token_alg, registration_id`
+	dpop, require_par, id_token_alg, web_origins, registration_id`
 
 // clientArgs are the values of clientColumns but the last,
 // registration_id, which only CreateClient writes.
@@ -23,7 +23,7 @@ func clientArgs(c *latch.Client) []any {
 		string(c.AccessTokenFormat), int64(c.AccessTokenTTL), int64(c.RefreshTokenTTL),
 		timeArg(c.CreatedAt), timeArg(c.UpdatedAt), c.TokenFingerprint,
 		c.FirstParty, bytesArg(c.AccessTokenEncryptionKey),
-		string(c.DPoP), c.RequirePAR, string(c.IDTokenAlgorithm),
+		string(c.DPoP), c.RequirePAR, string(c.IDTokenAlgorithm), listArg(c.WebOrigins),
 	}
 }
 
@@ -39,7 +39,7 @@ func scanClient(row pgx.Row) (*latch.Client, error) {
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &authMethod, &c.JWKS,
 		&c.GrantTypes, &c.Scopes, &c.Audiences, &c.RedirectURIs, &format, &accessTTL, &refreshTTL,
 		&createdAt, &updatedAt, &c.TokenFingerprint, &c.FirstParty, &c.AccessTokenEncryptionKey,
-		&dpopPolicy, &c.RequirePAR, &idTokenAlg, &c.RegistrationID); err != nil {
+		&dpopPolicy, &c.RequirePAR, &idTokenAlg, &c.WebOrigins, &c.RegistrationID); err != nil {
 		return nil, err
 	}
 	c.SecretHash, c.JWKS = bytesOf(c.SecretHash), bytesOf(c.JWKS)
@@ -51,13 +51,14 @@ func scanClient(row pgx.Row) (*latch.Client, error) {
 	c.IDTokenAlgorithm = latch.Algorithm(idTokenAlg)
 	c.GrantTypes, c.Scopes = listOf(c.GrantTypes), listOf(c.Scopes)
 	c.Audiences, c.RedirectURIs = listOf(c.Audiences), listOf(c.RedirectURIs)
+	c.WebOrigins = listOf(c.WebOrigins)
 	return &c, nil
 }
 
 // CreateClient stores c; ECONFLICT if c.ID exists.
 func (db *DB) CreateClient(ctx context.Context, c *latch.Client) error {
 	_, err := db.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
 		append(clientArgs(c), c.RegistrationID)...)
 	if isUnique(err) {
 		return latch.Errorf(latch.ECONFLICT, "postgres: create client: client %q exists", c.ID)
@@ -110,7 +111,7 @@ func (db *DB) UpdateClient(ctx context.Context, c *latch.Client) error {
 		scopes = $7, audiences = $8, redirect_uris = $9, access_token_format = $10,
 		access_token_ttl = $11, refresh_token_ttl = $12, created_at = $13, updated_at = $14,
 		token_fingerprint = $15, first_party = $16, access_token_encryption_key = $17,
-		dpop = $18, require_par = $19, id_token_alg = $20
+		dpop = $18, require_par = $19, id_token_alg = $20, web_origins = $21
 		WHERE id = $1`, clientArgs(c)...)
 	return affectedOne(tag, err, "update client", "client", c.ID)
 }

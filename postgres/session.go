@@ -18,9 +18,9 @@ func (db *DB) CreateSession(ctx context.Context, s *latch.Session) error {
 		return latch.Errorf(latch.EINVALID, "postgres: create session: empty ID hash")
 	}
 	_, err := db.pool.Exec(ctx, `INSERT INTO sessions (id_hash, user_id, auth_time, created_at,
-		last_seen_at, idle_expires_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		last_seen_at, idle_expires_at, expires_at, user_agent, address) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		s.IDHash, s.UserID, timeArg(s.AuthTime), timeArg(s.CreatedAt), timeArg(s.LastSeenAt),
-		timeArg(s.IdleExpiresAt), timeArg(s.ExpiresAt))
+		timeArg(s.IdleExpiresAt), timeArg(s.ExpiresAt), s.UserAgent, s.Address)
 	switch {
 	case err == nil:
 		return nil
@@ -54,8 +54,8 @@ func (db *DB) Session(ctx context.Context, idHash []byte) (*latch.Session, error
 		st sessionTimes
 	)
 	err := db.pool.QueryRow(ctx, `SELECT user_id, auth_time, created_at, last_seen_at,
-		idle_expires_at, expires_at FROM sessions WHERE id_hash = $1`, idHash).
-		Scan(append([]any{&s.UserID}, st.dest()...)...)
+		idle_expires_at, expires_at, user_agent, address FROM sessions WHERE id_hash = $1`, idHash).
+		Scan(append(append([]any{&s.UserID}, st.dest()...), &s.UserAgent, &s.Address)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, latch.ErrNotFound
 	}
@@ -71,7 +71,7 @@ func (db *DB) Session(ctx context.Context, idHash []byte) (*latch.Session, error
 // without any.
 func (db *DB) UserSessions(ctx context.Context, userID string) ([]*latch.Session, error) {
 	rows, err := db.pool.Query(ctx, `SELECT id_hash, auth_time, created_at, last_seen_at,
-		idle_expires_at, expires_at FROM sessions WHERE user_id = $1
+		idle_expires_at, expires_at, user_agent, address FROM sessions WHERE user_id = $1
 		ORDER BY created_at NULLS FIRST, id_hash`, userID)
 	if err != nil {
 		return nil, internal("user sessions", err)
@@ -83,7 +83,7 @@ func (db *DB) UserSessions(ctx context.Context, userID string) ([]*latch.Session
 			s  = latch.Session{UserID: userID}
 			st sessionTimes
 		)
-		if err := rows.Scan(append([]any{&s.IDHash}, st.dest()...)...); err != nil {
+		if err := rows.Scan(append(append([]any{&s.IDHash}, st.dest()...), &s.UserAgent, &s.Address)...); err != nil {
 			return nil, internal("user sessions", err)
 		}
 		st.set(&s)

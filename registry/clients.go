@@ -54,6 +54,10 @@ type ClientSpec struct {
 	// IDTokenAlg is the alg of the client's ID tokens (OIDC Registration
 	// §2); empty: the server's --id-token-alg.
 	IDTokenAlg string `json:"id_token_signed_response_alg,omitempty"`
+	// WebOrigins are the origins (scheme://host[:port]) of a browser app
+	// that calls the token, revocation and userinfo endpoints itself:
+	// those answer its CORS requests (docs/cors.md).
+	WebOrigins []string `json:"web_origins,omitempty"`
 }
 
 // ClientView is a client as shown by the CLI and the admin API. The secret
@@ -81,6 +85,7 @@ type ClientView struct {
 	DPoPBound  bool      `json:"dpop_bound_access_tokens"`
 	RequirePAR bool      `json:"require_pushed_authorization_requests"`
 	IDTokenAlg string    `json:"id_token_signed_response_alg,omitempty"`
+	WebOrigins []string  `json:"web_origins,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	// Warnings say what the registration allows that the operator may
@@ -97,7 +102,8 @@ func ViewOf(c *latch.Client) *ClientView {
 		AccessTokenTTL:    int64(c.AccessTokenTTL / time.Second), RefreshTokenTTL: int64(c.RefreshTokenTTL / time.Second),
 		TokenFingerprint: c.TokenFingerprint, FirstParty: c.FirstParty, IDTokenAlg: string(c.IDTokenAlgorithm),
 		DPoP: string(cmp.Or(c.DPoP, latch.DPoPOptional)), DPoPBound: c.RequiresDPoP(), RequirePAR: c.RequirePAR,
-		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
+		WebOrigins: c.WebOrigins,
+		CreatedAt:  c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
 	}
 	if len(c.JWKS) > 0 {
 		v.JWKS = json.RawMessage(c.JWKS)
@@ -116,6 +122,10 @@ type Clients struct {
 	Now               func() time.Time
 	Rand              io.Reader
 }
+
+// maxWebOrigins bounds a client's web origins: an app is served from a
+// handful of places (production, staging, a developer's loopback port).
+const maxWebOrigins = 32
 
 var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
 
@@ -184,6 +194,18 @@ func (m *Clients) Build(spec ClientSpec) (*latch.Client, string, error) {
 	for _, u := range c.RedirectURIs {
 		if err := checkRedirectURI(u); err != nil {
 			return nil, "", bad("%v", err)
+		}
+	}
+	if len(spec.WebOrigins) > maxWebOrigins {
+		return nil, "", bad("more than %d web origins", maxWebOrigins)
+	}
+	for _, o := range spec.WebOrigins {
+		canon, err := oauth.WebOrigin(o)
+		if err != nil {
+			return nil, "", bad("%v", err)
+		}
+		if !slices.Contains(c.WebOrigins, canon) {
+			c.WebOrigins = append(c.WebOrigins, canon)
 		}
 	}
 	if c.FirstParty && c.AuthMethod == latch.AuthNone {

@@ -34,7 +34,8 @@ type ClientPatch struct {
 	RequirePAR               *bool           `json:"require_pushed_authorization_requests,omitempty"`
 	// IDTokenAlg replaces the client's ID token algorithm; "" returns it
 	// to the server's default.
-	IDTokenAlg *string `json:"id_token_signed_response_alg,omitempty"`
+	IDTokenAlg *string   `json:"id_token_signed_response_alg,omitempty"`
+	WebOrigins *[]string `json:"web_origins,omitempty"`
 }
 
 // SpecOf returns the registration of c as the spec that would create it.
@@ -49,6 +50,7 @@ func SpecOf(c *latch.Client) ClientSpec {
 		AccessTokenEncryptionKey: json.RawMessage(c.AccessTokenEncryptionKey),
 		DPoP:                     string(c.DPoP), RequirePAR: c.RequirePAR,
 		IDTokenAlg: string(c.IDTokenAlgorithm),
+		WebOrigins: slices.Clone(c.WebOrigins),
 	}
 }
 
@@ -70,6 +72,7 @@ func (p *ClientPatch) apply(spec *ClientSpec) {
 	set(&spec.Scope, p.Scope)
 	setList(&spec.Audiences, p.Audiences)
 	setList(&spec.RedirectURIs, p.RedirectURIs)
+	setList(&spec.WebOrigins, p.WebOrigins)
 	if len(p.JWKS) > 0 {
 		spec.JWKS = p.JWKS
 	}
@@ -129,6 +132,7 @@ func (m *Clients) Update(ctx context.Context, id string, p ClientPatch) (*Client
 	c.TokenFingerprint, c.FirstParty, c.AccessTokenEncryptionKey = built.TokenFingerprint, built.FirstParty, built.AccessTokenEncryptionKey
 	c.DPoP, c.RequirePAR = built.DPoP, built.RequirePAR
 	c.IDTokenAlgorithm = built.IDTokenAlgorithm
+	c.WebOrigins = built.WebOrigins
 	switch {
 	case len(built.SecretHash) == 0:
 		c.SecretHash, secret = nil, ""

@@ -93,6 +93,7 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 			return err
 		}
 		v, err := clients.Create(r.Context(), spec)
+		s.webOrigins.forget()
 		if err != nil {
 			return err
 		}
@@ -112,6 +113,7 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 		}
 		v, err := clients.Update(r.Context(), r.PathValue("id"), p)
 		s.clients.Forget(r.PathValue("id"))
+		s.webOrigins.forget()
 		if err != nil {
 			return err
 		}
@@ -121,6 +123,7 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 		id := r.PathValue("id")
 		err := s.store.DeleteClient(r.Context(), id)
 		s.clients.Forget(id)
+		s.webOrigins.forget()
 		if err != nil {
 			return err
 		}

@@ -110,7 +110,13 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 		s.redirectToLogin(w, r, back, true)
 		return nil
 	}
-	if !c.FirstParty {
+	remembered := false
+	if !c.FirstParty && consent == "" && !req.promptConsent {
+		if remembered, err = s.consentCovers(r.Context(), user.ID, c.ID, req.scope); err != nil {
+			return err
+		}
+	}
+	if !c.FirstParty && !remembered {
 		switch {
 		case consent == "" && req.promptNone:
 			return fail("consent_required", "the user has not approved this client")
@@ -124,6 +130,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		case consent != "allow":
 			return fail("access_denied", "the user denied the request")
+		}
+		if err := s.rememberConsent(r.Context(), user.ID, c.ID, req.scope); err != nil {
+			return err
 		}
 	}
 
@@ -227,6 +236,7 @@ type authorizeRequest struct {
 	scope, audience []string
 	promptNone      bool
 	forceLogin      bool
+	promptConsent   bool   // ask even when the user consented before
 	maxAge          int64  // seconds; -1 when absent
 	hintSubject     string // sub of a valid id_token_hint; "" when absent
 	dpopJKT         string // dpop_jkt (RFC 9449 §10); "" when absent
@@ -284,9 +294,11 @@ func (s *Server) parseAuthorizeRequest(ctx context.Context, c *latch.Client, par
 			req.promptNone = true
 		case "login":
 			req.forceLogin = true
-		case "consent", "select_account":
-			// Consent is shown to third-party clients on every request
-			// anyway; there is one account per session.
+		case "consent":
+			req.promptConsent = true
+		case "select_account":
+			// There is one account per session: the login page (prompt=login)
+			// is where another one signs in.
 		default:
 			return req, oauth.ErrInvalidRequest, "unknown prompt value " + oauth.Quote(p)
 		}

@@ -120,6 +120,11 @@ func TestAuthorize_ThirdPartyClientAsksForConsent(t *testing.T) {
 	if w := a.post("/oauth2/authorize", forged); w.Code != http.StatusForbidden {
 		t.Fatalf("forged consent: %d %q", w.Code, w.Header().Get("Location"))
 	}
+	// prompt=none cannot show the page.
+	w = a.get(authorizeURL(c, func(v url.Values) { v.Set("prompt", "none") }))
+	if callback(t, w).Get("error") != "consent_required" {
+		t.Fatalf("prompt=none for a third party: %q", w.Header().Get("Location"))
+	}
 	allow.Set("consent", "allow")
 	w = a.post("/oauth2/authorize", allow)
 	if w.Code != http.StatusSeeOther || callback(t, w).Get("code") == "" {
@@ -127,11 +132,6 @@ func TestAuthorize_ThirdPartyClientAsksForConsent(t *testing.T) {
 	}
 	if status, tr := e.redeem(c, callback(t, w).Get("code")); status != 200 {
 		t.Fatalf("redeem after consent: %d %+v", status, tr)
-	}
-	// prompt=none cannot show the page.
-	w = a.get(authorizeURL(c, func(v url.Values) { v.Set("prompt", "none") }))
-	if callback(t, w).Get("error") != "consent_required" {
-		t.Fatalf("prompt=none for a third party: %q", w.Header().Get("Location"))
 	}
 }
 

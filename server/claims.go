@@ -6,16 +6,6 @@ import (
 	"github.com/latch-auth/latch"
 )
 
-// ScopeEmail releases email and email_verified (OIDC Core §5.4).
-const ScopeEmail = "email"
-
-// The OIDC scopes latch accepts but releases nothing for: it keeps no
-// postal address or phone number.
-const (
-	ScopeAddress = "address"
-	ScopePhone   = "phone"
-)
-
 // identityClaims adds to m the OIDC Core §5.1 claims about u that scope
 // releases (§5.4): profile gives preferred_username (the username, which
 // the user types and may change; sub is the stable key), the profile
@@ -25,7 +15,7 @@ const (
 // admits roles, groups and entitlements there, and a resource server that
 // needs the user's name or address asks /userinfo with the token.
 func identityClaims(m map[string]any, u *latch.User, scope []string) {
-	if slices.Contains(scope, ScopeProfile) {
+	if slices.Contains(scope, latch.ScopeProfile) {
 		m["preferred_username"] = u.Username
 		p := u.Profile
 		for name, v := range map[string]string{
@@ -40,7 +30,7 @@ func identityClaims(m map[string]any, u *latch.User, scope []string) {
 			m["updated_at"] = u.UpdatedAt.Unix()
 		}
 	}
-	if slices.Contains(scope, ScopeEmail) && u.Email != "" {
+	if slices.Contains(scope, latch.ScopeEmail) && u.Email != "" {
 		m["email"] = u.Email
 		m["email_verified"] = u.EmailVerified
 	}

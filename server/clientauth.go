@@ -30,6 +30,9 @@ var dummySecretHash = sha256.Sum256([]byte("latch: no such client"))
 // 401, RFC 6749 §5.2 names the one of the header the client may use.
 func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form url.Values, confidential bool) (*latch.Client, error) {
 	c, err := s.authenticateClientCredentials(ctx, r, form, confidential)
+	if err == nil {
+		allowClientOrigin(ctx, c)
+	}
 	return c, withChallenge(err, challengeBasic)
 }
 

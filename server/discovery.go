@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/latch-auth/latch"
-	"github.com/latch-auth/latch/authority"
 	"github.com/latch-auth/latch/oauth"
 )
 
@@ -40,7 +39,7 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
 		UserinfoEndpoint:              s.endpoint("/userinfo"),
 		EndSessionEndpoint:            s.endpoint("/oauth2/logout"),
 		OpaqueTokenKeysEndpoint:       s.endpoint("/oauth2/opaque-token-keys"),
-		ScopesSupported:               authority.OIDCScopes,
+		ScopesSupported:               latch.OIDCScopes,
 		ResponseTypesSupported:        []string{"code"},
 		ResponseModesSupported:        []string{"query"},
 		GrantTypesSupported:           grants,

@@ -17,15 +17,6 @@ import (
 	"github.com/latch-auth/latch/token"
 )
 
-// ScopeOpenID asks for an ID token (OIDC Core §3.1.2.1).
-const ScopeOpenID = "openid"
-
-// ScopeOfflineAccess is not required for a refresh token: every client
-// registered for the refresh_token grant gets one with the authorization
-// code grant. The scope is accepted so that OIDC libraries that send it
-// work unchanged.
-const ScopeOfflineAccess = "offline_access"
-
 // authorizationCodeGrant implements RFC 6749 §4.1.3 with PKCE (RFC 7636
 // §4.6): the code is exchanged once, by the client it was issued to, with
 // the redirect_uri of the authorization request and the verifier of its
@@ -337,7 +328,7 @@ func (s *Server) mintGrant(h http.Header, c *latch.Client, u *latch.User, f *lat
 		h.Add("Set-Cookie", at.Cookie)
 	}
 	resp, issue, format := at.Response, at.Issue, at.Format
-	if slices.Contains(scope, ScopeOpenID) {
+	if slices.Contains(scope, latch.ScopeOpenID) {
 		idt, err := s.signIDToken(c, u, f, scope, now, nonce, resp.AccessToken)
 		if err != nil {
 			return nil, err

@@ -146,7 +146,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	raw, _, err := s.createSession(r.Context(), u.ID, now)
+	raw, _, err := s.createSession(r.Context(), r, u.ID, now)
 	if err != nil {
 		return err
 	}
@@ -327,20 +327,6 @@ func (s *Server) dummyVerify(pw string) {
 		p = password.DefaultParams
 	}
 	_ = password.DummyVerify(pw, p)
-}
-
-// account is GET /: who is signed in, with the sign-out buttons.
-func (s *Server) account(w http.ResponseWriter, r *http.Request) error {
-	_, u, err := s.currentSession(w, r)
-	if err != nil {
-		return err
-	}
-	if u == nil {
-		redirect(w, "/login")
-		return nil
-	}
-	return s.renderPage(w, http.StatusOK, accountPage,
-		accountView{page: newPage("Your account"), Username: u.Username, CSRF: sessionCSRF(r)}, true)
 }
 
 // logout is POST /logout: it ends the session (everywhere=1: every

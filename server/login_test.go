@@ -36,6 +36,7 @@ type agent struct {
 	jar    map[string]*http.Cookie
 	remote string
 	origin string // sent on POST; "" sends none
+	ua     string // User-Agent; "" sends none
 }
 
 func newAgent(e *env) *agent {
@@ -55,6 +56,9 @@ func (a *agent) do(method, target string, form url.Values, hdr http.Header) *htt
 	}
 	if method == http.MethodPost && a.origin != "" {
 		r.Header.Set("Origin", a.origin)
+	}
+	if a.ua != "" {
+		r.Header.Set("User-Agent", a.ua)
 	}
 	for _, c := range a.jar {
 		r.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})

@@ -21,10 +21,6 @@ import (
 // token is refused wherever an access token is expected (security invariant 2).
 const TypeIDToken = "JWT"
 
-// ScopeProfile adds preferred_username and the profile claims to the ID
-// token and userinfo (identityClaims).
-const ScopeProfile = "profile"
-
 // grantTypes are the grant types the token endpoint implements.
 var grantTypes = []string{latch.GrantAuthorizationCode, latch.GrantRefreshToken, latch.GrantClientCredentials,
 	latch.GrantTokenExchange, latch.GrantPassword}
@@ -103,8 +99,11 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
+	if c, err := s.clients.Client(ctx, in.ClientID); err == nil {
+		allowClientOrigin(ctx, c)
+	}
 	scope := strings.Fields(in.Scope)
-	if !slices.Contains(scope, ScopeOpenID) {
+	if !slices.Contains(scope, latch.ScopeOpenID) {
 		return bearerError(w, http.StatusForbidden, oauth.ErrInsufficientScope, "the access token lacks the openid scope")
 	}
 	u, err := s.store.User(ctx, in.Sub)

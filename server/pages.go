@@ -18,7 +18,7 @@ import (
 )
 
 // The browser-facing pages of latch serve: GET,POST /login, POST /logout,
-// the account page GET /, the consent page the authorization endpoint
+// the account page GET /account (and /) with its forms (account.go), the consent page the authorization endpoint
 // renders, and the HTML error page. Server-rendered with html/template,
 // no JavaScript; docs/login.md describes the flows and their defences.
 
@@ -72,11 +72,6 @@ type loginView struct {
 	OpenedAt, IssuerOrigin, IssuerLogin string
 }
 
-type accountView struct {
-	page
-	Username, CSRF string
-}
-
 type hiddenField struct{ Name, Value string }
 
 type consentView struct {
@@ -99,7 +94,7 @@ func (s *Server) loginRoutes(m *http.ServeMux) {
 	m.Handle("GET /login", s.page("login", s.atIssuer(s.loginForm)))
 	m.Handle("POST /login", s.page("login", s.login))
 	m.Handle("POST /logout", s.page("logout", s.logout))
-	m.Handle("GET /{$}", s.page("account", s.atIssuer(s.account)))
+	s.accountRoutes(m)
 	m.Handle("GET /static/latch.css", s.handle("static", s.static))
 }
 

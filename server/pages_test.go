@@ -151,7 +151,7 @@ func TestNotFound_HTMLPageForBrowsers_JSONForAPIs(t *testing.T) {
 		{"GET", "/admin/v1/nope", 404, "application/problem+json", `"status":404`, ""},
 		{"GET", "/oauth2x", 404, "text/html; charset=utf-8", "Page not found", ""},
 		{"PUT", "/login", 405, "text/plain; charset=utf-8", "Method Not Allowed", "GET, HEAD, POST"},
-		{"DELETE", "/userinfo", 405, "text/plain; charset=utf-8", "Method Not Allowed", "GET, HEAD, POST"},
+		{"DELETE", "/userinfo", 405, "text/plain; charset=utf-8", "Method Not Allowed", "GET, HEAD, OPTIONS, POST"},
 		{"POST", "/healthz", 405, "text/plain; charset=utf-8", "Method Not Allowed", "GET, HEAD"},
 		{"GET", "/login", 200, "text/html; charset=utf-8", "Sign in", ""},
 	}

@@ -6,13 +6,13 @@ import "github.com/latch-auth/latch"
 // lets an application do, in the user's words rather than the protocol's.
 // A scope not listed here is shown by its name, marked as not described.
 var scopeDescriptions = map[string]string{
-	ScopeOpenID:        "Know who you are on this server: your user ID, roles and groups",
-	ScopeProfile:       "See your username and the name and profile details this server keeps about you",
-	"email":            "See your email address",
-	ScopeOfflineAccess: "Keep its access when you are not using it, without asking you again",
-	"read":             "Read your data",
-	"write":            "Create, change and delete your data",
-	latch.ScopeAdmin:   "Administer this server: its applications, users and signing keys",
+	latch.ScopeOpenID:        "Know who you are on this server: your user ID, roles and groups",
+	latch.ScopeProfile:       "See your username and the name and profile details this server keeps about you",
+	"email":                  "See your email address",
+	latch.ScopeOfflineAccess: "Keep its access when you are not using it, without asking you again",
+	"read":                   "Read your data",
+	"write":                  "Create, change and delete your data",
+	latch.ScopeAdmin:         "Administer this server: its applications, users and signing keys",
 }
 
 // scopeView is one scope as the consent page lists it.

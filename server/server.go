@@ -393,6 +393,8 @@ type Server struct {
 
 	clients *registry.ClientCache
 	tokens  *authority.TokenCache // nil when disabled
+	// webOrigins answers CORS preflights (cors.go).
+	webOrigins webOriginSet
 
 	limitersMu sync.Mutex
 	limiters   map[string]*rate.Limiter
@@ -552,17 +554,21 @@ func (s *Server) Run(ctx context.Context) {
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
-	m.Handle("GET /.well-known/oauth-authorization-server", s.handle("metadata", s.metadata))
-	m.Handle("GET /.well-known/openid-configuration", s.handle("metadata", s.metadata))
-	m.Handle("GET /.well-known/jwks.json", s.handle("jwks", s.jwks))
-	m.Handle("/oauth2/token", s.handle("token", s.token))
+	for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
+		m.Handle("GET "+p, corsPublic(s.handle("metadata", s.metadata)))
+		m.Handle("OPTIONS "+p, corsPublic(s.handle("metadata", allowMethods("GET, OPTIONS"))))
+	}
+	m.Handle("GET /.well-known/jwks.json", corsPublic(s.handle("jwks", s.jwks)))
+	m.Handle("OPTIONS /.well-known/jwks.json", corsPublic(s.handle("jwks", allowMethods("GET, OPTIONS"))))
+	m.Handle("/oauth2/token", s.corsClients("POST", s.handle("token", s.token)))
 	m.Handle("/oauth2/introspect", s.handle("introspect", s.introspect))
-	m.Handle("/oauth2/revoke", s.handle("revoke", s.revoke))
+	m.Handle("/oauth2/revoke", s.corsClients("POST", s.handle("revoke", s.revoke)))
 	m.Handle("/oauth2/authorize", s.handle("authorize", s.authorize))
 	m.Handle(parPath, s.handle("par", s.par))
 	m.Handle("/oauth2/logout", s.handle("end_session", s.endSessionEndpoint))
-	m.Handle("GET /userinfo", s.handle("userinfo", s.userinfo))
-	m.Handle("POST /userinfo", s.handle("userinfo", s.userinfo))
+	m.Handle("GET /userinfo", s.corsClients("GET, POST", s.handle("userinfo", s.userinfo)))
+	m.Handle("POST /userinfo", s.corsClients("GET, POST", s.handle("userinfo", s.userinfo)))
+	m.Handle("OPTIONS /userinfo", s.corsClients("GET, POST", s.handle("userinfo", allowMethods("GET, POST, OPTIONS"))))
 	var follower revfeed.Follower // a nil *TokenCache must not become a non-nil interface
 	if s.tokens != nil {
 		follower = s.tokens

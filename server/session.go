@@ -48,8 +48,10 @@ func setCookie(w http.ResponseWriter, name, value string, sameSite http.SameSite
 
 // createSession stores a new session for user and returns its raw ID for
 // the cookie (loginsession.Sessions.Create: never an ID from the request).
-func (s *Server) createSession(ctx context.Context, userID string, now time.Time) (string, *latch.Session, error) {
-	return s.sessions.Create(ctx, userID, now)
+// r is the login request: its User-Agent and client address are kept for
+// the account page.
+func (s *Server) createSession(ctx context.Context, r *http.Request, userID string, now time.Time) (string, *latch.Session, error) {
+	return s.sessions.Create(ctx, userID, now, sessionUserAgent(r.UserAgent()), clientAddr(r, s.cfg.TrustedProxies))
 }
 
 // currentSession returns the request's active login session and its user,

@@ -57,7 +57,14 @@ func TestLogin_SharedThrottle_CountsAcrossNodes(t *testing.T) {
 	clk := latchtest.NewClock(time.Now().Truncate(time.Second))
 	var nodes []*env
 	for range 2 {
-		e, _, _ := loginEnv(t, sharedThrottle(c), func(c *server.Config) { c.Now = clk.Now })
+		e, _, _ := loginEnv(t, sharedThrottle(c), func(c *server.Config) {
+			c.Now = clk.Now
+			if len(nodes) > 0 {
+				// Nodes share their store, so alice is one user (one ID,
+				// which keys her back-off) on both.
+				c.Store = nodes[0].db
+			}
+		})
 		e.clock = clk
 		nodes = append(nodes, e)
 	}

@@ -71,7 +71,7 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, form 
 }
 
 // scopeAndAudience returns the scope and audiences a token request form
-// asks for, both within the client's registration (checkScopeAndAudience).
+// asks for, both within the client's registration (Tokens.CheckScopeAndAudience).
 func (s *Server) scopeAndAudience(ctx context.Context, c *latch.Client, form url.Values) (scope, aud []string, err error) {
 	return s.tok.CheckScopeAndAudience(ctx, c, form.Get("scope"), requestedAudiences(form))
 }

@@ -12,7 +12,7 @@ import (
 const clientColumns = `id, name, secret_hash, auth_method, jwks, grant_types, scopes,
 	audiences, redirect_uris, access_token_format, access_token_ttl, refresh_token_ttl,
 	created_at, updated_at, token_fingerprint, first_party, access_token_encryption_key,
-	dpop, require_par, id_token_alg, registration_id`
+	dpop, require_par, id_token_alg, web_origins, registration_id`
 
 const selectClient = `SELECT ` + clientColumns + ` FROM clients WHERE id = ?`
 
@@ -25,7 +25,7 @@ func clientArgs(c *latch.Client) []any {
 		string(c.AccessTokenFormat), int64(c.AccessTokenTTL), int64(c.RefreshTokenTTL),
 		timeArg(c.CreatedAt), timeArg(c.UpdatedAt), boolArg(c.TokenFingerprint),
 		boolArg(c.FirstParty), bytesArg(c.AccessTokenEncryptionKey),
-		string(c.DPoP), boolArg(c.RequirePAR), string(c.IDTokenAlgorithm),
+		string(c.DPoP), boolArg(c.RequirePAR), string(c.IDTokenAlgorithm), listArg(c.WebOrigins),
 	}
 }
 
@@ -42,6 +42,7 @@ func scanClient(row interface{ Scan(...any) error }) (*latch.Client, error) {
 		c                               latch.Client
 		authMethod, format, idTokenAlg  string
 		grants, scopes, auds, redirects string
+		webOrigins                      string
 		accessTTL, refreshTTL           int64
 		fingerprint, firstParty         int64
 		dpopPolicy                      string
@@ -51,7 +52,7 @@ func scanClient(row interface{ Scan(...any) error }) (*latch.Client, error) {
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &authMethod, &c.JWKS,
 		&grants, &scopes, &auds, &redirects, &format, &accessTTL, &refreshTTL,
 		&createdAt, &updatedAt, &fingerprint, &firstParty, &c.AccessTokenEncryptionKey,
-		&dpopPolicy, &requirePAR, &idTokenAlg, &c.RegistrationID); err != nil {
+		&dpopPolicy, &requirePAR, &idTokenAlg, &webOrigins, &c.RegistrationID); err != nil {
 		return nil, err
 	}
 	c.SecretHash, c.JWKS = bytesOf(c.SecretHash), bytesOf(c.JWKS)
@@ -66,7 +67,7 @@ func scanClient(row interface{ Scan(...any) error }) (*latch.Client, error) {
 	for _, l := range []struct {
 		dst *[]string
 		src string
-	}{{&c.GrantTypes, grants}, {&c.Scopes, scopes}, {&c.Audiences, auds}, {&c.RedirectURIs, redirects}} {
+	}{{&c.GrantTypes, grants}, {&c.Scopes, scopes}, {&c.Audiences, auds}, {&c.RedirectURIs, redirects}, {&c.WebOrigins, webOrigins}} {
 		if *l.dst, err = listOf(l.src); err != nil {
 			return nil, err
 		}
@@ -80,7 +81,7 @@ func (db *DB) CreateClient(ctx context.Context, c *latch.Client) error {
 		return err
 	}
 	_, err := db.writer.ExecContext(ctx,
-		`INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		append(clientArgs(c), c.RegistrationID)...)
 	if isUnique(err) {
 		return latch.Errorf(latch.ECONFLICT, "sqlite: create client: client %q exists", c.ID)
@@ -143,7 +144,7 @@ func (db *DB) UpdateClient(ctx context.Context, c *latch.Client) error {
 		scopes = ?7, audiences = ?8, redirect_uris = ?9, access_token_format = ?10,
 		access_token_ttl = ?11, refresh_token_ttl = ?12, created_at = ?13, updated_at = ?14,
 		token_fingerprint = ?15, first_party = ?16, access_token_encryption_key = ?17,
-		dpop = ?18, require_par = ?19, id_token_alg = ?20
+		dpop = ?18, require_par = ?19, id_token_alg = ?20, web_origins = ?21
 		WHERE id = ?1`, args...)
 	return affectedOne(res, err, "update client", "client", c.ID)
 }

@@ -11,10 +11,10 @@ import (
 )
 
 const selectSession = `SELECT user_id, auth_time, created_at, last_seen_at,
-	idle_expires_at, expires_at FROM sessions WHERE id_hash = ?`
+	idle_expires_at, expires_at, user_agent, address FROM sessions WHERE id_hash = ?`
 
 const insertSession = `INSERT INTO sessions (id_hash, user_id, auth_time, created_at,
-	last_seen_at, idle_expires_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	last_seen_at, idle_expires_at, expires_at, user_agent, address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 const touchSession = `UPDATE sessions SET last_seen_at = ?2, idle_expires_at = ?3 WHERE id_hash = ?1`
 
@@ -29,7 +29,8 @@ func (db *DB) CreateSession(ctx context.Context, s *latch.Session) error {
 		return latch.Errorf(latch.EINVALID, "sqlite: create session: empty ID hash")
 	}
 	_, err = st.createSession.ExecContext(ctx, s.IDHash, s.UserID, timeArg(s.AuthTime),
-		timeArg(s.CreatedAt), timeArg(s.LastSeenAt), timeArg(s.IdleExpiresAt), timeArg(s.ExpiresAt))
+		timeArg(s.CreatedAt), timeArg(s.LastSeenAt), timeArg(s.IdleExpiresAt), timeArg(s.ExpiresAt),
+		s.UserAgent, s.Address)
 	switch {
 	case err == nil:
 		return nil
@@ -52,7 +53,8 @@ func (db *DB) Session(ctx context.Context, idHash []byte) (*latch.Session, error
 		s                                          latch.Session
 		authTime, created, lastSeen, idle, expires sql.NullInt64
 	)
-	err = st.session.QueryRowContext(ctx, idHash).Scan(&s.UserID, &authTime, &created, &lastSeen, &idle, &expires)
+	err = st.session.QueryRowContext(ctx, idHash).Scan(&s.UserID, &authTime, &created, &lastSeen, &idle, &expires,
+		&s.UserAgent, &s.Address)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, latch.ErrNotFound
 	}
@@ -72,7 +74,7 @@ func (db *DB) UserSessions(ctx context.Context, userID string) ([]*latch.Session
 		return nil, err
 	}
 	rows, err := db.reader.QueryContext(ctx, `SELECT id_hash, auth_time, created_at, last_seen_at,
-		idle_expires_at, expires_at FROM sessions WHERE user_id = ? ORDER BY created_at, id_hash`, userID)
+		idle_expires_at, expires_at, user_agent, address FROM sessions WHERE user_id = ? ORDER BY created_at, id_hash`, userID)
 	if err != nil {
 		return nil, internal("user sessions", err)
 	}
@@ -83,7 +85,7 @@ func (db *DB) UserSessions(ctx context.Context, userID string) ([]*latch.Session
 			s                                          = latch.Session{UserID: userID}
 			authTime, created, lastSeen, idle, expires sql.NullInt64
 		)
-		if err := rows.Scan(&s.IDHash, &authTime, &created, &lastSeen, &idle, &expires); err != nil {
+		if err := rows.Scan(&s.IDHash, &authTime, &created, &lastSeen, &idle, &expires, &s.UserAgent, &s.Address); err != nil {
 			return nil, internal("user sessions", err)
 		}
 		s.AuthTime, s.CreatedAt, s.LastSeenAt = timeOf(authTime), timeOf(created), timeOf(lastSeen)

@@ -118,6 +118,7 @@ func testClientUpdate(t *testing.T, s latch.Store) {
 		Scopes:            []string{"openid"},
 		Audiences:         nil,
 		RedirectURIs:      []string{"https://new.example/cb"},
+		WebOrigins:        []string{"https://new.example"},
 		AccessTokenFormat: latch.FormatJWT,
 		AccessTokenTTL:    time.Minute,
 		CreatedAt:         base,

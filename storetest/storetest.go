@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) latch.Store) {
 		{"Session", sessionTests},
 		{"Grant", grantTests},
 		{"PushedRequest", pushedRequestTests},
+		{"Consent", consentTests},
 		{"PurgeExpired", purgeTests},
 		{"Concurrency", concurrencyTests},
 		{"Context", contextTests},
@@ -105,6 +106,7 @@ func newClient(id string) *latch.Client {
 		DPoP:                     latch.DPoPRequired,
 		RequirePAR:               true,
 		IDTokenAlgorithm:         latch.PS256,
+		WebOrigins:               []string{"https://spa.example.com", "http://127.0.0.1:5173"},
 		CreatedAt:                base,
 		UpdatedAt:                base.Add(90 * time.Second),
 	}
@@ -315,6 +317,7 @@ func checkClient(tb testing.TB, want, got *latch.Client) {
 	d.str("DPoP", string(want.DPoP), string(got.DPoP))
 	d.str("RequirePAR", fmt.Sprint(want.RequirePAR), fmt.Sprint(got.RequirePAR))
 	d.str("IDTokenAlgorithm", string(want.IDTokenAlgorithm), string(got.IDTokenAlgorithm))
+	d.list("WebOrigins", want.WebOrigins, got.WebOrigins)
 	d.time("CreatedAt", want.CreatedAt, got.CreatedAt)
 	d.time("UpdatedAt", want.UpdatedAt, got.UpdatedAt)
 	d.check(tb, "client "+want.ID)
@@ -391,6 +394,8 @@ func newSession(userID, name string) *latch.Session {
 		LastSeenAt:    base.Add(-time.Minute),
 		IdleExpiresAt: base.Add(29 * time.Minute),
 		ExpiresAt:     base.Add(11 * time.Hour),
+		UserAgent:     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 ünïcødé",
+		Address:       "2001:db8::1",
 	}
 }
 
@@ -479,5 +484,7 @@ func checkSession(tb testing.TB, want, got *latch.Session) {
 	d.time("LastSeenAt", want.LastSeenAt, got.LastSeenAt)
 	d.time("IdleExpiresAt", want.IdleExpiresAt, got.IdleExpiresAt)
 	d.time("ExpiresAt", want.ExpiresAt, got.ExpiresAt)
+	d.str("UserAgent", want.UserAgent, got.UserAgent)
+	d.str("Address", want.Address, got.Address)
 	d.check(tb, fmt.Sprintf("session %x", want.IDHash[:4]))
 }

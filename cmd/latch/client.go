@@ -45,6 +45,7 @@ func (cf *clientFlags) register(f *pflag.FlagSet, update bool) {
 	f.Var(&cf.scope, "scope", scopeFlagHelp("scopes the client may request"))
 	f.StringSliceVar(&cf.spec.Audiences, "audience", nil, "audiences the client may request; the first is the default (repeat or comma-separate)")
 	f.StringSliceVar(&cf.spec.RedirectURIs, "redirect-uri", nil, "redirect URIs (authorization code flow; repeat or comma-separate)")
+	f.StringSliceVar(&cf.spec.WebOrigins, "web-origin", nil, "origins (scheme://host[:port], no path) of a browser app that calls the token, revocation and userinfo endpoints itself: CORS allows them (repeat or comma-separate)")
 	f.StringVar(&cf.spec.AccessTokenFormat, "format", formatDefault, "access token format: jwt or opaque")
 	f.DurationVar(&cf.ttl, "access-token-ttl", 0, "access token lifetime, e.g. 5m (0: the server's, "+shortDuration(server.DefaultAccessTokenTTL)+")")
 	f.StringVar(&cf.jwksFile, "jwks-file", "", "the client's public JWK Set, for private_key_jwt")
@@ -111,6 +112,7 @@ func (cf *clientFlags) patch(f *pflag.FlagSet) (p registry.ClientPatch, changed 
 		"scope":             func() { p.Scope = &scope },
 		"audience":          func() { p.Audiences = &cf.spec.Audiences },
 		"redirect-uri":      func() { p.RedirectURIs = &cf.spec.RedirectURIs },
+		"web-origin":        func() { p.WebOrigins = &cf.spec.WebOrigins },
 		"format":            func() { p.AccessTokenFormat = &cf.spec.AccessTokenFormat },
 		"access-token-ttl":  func() { p.AccessTokenTTL = &ttl },
 		"refresh-token-ttl": func() { p.RefreshTokenTTL = &rttl },
@@ -352,6 +354,9 @@ func printClient(e *env, v *registry.ClientView) {
 	}
 	if len(v.RedirectURIs) > 0 {
 		fmt.Fprintf(tw, "redirect URIs:\t%s\n", strings.Join(v.RedirectURIs, " "))
+	}
+	if len(v.WebOrigins) > 0 {
+		fmt.Fprintf(tw, "web origins (CORS):\t%s\n", strings.Join(v.WebOrigins, " "))
 	}
 	if len(v.AccessTokenEncryptionKey) > 0 {
 		fmt.Fprintf(tw, "token encryption:\t%s\n", authority.DescribeEncryptionKey(v.AccessTokenEncryptionKey))

@@ -63,10 +63,14 @@ func KeysConfig(tb testing.TB, store latch.KeyStore, cfg keys.Config) *keys.Mana
 
 // SaveArtefact keeps b, a screenshot or another output worth looking at
 // after the run, as name in the directory named by LATCH_TEST_ARTIFACTS
-// (CI keeps it), or else in the test's temporary directory.
+// (CI keeps it; LATCH_TEST_ARTEFACTS is read too), or else in the test's
+// temporary directory.
 func SaveArtefact(tb testing.TB, name string, b []byte) {
 	tb.Helper()
 	dir := os.Getenv("LATCH_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = os.Getenv("LATCH_TEST_ARTEFACTS")
+	}
 	if dir == "" {
 		dir = tb.TempDir()
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
