@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/gateway"
@@ -303,5 +305,116 @@ func TestDPoP_Gateway_BoundOpaqueToken(t *testing.T) {
 	}
 	if w := call("DPoP", newDPoPProver(t)); w.Code != 401 {
 		t.Errorf("gateway with another key's proof: %d", w.Code)
+	}
+}
+
+// TestDPoP_GatewayCLI_ProofCheckedReplayRefusedAcrossNodes runs the real
+// `latch gateway --dpop` in front of an upstream: a DPoP-bound opaque
+// token gets through only with a proof of its key for that request
+// (--external-url is the proofs' htu), the upstream's JWT keeps cnf.jkt,
+// and a proof used once is refused the second time: at the same node, and
+// with LATCH_TEST_REDIS at a second node sharing --redis-url (RFC 9449
+// §11.1).
+func TestDPoP_GatewayCLI_ProofCheckedReplayRefusedAcrossNodes(t *testing.T) {
+	dir := migratedDir(t)
+	owner := createClient(t, dir, "--format", "opaque", "--audience", "api", "--scope", "read")
+	gwc := createClient(t, dir, "--name", "gateway", "--audience", "api", "--grant", "urn:ietf:params:oauth:grant-type:token-exchange")
+	p := startLatch(t, dir)
+	key := newDPoPProver(t)
+	status, m := postDPoP(t, p.URL("/oauth2/token"), owner, url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}, key)
+	if status != 200 || m["token_type"] != "DPoP" {
+		t.Fatalf("token: %d %v", status, m)
+	}
+	tok := m["access_token"].(string)
+
+	seen := make(chan string, 8)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Get("Authorization")
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(upstream.Close)
+
+	const external = "https://gw.test"
+	args := []string{"gateway", "--issuer", p.Issuer, "--upstream", upstream.URL, "--listen", "127.0.0.1:0",
+		"--client-id", gwc.ID, "--insecure-allow-http", "--dpop", "--external-url", external, "--log-format", "json"}
+	redisURL := os.Getenv("LATCH_TEST_REDIS")
+	if redisURL != "" {
+		args = append(args, "--redis-url", redisURL)
+	}
+	env := []string{"LATCH_CLIENT_SECRET=" + gwc.Secret}
+	nodeA := startProc(t, "latch gateway listening", env, latchBin, args...)
+	nodeB := nodeA
+	if redisURL != "" {
+		nodeB = startProc(t, "latch gateway listening", env, latchBin, args...)
+	}
+
+	call := func(node *proc, scheme, proof string) (int, string) {
+		req, err := http.NewRequest(http.MethodGet, "http://"+node.Addr+"/hello", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", scheme+" "+tok)
+		if proof != "" {
+			req.Header.Set("DPoP", proof)
+		}
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatalf("GET via gateway: %v", err)
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, resp.Header.Get("WWW-Authenticate")
+	}
+	proofFor := func(k *dpop.Prover, htu string) string {
+		proof, err := k.Proof(http.MethodGet, htu, tok, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return proof
+	}
+
+	proof := proofFor(key, external+"/hello")
+	if code, ch := call(nodeA, "DPoP", proof); code != 200 {
+		t.Fatalf("bound token with its key's proof: %d %q\ngateway: %s", code, ch, nodeA.Stderr)
+	}
+	jwt, ok := strings.CutPrefix(<-seen, "Bearer ")
+	if !ok {
+		t.Fatal("the upstream got no Bearer JWT")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(jwt, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Cnf struct {
+			JKT string `json:"jkt"`
+		} `json:"cnf"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil || claims.Cnf.JKT != key.JKT() {
+		t.Fatalf("the upstream's JWT carries cnf %+v (%v), want jkt %s", claims.Cnf, err, key.JKT())
+	}
+
+	for _, tc := range []struct {
+		name   string
+		node   *proc
+		scheme string
+		proof  string
+	}{
+		{"the same proof again (replay)", nodeB, "DPoP", proof},
+		{"the bound token as Bearer", nodeA, "Bearer", ""},
+		{"DPoP scheme without a proof", nodeA, "DPoP", ""},
+		{"another key's proof", nodeA, "DPoP", proofFor(newDPoPProver(t), external+"/hello")},
+		{"a proof for another htu", nodeA, "DPoP", proofFor(key, "http://"+nodeA.Addr+"/hello")},
+	} {
+		code, ch := call(tc.node, tc.scheme, tc.proof)
+		if code != http.StatusUnauthorized && code != http.StatusBadRequest {
+			t.Errorf("%s: %d %q, want 400 or 401", tc.name, code, ch)
+		}
+		if !strings.Contains(ch, "DPoP") && !strings.Contains(ch, "Bearer") {
+			t.Errorf("%s: WWW-Authenticate %q names no scheme", tc.name, ch)
+		}
+	}
+	if len(seen) != 0 {
+		t.Fatalf("%d refused requests reached the upstream", len(seen))
 	}
 }

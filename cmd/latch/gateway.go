@@ -10,7 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/latch-auth/latch/dpop"
 	"github.com/latch-auth/latch/gateway"
+	"github.com/latch-auth/latch/redis"
 	"github.com/latch-auth/latch/server"
 	"github.com/latch-auth/latch/verify"
 )
@@ -34,6 +36,9 @@ type gatewayFlags struct {
 	logLevel          string
 	logFormat         string
 	shutdownTimeout   time.Duration
+	dpop              bool
+	externalURL       string
+	redisURL          string
 }
 
 func newGatewayCmd(e *env) *cobra.Command {
@@ -88,6 +93,9 @@ command line, where other users of the machine can read it.`,
 	f.BoolVar(&g.revocationFeed, "revocation-feed", true, "follow the issuer's revocation feed so a revoked token is refused at once; =false is weaker: a revoked token then gets through for up to --cache-ttl (an outside JWT until its exp)")
 	f.DurationVar(&g.feedMaxStale, "feed-max-stale", verify.DefaultMaxStale, "how long the revocation feed may be unreachable before the gateway answers 503 (at least 100ms)")
 	f.BoolVar(&g.feedFailOpen, "feed-fail-open", false, "weaker: keep serving when the revocation feed has been down longer than --feed-max-stale; tokens revoked meanwhile get through for up to --cache-ttl (outside JWTs until their exp)")
+	f.BoolVar(&g.dpop, "dpop", false, "accept DPoP-bound tokens (RFC 9449): Authorization: DPoP <token> with a proof in the DPoP header, checked here against the request, the token and the key it is bound to; the upstream gets a JWT that keeps cnf.jkt and trusts this check (a bound token sent as Bearer is refused with or without --dpop)")
+	f.StringVar(&g.externalURL, "external-url", "", "with --dpop: the scheme, host and path prefix clients call the gateway at (the proofs' htu), when a load balancer in front terminates TLS or changes the host; default from the request")
+	f.StringVar(&g.redisURL, "redis-url", "", "with --dpop: Redis shared by every gateway node, so a proof used at one node is refused at the others (RFC 9449 §11.1); default: each node remembers the proofs it saw, in memory")
 	f.BoolVar(&g.insecureHTTP, "insecure-allow-http", false, "allow an http issuer (local development only: the client secret and tokens travel in the clear)")
 	f.StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&g.logFormat, "log-format", "text", "text or json")
@@ -110,6 +118,8 @@ func runGateway(ctx context.Context, e *env, g *gatewayFlags) error {
 		return usagef("--client-id is required: register the gateway with `latch client create --grant urn:ietf:params:oauth:grant-type:token-exchange --audience API`")
 	case g.clientSecret == "":
 		return usagef("the gateway's client secret is required: set LATCH_CLIENT_SECRET (or --client-secret)")
+	case !g.dpop && (g.externalURL != "" || g.redisURL != ""):
+		return usagef("--external-url and --redis-url are settings of --dpop: add --dpop, or drop them")
 	case g.revocationFeed && g.feedMaxStale < 100*time.Millisecond:
 		return usagef("--feed-max-stale %v is below 100ms; it is how long a revocation feed outage is tolerated before the gateway answers 503 (default %v)", g.feedMaxStale, verify.DefaultMaxStale)
 	}
@@ -125,6 +135,26 @@ func runGateway(ctx context.Context, e *env, g *gatewayFlags) error {
 	}
 	if g.cacheTTL == 0 {
 		cfg.DisableCache = true
+	}
+	if g.dpop {
+		dc := dpop.Config{}
+		if g.redisURL != "" {
+			if _, err := redis.ParseURL(g.redisURL); err != nil {
+				return usagef("--redis-url: %v", err)
+			}
+			rc, err := redis.Open(ctx, redis.Config{URL: g.redisURL, Logger: log})
+			if err != nil {
+				return fmt.Errorf("--redis-url: %w", err)
+			}
+			defer rc.Close()
+			// One scope per issuer and per gateway client: the proofs sent to
+			// this gateway, not those the issuer's token endpoint saw.
+			dc.Replay = rc.DPoPReplayCache("gw:"+g.issuer+" "+g.clientID, time.Now)
+		}
+		if cfg.DPoP, err = dpop.New(dc); err != nil {
+			return err
+		}
+		cfg.ExternalURL = g.externalURL
 	}
 	// deny is set before the server starts, and the hooks run only while
 	// it serves.
@@ -176,6 +206,7 @@ func runGateway(ctx context.Context, e *env, g *gatewayFlags) error {
 	addr := ln.Addr().String()
 	log.Info("latch gateway listening", "addr", addr, "issuer", g.issuer, "upstream", up.Redacted(),
 		"client_id", g.clientID, "accept_jwt", g.acceptJWT, "cache_ttl", g.cacheTTL,
-		"revocation_feed", g.revocationFeed, "feed_max_stale", g.feedMaxStale, "feed_fail_open", g.feedFailOpen)
+		"revocation_feed", g.revocationFeed, "feed_max_stale", g.feedMaxStale, "feed_fail_open", g.feedFailOpen,
+		"dpop", g.dpop, "dpop_replay_shared", g.redisURL != "")
 	return runHTTP(ctx, log, hs, ln, g.shutdownTimeout)
 }
