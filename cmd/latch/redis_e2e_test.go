@@ -257,10 +257,7 @@ func TestServe_TwoNodes_PostgreSQLAndRedis(t *testing.T) {
 			t.Fatalf("user create: exit %d: %s", code, errOut)
 		}
 		app := createClient(t, c.dir, "--database-url", c.dbURL, "--first-party", "--grant", "password", "--scope", "read", "--audience", "api")
-		// The account back-off of an existing user is keyed by its ID, so
-		// that its username and email share one.
-		id := mustUserJSON(t, runCLI(t, "user", "get", user, "--json", "--database-url", c.dbURL)).ID
-		keys := []string{throttleKeyName(c.issuer, "account", "id:"+id), throttleKeyName(c.issuer, "address", "127.0.0.1")}
+		keys := []string{throttleKeyName(c.issuer, "account", "user:"+user), throttleKeyName(c.issuer, "address", "127.0.0.1")}
 		t.Cleanup(func() { r.Del(context.Background(), keys...) })
 		login := func(p *latchProc, password string) (int, string) {
 			code, body := postForm(t, http.DefaultClient, at(p, "/oauth2/token"), app,
