@@ -8,22 +8,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/latch-auth/latch/registry"
-
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
 
+	"github.com/latch-auth/latch/internal/browsertest"
 	"github.com/latch-auth/latch/internal/latchtest"
+	"github.com/latch-auth/latch/registry"
 	"github.com/latch-auth/latch/server"
 )
 
@@ -252,29 +250,10 @@ type browser struct {
 
 // newBrowser starts Chromium (NoSandbox, no background networking, and
 // extra), or skips the test when chromium is not on PATH. It is stopped at
-// cleanup.
+// cleanup. It has no overall guard: each step has its own (run).
 func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("LATCH_TEST_BROWSER") == "1" {
-			t.Fatalf("LATCH_TEST_BROWSER=1 but chromium is not on PATH: %v", err)
-		}
-		t.Skip("chromium is not on PATH: the real-browser login test needs it (apt-get install chromium; .ci/run installs it) (set LATCH_TEST_BROWSER=1 to make this a failure)")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("disable-background-networking", true))
-	opts = append(opts, extra...)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc) // ends the browser process
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	t.Cleanup(cancelCtx)
-	// The first Run starts the browser; it must not carry a step's
-	// timeout, which would end the browser with the step.
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return &browser{t: t, ctx: ctx}
+	return &browser{t: t, ctx: browsertest.Start(t, "the real-browser login test", 0, extra...)}
 }
 
 // run runs one step of actions.

@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/latch-auth/latch/internal/browsertest"
 )
 
 // newChromium starts headless Chromium for one test, stopped at cleanup,
@@ -17,32 +17,7 @@ import (
 // CI), where that is a failure.
 func newChromium(t *testing.T) context.Context {
 	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("LATCH_TEST_BROWSER") == "1" {
-			t.Fatalf("LATCH_TEST_BROWSER=1 but chromium is not on PATH: %v", err)
-		}
-		t.Skip("chromium is not on PATH; install it (Debian: apt-get install chromium) to run the browser test (set LATCH_TEST_BROWSER=1 to make this a failure)")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.NoSandbox,
-		chromedp.Flag("headless", true),
-		chromedp.Flag("disable-background-networking", true),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	// A hang guard for the whole test, not a timing assertion.
-	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancelCtx()
-		cancelAlloc()
-	})
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
+	return browsertest.Start(t, "the openid-client PAR + DPoP login", 3*time.Minute)
 }
 
 // dpopNodeResult is what authcode-dpop-par.mjs reports.

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"sort"
 	"strings"
 	"sync"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/latch-auth/latch/internal/browsertest"
 )
 
 // This file holds what the relying-party interop tests share: the test
@@ -129,31 +130,7 @@ type rpBrowser struct {
 // with LATCH_TEST_BROWSER=1). It is stopped at cleanup.
 func newRPBrowser(t *testing.T) *rpBrowser {
 	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("LATCH_TEST_BROWSER") == "1" {
-			t.Fatalf("LATCH_TEST_BROWSER=1 but chromium is not on PATH: %v", err)
-		}
-		t.Skip("chromium is not on PATH; install it (Debian: apt-get install chromium) to run the relying-party login (set LATCH_TEST_BROWSER=1 to make this a failure)")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.NoSandbox,
-		chromedp.Flag("headless", true),
-		chromedp.Flag("disable-background-networking", true),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	// A hang guard for the whole test, not a timing assertion.
-	ctx, cancelTimeout := context.WithTimeout(ctx, 5*time.Minute)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancelCtx()
-		cancelAlloc()
-	})
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
+	ctx := browsertest.Start(t, "the relying-party login", 5*time.Minute)
 	return &rpBrowser{t: t, ctx: ctx}
 }
 
