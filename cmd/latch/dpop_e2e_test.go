@@ -232,28 +232,48 @@ func TestDPoP_ClientCLI_FlagsShownUpdatedAndRefused(t *testing.T) {
 	}
 }
 
+// gatewayDPoPSetup is what the gateway DPoP tests start from: a real
+// `latch serve` with a gateway client, a DPoP-bound opaque token of
+// another client, and an upstream that reports each Authorization it gets.
+type gatewayDPoPSetup struct {
+	latch    *latchProc
+	gateway  testClient
+	key      *dpop.Prover // the key tok is bound to
+	tok      string
+	upstream *httptest.Server
+	seen     chan string // the upstream's Authorization headers
+}
+
+func newGatewayDPoPSetup(t *testing.T) *gatewayDPoPSetup {
+	t.Helper()
+	dir := migratedDir(t)
+	owner := createClient(t, dir, "--format", "opaque", "--audience", "api", "--scope", "read")
+	g := &gatewayDPoPSetup{
+		gateway: createClient(t, dir, "--name", "gateway", "--audience", "api", "--grant", "urn:ietf:params:oauth:grant-type:token-exchange"),
+		latch:   startLatch(t, dir),
+		key:     newDPoPProver(t),
+		seen:    make(chan string, 8),
+	}
+	status, m := postDPoP(t, g.latch.URL("/oauth2/token"), owner, url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}, g.key)
+	if status != 200 || m["token_type"] != "DPoP" {
+		t.Fatalf("token: %d %v", status, m)
+	}
+	g.tok = m["access_token"].(string)
+	g.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.seen <- r.Header.Get("Authorization")
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(g.upstream.Close)
+	return g
+}
+
 // TestDPoP_Gateway_BoundOpaqueToken: a DPoP-bound opaque token from the
 // real `latch serve` passes the gateway with a proof of its key; the
 // upstream receives the exchanged JWT with the same cnf.jkt; the token is
 // refused as Bearer and with another key's proof.
 func TestDPoP_Gateway_BoundOpaqueToken(t *testing.T) {
-	dir := migratedDir(t)
-	owner := createClient(t, dir, "--format", "opaque", "--audience", "api", "--scope", "read")
-	gwc := createClient(t, dir, "--name", "gateway", "--audience", "api", "--grant", "urn:ietf:params:oauth:grant-type:token-exchange")
-	p := startLatch(t, dir)
-	key := newDPoPProver(t)
-	status, m := postDPoP(t, p.URL("/oauth2/token"), owner, url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}, key)
-	if status != 200 || m["token_type"] != "DPoP" {
-		t.Fatalf("token: %d %v", status, m)
-	}
-	tok := m["access_token"].(string)
-
-	seen := make(chan string, 4)
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen <- r.Header.Get("Authorization")
-		io.WriteString(w, "ok")
-	}))
-	t.Cleanup(upstream.Close)
+	g := newGatewayDPoPSetup(t)
+	p, gwc, key, tok, upstream, seen := g.latch, g.gateway, g.key, g.tok, g.upstream, g.seen
 	up, _ := url.Parse(upstream.URL)
 	checker, err := dpop.New(dpop.Config{})
 	if err != nil {
@@ -306,23 +326,8 @@ func TestDPoP_Gateway_BoundOpaqueToken(t *testing.T) {
 // with LATCH_TEST_REDIS at a second node sharing --redis-url (RFC 9449
 // §11.1).
 func TestDPoP_GatewayCLI_ProofCheckedReplayRefusedAcrossNodes(t *testing.T) {
-	dir := migratedDir(t)
-	owner := createClient(t, dir, "--format", "opaque", "--audience", "api", "--scope", "read")
-	gwc := createClient(t, dir, "--name", "gateway", "--audience", "api", "--grant", "urn:ietf:params:oauth:grant-type:token-exchange")
-	p := startLatch(t, dir)
-	key := newDPoPProver(t)
-	status, m := postDPoP(t, p.URL("/oauth2/token"), owner, url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}, key)
-	if status != 200 || m["token_type"] != "DPoP" {
-		t.Fatalf("token: %d %v", status, m)
-	}
-	tok := m["access_token"].(string)
-
-	seen := make(chan string, 8)
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen <- r.Header.Get("Authorization")
-		io.WriteString(w, "ok")
-	}))
-	t.Cleanup(upstream.Close)
+	g := newGatewayDPoPSetup(t)
+	p, gwc, key, tok, upstream, seen := g.latch, g.gateway, g.key, g.tok, g.upstream, g.seen
 
 	const external = "https://gw.test"
 	args := []string{"gateway", "--issuer", p.Issuer, "--upstream", upstream.URL, "--listen", "127.0.0.1:0",
