@@ -140,12 +140,12 @@ func benchProxy(b *testing.B, h http.Handler, opaque string) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
 }
 
-// BenchmarkGateway_Interleaved measures the gateway on a cache hit and a
-// plain ReverseProxy to the same loopback upstream in one loop, request
-// for request, so that the machine's load weighs on both alike: the
-// sequential benchmark above compares runs seconds apart on a shared
-// machine. added-p50-ns is the gateway's p50 minus the plain proxy's.
-func BenchmarkGateway_Interleaved(b *testing.B) {
+// proxyPair returns the two arms the interleaved benchmarks compare, in
+// front of one loopback upstream that answers "ok": a plain ReverseProxy
+// and the gateway (its cache keeping exchanged tokens for an hour), each
+// with its own transport.
+func proxyPair(b *testing.B) (*httputil.ReverseProxy, *gateway.Gateway) {
+	b.Helper()
 	loop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	b.Cleanup(loop.Close)
 	up, _ := url.Parse(loop.URL)
@@ -167,6 +167,16 @@ func BenchmarkGateway_Interleaved(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return direct, gw
+}
+
+// BenchmarkGateway_Interleaved measures the gateway on a cache hit and a
+// plain ReverseProxy to the same loopback upstream in one loop, request
+// for request, so that the machine's load weighs on both alike: the
+// sequential benchmark above compares runs seconds apart on a shared
+// machine. added-p50-ns is the gateway's p50 minus the plain proxy's.
+func BenchmarkGateway_Interleaved(b *testing.B) {
+	direct, gw := proxyPair(b)
 	opaque := freshOpaque(b)
 	serve := func(h http.Handler) time.Duration {
 		r := httptest.NewRequest(http.MethodGet, "/v1/things?x=1", nil)
@@ -221,27 +231,7 @@ func BenchmarkGateway_Interleaved(b *testing.B) {
 //
 //	go test ./gateway/ -run '^$' -bench Concurrent16 -benchtime 40000x -count 3
 func BenchmarkGateway_Concurrent16(b *testing.B) {
-	loop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
-	b.Cleanup(loop.Close)
-	up, _ := url.Parse(loop.URL)
-	transport := func() http.RoundTripper {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 64
-		return t
-	}
-	direct := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(up)
-			pr.SetXForwarded()
-		},
-		Transport:  transport(),
-		BufferPool: benchPool{},
-	}
-	gw, err := gateway.New(context.Background(), gateway.Config{Issuer: fakeIssuer(b), ClientID: "gw", ClientSecret: "s",
-		Upstream: up, Transport: transport(), InsecureAllowHTTP: true, CacheTTL: time.Hour})
-	if err != nil {
-		b.Fatal(err)
-	}
+	direct, gw := proxyPair(b)
 	directSrv := httptest.NewServer(direct)
 	b.Cleanup(directSrv.Close)
 	gwSrv := httptest.NewServer(gw)
