@@ -245,6 +245,7 @@ func (db *DB) commit(ws []*write) {
 		fail(err)
 	} else {
 		db.written(len(ws))
+		db.restartWAL(conn, len(ws))
 		if db.syncer != nil {
 			// ws is the committer's buffer, reused for the next batch;
 			// the syncer gives the token back after the fsync.

@@ -97,6 +97,8 @@ type DB struct {
 	// The checkpointer (checkpoint.go); sinceCheckpoint belongs to the
 	// committer goroutine.
 	checkpointer     *sql.DB
+	sinceRestart     int         // writes since the committer's last checkpoint (restartWAL)
+	copied           atomic.Bool // the checkpointer copied the WAL since restartWAL last looked
 	kick             chan struct{}
 	checkpointerDone chan struct{}
 	sinceCheckpoint  int
@@ -234,6 +236,9 @@ func dsn(path string, o options, readOnly bool) string {
 		q.Add("_pragma", "temp_store(MEMORY)")
 		// checkpoint.go runs the checkpoints, off the commit path.
 		q.Add("_pragma", "wal_autocheckpoint(0)")
+		// A WAL rewound to its start keeps the file's size; a burst
+		// that grew it past this is truncated back at the next rewind.
+		q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
 	}
 	return fileDSN(path, q)
 }
