@@ -22,10 +22,14 @@
 #     BASE_BIN=/path/to/another/latch the same rows run against that binary
 #     first in each round (phase Wn-base), so two builds compare in one run;
 #     with W_SEED=N the rows run again on a store seeded with N live tokens
-#     (phase Wn-seeded), for the cost of a large store.
+#     and W_FAMILIES (100,000) refresh-token families of the refresh
+#     client (phase Wn-seeded), for the cost of a large store.
 # It samples the server's VmRSS (idle, peak per run) and VmHWM from
-# /proc/PID/status and the 1-minute load average before each run (other
-# work on the machine shows there), and prints a markdown table.
+# /proc/PID/status, its CPU time per request (utime + stime from
+# /proc/PID/stat over the run: the server is CPU-bound when this times the
+# req/s nears a core), and
+# the 1-minute load average before each run (other work on the machine
+# shows there), and prints a markdown table.
 #
 # Bounded: every server runs under `timeout`, every load run is bounded by
 # -d and -n, and the trap stops what the script started. Loopback only.
@@ -34,7 +38,7 @@
 #   env: C=16 D=10s WARMUP=1s SEED_N=1000000 KEEP=1 (keep the work dir)
 #        OUT=DIR (write results.jsonl and table.md there)
 #        PHASES="A B C" (any subset of A B C W; B needs A) LOGIN_C="2 4 16"
-#        ROUNDS=1 BASE_BIN= W_SEED=0 (phase W)
+#        ROUNDS=1 BASE_BIN= W_SEED=0 W_FAMILIES=100000 (phase W)
 set -euo pipefail
 
 C=${C:-16}
@@ -92,6 +96,9 @@ child_of() {
 # status_kb PID FIELD: VmRSS or VmHWM in KiB.
 status_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+# cpu_ticks PID: utime + stime of PID, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+CLK_TCK=$(getconf CLK_TCK)
 
 log "building into $BIN"
 (cd "$ROOT" && go build -o "$BIN/latch" ./cmd/latch && go build -o "$BIN/loadgen" ./tools/loadgen &&
@@ -145,9 +152,12 @@ NOOP_IDLE=$(status_kb "$NOOP_PID" VmRSS)
 run() {
 	local phase=$1 name=$2 rsspid=$3
 	shift 3
-	local peakf=$WORK/peak.$$ line rc=0 load1
+	local peakf=$WORK/peak.$$ line rc=0 load1 cpu0 cpu1
 	echo 0 >"$peakf"
 	load1=$(awk '{print $1}' /proc/loadavg)
+	# The CPU time counts from the end of the warm-up, as the requests do.
+	(sleep "$WARMUP" && cpu_ticks "$rsspid" >"$WORK/cpu0.$$") &
+	local cpid=$!
 	(
 		peak=0
 		while kill -0 "$rsspid" 2>/dev/null; do
@@ -160,12 +170,17 @@ run() {
 	STARTED+=("$spid")
 	log "$phase / $name"
 	line=$(timeout 120 "$BIN/loadgen" -c "$C" -d "$D" -warmup "$WARMUP" -n "$MAXREQ" -label "$name" "$@") || rc=$?
+	cpu1=$(cpu_ticks "$rsspid")
+	wait "$cpid" 2>/dev/null || true
+	cpu0=$(cat "$WORK/cpu0.$$" 2>/dev/null || echo "$cpu1")
 	kill "$spid" 2>/dev/null || true
 	wait "$spid" 2>/dev/null || true
 	[ -n "$line" ] || die "$name: loadgen gave no result (exit $rc)"
 	[ "$rc" -eq 0 ] || log "WARNING: $name had errors: $line"
 	echo "$line" | jq -c --arg phase "$phase" --argjson rss "$(cat "$peakf")" --arg load1 "$load1" \
-		'. + {phase: $phase, server_rss_peak_kb: $rss, load1_before: ($load1 | tonumber)}' >>"$RESULTS"
+		--argjson ticks "$((cpu1 - cpu0))" --argjson hz "$CLK_TCK" \
+		'. + {phase: $phase, server_rss_peak_kb: $rss, load1_before: ($load1 | tonumber),
+		      server_cpu_us_per_req: (if .requests > 0 then $ticks * 1000000 / $hz / .requests | floor else null end)}' >>"$RESULTS"
 }
 
 issue() { # issue CLIENT SECRET -> access token
@@ -292,9 +307,10 @@ write_rows() {
 	"$bin" user create loadtest-user --data-dir "$DATA" --password-stdin <"$PWFILE" >/dev/null
 	local U=http://$ADDR
 	if [ "${3:-0}" -gt 0 ]; then
-		log "$phase: seeding $3 opaque tokens"
+		log "$phase: seeding $3 opaque tokens and ${W_FAMILIES:-100000} refresh families"
 		"$BIN/seedtokens" -data-dir "$DATA" -client-id "$(jq -r .client_id "$WORK/w-opaque.json")" -method sql \
-			-n "$3" -sample 0 >"$WORK/seed_$phase.json" 2>/dev/null || die "seedtokens"
+			-n "$3" -sample 0 -families "${W_FAMILIES:-100000}" -family-client "$(jq -r .client_id "$WORK/w-refresh.json")" \
+			-family-user loadtest-user >"$WORK/seed_$phase.json" 2>/dev/null || die "seedtokens"
 	fi
 	run "$phase" "no-op net/http" "$NOOP_PID" -mode noop -url "http://$NOOP_ADDR/" -client-id x -client-secret y
 	run "$phase" "token client_credentials opaque" "$LATCH_PID" -mode token -url "$U" \
@@ -318,12 +334,12 @@ fi
 # ---- report ----------------------------------------------------------------
 
 {
-	echo "| phase | run | c | req/s | vs no-op | p50 µs | p90 µs | p99 µs | max µs | errors | peak RSS MiB | load before |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| phase | run | c | req/s | vs no-op | p50 µs | p90 µs | p99 µs | p99 / p50 | max µs | errors | server CPU µs/req | peak RSS MiB | load before |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	jq -rs '
 	  (map(select(.mode == "noop")) | group_by(.phase)
 	    | map({key: .[0].phase, value: (map(.rps) | add / length)}) | from_entries) as $noop
-	  | .[] | "| \(.phase) | \(.label) | \(.c) | \(.rps | floor) | \((.rps / $noop[.phase] * 100) | floor) % | \(.p50_us) | \(.p90_us) | \(.p99_us) | \(.max_us) | \(if .errors > 0 or (.chains_broken // 0) > 0 then "**\(.errors)** \(.error_kinds) chains broken: \(.chains_broken // 0)" else "0" end) | \((.server_rss_peak_kb / 1024 * 10 | floor) / 10) | \(.load1_before) |"' "$RESULTS"
+	  | .[] | "| \(.phase) | \(.label) | \(.c) | \(.rps | floor) | \((.rps / $noop[.phase] * 100) | floor) % | \(.p50_us) | \(.p90_us) | \(.p99_us) | \(if .p50_us > 0 then (.p99_us / .p50_us * 10 | floor) / 10 else "-" end) | \(.max_us) | \(if .errors > 0 or (.chains_broken // 0) > 0 then "**\(.errors)** \(.error_kinds) chains broken: \(.chains_broken // 0)" else "0" end) | \(.server_cpu_us_per_req // "-") | \((.server_rss_peak_kb / 1024 * 10 | floor) / 10) | \(.load1_before) |"' "$RESULTS"
 	echo
 	if has_phase A; then
 		TOTAL=$(jq -r .total_tokens "$WORK/seed_big.json" 2>/dev/null || echo "?")

@@ -18,6 +18,12 @@
 //	             microseconds); the tool checks it by reading a sample back
 //	             through sqlite.DB.Token.
 //
+// With -families N it also adds N refresh-token families of
+// -family-client for the user -family-user, each with one live refresh
+// token, straight into the families and tokens tables (as -method sql
+// does): the store a busy deployment of refresh grants holds, for the
+// load test's cost-of-a-large-store rows.
+//
 // The database must be migrated (run `latch serve --dev` or `latch migrate`
 // first) and -client-id must exist: tokens reference their client. It is
 // safe to run while a server uses the same directory (WAL, busy_timeout),
@@ -59,6 +65,9 @@ type options struct {
 	workers        int
 	sample         int
 	sampleOut      string
+	families       int
+	familyClient   string
+	familyUser     string
 }
 
 func main() {
@@ -74,6 +83,9 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 8, "api: concurrent CreateToken callers")
 	flag.IntVar(&o.sample, "sample", 10_000, "raw tokens to write to -sample-out (spread over the run)")
 	flag.StringVar(&o.sampleOut, "sample-out", "", "file for the sampled raw tokens (mode 0600)")
+	flag.IntVar(&o.families, "families", 0, "refresh-token families to add, one live refresh token each")
+	flag.StringVar(&o.familyClient, "family-client", "", "-families: the client of the families (must exist)")
+	flag.StringVar(&o.familyUser, "family-user", "", "-families: the username the families belong to (must exist)")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "seedtokens:", err)
@@ -93,6 +105,9 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.clientID == "" {
 		return fmt.Errorf("-client-id is required")
+	}
+	if o.families < 0 || o.families > 100_000_000 || (o.families > 0 && (o.familyClient == "" || o.familyUser == "")) {
+		return fmt.Errorf("-families %d: want 0..100000000, with -family-client and -family-user", o.families)
 	}
 	if o.batch < 1 || o.workers < 1 || o.sample < 0 || o.ttl <= 0 {
 		return fmt.Errorf("-batch, -workers and -ttl must be positive, -sample not negative")
@@ -212,15 +227,97 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
+	if o.families > 0 {
+		if err := seedFamilies(ctx, db, path, o, now, exp, scope, aud); err != nil {
+			return err
+		}
+	}
 	total, err := countTokens(ctx, path)
 	if err != nil {
 		return err
 	}
 	out, _ := json.Marshal(map[string]any{
-		"method": o.method, "rows": o.n, "total_tokens": total, "seconds": elapsed.Seconds(),
+		"method": o.method, "rows": o.n, "families": o.families, "total_tokens": total, "seconds": elapsed.Seconds(),
 		"rows_per_s": float64(o.n) / elapsed.Seconds(), "sample": len(sample), "sample_out": o.sampleOut,
 	})
 	fmt.Println(string(out))
+	return nil
+}
+
+// seedFamilies adds o.families refresh-token families with one live
+// refresh token each, in the rows the store's grants write (families and
+// tokens of sqlite/migrations), and reads one back through the store.
+func seedFamilies(ctx context.Context, db *sqlite.DB, path string, o options, now, exp time.Time, scope, aud []string) error {
+	c, err := db.Client(ctx, o.familyClient)
+	if err != nil {
+		return fmt.Errorf("-family-client %q: %w", o.familyClient, err)
+	}
+	u, err := db.UserByName(ctx, o.familyUser)
+	if err != nil {
+		return fmt.Errorf("-family-user %q: %w", o.familyUser, err)
+	}
+	w, err := openWriter(path)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	scopeJSON, _ := json.Marshal(scope)
+	audJSON, _ := json.Marshal(aud)
+	var last string
+	for done := 0; done < o.families; {
+		tx, err := w.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		n := min(o.families-done, o.batch)
+		for range n {
+			fam, err := token.NewID(nil)
+			if err != nil {
+				tx.Rollback()
+				return err
+			}
+			id, err := token.NewID(nil)
+			if err != nil {
+				tx.Rollback()
+				return err
+			}
+			raw, err := token.NewOpaque(latch.KindRefresh, nil)
+			if err != nil {
+				tx.Rollback()
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO families (id, client_id, user_id, scope, audience,
+				auth_time, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+				fam, c.ID, u.ID, string(scopeJSON), string(audJSON), now.UnixMicro(), now.UnixMicro(), exp.UnixMicro()); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("insert family: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, id, client_id, subject, scope,
+				audience, family_id, issued_at, expires_at, registration_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				token.Hash(raw), string(latch.KindRefresh), id, c.ID, u.ID, string(scopeJSON), string(audJSON), fam,
+				now.UnixMicro(), exp.UnixMicro(), c.RegistrationID); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("insert refresh token: %w", err)
+			}
+			last = raw
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		done += n
+		fmt.Fprintf(os.Stderr, "\rseedtokens: %d/%d families", done, o.families)
+	}
+	fmt.Fprintln(os.Stderr)
+	if _, err := w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	t, err := db.Token(ctx, token.Hash(last))
+	if err != nil {
+		return fmt.Errorf("read back a seeded refresh token: %w", err)
+	}
+	if t.Kind != latch.KindRefresh || t.FamilyID == "" || t.ClientID != c.ID || !t.Active(time.Now()) {
+		return fmt.Errorf("seeded refresh token reads back as %+v", t)
+	}
 	return nil
 }
 
@@ -250,23 +347,11 @@ func countTokens(ctx context.Context, path string) (int64, error) {
 // primary-key b-tree is filled in order within it.
 func insertSQL(ctx context.Context, path string, o options, now, exp time.Time, scope, aud []string,
 	newToken func(int) (string, row, error)) error {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "cache_size(-262144)") // 256 MiB of page cache for the index builds
-	q.Set("_txlock", "immediate")
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return err
-	}
-	w, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: abs, RawQuery: q.Encode()}).String())
+	w, err := openWriter(path)
 	if err != nil {
 		return err
 	}
 	defer w.Close()
-	w.SetMaxOpenConns(1)
 
 	// Encodings of sqlite/encode.go: JSON lists, unix microseconds.
 	scopeJSON, _ := json.Marshal(scope)
@@ -314,4 +399,27 @@ func insertSQL(ctx context.Context, path string, o options, now, exp time.Time, 
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
+}
+
+// openWriter opens path for the direct inserts: one connection,
+// synchronous=NORMAL (test data, not acknowledged writes), foreign keys
+// checked.
+func openWriter(path string) (*sql.DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "cache_size(-262144)") // 256 MiB of page cache for the index builds
+	q.Set("_txlock", "immediate")
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	w, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: abs, RawQuery: q.Encode()}).String())
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	return w, nil
 }
