@@ -541,8 +541,8 @@ func BenchmarkBatch_SyncBeside(b *testing.B) {
 // Before restartWAL it grew with every write (about 10 KiB a token: 575
 // MB after 10 s of load over HTTP).
 func TestBatch_SustainedWrites_WALRewinds(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes 3 × restartEvery tokens; skipped with -short")
+	if testing.Short() || raceDetector {
+		t.Skip("writes 3 × restartEvery tokens: skipped with -short and -race (44 s there, and it tests volume, not concurrency)")
 	}
 	db := mustOpenMigrated(t, options{synchronous: "FULL"})
 	batchClient(t, db)

@@ -303,11 +303,12 @@ func (s *tokenScan) token(hash []byte) (*latch.Token, error) {
 
 // Family returns the family with id, revoked or not; ENOTFOUND if none.
 func (db *DB) Family(ctx context.Context, id string) (*latch.Family, error) {
-	if _, err := db.ready(ctx); err != nil {
+	s, err := db.ready(ctx)
+	if err != nil {
 		return nil, err
 	}
 	var fs familyScan
-	err := db.reader.QueryRowContext(ctx, selectFamily, id).Scan(fs.dest()...)
+	err = s.family.QueryRowContext(ctx, id).Scan(fs.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, latch.Errorf(latch.ENOTFOUND, "sqlite: family %q not found", id)
 	}

@@ -112,6 +112,7 @@ type statements struct {
 	token       *sql.Stmt // reader
 	isRevoked   *sql.Stmt // reader
 	client      *sql.Stmt // reader
+	family      *sql.Stmt // reader: every refresh grant reads its family first
 	createToken *sql.Stmt // writer
 
 	// Login sessions: Session on every request of a logged-in browser,
@@ -364,6 +365,7 @@ func (db *DB) prepare(ctx context.Context) (_ *statements, err error) {
 		{&s.token, db.reader, selectToken},
 		{&s.isRevoked, db.reader, selectIsRevoked},
 		{&s.client, db.reader, selectClient},
+		{&s.family, db.reader, selectFamily},
 		{&s.createToken, db.writer, insertToken},
 		{&s.session, db.reader, selectSession},
 		{&s.user, db.reader, selectUser},
@@ -386,7 +388,7 @@ func (db *DB) prepare(ctx context.Context) (_ *statements, err error) {
 }
 
 func (s *statements) close() {
-	for _, st := range []*sql.Stmt{s.token, s.isRevoked, s.client, s.createToken,
+	for _, st := range []*sql.Stmt{s.token, s.isRevoked, s.client, s.family, s.createToken,
 		s.session, s.user, s.userByName, s.userByEmail, s.createSession, s.touchSession,
 		s.redeemCode, s.useCode, s.insertFamily, s.selectRefresh, s.rotateToken, s.insertFamilyJWT} {
 		if st != nil {
