@@ -185,6 +185,12 @@ func (db *DB) commit(ws []*write) {
 		fail(err)
 		answer()
 	}
+	// The savepoint statements, prepared once (statements), not parsed
+	// again for every write.
+	savepoint, rollbackTo, release := execLiteral(tx, "SAVEPOINT w"), execLiteral(tx, "ROLLBACK TO w"), execLiteral(tx, "RELEASE w")
+	if st := db.stmts.Load(); st != nil {
+		savepoint, rollbackTo, release = execStmt(tx, st.savepoint), execStmt(tx, st.rollbackTo), execStmt(tx, st.release)
+	}
 	// run executes write i in its savepoint; false when the transaction
 	// is lost (and every write answered).
 	run := func(i int) bool {
@@ -194,7 +200,7 @@ func (db *DB) commit(ws []*write) {
 			errs[i] = err // its caller is gone and was told so: skip the write
 			return true
 		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+		if err := savepoint(); err != nil {
 			abort(err)
 			return false
 		}
@@ -203,12 +209,12 @@ func (db *DB) commit(ws []*write) {
 			// ROLLBACK TO fails when SQLite has already rolled the whole
 			// transaction back (SQLITE_FULL, IOERR, ...): then the writes
 			// before this one are gone too.
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO w"); err != nil {
+			if err := rollbackTo(); err != nil {
 				abort(err)
 				return false
 			}
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE w"); err != nil {
+		if err := release(); err != nil {
 			abort(err)
 			return false
 		}
@@ -257,6 +263,23 @@ func (db *DB) commit(ws []*write) {
 		db.syncer.free <- struct{}{}
 	}
 	answer()
+}
+
+// execLiteral returns a function that executes q in tx, parsed each time.
+func execLiteral(tx *sql.Tx, q string) func() error {
+	return func() error {
+		_, err := tx.ExecContext(context.Background(), q)
+		return err
+	}
+}
+
+// execStmt returns a function that executes st, prepared on the writer, in
+// tx.
+func execStmt(tx *sql.Tx, st *sql.Stmt) func() error {
+	return func() error {
+		_, err := tx.StmtContext(context.Background(), st).ExecContext(context.Background())
+		return err
+	}
 }
 
 // rollbackAfterFailedCommit ends the transaction a failed COMMIT left open.

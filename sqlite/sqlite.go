@@ -114,6 +114,8 @@ type statements struct {
 	client      *sql.Stmt // reader
 	family      *sql.Stmt // reader: every refresh grant reads its family first
 	createToken *sql.Stmt // writer
+	// The group committer's savepoint around each write (batch.go).
+	savepoint, rollbackTo, release *sql.Stmt // writer
 
 	// Login sessions: Session on every request of a logged-in browser,
 	// TouchSession on many of them.
@@ -367,6 +369,9 @@ func (db *DB) prepare(ctx context.Context) (_ *statements, err error) {
 		{&s.client, db.reader, selectClient},
 		{&s.family, db.reader, selectFamily},
 		{&s.createToken, db.writer, insertToken},
+		{&s.savepoint, db.writer, "SAVEPOINT w"},
+		{&s.rollbackTo, db.writer, "ROLLBACK TO w"},
+		{&s.release, db.writer, "RELEASE w"},
 		{&s.session, db.reader, selectSession},
 		{&s.user, db.reader, selectUser},
 		{&s.userByName, db.reader, selectUserByName},
@@ -388,7 +393,7 @@ func (db *DB) prepare(ctx context.Context) (_ *statements, err error) {
 }
 
 func (s *statements) close() {
-	for _, st := range []*sql.Stmt{s.token, s.isRevoked, s.client, s.family, s.createToken,
+	for _, st := range []*sql.Stmt{s.token, s.isRevoked, s.client, s.family, s.createToken, s.savepoint, s.rollbackTo, s.release,
 		s.session, s.user, s.userByName, s.userByEmail, s.createSession, s.touchSession,
 		s.redeemCode, s.useCode, s.insertFamily, s.selectRefresh, s.rotateToken, s.insertFamilyJWT} {
 		if st != nil {
