@@ -228,7 +228,10 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	if o.families > 0 {
-		if err := seedFamilies(ctx, db, path, o, now, exp, scope, aud); err != nil {
+		// Encodings of sqlite/encode.go: JSON lists.
+		scopeJSON, _ := json.Marshal(scope)
+		audJSON, _ := json.Marshal(aud)
+		if err := seedFamilies(ctx, db, path, o, now, exp, scopeJSON, audJSON); err != nil {
 			return err
 		}
 	}
@@ -247,7 +250,7 @@ func run(ctx context.Context, o options) error {
 // seedFamilies adds o.families refresh-token families with one live
 // refresh token each, in the rows the store's grants write (families and
 // tokens of sqlite/migrations), and reads one back through the store.
-func seedFamilies(ctx context.Context, db *sqlite.DB, path string, o options, now, exp time.Time, scope, aud []string) error {
+func seedFamilies(ctx context.Context, db *sqlite.DB, path string, o options, now, exp time.Time, scopeJSON, audJSON []byte) error {
 	c, err := db.Client(ctx, o.familyClient)
 	if err != nil {
 		return fmt.Errorf("-family-client %q: %w", o.familyClient, err)
@@ -261,8 +264,6 @@ func seedFamilies(ctx context.Context, db *sqlite.DB, path string, o options, no
 		return err
 	}
 	defer w.Close()
-	scopeJSON, _ := json.Marshal(scope)
-	audJSON, _ := json.Marshal(aud)
 	var last string
 	for done := 0; done < o.families; {
 		tx, err := w.BeginTx(ctx, nil)
