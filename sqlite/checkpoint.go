@@ -129,7 +129,9 @@ func (db *DB) restartWAL(conn *sql.Conn, n int) {
 		return
 	}
 	ctx := context.Background()
-	conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", restartBusy.Milliseconds()))
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", restartBusy.Milliseconds())); err != nil {
+		return // with the usual busy timeout, RESTART could hold the writes for seconds
+	}
 	// busy is 1 when the checkpoint could not finish: the background
 	// checkpointer holds the checkpoint lock (answered at once, without
 	// waiting), or a reader or another process outlasted restartBusy. Then
