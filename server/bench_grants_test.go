@@ -125,11 +125,7 @@ func BenchmarkRefresh(b *testing.B) {
 					b.Fatalf("refresh: %s", bad)
 				}
 			}
-			// The committer's and the syncer's CPU included: over HTTP
-			// the refresh grant is CPU-bound, so this bounds its req/s.
-			if cpu := cputime.Process() - cpu0; cpu > 0 {
-				b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
-			}
+			reportProcessCPU(b, cpu0)
 		})
 	}
 }

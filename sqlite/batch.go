@@ -72,6 +72,11 @@ func (db *DB) startCommitter() {
 // ctx's error, and its write may still commit (as with any commit whose
 // answer was lost).
 func (db *DB) batch(ctx context.Context, op string, fn func(context.Context, *sql.Tx) error) error {
+	// The committer runs its savepoints through the prepared statements,
+	// which exist once the schema is known to be current.
+	if _, err := db.ready(ctx); err != nil {
+		return err
+	}
 	w := &write{ctx: ctx, op: op, fn: fn, done: make(chan error, 1)}
 	select {
 	case db.writes <- w:
@@ -185,11 +190,12 @@ func (db *DB) commit(ws []*write) {
 		fail(err)
 		answer()
 	}
-	// The savepoint statements, prepared once (statements), not parsed
-	// again for every write.
-	savepoint, rollbackTo, release := execLiteral(tx, "SAVEPOINT w"), execLiteral(tx, "ROLLBACK TO w"), execLiteral(tx, "RELEASE w")
-	if st := db.stmts.Load(); st != nil {
-		savepoint, rollbackTo, release = execStmt(tx, st.savepoint), execStmt(tx, st.rollbackTo), execStmt(tx, st.release)
+	// The savepoint statements are prepared once (statements), not parsed
+	// again for every write; batch made sure they are.
+	st := db.stmts.Load()
+	exec := func(s *sql.Stmt) error {
+		_, err := tx.StmtContext(ctx, s).ExecContext(ctx)
+		return err
 	}
 	// run executes write i in its savepoint; false when the transaction
 	// is lost (and every write answered).
@@ -200,7 +206,7 @@ func (db *DB) commit(ws []*write) {
 			errs[i] = err // its caller is gone and was told so: skip the write
 			return true
 		}
-		if err := savepoint(); err != nil {
+		if err := exec(st.savepoint); err != nil {
 			abort(err)
 			return false
 		}
@@ -209,12 +215,12 @@ func (db *DB) commit(ws []*write) {
 			// ROLLBACK TO fails when SQLite has already rolled the whole
 			// transaction back (SQLITE_FULL, IOERR, ...): then the writes
 			// before this one are gone too.
-			if err := rollbackTo(); err != nil {
+			if err := exec(st.rollbackTo); err != nil {
 				abort(err)
 				return false
 			}
 		}
-		if err := release(); err != nil {
+		if err := exec(st.release); err != nil {
 			abort(err)
 			return false
 		}
@@ -263,23 +269,6 @@ func (db *DB) commit(ws []*write) {
 		db.syncer.free <- struct{}{}
 	}
 	answer()
-}
-
-// execLiteral returns a function that executes q in tx, parsed each time.
-func execLiteral(tx *sql.Tx, q string) func() error {
-	return func() error {
-		_, err := tx.ExecContext(context.Background(), q)
-		return err
-	}
-}
-
-// execStmt returns a function that executes st, prepared on the writer, in
-// tx.
-func execStmt(tx *sql.Tx, st *sql.Stmt) func() error {
-	return func() error {
-		_, err := tx.StmtContext(context.Background(), st).ExecContext(context.Background())
-		return err
-	}
 }
 
 // rollbackAfterFailedCommit ends the transaction a failed COMMIT left open.

@@ -551,8 +551,9 @@ func TestBatch_SustainedWrites_WALRewinds(t *testing.T) {
 	n := 3*restartEvery + walSizeLimit/(10<<10) // more than the limit holds at ~10 KiB a token
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
+	stop, stopped := make(chan struct{}), make(chan struct{})
 	go func() { // a reader, as introspection would be
+		defer close(stopped)
 		for {
 			select {
 			case <-stop:
@@ -562,7 +563,7 @@ func TestBatch_SustainedWrites_WALRewinds(t *testing.T) {
 			}
 		}
 	}()
-	defer close(stop)
+	defer func() { close(stop); <-stopped }() // before the cleanup closes db
 	for range writers {
 		wg.Add(1)
 		go func() {

@@ -136,8 +136,8 @@ func (db *DB) restartWAL(conn *sql.Conn, n int) {
 	// checkpointer holds the checkpoint lock (answered at once, without
 	// waiting), or a reader or another process outlasted restartBusy. Then
 	// the rewind is tried again after the next background copy.
-	var busy, frames, copied int
-	err := conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(RESTART)").Scan(&busy, &frames, &copied)
+	var busy, walFrames, copiedFrames int
+	err := conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(RESTART)").Scan(&busy, &walFrames, &copiedFrames)
 	if err == nil && busy == 0 {
 		db.sinceRestart = 0
 	}

@@ -265,44 +265,44 @@ func seedFamilies(ctx context.Context, db *sqlite.DB, path string, o options, no
 	}
 	defer w.Close()
 	var last string
-	for done := 0; done < o.families; {
+	// insert adds n families in one transaction.
+	insert := func(n int) error {
 		tx, err := w.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
-		n := min(o.families-done, o.batch)
+		defer tx.Rollback() // after Commit, a no-op
 		for range n {
 			fam, err := token.NewID(nil)
 			if err != nil {
-				tx.Rollback()
 				return err
 			}
 			id, err := token.NewID(nil)
 			if err != nil {
-				tx.Rollback()
 				return err
 			}
 			raw, err := token.NewOpaque(latch.KindRefresh, nil)
 			if err != nil {
-				tx.Rollback()
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO families (id, client_id, user_id, scope, audience,
 				auth_time, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 				fam, c.ID, u.ID, string(scopeJSON), string(audJSON), now.UnixMicro(), now.UnixMicro(), exp.UnixMicro()); err != nil {
-				tx.Rollback()
 				return fmt.Errorf("insert family: %w", err)
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, id, client_id, subject, scope,
 				audience, family_id, issued_at, expires_at, registration_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				token.Hash(raw), string(latch.KindRefresh), id, c.ID, u.ID, string(scopeJSON), string(audJSON), fam,
 				now.UnixMicro(), exp.UnixMicro(), c.RegistrationID); err != nil {
-				tx.Rollback()
 				return fmt.Errorf("insert refresh token: %w", err)
 			}
 			last = raw
 		}
-		if err := tx.Commit(); err != nil {
+		return tx.Commit()
+	}
+	for done := 0; done < o.families; {
+		n := min(o.families-done, o.batch)
+		if err := insert(n); err != nil {
 			return err
 		}
 		done += n
