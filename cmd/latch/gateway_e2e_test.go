@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -67,21 +66,6 @@ func startProc(t testing.TB, ready string, env []string, bin string, args ...str
 		pw.Close()
 		close(p.done)
 	}()
-	stop := func() {
-		select {
-		case <-p.done:
-			return
-		default:
-		}
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.done
-			t.Errorf("%s did not stop on SIGTERM within 10s", filepath.Base(bin))
-		}
-	}
 	select {
 	case p.Addr = <-addrc:
 	case <-p.done:
@@ -91,7 +75,7 @@ func startProc(t testing.TB, ready string, env []string, bin string, args ...str
 		<-p.done
 		t.Fatalf("%s did not log %q within 30s:\n%s", filepath.Base(bin), ready, p.Stderr)
 	}
-	t.Cleanup(stop)
+	t.Cleanup(func() { stopProcess(t, filepath.Base(bin), p.cmd, p.done) })
 	return p
 }
 

@@ -105,19 +105,25 @@ func startLatch(t testing.TB, dataDir string, extra ...string) *latchProc {
 
 // Stop ends the process with SIGTERM (a graceful shutdown), or SIGKILL if it
 // does not exit in 10s.
-func (p *latchProc) Stop(t testing.TB) {
+func (p *latchProc) Stop(t testing.TB) { stopProcess(t, "latch", p.cmd, p.done) }
+
+// stopProcess ends cmd, started by the test, with SIGTERM (a graceful
+// shutdown), or SIGKILL and a test error if it has not exited in 10s;
+// done is closed when cmd has exited. A process that exited already is
+// left as it is.
+func stopProcess(t testing.TB, name string, cmd *exec.Cmd, done <-chan struct{}) {
 	select {
-	case <-p.done:
+	case <-done:
 		return
 	default:
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-done:
 	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-		t.Errorf("latch did not stop on SIGTERM within 10s")
+		cmd.Process.Kill()
+		<-done
+		t.Errorf("%s did not stop on SIGTERM within 10s", name)
 	}
 }
 

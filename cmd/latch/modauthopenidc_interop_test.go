@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -165,17 +164,8 @@ func startApache(t *testing.T, bin string, port int, s apacheSettings) *apacheRP
 		cmd.Wait()
 		close(done)
 	}()
-	t.Cleanup(func() {
-		// SIGTERM stops Apache and its children at once.
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-			t.Errorf("apache did not stop on SIGTERM within 10s")
-		}
-	})
+	// SIGTERM stops Apache and its children at once.
+	t.Cleanup(func() { stopProcess(t, "apache", cmd, done) })
 	// Ready when it answers; a hang guard, not a timing assertion.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		select {

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -98,16 +97,7 @@ func startOAuth2Proxy(t *testing.T, bin string, port int, args ...string) *oauth
 		cmd.Wait()
 		close(done)
 	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-			t.Errorf("oauth2-proxy did not stop on SIGTERM within 10s")
-		}
-	})
+	t.Cleanup(func() { stopProcess(t, "oauth2-proxy", cmd, done) })
 	hc := &http.Client{Timeout: 2 * time.Second}
 	// A hang guard, not a timing assertion.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
