@@ -96,10 +96,10 @@ func runAuthCodeNode(t *testing.T, node, dir string, p *latchProc, c testClient,
 
 	br := newAuthBrowser(t)
 	br.visit(au.String(), username, pw)
+	// The same checks as the Go clients' flow (code, iss, and the state
+	// openid-client put in the URL); node checks them again itself.
 	callback := cb.received(t)
-	if callback.Query().Get("code") == "" || callback.Query().Get("iss") != p.Issuer {
-		t.Fatalf("authorization response %s: want a code and iss %s", callback, p.Issuer)
-	}
+	authResponse(t, callback, p.Issuer, q.Get("state"))
 	f.send(callback.String())
 
 	var res authCodeNodeResult
