@@ -172,15 +172,25 @@ func (db *DB) DeleteClient(ctx context.Context, id string) error {
 	})
 }
 
-// affectedOne turns the result of an UPDATE or DELETE by primary key into
-// nil, ENOTFOUND, or an internal error.
-func affectedOne(res sql.Result, err error, op, what, id string) error {
+// affected returns how many rows the statement that answered res and err
+// changed, or its error (or RowsAffected's) as op's internal error.
+func affected(res sql.Result, err error, op string) (int64, error) {
 	if err != nil {
-		return internal(op, err)
+		return 0, internal(op, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return internal(op, err)
+		return 0, internal(op, err)
+	}
+	return n, nil
+}
+
+// affectedOne turns the result of an UPDATE or DELETE by primary key into
+// nil, ENOTFOUND, or an internal error.
+func affectedOne(res sql.Result, err error, op, what, id string) error {
+	n, err := affected(res, err, op)
+	if err != nil {
+		return err
 	}
 	if n == 0 {
 		return latch.Errorf(latch.ENOTFOUND, "sqlite: %s: %s %q not found", op, what, id)

@@ -472,12 +472,9 @@ func (db *DB) RevokeFamilies(ctx context.Context, f latch.FamilyFilter, now time
 func revokeFamiliesTx(ctx context.Context, tx *sql.Tx, op string, now time.Time, cond string, arg any) (int, error) {
 	res, err := tx.ExecContext(ctx, `UPDATE families SET revoked_at = ?1
 		WHERE revoked_at IS NULL AND `+cond, timeArg(now), arg)
+	n, err := affected(res, err, op)
 	if err != nil {
-		return 0, internal(op, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, internal(op, err)
+		return 0, err
 	}
 	inFamilies := `family_id IN (SELECT id FROM families WHERE ` + cond + `)`
 	if err := appendOpaqueRevocations(ctx, tx, op, now, inFamilies, arg); err != nil {

@@ -61,12 +61,9 @@ func (db *DB) UsePushedRequest(ctx context.Context, hash []byte, now time.Time) 
 	}
 	const op = "use pushed request"
 	res, err := db.writer.ExecContext(ctx, `DELETE FROM pushed_requests WHERE hash = ? AND expires_at > ?`, hash, now.UnixMicro())
+	n, err := affected(res, err, op)
 	if err != nil {
-		return internal(op, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return internal(op, err)
+		return err
 	}
 	if n == 1 {
 		return nil

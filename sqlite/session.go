@@ -124,25 +124,16 @@ func (db *DB) DeleteUserSessions(ctx context.Context, userID string) (int, error
 		return 0, err
 	}
 	res, err := db.writer.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID)
-	if err != nil {
-		return 0, internal("delete user sessions", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, internal("delete user sessions", err)
-	}
-	return int(n), nil
+	n, err := affected(res, err, "delete user sessions")
+	return int(n), err
 }
 
 // affectedOneSession is affectedOne for sessions, whose key must not appear
 // in messages.
 func affectedOneSession(res sql.Result, err error, op string) error {
+	n, err := affected(res, err, op)
 	if err != nil {
-		return internal(op, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return internal(op, err)
+		return err
 	}
 	if n == 0 {
 		return latch.Errorf(latch.ENOTFOUND, "sqlite: %s: session not found", op)

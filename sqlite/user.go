@@ -227,14 +227,8 @@ func (db *DB) RehashPassword(ctx context.Context, id, oldHash, newHash string) (
 	}
 	res, err := db.writer.ExecContext(ctx, `UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2`,
 		id, oldHash, newHash)
-	if err != nil {
-		return false, internal("rehash password", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, internal("rehash password", err)
-	}
-	return n == 1, nil
+	n, err := affected(res, err, "rehash password")
+	return n == 1, err
 }
 
 // DeleteUser removes the user and, through ON DELETE CASCADE, the user's
