@@ -111,6 +111,14 @@ type GrantStore interface {
 	CreateFamily(ctx context.Context, f *Family, issue Issue) error
 	// Family returns the family with id, revoked or not; ENOTFOUND if none.
 	Family(ctx context.Context, id string) (*Family, error)
+	// RefreshChain returns the refresh token with hash (rotated or not),
+	// its family (revoked or not) and the family's user, read together:
+	// the refresh grant checks all three before it mints, and one read
+	// costs a third of three. ENOTFOUND if no refresh token has hash, or
+	// its family or user is gone. What it returns may be stale by the
+	// time RotateRefresh runs; RotateRefresh decides the token's and the
+	// family's state again in its transaction.
+	RefreshChain(ctx context.Context, hash []byte) (*Token, *Family, *User, error)
 	// RotateRefresh uses the refresh token with hash once. In one
 	// transaction:
 	//   - no such refresh token (never issued, purged, or its family

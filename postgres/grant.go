@@ -238,6 +238,43 @@ func (db *DB) Family(ctx context.Context, id string) (*latch.Family, error) {
 	return fs.family(), nil
 }
 
+// selectRefreshChain reads what the refresh grant checks before it mints,
+// in one round trip: the token, its family and the family's user.
+var selectRefreshChain = `SELECT t.kind, t.id, t.client_id, t.subject, t.scope, t.audience,
+	COALESCE(t.family_id, ''), t.issued_at, t.expires_at, t.rotated_at, t.registration_id, t.jkt,
+	f.id, f.client_id, f.user_id, COALESCE(f.session_id, ''), f.scope, f.audience,
+	f.auth_time, f.created_at, f.expires_at, f.revoked_at,
+	` + qualified("u", userColumns) + `
+	FROM tokens AS t JOIN families AS f ON f.id = t.family_id JOIN users AS u ON u.id = f.user_id
+	WHERE t.hash = $1 AND t.kind = 'refresh'`
+
+// RefreshChain returns the refresh token with hash, its family and its
+// user, as latch.GrantStore documents, in one query.
+func (db *DB) RefreshChain(ctx context.Context, hash []byte) (*latch.Token, *latch.Family, *latch.User, error) {
+	const op = "refresh chain"
+	var (
+		ts tokenScan
+		fs familyScan
+	)
+	u, err := scanUser(prefixScan{db.pool.QueryRow(ctx, selectRefreshChain, hash), append(ts.dest(), fs.dest()...)})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, nil, latch.Errorf(latch.ENOTFOUND, "postgres: %s: refresh token not found", op)
+	}
+	if err != nil {
+		return nil, nil, nil, internal(op, err)
+	}
+	return ts.token(hash), fs.family(), u, nil
+}
+
+// prefixScan scans a row whose first columns go to pre and the rest to
+// what Scan is given: a joined row read with another type's scan function.
+type prefixScan struct {
+	row pgx.Row
+	pre []any
+}
+
+func (p prefixScan) Scan(dest ...any) error { return p.row.Scan(append(p.pre, dest...)...) }
+
 // RotateRefresh uses the refresh token with hash once, as latch.GrantStore
 // documents, in one transaction that locks the token's family and then the
 // token. Besides the documented results, it returns the token and family

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,6 +14,16 @@ import (
 
 const userColumns = `id, username, username_norm, password_hash, disabled, roles, groups,
 	created_at, updated_at, password_changed_at, email, email_norm, email_verified, profile`
+
+// qualified returns the column list cols (plain names, comma-separated)
+// with each name qualified by alias, for a join.
+func qualified(alias, cols string) string {
+	names := strings.Split(cols, ",")
+	for i, n := range names {
+		names[i] = alias + "." + strings.TrimSpace(n)
+	}
+	return strings.Join(names, ", ")
+}
 
 // userArgs returns the column values of u, computing username_norm; an
 // EINVALID error if the ID is empty or the username refused.

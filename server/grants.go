@@ -158,15 +158,16 @@ func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form 
 		return invalidGrant("the refresh token is not valid")
 	}
 	hash := token.Hash(raw)
-	t, err := s.store.Token(ctx, hash)
+	// One read for the token, its family and its user: the checks below
+	// are on what does not change (the token's client, key and family;
+	// the family's scope), and on the user as it is now; RotateRefresh
+	// decides the token's and family's state again in its transaction.
+	t, f, u, err := s.store.RefreshChain(ctx, hash)
 	if errors.Is(err, latch.ErrNotFound) {
 		s.metrics.grants.WithLabelValues("refresh_token", "unknown").Inc()
 		return invalidGrant("the refresh token is not valid, expired or revoked")
 	} else if err != nil {
 		return err
-	}
-	if t.Kind != latch.KindRefresh || t.FamilyID == "" {
-		return invalidGrant("the refresh token is not valid")
 	}
 	if t.ClientID != c.ID {
 		// RFC 6749 §6: the token is bound to its client. Not a reuse:
@@ -182,12 +183,6 @@ func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form 
 		// Not a reuse: a thief without the key is refused, and the
 		// family stays for its owner.
 		s.metrics.grants.WithLabelValues("refresh_token", "refused").Inc()
-		return err
-	}
-	f, err := s.store.Family(ctx, t.FamilyID)
-	if errors.Is(err, latch.ErrNotFound) {
-		return invalidGrant("the refresh token is not valid, expired or revoked")
-	} else if err != nil {
 		return err
 	}
 	scope := f.Scope
@@ -208,9 +203,8 @@ func (s *Server) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form 
 	if err := checkGrantTarget(c, form, f.Audience); err != nil {
 		return err
 	}
-	u, err := s.activeUser(ctx, f.UserID)
-	if err != nil {
-		return err
+	if u.Disabled {
+		return userDisabled()
 	}
 	now := s.now().Truncate(time.Second)
 	g, err := s.mintGrant(w.Header(), c, u, f, scope, now, "", raw, jkt)
@@ -348,10 +342,13 @@ func (s *Server) activeUser(ctx context.Context, id string) (*latch.User, error)
 		return nil, err
 	}
 	if u.Disabled {
-		return nil, invalidGrant("the user of this grant is disabled")
+		return nil, userDisabled()
 	}
 	return u, nil
 }
+
+// userDisabled refuses a grant whose user is disabled.
+func userDisabled() error { return invalidGrant("the user of this grant is disabled") }
 
 // pkceMatches checks an RFC 7636 §4.6 S256 verifier against the stored
 // challenge, in constant time. The verifier's syntax (§4.1: 43 to 128

@@ -132,6 +132,7 @@ type statements struct {
 	useCode         *sql.Stmt // writer
 	insertFamily    *sql.Stmt // writer
 	selectRefresh   *sql.Stmt // writer: read under the write lock
+	refreshChain    *sql.Stmt // reader: the refresh grant's checks, before its write
 	rotateToken     *sql.Stmt // writer
 	insertFamilyJWT *sql.Stmt // writer
 }
@@ -368,6 +369,7 @@ func (db *DB) prepare(ctx context.Context) (_ *statements, err error) {
 		{&s.isRevoked, db.reader, selectIsRevoked},
 		{&s.client, db.reader, selectClient},
 		{&s.family, db.reader, selectFamily},
+		{&s.refreshChain, db.reader, selectRefreshChain},
 		{&s.createToken, db.writer, insertToken},
 		{&s.savepoint, db.writer, "SAVEPOINT w"},
 		{&s.rollbackTo, db.writer, "ROLLBACK TO w"},
@@ -393,7 +395,7 @@ func (db *DB) prepare(ctx context.Context) (_ *statements, err error) {
 }
 
 func (s *statements) close() {
-	for _, st := range []*sql.Stmt{s.token, s.isRevoked, s.client, s.family, s.createToken, s.savepoint, s.rollbackTo, s.release,
+	for _, st := range []*sql.Stmt{s.token, s.isRevoked, s.client, s.family, s.refreshChain, s.createToken, s.savepoint, s.rollbackTo, s.release,
 		s.session, s.user, s.userByName, s.userByEmail, s.createSession, s.touchSession,
 		s.redeemCode, s.useCode, s.insertFamily, s.selectRefresh, s.rotateToken, s.insertFamilyJWT} {
 		if st != nil {

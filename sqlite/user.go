@@ -16,6 +16,16 @@ import (
 const userColumns = `id, username, username_norm, password_hash, disabled, roles, groups,
 	created_at, updated_at, password_changed_at, email, email_norm, email_verified, profile`
 
+// qualified returns the column list cols (plain names, comma-separated)
+// with each name qualified by alias, for a join.
+func qualified(alias, cols string) string {
+	names := strings.Split(cols, ",")
+	for i, n := range names {
+		names[i] = alias + "." + strings.TrimSpace(n)
+	}
+	return strings.Join(names, ", ")
+}
+
 const selectUser = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
 
 const selectUserByName = `SELECT ` + userColumns + ` FROM users WHERE username_norm = ?`

@@ -29,6 +29,7 @@ var grantTests = []test{
 	{"RotateRefresh_ExpiredTokenOrFamily_IsUnauthorized", testRotateExpired},
 	{"RotateRefresh_RevokedFamily_IsRefused", testRotateRevoked},
 	{"RotateRefresh_MissingOrAccessToken_IsNotFound", testRotateMissing},
+	{"RefreshChain_ReadsTokenFamilyUser_WhateverTheirState", testRefreshChain},
 	{"RotateRefresh_IssueConflict_RollsBack", testRotateConflict},
 	{"RevokeFamily_DeletesTokensDenylistsJWTs_Idempotent", testRevokeFamily},
 	{"RevokeFamily_Missing_IsNotFound", testRevokeFamilyMissing},
@@ -714,6 +715,53 @@ func testRotateMissing(t *testing.T, s latch.Store) {
 	wantCode(t, "RotateRefresh(an access token)", err, latch.ErrNotFound)
 	wantGone(t, s, "after refused rotations", next.Refresh, next.Access)
 	wantLive(t, s, accessOf(f, "c1"))
+}
+
+func testRefreshChain(t *testing.T, s latch.Store) {
+	grantSetup(t, s)
+	f := familyOf(newCode("u2", "chain"))
+	rt := refreshOf(f, "chain")
+	// Every column the refresh grant checks, the DPoP key and the client
+	// registration among them.
+	rt.JKT, rt.RegistrationID = "jkt-of-chain", "reg-of-chain"
+	if err := s.CreateFamily(ctx(t), f, latch.Issue{Refresh: rt, Access: accessOf(f, "chain")}); err != nil {
+		t.Fatalf("CreateFamily: %v", err)
+	}
+	check := func(op string, want *latch.Token) {
+		t.Helper()
+		tok, fam, u, err := s.RefreshChain(ctx(t), rt.Hash)
+		if err != nil {
+			t.Fatalf("RefreshChain(%s): %v", op, err)
+		}
+		checkToken(t, want, tok)
+		checkFamily(t, f, fam)
+		checkUser(t, mustUser(t, s, "u2"), u)
+	}
+	check("live", rt)
+
+	// The chain is read as it is: the rotation's rules are RotateRefresh's.
+	now := base.Add(time.Hour)
+	mustRotate(t, s, rt.Hash, now, grace, opaqueIssue(f, "chain2"))
+	rotated := *rt
+	rotated.RotatedAt = now
+	check("rotated", &rotated)
+
+	for _, tc := range []struct {
+		name string
+		hash []byte
+	}{
+		{"never issued", sum("never issued")},
+		{"an access token", accessOf(f, "chain").Hash},
+	} {
+		_, _, _, err := s.RefreshChain(ctx(t), tc.hash)
+		wantCode(t, "RefreshChain("+tc.name+")", err, latch.ErrNotFound)
+	}
+	// A revoked family's tokens are deleted with it.
+	if err := s.RevokeFamily(ctx(t), f.ID, now); err != nil {
+		t.Fatalf("RevokeFamily: %v", err)
+	}
+	_, _, _, err := s.RefreshChain(ctx(t), opaqueIssue(f, "chain2").Refresh.Hash)
+	wantCode(t, "RefreshChain(a token of a revoked family)", err, latch.ErrNotFound)
 }
 
 func testRotateConflict(t *testing.T, s latch.Store) {
