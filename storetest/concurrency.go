@@ -211,6 +211,7 @@ func testCancelled(t *testing.T, s latch.Store) {
 			return s.RedeemCode(c, code.Hash, base, familyOf(code), opaqueIssue(familyOf(code), "present"))
 		}},
 		{"Family", func() error { _, err := s.Family(c, fam.ID); return err }},
+		{"RefreshChain", func() error { _, _, _, err := s.RefreshChain(c, rt.Hash); return err }},
 		{"RotateRefresh", func() error {
 			_, _, err := s.RotateRefresh(c, rt.Hash, base, grace, opaqueIssue(fam, "next"))
 			return err
